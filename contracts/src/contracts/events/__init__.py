@@ -1,0 +1,35 @@
+"""Every event version pricestream knows; the names without a suffix are current."""
+
+from contracts.events.v1 import (
+    ALL as V1,
+)
+from contracts.events.v1 import (
+    Bargain,
+    BargainChange,
+    BargainsChanged,
+    PageRef,
+    PriceObservation,
+    PricesPruned,
+    PricesScraped,
+    ProductObserved,
+    RescrapeRequested,
+    StoreGroupChanged,
+    Substitute,
+    SubstitutionsChanged,
+)
+
+__all__ = [
+    "V1",
+    "Bargain",
+    "BargainChange",
+    "BargainsChanged",
+    "PageRef",
+    "PriceObservation",
+    "PricesPruned",
+    "PricesScraped",
+    "ProductObserved",
+    "RescrapeRequested",
+    "StoreGroupChanged",
+    "Substitute",
+    "SubstitutionsChanged",
+]

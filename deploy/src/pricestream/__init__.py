@@ -1,0 +1,1 @@
+"""pricestream's operator side: the `pricestream` CLI and the embedded local stack."""

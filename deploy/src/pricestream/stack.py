@@ -1,0 +1,188 @@
+"""The embedded local stack: broker, PostgreSQL, topics, migrations and the four services."""
+
+import asyncio
+import json
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from contracts import SERVICES, consumed_by
+from pricestream.config import ServiceProcess, StackConfig
+from pricestream.kafka import TansuBroker, consumer_lag, ensure_topics, ping
+from pricestream.postgres import EmbeddedPostgres
+from pricestream.processes import ManagedProcess, StackError, ensure_port_free, port_in_use, tail
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStatus:
+    """One component's state as `pricestream status` shows it."""
+
+    name: str
+    address: str
+    healthy: bool
+    detail: str
+
+
+class Stack:
+    """Start, inspect and stop the whole local stack under one home folder."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.broker = TansuBroker(config.home, config.broker_port)
+        self.postgres = EmbeddedPostgres(config.home, config.postgres_port)
+        self.services = {name: ManagedProcess(name, config.home) for name in SERVICES}
+
+    # --- credentials and launch settings ---------------------------------------------
+
+    def _service_passwords(self) -> dict[str, str]:
+        """Return each service's database password, generated once per stack."""
+        path = self.config.home / "secrets" / "services.json"
+        if path.exists():
+            stored: dict[str, str] = json.loads(path.read_text())
+            if set(stored) == set(SERVICES):
+                return stored
+        passwords = {name: secrets.token_urlsafe(24) for name in SERVICES}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(passwords))
+        path.chmod(0o600)
+        return passwords
+
+    def service_process(self, name: str) -> ServiceProcess:
+        """Return how to launch a service: its port and environment."""
+        prefix = name.upper()
+        password = self._service_passwords()[name]
+        dsn = self.postgres.dsn(database=self.config.database, user=name, password=password)
+        port = self.config.service_port(name)
+        env = {
+            f"{prefix}_HTTP_PORT": str(port),
+            f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": self.config.bootstrap_servers,
+            # Tansu rejects idempotent producers; real Kafka (docker-compose) keeps them on.
+            f"{prefix}_KAFKA_ENABLE_IDEMPOTENCE": "false",
+            f"{prefix}_DATABASE_URL": dsn,
+            f"{prefix}_LOG_FORMAT": "json",
+        }
+        return ServiceProcess(name=name, port=port, env=env)
+
+    # --- up ---------------------------------------------------------------------------
+
+    def up(self, report: Report = print, *, timeout_s: float = 120.0) -> list[ServiceProcess]:
+        """Bring every component up; what already runs is left alone."""
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        self._start_postgres(report)
+        self._start_broker(report)
+        created = asyncio.run(ensure_topics(self.config.bootstrap_servers))
+        report(f"topics: {len(created)} created" if created else "topics: all present")
+        asyncio.run(self.postgres.provision(database=self.config.database, roles=self._service_passwords()))
+        report(f"database {self.config.database}: one role and schema per service")
+        launched = [self._start_service(name, report) for name in SERVICES]
+        self.config.save()
+        self._wait_ready(launched, report, timeout_s)
+        return launched
+
+    def _start_postgres(self, report: Report) -> None:
+        if self.postgres.running():
+            report(f"postgres: already running on 127.0.0.1:{self.config.postgres_port}")
+            return
+        ensure_port_free(self.config.postgres_port, "PostgreSQL", "--postgres-port")
+        if not self.postgres.initialised():
+            report("postgres: initialising a new cluster")
+            self.postgres.init()
+        self.postgres.start()
+        report(f"postgres: started on 127.0.0.1:{self.config.postgres_port}")
+
+    def _start_broker(self, report: Report) -> None:
+        if self.broker.process.running():
+            report(f"broker: already running on {self.config.bootstrap_servers}")
+            return
+        ensure_port_free(self.config.broker_port, "broker", "--broker-port")
+        self.broker.start()
+        report(f"broker: started on {self.config.bootstrap_servers} (Tansu, memory storage)")
+
+    def _start_service(self, name: str, report: Report) -> ServiceProcess:
+        launch = self.service_process(name)
+        process = self.services[name]
+        if process.running():
+            report(f"{name}: already running on {launch.url}")
+            return launch
+        ensure_port_free(launch.port, f"{name} service", "--http-port-base")
+        process.start([sys.executable, "-m", name], env=launch.env)
+        report(f"{name}: starting on {launch.url}")
+        return launch
+
+    def _wait_ready(self, launched: list[ServiceProcess], report: Report, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        waiting = {launch.name: launch for launch in launched}
+        while waiting:
+            for name, launch in list(waiting.items()):
+                if not self.services[name].running():
+                    raise StackError(f"{name} exited during start-up:\n{tail(self.services[name].log_file)}")
+                if _get_status(f"{launch.url}/health/ready") == 200:
+                    report(f"{name}: ready at {launch.url}")
+                    del waiting[name]
+            if waiting and time.monotonic() > deadline:
+                name = next(iter(waiting))
+                raise StackError(f"{name} not ready after {timeout_s:.0f}s:\n{tail(self.services[name].log_file)}")
+            time.sleep(0.25)
+
+    # --- down -------------------------------------------------------------------------
+
+    def down(self, report: Report = print) -> None:
+        """Stop the services (they drain and commit), then the broker, then PostgreSQL."""
+        for name, process in self.services.items():
+            if process.stop(timeout=30):
+                report(f"{name}: stopped")
+        if self.broker.process.stop(timeout=10):
+            report("broker: stopped (its messages are gone: memory storage)")
+        if self.postgres.stop():
+            report("postgres: stopped (data kept in .pricestream/postgres)")
+
+    # --- status -----------------------------------------------------------------------
+
+    def status(self) -> list[ComponentStatus]:
+        """Return each component's health."""
+        cfg = self.config
+        broker_ok = port_in_use(cfg.broker_port) and asyncio.run(ping(cfg.bootstrap_servers))
+        rows = [
+            ComponentStatus("broker", cfg.bootstrap_servers, broker_ok, "Tansu" if broker_ok else "not answering"),
+            ComponentStatus(
+                "postgres",
+                f"127.0.0.1:{cfg.postgres_port}",
+                self.postgres.running() and port_in_use(cfg.postgres_port),
+                f"database {cfg.database}",
+            ),
+        ]
+        for name in SERVICES:
+            url = f"http://127.0.0.1:{cfg.service_port(name)}"
+            body = _get_json(f"{url}/health/ready")
+            checks = body.get("checks", {}) if body else {}
+            detail = ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in checks.items()) or "not answering"
+            rows.append(ComponentStatus(name, url, bool(body) and body.get("status") == "ready", detail))
+        return rows
+
+    def lag(self) -> list[tuple[str, str, int, int, int]]:
+        """Return (group, topic, committed, end, lag) for every service's subscriptions."""
+        groups = {name: [spec.name for spec in consumed_by(name)] for name in SERVICES}
+        lags = asyncio.run(consumer_lag(self.config.bootstrap_servers, groups))
+        return [(g.group, g.topic, g.committed, g.end, g.lag) for g in lags]
+
+
+def _get_status(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2.0).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def _get_json(url: str) -> dict[str, object] | None:
+    try:
+        response = httpx.get(url, timeout=3.0)
+        body: dict[str, object] = response.json()
+        return body
+    except (httpx.HTTPError, ValueError):
+        return None

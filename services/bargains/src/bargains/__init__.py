@@ -1,0 +1,1 @@
+"""pricestream bargains: finds real bargains among fresh prices."""

@@ -1,0 +1,1 @@
+"""pricestream grouping: finds stores that charge the same, checks and prunes them."""

@@ -1,0 +1,19 @@
+"""Assemble the grouping service from its settings: broker, handlers, database, API."""
+
+from importlib.resources import files
+from pathlib import Path
+
+from grouping.handlers import build_router
+from grouping.settings import GroupingSettings
+from servicekit.kit import declare_publishers, make_parts
+from servicekit.service import Service
+
+MIGRATIONS = Path(str(files("grouping") / "migrations"))
+
+
+def bootstrap(settings: GroupingSettings) -> Service:
+    """Wire the grouping service; nothing connects until the service starts."""
+    broker, db, metrics = make_parts(settings, migrations=MIGRATIONS)
+    broker.include_router(build_router(db=db, group_id=settings.service_name))
+    declare_publishers(broker, settings.service_name)
+    return Service(settings=settings, broker=broker, db=db, metrics=metrics)

@@ -1,0 +1,1 @@
+"""pricestream scraper: collects shelf prices and publishes them."""

@@ -1,0 +1,128 @@
+"""Consuming contracts: strict decoding, bounded retries, DLQ routing, metrics."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import BaseMiddleware, ContextRepo
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
+
+from contracts import CODEC, ContractError, Event, TopicSpec
+from contracts.registry import topic as registry_topic
+from servicekit.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+async def decode_contract(msg: StreamMessage[Any], _original: Any = None) -> Event:
+    """Decode a message strictly with the contracts codec (raises ContractError)."""
+    return CODEC.decode(msg.body, msg.headers)
+
+
+def subscribe(
+    router: KafkaRouter | KafkaBroker, spec: TopicSpec, *, group_id: str, auto_offset_reset: str = "earliest"
+) -> Callable[[Handler], Any]:
+    """Subscribe a handler to a registry topic: committed after handling, decoded by contract."""
+    return router.subscriber(  # type: ignore[no-any-return]
+        spec.name,
+        group_id=group_id,
+        ack_policy=AckPolicy.ACK,
+        auto_offset_reset=auto_offset_reset,  # type: ignore[arg-type]
+        decoder=decode_contract,
+        description=spec.description,
+    )
+
+
+class ConsumeGuard:
+    """Per-message policy: count, time, retry a failing handler, then dead-letter it.
+
+    A message that breaks its contract goes to the DLQ at once (retrying cannot fix it);
+    one whose handler raises is retried `max_attempts` times with backoff first. Either
+    way the partition moves on, and the DLQ keeps the original bytes to replay later.
+    """
+
+    def __init__(self, *, metrics: Metrics, group_id: str, max_attempts: int, backoff_s: float) -> None:
+        self.metrics = metrics
+        self.group_id = group_id
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+
+    def middleware(self, msg: Any, /, *, context: ContextRepo) -> BaseMiddleware:
+        """Build the FastStream middleware for one message (the broker calls this)."""
+        return _GuardMiddleware(msg, context=context, guard=self)
+
+    async def consume(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any], broker: Any) -> Any:
+        """Run the handler under the retry and DLQ policy."""
+        record: ConsumerRecord = msg.raw_message
+        topic = record.topic
+        self.metrics.consumed.labels(topic).inc()
+        for attempt in range(1, self.max_attempts + 1):
+            started = time.perf_counter()
+            try:
+                result = await call_next(msg)
+            except ContractError as exc:
+                self.metrics.failed.labels(topic, exc.reason).inc()
+                await self._dead_letter(broker, record, reason=exc.reason, error=str(exc), attempts=attempt)
+                return None
+            except Exception as exc:
+                self.metrics.failed.labels(topic, "handler_error").inc()
+                error = f"{type(exc).__name__}: {exc}"
+                if attempt == self.max_attempts:
+                    await self._dead_letter(broker, record, reason="handler_error", error=error, attempts=attempt)
+                    return None
+                log.warning("handler failed, retrying", topic=topic, offset=record.offset, attempt=attempt, error=error)
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            else:
+                self.metrics.handler_seconds.labels(topic).observe(time.perf_counter() - started)
+                self.metrics.processed.labels(topic).inc()
+                return result
+        return None
+
+    async def _dead_letter(
+        self, broker: Any, record: ConsumerRecord, *, reason: str, error: str, attempts: int
+    ) -> None:
+        try:
+            dlq = registry_topic(record.topic).dlq
+        except KeyError:
+            dlq = f"{record.topic}.dlq"
+        headers = {name: value.decode("utf-8", errors="replace") for name, value in record.headers or ()}
+        headers.update(
+            {
+                "dlq_reason": reason,
+                "dlq_error": error[:2_000],
+                "dlq_attempts": str(attempts),
+                "dlq_consumer_group": self.group_id,
+                "dlq_source_topic": record.topic,
+                "dlq_source_partition": str(record.partition),
+                "dlq_source_offset": str(record.offset),
+            }
+        )
+        # If this publish fails the exception propagates: no commit, so the message is retried.
+        await broker.publish(record.value or b"", topic=dlq, key=record.key, headers=headers)
+        self.metrics.dead_lettered.labels(record.topic).inc()
+        log.warning(
+            "message dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+            error=error[:300],
+            attempts=attempts,
+            dlq=dlq,
+        )
+
+
+class _GuardMiddleware(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: ContextRepo, guard: ConsumeGuard) -> None:
+        super().__init__(msg, context=context)
+        self.guard = guard
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
+        return await self.guard.consume(call_next, msg, self.context.get("broker"))

@@ -1,0 +1,33 @@
+"""Processed-event records: a consumer does an event's work once however often it arrives."""
+
+import asyncpg
+import structlog
+
+from contracts import Event
+from servicekit.db import Database
+
+log = structlog.get_logger(__name__)
+
+async def mark_processed(conn: asyncpg.Connection, event: Event) -> bool:
+    """Record the event as processed; return False when it already was (a duplicate)."""
+    inserted = await conn.fetchval(
+        """INSERT INTO processed_events (event_id, event_type) VALUES ($1, $2)
+           ON CONFLICT (event_id) DO NOTHING RETURNING true""",
+        event.event_id,
+        event.event_type,
+    )
+    return bool(inserted)
+
+
+async def note_received(db: Database, event: Event) -> bool:
+    """Record and log an event a service does not act on yet; return False for a duplicate."""
+    async with db.pool.acquire() as conn:
+        fresh = await mark_processed(conn, event)
+    log.info(
+        "event received",
+        event_type=event.event_type,
+        event_id=str(event.event_id),
+        key=event.partition_key(),
+        duplicate=not fresh,
+    )
+    return fresh

@@ -1,0 +1,54 @@
+"""Settings every service shares; each service subclasses with its own env prefix."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Broker, database, HTTP and logging settings, read from `<PREFIX>_*` variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str = Field(description="Service name: consumer group, client id, schema")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    # Real Kafka supports idempotent producers; the local Tansu broker rejects them.
+    kafka_enable_idempotence: bool = True
+
+    database_url: SecretStr = SecretStr("postgresql://127.0.0.1:5433/pricestream")
+    db_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    db_pool_min_size: int = Field(default=1, ge=0)
+    db_pool_max_size: int = Field(default=10, ge=1)
+
+    consumer_max_attempts: int = Field(default=3, ge=1, description="Tries before a message goes to DLQ")
+    consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
+    startup_timeout_s: float = Field(default=60.0, gt=0)
+    health_timeout_s: float = Field(default=2.0, gt=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @property
+    def schema_name(self) -> str:
+        """Return the PostgreSQL schema the service owns (its name unless overridden)."""
+        return self.db_schema or self.service_name
+
+    def redacted(self) -> dict[str, object]:
+        """Return the settings as a dict safe to log: secrets masked, DSN password hidden."""
+        shown = self.model_dump(mode="json")
+        for name, value in shown.items():
+            if isinstance(getattr(self, name), SecretStr) and value:
+                shown[name] = "**********"
+        return shown

@@ -1,0 +1,1 @@
+"""pricestream substitutions: finds each product's substitutes at four levels."""
