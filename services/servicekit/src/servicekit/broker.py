@@ -1,5 +1,6 @@
 """The KafkaBroker factory: one place that turns settings into a configured broker."""
 
+import logging
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -42,4 +43,6 @@ def make_broker(settings: ServiceSettings, *, middlewares: Sequence[Any] = ()) -
         # Topics come from the registry; a typo must fail, not create a new topic.
         allow_auto_create_topics=False,
         description=f"pricestream {settings.service_name}",
+        # A plain stdlib logger: its records go through the structlog renderer.
+        logger=logging.getLogger("faststream"),
     )

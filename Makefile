@@ -1,0 +1,61 @@
+# pricestream: `make demo` and `make test` are all a new user needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# PyTorch's CPU build is served from a local folder here; pip looks there first.
+TORCH_WHEELS ?= /opt/wheels
+PIP := $(BIN)/pip --disable-pip-version-check $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
+PACKAGES := contracts services/servicekit services/scraper services/grouping services/substitutions services/bargains deploy
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock requirements-dev.in $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned to the CPU build, so nothing pulls the CUDA wheels.
+	$(PIP) install -q -c requirements.lock torch
+	$(PIP) install -q -c requirements.lock -r requirements-dev.in $(foreach p,$(PACKAGES),-e $(p))
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/pricestream up
+	$(BIN)/pricestream demo
+	$(BIN)/pricestream status
+
+up: install
+	$(BIN)/pricestream up
+
+down:
+	$(BIN)/pricestream down
+
+status:
+	$(BIN)/pricestream status
+
+test: install lint typecheck
+	$(BIN)/python -m contracts check
+	$(BIN)/pytest
+
+unit contracts integration e2e: install
+	$(BIN)/pytest -m $@
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy contracts/src services/*/src deploy/src tests
+
+schemas: install
+	$(BIN)/python -m contracts export
+
+# Re-pin every dependency after changing a pyproject.toml or requirements-dev.in.
+lock: install
+	$(BIN)/pip freeze --exclude-editable | grep -v '^pricestream' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
