@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # PyTorch's CPU build is served from a local folder here; pip looks there first.
 TORCH_WHEELS ?= /opt/wheels
-PIP := $(BIN)/pip --disable-pip-version-check $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
+PIP_INSTALL := $(BIN)/pip --disable-pip-version-check install -q $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 PACKAGES := contracts services/servicekit services/scraper services/grouping services/substitutions services/bargains deploy
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
@@ -18,8 +18,8 @@ install: $(STAMP)
 $(STAMP): requirements.lock requirements-dev.in $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned to the CPU build, so nothing pulls the CUDA wheels.
-	$(PIP) install -q -c requirements.lock torch
-	$(PIP) install -q -c requirements.lock -r requirements-dev.in $(foreach p,$(PACKAGES),-e $(p))
+	$(PIP_INSTALL) -c requirements.lock torch
+	$(PIP_INSTALL) -c requirements.lock -r requirements-dev.in $(foreach p,$(PACKAGES),-e $(p))
 	@touch $(STAMP)
 
 demo: install
