@@ -87,7 +87,9 @@ def breaking_changes(old: JsonSchema, new: JsonSchema) -> list[str]:
     return _compare(old, new, old, new, "$")
 
 
-def _compare(old: JsonSchema, new: JsonSchema, old_root: JsonSchema, new_root: JsonSchema, path: str) -> list[str]:
+def _compare(
+    old: JsonSchema, new: JsonSchema, old_root: JsonSchema, new_root: JsonSchema, path: str
+) -> list[str]:
     old, new = _deref(old, old_root), _deref(new, new_root)
     if "anyOf" in old:
         return [p for branch in old["anyOf"] for p in _compare(branch, new, old_root, new_root, path)]

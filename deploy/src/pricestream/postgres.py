@@ -113,8 +113,10 @@ class EmbeddedPostgres:
         try:
             self._run(
                 "initdb",
-                "-D", str(self.data),
-                "-U", "postgres",
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
                 f"--pwfile={pwfile}",
                 "--auth=scram-sha-256",
                 "--encoding=UTF8",
@@ -135,7 +137,17 @@ class EmbeddedPostgres:
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c max_connections=200"
         try:
             self._run(
-                "pg_ctl", "-D", str(self.data), "-l", str(self.log_file), "-o", options, "-w", "-t", "60", "start",
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
                 user=user,
             )
         except StackError as exc:
@@ -156,7 +168,11 @@ class EmbeddedPostgres:
                 await conn.execute(f'CREATE DATABASE "{database}"')
             await conn.execute(f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC')
             for role, password in roles.items():
-                verb = "ALTER" if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role) else "CREATE"
+                verb = (
+                    "ALTER"
+                    if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+                    else "CREATE"
+                )
                 # Passwords cannot be bound as parameters in DDL; they are generated, url-safe.
                 await conn.execute(f"{verb} ROLE {role} LOGIN PASSWORD '{password}'")
                 await conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {role}')
@@ -168,6 +184,6 @@ class EmbeddedPostgres:
             for role in roles:
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {role} AUTHORIZATION {role}")
                 await conn.execute(f"REVOKE ALL ON SCHEMA {role} FROM PUBLIC")
-                await conn.execute(f"ALTER ROLE {role} IN DATABASE \"{database}\" SET search_path = {role}")
+                await conn.execute(f'ALTER ROLE {role} IN DATABASE "{database}" SET search_path = {role}')
         finally:
             await conn.close()

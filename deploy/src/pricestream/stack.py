@@ -127,7 +127,9 @@ class Stack:
                     del waiting[name]
             if waiting and time.monotonic() > deadline:
                 name = next(iter(waiting))
-                raise StackError(f"{name} not ready after {timeout_s:.0f}s:\n{tail(self.services[name].log_file)}")
+                raise StackError(
+                    f"{name} not ready after {timeout_s:.0f}s:\n{tail(self.services[name].log_file)}"
+                )
             time.sleep(0.25)
 
     # --- down -------------------------------------------------------------------------
@@ -149,7 +151,9 @@ class Stack:
         cfg = self.config
         broker_ok = port_in_use(cfg.broker_port) and asyncio.run(ping(cfg.bootstrap_servers))
         rows = [
-            ComponentStatus("broker", cfg.bootstrap_servers, broker_ok, "Tansu" if broker_ok else "not answering"),
+            ComponentStatus(
+                "broker", cfg.bootstrap_servers, broker_ok, "Tansu" if broker_ok else "not answering"
+            ),
             ComponentStatus(
                 "postgres",
                 f"127.0.0.1:{cfg.postgres_port}",
@@ -159,10 +163,14 @@ class Stack:
         ]
         for name in SERVICES:
             url = f"http://127.0.0.1:{cfg.service_port(name)}"
-            body = _get_json(f"{url}/health/ready")
-            checks = body.get("checks", {}) if body else {}
-            detail = ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in checks.items()) or "not answering"
-            rows.append(ComponentStatus(name, url, bool(body) and body.get("status") == "ready", detail))
+            body = _get_json(f"{url}/health/ready") or {}
+            checks = body.get("checks")
+            detail = (
+                ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in checks.items())
+                if isinstance(checks, dict)
+                else "not answering"
+            )
+            rows.append(ComponentStatus(name, url, body.get("status") == "ready", detail))
         return rows
 
     def lag(self) -> list[tuple[str, str, int, int, int]]:

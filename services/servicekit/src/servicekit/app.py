@@ -72,9 +72,7 @@ def build_app(service: Service) -> FastAPI:
     async def ready() -> JSONResponse:
         """Answer 200 when the broker and database answer and migrations are applied."""
         timeout = settings.health_timeout_s
-        broker_ok, db_checks = await asyncio.gather(
-            _ping_broker(service, timeout), service.db.check(timeout)
-        )
+        broker_ok, db_checks = await asyncio.gather(_ping_broker(service, timeout), service.db.check(timeout))
         checks = {"broker": broker_ok, **db_checks}
         ok = all(checks.values())
         return JSONResponse(

@@ -25,7 +25,9 @@ def make_security(settings: ServiceSettings) -> BaseSecurity | None:
     if protocol == "SSL":
         return BaseSecurity(ssl_context=context, use_ssl=True)
     if not (settings.kafka_sasl_mechanism and settings.kafka_sasl_username and settings.kafka_sasl_password):
-        raise ValueError(f"{protocol} needs kafka_sasl_mechanism, kafka_sasl_username and kafka_sasl_password")
+        raise ValueError(
+            f"{protocol} needs kafka_sasl_mechanism, kafka_sasl_username and kafka_sasl_password"
+        )
     user, password = settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value()
     sasl = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
     return sasl[settings.kafka_sasl_mechanism](user, password, ssl_context=context, use_ssl=use_ssl)

@@ -3,7 +3,7 @@
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -27,14 +27,18 @@ async def decode_contract(msg: StreamMessage[Any], _original: Any = None) -> Eve
 
 
 def subscribe(
-    router: KafkaRouter | KafkaBroker, spec: TopicSpec, *, group_id: str, auto_offset_reset: str = "earliest"
+    router: KafkaRouter | KafkaBroker,
+    spec: TopicSpec,
+    *,
+    group_id: str,
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest",
 ) -> Callable[[Handler], Any]:
     """Subscribe a handler to a registry topic: committed after handling, decoded by contract."""
-    return router.subscriber(  # type: ignore[no-any-return]
+    return router.subscriber(
         spec.name,
         group_id=group_id,
         ack_policy=AckPolicy.ACK,
-        auto_offset_reset=auto_offset_reset,  # type: ignore[arg-type]
+        auto_offset_reset=auto_offset_reset,
         decoder=decode_contract,
         description=spec.description,
     )
@@ -58,7 +62,9 @@ class ConsumeGuard:
         """Build the FastStream middleware for one message (the broker calls this)."""
         return _GuardMiddleware(msg, context=context, guard=self)
 
-    async def consume(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any], broker: Any) -> Any:
+    async def consume(
+        self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any], broker: Any
+    ) -> Any:
         """Run the handler under the retry and DLQ policy."""
         record: ConsumerRecord = msg.raw_message
         topic = record.topic
@@ -75,9 +81,17 @@ class ConsumeGuard:
                 self.metrics.failed.labels(topic, "handler_error").inc()
                 error = f"{type(exc).__name__}: {exc}"
                 if attempt == self.max_attempts:
-                    await self._dead_letter(broker, record, reason="handler_error", error=error, attempts=attempt)
+                    await self._dead_letter(
+                        broker, record, reason="handler_error", error=error, attempts=attempt
+                    )
                     return None
-                log.warning("handler failed, retrying", topic=topic, offset=record.offset, attempt=attempt, error=error)
+                log.warning(
+                    "handler failed, retrying",
+                    topic=topic,
+                    offset=record.offset,
+                    attempt=attempt,
+                    error=error,
+                )
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
             else:
                 self.metrics.handler_seconds.labels(topic).observe(time.perf_counter() - started)

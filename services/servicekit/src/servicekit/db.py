@@ -5,10 +5,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from servicekit.settings import ServiceSettings
 
 MIGRATIONS_TABLE = "schema_migrations"
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A connection, on its own or borrowed from a pool."""
 
 
 class Database:
@@ -86,7 +90,7 @@ def load_migrations(directory: Path) -> list[Migration]:
     return migrations
 
 
-async def applied_versions(conn: asyncpg.Connection, *, schema: str) -> dict[int, str]:
+async def applied_versions(conn: Connection, *, schema: str) -> dict[int, str]:
     """Return applied versions and their checksums (empty when none ever ran)."""
     exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.{MIGRATIONS_TABLE}")
     if not exists:
@@ -95,7 +99,7 @@ async def applied_versions(conn: asyncpg.Connection, *, schema: str) -> dict[int
     return {row["version"]: row["checksum"] for row in rows}
 
 
-async def pending_migrations(conn: asyncpg.Connection, *, schema: str, directory: Path) -> list[Migration]:
+async def pending_migrations(conn: Connection, *, schema: str, directory: Path) -> list[Migration]:
     """Return the migrations not yet applied; raise if an applied one was edited since."""
     applied = await applied_versions(conn, schema=schema)
     pending = []
@@ -108,7 +112,7 @@ async def pending_migrations(conn: asyncpg.Connection, *, schema: str, directory
     return pending
 
 
-async def migrate(conn: asyncpg.Connection, *, schema: str, directory: Path) -> list[Migration]:
+async def migrate(conn: Connection, *, schema: str, directory: Path) -> list[Migration]:
     """Apply pending migrations in one transaction, under an advisory lock; return them."""
     applied: list[Migration] = []
     async with conn.transaction():

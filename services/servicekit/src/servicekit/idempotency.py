@@ -1,14 +1,14 @@
 """Processed-event records: a consumer does an event's work once however often it arrives."""
 
-import asyncpg
 import structlog
 
 from contracts import Event
-from servicekit.db import Database
+from servicekit.db import Connection, Database
 
 log = structlog.get_logger(__name__)
 
-async def mark_processed(conn: asyncpg.Connection, event: Event) -> bool:
+
+async def mark_processed(conn: Connection, event: Event) -> bool:
     """Record the event as processed; return False when it already was (a duplicate)."""
     inserted = await conn.fetchval(
         """INSERT INTO processed_events (event_id, event_type) VALUES ($1, $2)

@@ -5,7 +5,6 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 
 from contracts import produced_by
-
 from servicekit.broker import make_broker
 from servicekit.consuming import ConsumeGuard
 from servicekit.db import Database

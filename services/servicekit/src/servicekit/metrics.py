@@ -12,7 +12,10 @@ class Metrics:
             "pricestream_messages_consumed", "Messages received, by topic", ["topic"], registry=self.registry
         )
         self.processed = Counter(
-            "pricestream_messages_processed", "Messages handled successfully", ["topic"], registry=self.registry
+            "pricestream_messages_processed",
+            "Messages handled successfully",
+            ["topic"],
+            registry=self.registry,
         )
         self.failed = Counter(
             "pricestream_messages_failed",
@@ -21,7 +24,10 @@ class Metrics:
             registry=self.registry,
         )
         self.dead_lettered = Counter(
-            "pricestream_messages_dead_lettered", "Messages sent to the DLQ", ["topic"], registry=self.registry
+            "pricestream_messages_dead_lettered",
+            "Messages sent to the DLQ",
+            ["topic"],
+            registry=self.registry,
         )
         self.handler_seconds = Histogram(
             "pricestream_handler_duration_seconds",

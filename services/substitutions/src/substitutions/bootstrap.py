@@ -3,10 +3,10 @@
 from importlib.resources import files
 from pathlib import Path
 
-from substitutions.handlers import build_router
-from substitutions.settings import SubstitutionsSettings
 from servicekit.kit import declare_publishers, make_parts
 from servicekit.service import Service
+from substitutions.handlers import build_router
+from substitutions.settings import SubstitutionsSettings
 
 MIGRATIONS = Path(str(files("substitutions") / "migrations"))
 

@@ -1,0 +1,131 @@
+"""The consume guard: retries, DLQ routing and metrics, on FastStream's in-memory broker."""
+
+import json
+from typing import Any
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from contracts import CODEC, topic
+from contracts.events import PricesScraped
+from contracts.schema import EXAMPLE_DIR
+from servicekit.consuming import ConsumeGuard, subscribe
+from servicekit.metrics import Metrics
+
+pytestmark = pytest.mark.unit
+
+PRICES = topic("prices.scraped.v1")
+
+
+def _metric(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+def _guarded_broker(metrics: Metrics, max_attempts: int = 3) -> tuple[KafkaBroker, ConsumeGuard]:
+    guard = ConsumeGuard(metrics=metrics, group_id="test", max_attempts=max_attempts, backoff_s=0.0)
+    return KafkaBroker(middlewares=[guard.middleware]), guard
+
+
+def _valid_record() -> tuple[bytes, dict[str, str]]:
+    record = CODEC.encode(CODEC.decode((EXAMPLE_DIR / "PricesScraped.v1.json").read_bytes()))
+    return record.value, {k: v.decode() for k, v in record.headers}
+
+
+async def test_valid_event_reaches_handler_typed_and_is_counted() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics)
+    received: list[PricesScraped] = []
+
+    @subscribe(broker, PRICES, group_id="test")
+    async def on_prices_scraped(event: PricesScraped) -> None:
+        received.append(event)
+
+    value, headers = _valid_record()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(value, topic=PRICES.name, headers=headers)
+    assert len(received) == 1
+    assert received[0].payload.store_id == "7724"
+    assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 1
+
+
+async def test_off_contract_message_goes_to_dlq_once_with_reason() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics)
+    handled: list[Any] = []
+    dead: list[Any] = []
+
+    @subscribe(broker, PRICES, group_id="test")
+    async def on_prices_scraped(event: PricesScraped) -> None:
+        handled.append(event)
+
+    @broker.subscriber(PRICES.dlq)
+    async def on_dlq(message: KafkaMessage) -> None:
+        dead.append((message.body, message.headers))
+
+    doc = json.loads((EXAMPLE_DIR / "PricesScraped.v1.json").read_text())
+    doc["payload"]["observations"][0]["price_cents"] = -5
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(json.dumps(doc).encode(), topic=PRICES.name)
+        await test_broker.publish(b"{not json", topic=PRICES.name)
+        value, headers = _valid_record()
+        await test_broker.publish(value, topic=PRICES.name, headers=headers)
+
+    assert len(handled) == 1, "the valid event after two bad ones is still handled"
+    assert [h["dlq_reason"] for _, h in dead] == ["invalid", "not_json"]
+    body, headers = dead[0]
+    assert json.loads(body) == doc, "the DLQ keeps the original bytes"
+    assert "price_cents" in headers["dlq_error"]
+    assert headers["dlq_attempts"] == "1", "a contract error is not retried"
+    assert headers["dlq_source_topic"] == PRICES.name
+    assert headers["dlq_consumer_group"] == "test"
+    assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 2
+
+
+async def test_failing_handler_is_retried_then_dead_lettered() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics, max_attempts=3)
+    attempts: list[int] = []
+    dead: list[Any] = []
+
+    @subscribe(broker, PRICES, group_id="test")
+    async def on_prices_scraped(event: PricesScraped) -> None:
+        attempts.append(1)
+        raise RuntimeError("database is down")
+
+    @broker.subscriber(PRICES.dlq)
+    async def on_dlq(message: KafkaMessage) -> None:
+        dead.append(message.headers)
+
+    value, headers = _valid_record()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(value, topic=PRICES.name, headers=headers)
+
+    assert len(attempts) == 3
+    assert dead[0]["dlq_reason"] == "handler_error"
+    assert dead[0]["dlq_attempts"] == "3"
+    assert "RuntimeError: database is down" in dead[0]["dlq_error"]
+    assert dead[0]["event_type"] == "PricesScraped", "original headers are kept"
+    assert (
+        _metric(metrics, "pricestream_messages_failed_total", topic=PRICES.name, reason="handler_error") == 3
+    )
+
+
+async def test_handler_that_recovers_is_not_dead_lettered() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics, max_attempts=3)
+    calls: list[int] = []
+
+    @subscribe(broker, PRICES, group_id="test")
+    async def on_prices_scraped(event: PricesScraped) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("blip")
+
+    value, headers = _valid_record()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(value, topic=PRICES.name, headers=headers)
+    assert len(calls) == 2
+    assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 0
+    assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 1

@@ -1,0 +1,111 @@
+"""servicekit pieces that need no network: settings, security, migrations files, wiring."""
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+from faststream.security import SASLScram512
+from faststream.specification import AsyncAPI
+
+from contracts import SERVICES, consumed_by, produced_by
+from servicekit.broker import make_security
+from servicekit.db import load_migrations
+from servicekit.service import Service
+from servicekit.settings import ServiceSettings
+
+pytestmark = pytest.mark.unit
+
+
+def _service(name: str) -> Service:
+    settings_module = importlib.import_module(f"{name}.settings")
+    settings_class = getattr(settings_module, f"{name.capitalize()}Settings")
+    bootstrap = importlib.import_module(f"{name}.bootstrap").bootstrap
+    service: Service = bootstrap(settings_class())
+    return service
+
+
+def test_each_service_reads_its_own_env_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROUPING_HTTP_PORT", "9999")
+    monkeypatch.setenv("SCRAPER_HTTP_PORT", "7777")
+    from grouping.settings import GroupingSettings
+    from scraper.settings import ScraperSettings
+
+    assert GroupingSettings().http_port == 9999
+    assert ScraperSettings().http_port == 7777
+    assert GroupingSettings().schema_name == "grouping"
+
+
+def test_redacted_settings_hide_secrets() -> None:
+    settings = ServiceSettings(
+        service_name="x",
+        database_url="postgresql://x:hunter2@db/x",
+        kafka_sasl_password="s3cret",
+    )
+    shown = json.dumps(settings.redacted())
+    assert "hunter2" not in shown
+    assert "s3cret" not in shown
+    assert "hunter2" not in repr(settings)
+
+
+def test_scram_over_tls_is_built_from_settings() -> None:
+    settings = ServiceSettings(
+        service_name="x",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="grouping",
+        kafka_sasl_password="pw",
+    )
+    security = make_security(settings)
+    assert isinstance(security, SASLScram512)
+    assert security.use_ssl
+    assert security.username == "grouping"
+
+
+def test_sasl_without_credentials_is_a_clear_error() -> None:
+    settings = ServiceSettings(service_name="x", kafka_security_protocol="SASL_PLAINTEXT")
+    with pytest.raises(ValueError, match="needs kafka_sasl_mechanism"):
+        make_security(settings)
+
+
+def test_plaintext_needs_no_security() -> None:
+    assert make_security(ServiceSettings(service_name="x")) is None
+
+
+def test_migrations_must_be_numbered_without_gaps(tmp_path: Path) -> None:
+    (tmp_path / "0001_first.sql").write_text("SELECT 1;")
+    (tmp_path / "0003_third.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match="without gaps"):
+        load_migrations(tmp_path)
+    (tmp_path / "0002_second.sql").write_text("SELECT 1;")
+    assert [m.version for m in load_migrations(tmp_path)] == [1, 2, 3]
+    (tmp_path / "notes.sql").write_text("")
+    with pytest.raises(ValueError, match=r"NNNN_description\.sql"):
+        load_migrations(tmp_path)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_subscribes_to_exactly_its_registry_topics(name: str) -> None:
+    service = _service(name)
+    subscribed = {t.name for sub in service.broker.subscribers for t in sub.topics}  # type: ignore[attr-defined]
+    assert subscribed == {spec.name for spec in consumed_by(name)}
+    assert all(load_migrations(service.db.migrations)), "every service ships migrations"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_asyncapi_document_lists_consumed_and_produced_channels(name: str) -> None:
+    service = _service(name)
+    doc = json.loads(AsyncAPI(service.broker, title=name).to_specification().to_json())
+    addresses = {channel["address"] for channel in doc["channels"].values()}
+    assert addresses == {spec.name for spec in (*consumed_by(name), *produced_by(name))}
+    for spec in consumed_by(name):
+        assert spec.event.__name__ in doc["components"]["schemas"]
+
+
+def test_handlers_follow_the_naming_rule() -> None:
+    for name in SERVICES:
+        service = _service(name)
+        for sub in service.broker.subscribers:
+            expected = "on_" + sub.topics[0].name  # type: ignore[attr-defined]
+            expected = expected.removesuffix(".v1").replace(".", "_").replace("-", "_")
+            assert [call.handler._original_call.__name__ for call in sub.calls] == [expected]
