@@ -1,5 +1,6 @@
 # pricestream: `make demo` and `make test` are all a new user needs.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,8 +19,9 @@ install: $(STAMP)
 $(STAMP): requirements.lock requirements-dev.in $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned to the CPU build, so nothing pulls the CUDA wheels.
-	$(PIP_INSTALL) -c requirements.lock torch
-	$(PIP_INSTALL) -c requirements.lock -r requirements-dev.in $(foreach p,$(PACKAGES),-e $(p))
+	$(PIP_INSTALL) -c requirements.lock torch 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PIP_INSTALL) -c requirements.lock -r requirements-dev.in $(foreach p,$(PACKAGES),-e $(p)) \
+		2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@touch $(STAMP)
 
 demo: install

@@ -77,6 +77,9 @@ def test_up_status_demo_topics_down(config: StackConfig) -> None:
 
     down = _run("down", config=config)
     assert down.returncode == 0
+    for name in SERVICES:
+        log = (config.home / "logs" / f"{name}.log").read_text()
+        assert '"event": "service stopped"' in log, f"{name} did not drain on SIGTERM"
     after = _run("status", config=config)
     assert after.returncode == 1
     assert "DOWN" in after.stdout

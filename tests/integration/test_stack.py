@@ -189,3 +189,32 @@ async def test_metrics_and_asyncapi_are_served(stack: Stack) -> None:
 
 def test_event_ids_are_uuids() -> None:
     assert isinstance(_prices_event("x").event_id, UUID)
+
+
+async def test_a_burst_of_batched_events_is_processed_completely(stack: Stack) -> None:
+    """Records produced in batches are all handled: no fetch skips part of a record batch."""
+    events = [_prices_event(f"burst-{i % 17}") for i in range(400)]
+    producer = AIOKafkaProducer(bootstrap_servers=stack.config.bootstrap_servers, linger_ms=20)
+    await producer.start()
+    try:
+        for event in events:
+            record = CODEC.encode(event)
+            await producer.send(PRICES.name, record.value, key=record.key, headers=list(record.headers))
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    ids = [event.event_id for event in events]
+    for service in PRICES.consumers:
+        conn = await _service_conn(stack, service)
+        try:
+
+            async def all_handled(conn: asyncpg.Connection = conn) -> bool:
+                found = await conn.fetchval(
+                    "SELECT count(*) FROM processed_events WHERE event_id = ANY($1::uuid[])", ids
+                )
+                return bool(found == len(ids))
+
+            assert await _wait_for(all_handled, timeout=60), f"{service} missed events of the burst"
+        finally:
+            await conn.close()

@@ -108,7 +108,7 @@ async def pending_migrations(conn: Connection, *, schema: str, directory: Path) 
         if checksum is None:
             pending.append(migration)
         elif checksum != migration.checksum:
-            raise RuntimeError(f"applied migration {migration.version}_{migration.name} was edited")
+            raise RuntimeError(f"applied migration {migration.version:04d}_{migration.name} was edited since")
     return pending
 
 
