@@ -1,12 +1,14 @@
 """Small helpers shared by the test tiers."""
 
+import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from contracts import SERVICES
 from pricestream.config import StackConfig
+from pricestream.stack import Stack
 
 
 def free_port() -> int:
@@ -55,3 +57,14 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, interval
             return True
         time.sleep(interval)
     return predicate()
+
+
+@contextlib.contextmanager
+def running_stack(home: Path, label: str) -> Iterator[Stack]:
+    """Bring a whole stack up on free ports under `home`; always bring it down after."""
+    stack = Stack(stack_config(home))
+    try:
+        stack.up(report=lambda line: print(f"[{label}] {line}"))
+        yield stack
+    finally:
+        stack.down(report=lambda line: print(f"[{label}] {line}"))

@@ -2,7 +2,6 @@
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from contracts import SERVICES
 from pricestream.kafka import ensure_topics
 from pricestream.stack import Stack
-from tests.helpers import stack_config, wait_until
+from tests.helpers import running_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -18,13 +17,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own: this module stops its broker, which would disturb other tests."""
-    home: Path = tmp_path_factory.mktemp("outage") / ".pricestream"
-    stack = Stack(stack_config(home))
-    try:
-        stack.up(report=lambda line: print(f"[outage stack] {line}"))
+    with running_stack(tmp_path_factory.mktemp("outage") / ".pricestream", "outage stack") as stack:
         yield stack
-    finally:
-        stack.down(report=lambda line: print(f"[outage stack] {line}"))
 
 
 def _readiness(stack: Stack) -> dict[str, tuple[int, dict[str, bool]]]:
