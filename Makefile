@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean
+.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean bench-scrape
 
 install: $(STAMP)
 
@@ -50,10 +50,13 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy contracts/src services/*/src deploy/src tests
+	$(BIN)/mypy contracts/src services/*/src deploy/src tests benchmarks
 
 schemas: install
 	$(BIN)/python -m contracts export
+
+bench-scrape: install
+	$(BIN)/python -m benchmarks.scrape_throughput
 
 # Re-pin every dependency after changing a pyproject.toml or requirements-dev.in.
 lock: install

@@ -13,6 +13,7 @@ from pricestream.config import StackConfig, find_home
 from pricestream.demo import run_demo
 from pricestream.kafka import describe_topics
 from pricestream.processes import StackError
+from pricestream.scraping_cli import publish_file, run_scrape, summary_table
 from pricestream.stack import Stack
 
 app = typer.Typer(help="Operate pricestream's local stack.", no_args_is_help=True, add_completion=False)
@@ -21,8 +22,8 @@ console = Console()
 HomeOption = Annotated[Path | None, typer.Option(help="State folder (default: .pricestream/ in the project)")]
 
 
-def _stack(home: Path | None, **ports: int | None) -> Stack:
-    return Stack(StackConfig.load(home or find_home(), **ports))
+def _stack(home: Path | None, **overrides: object) -> Stack:
+    return Stack(StackConfig.load(home or find_home(), **overrides))
 
 
 def _report(line: str) -> None:
@@ -35,9 +36,22 @@ def up(
     broker_port: Annotated[int | None, typer.Option(help="Broker port [9092]")] = None,
     postgres_port: Annotated[int | None, typer.Option(help="PostgreSQL port [5433]")] = None,
     http_port_base: Annotated[int | None, typer.Option(help="First service port [8081]")] = None,
+    storefront_port: Annotated[int | None, typer.Option(help="Simulated storefront port [8090]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the simulated world [7]")] = None,
+    catalog: Annotated[
+        Path | None, typer.Option(help="au-grocery-2023 folder: real product names for the simulated world")
+    ] = None,
 ) -> None:
-    """Start the broker, PostgreSQL and the four services; wait until all are ready."""
-    stack = _stack(home, broker_port=broker_port, postgres_port=postgres_port, http_port_base=http_port_base)
+    """Start the broker, PostgreSQL, the storefront and the four services; wait until all are ready."""
+    stack = _stack(
+        home,
+        broker_port=broker_port,
+        postgres_port=postgres_port,
+        http_port_base=http_port_base,
+        storefront_port=storefront_port,
+        storefront_seed=seed,
+        catalog=catalog.resolve() if catalog else None,
+    )
     console.print(f"[bold]pricestream up[/bold] (state in {stack.config.home})")
     with console.status("bringing the stack up..."):
         launched = stack.up(_report)
@@ -46,6 +60,7 @@ def up(
         table.add_column(column)
     table.add_row("broker", stack.config.bootstrap_servers, "Kafka protocol (Tansu)")
     table.add_row("postgres", f"127.0.0.1:{stack.config.postgres_port}", f"database {stack.config.database}")
+    table.add_row("storefront", stack.config.storefront_url, "simulated shops (GET /v1/chains)")
     for launch in launched:
         table.add_row(launch.name, launch.url, f"{launch.url}/health/ready  {launch.url}/asyncapi.json")
     console.print(table)
@@ -129,6 +144,47 @@ def demo(
     console.print("Next: `pricestream status`, `pricestream topics`, and each service's /asyncapi.json")
     if any(processed < published for _, _, published, processed in rows):
         console.print("[red]some events were not processed in time[/red]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def scrape(
+    home: HomeOption = None,
+    scope: Annotated[
+        str, typer.Option(help="plan (anchors, new stores, samples), all, or rescrape")
+    ] = "plan",
+    day: Annotated[int | None, typer.Option(help="Storefront day to scrape (default: its clock)")] = None,
+    chain: Annotated[list[str] | None, typer.Option(help="Only these chains (repeat the option)")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the run until it ends")] = True,
+) -> None:
+    """Run a scrape of the storefront and show its progress."""
+    if scope not in ("plan", "all", "rescrape"):
+        raise typer.BadParameter("scope must be plan, all or rescrape")
+    summary = run_scrape(_stack(home), console, scope=scope, day=day, chains=chain or [], wait=wait)
+    console.print(summary_table(f"scrape run {summary['run_id']}", summary))
+    if summary["status"] == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def publish(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="JSON lines, CSV, Grocermatic or heissepreise JSON"),
+    ],
+    home: HomeOption = None,
+    chain: Annotated[str | None, typer.Option(help="Chain of rows that do not name one")] = None,
+    store: Annotated[str | None, typer.Option(help="Store of rows that do not name one")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv, grocermatic, heissepreise")] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per request")] = 2000,
+) -> None:
+    """Publish a file of price observations through the scraper (validated, bad rows quarantined)."""
+    totals = publish_file(
+        _stack(home), console, file, chain=chain, store=store, fmt=fmt, batch_size=batch_size
+    )
+    console.print(summary_table(f"published {file.name}", totals))
+    if totals["accepted"] == 0:
+        console.print("[red]nothing could be published[/red]")
         raise typer.Exit(1)
 
 

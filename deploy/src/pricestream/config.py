@@ -28,7 +28,20 @@ class StackConfig(BaseSettings):
     broker_port: int = Field(default=9092, ge=1, le=65535)
     postgres_port: int = Field(default=5433, ge=1, le=65535)
     http_port_base: int = Field(default=8081, ge=1, le=65535 - len(SERVICES))
+    storefront_port: int = Field(default=8090, ge=1, le=65535)
+    storefront_seed: int = 7
+    catalog: Path | None = Field(default=None, description="au-grocery-2023 folder for real product names")
+    world_stores_per_chain: int | None = Field(default=None, ge=1)
+    world_products_per_chain: int | None = Field(default=None, ge=1)
+    # Like a real shop: throttles a client that hammers it and fails now and then.
+    shop_rate_limit_rps: float = Field(default=500.0, ge=0)
+    shop_error_rate: float = Field(default=0.005, ge=0, le=1)
     database: str = "pricestream"
+
+    @property
+    def storefront_url(self) -> str:
+        """Return the simulated storefront's base URL."""
+        return f"http://127.0.0.1:{self.storefront_port}"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -53,6 +66,9 @@ class StackConfig(BaseSettings):
                     "broker_port": self.broker_port,
                     "postgres_port": self.postgres_port,
                     "http_port_base": self.http_port_base,
+                    "storefront_port": self.storefront_port,
+                    "storefront_seed": self.storefront_seed,
+                    "catalog": str(self.catalog) if self.catalog else None,
                     "database": self.database,
                 },
                 indent=2,

@@ -36,6 +36,7 @@ class Stack:
         self.config = config
         self.broker = TansuBroker(config.home, config.broker_port)
         self.postgres = EmbeddedPostgres(config.home, config.postgres_port)
+        self.storefront = ManagedProcess("storefront", config.home)
         self.services = {name: ManagedProcess(name, config.home) for name in SERVICES}
 
     # --- credentials and launch settings ---------------------------------------------
@@ -53,6 +54,20 @@ class Stack:
         path.chmod(0o600)
         return passwords
 
+    def _secret(self, name: str) -> str:
+        """Return a generated secret of this stack (created on first use, kept private)."""
+        path = self.config.home / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    @property
+    def ingest_token(self) -> str:
+        """Return the bearer token of the scraper's ingest endpoint."""
+        return self._secret("ingest-token")
+
     def service_process(self, name: str) -> ServiceProcess:
         """Return how to launch a service: its port and environment."""
         prefix = name.upper()
@@ -67,6 +82,9 @@ class Stack:
             f"{prefix}_DATABASE_URL": dsn,
             f"{prefix}_LOG_FORMAT": "json",
         }
+        if name == "scraper":
+            env["SCRAPER_STOREFRONT_URL"] = self.config.storefront_url
+            env["SCRAPER_INGEST_TOKEN"] = self.ingest_token
         return ServiceProcess(name=name, port=port, env=env)
 
     # --- up ---------------------------------------------------------------------------
@@ -80,6 +98,7 @@ class Stack:
         report(f"topics: {len(created)} created" if created else "topics: all present")
         asyncio.run(self.postgres.provision(database=self.config.database, roles=self._service_passwords()))
         report(f"database {self.config.database}: one role and schema per service")
+        self._start_storefront(report)
         launched = [self._start_service(name, report) for name in SERVICES]
         self.config.save()
         self._wait_ready(launched, report, timeout_s)
@@ -103,6 +122,36 @@ class Stack:
         ensure_port_free(self.config.broker_port, "broker", "--broker-port")
         self.broker.start()
         report(f"broker: started on {self.config.bootstrap_servers} (Tansu, memory storage)")
+
+    def _start_storefront(self, report: Report) -> None:
+        cfg = self.config
+        if self.storefront.running():
+            report(f"storefront: already running on {cfg.storefront_url}")
+            return
+        ensure_port_free(cfg.storefront_port, "storefront", "--storefront-port")
+        argv = [sys.executable, "-m", "pricestream.storefront", "--port", str(cfg.storefront_port)]
+        argv += ["--seed", str(cfg.storefront_seed)]
+        argv += ["--rate-limit-rps", str(cfg.shop_rate_limit_rps), "--error-rate", str(cfg.shop_error_rate)]
+        if cfg.world_stores_per_chain:
+            argv += ["--stores-per-chain", str(cfg.world_stores_per_chain)]
+        if cfg.world_products_per_chain:
+            argv += ["--products-per-chain", str(cfg.world_products_per_chain)]
+        if cfg.catalog:
+            argv += ["--catalog", str(cfg.catalog)]
+        self.storefront.start(argv)
+        deadline = time.monotonic() + 60
+        while _get_status(f"{cfg.storefront_url}/v1/chains") != 200:
+            if not self.storefront.running() or time.monotonic() > deadline:
+                raise StackError(f"storefront did not start:\n{tail(self.storefront.log_file)}")
+            time.sleep(0.2)
+        report(
+            f"storefront: simulated shops on {cfg.storefront_url}"
+            + (f" (names from {cfg.catalog})" if cfg.catalog else "")
+        )
+
+    def start_service(self, name: str, report: Report = print, *, timeout_s: float = 60.0) -> None:
+        """Start one service (after it stopped or was killed) and wait until it is ready."""
+        self._wait_ready([self._start_service(name, report)], report, timeout_s)
 
     def _start_service(self, name: str, report: Report) -> ServiceProcess:
         launch = self.service_process(name)
@@ -139,6 +188,8 @@ class Stack:
         for name, process in self.services.items():
             if process.stop(timeout=30):
                 report(f"{name}: stopped")
+        if self.storefront.stop(timeout=10):
+            report("storefront: stopped")
         if self.broker.process.stop(timeout=10):
             report("broker: stopped (its messages are gone: memory storage)")
         if self.postgres.stop():
@@ -161,6 +212,8 @@ class Stack:
                 f"database {cfg.database}",
             ),
         ]
+        shop_ok = _get_status(f"{cfg.storefront_url}/v1/chains") == 200
+        rows.append(ComponentStatus("storefront", cfg.storefront_url, shop_ok, "simulated shops"))
         for name in SERVICES:
             url = f"http://127.0.0.1:{cfg.service_port(name)}"
             body = _get_json(f"{url}/health/ready") or {}

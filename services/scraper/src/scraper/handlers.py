@@ -4,9 +4,10 @@ from faststream.kafka import KafkaRouter
 
 from contracts import topic
 from contracts.events import RescrapeRequested, StoreGroupChanged
+from scraper.repository import ScraperRepository
 from servicekit.consuming import subscribe
 from servicekit.db import Database
-from servicekit.idempotency import note_received
+from servicekit.idempotency import mark_processed
 
 
 def build_router(*, db: Database, group_id: str) -> KafkaRouter:
@@ -16,11 +17,18 @@ def build_router(*, db: Database, group_id: str) -> KafkaRouter:
     @subscribe(router, topic("groups.changed.v1"), group_id=group_id)
     async def on_groups_changed(event: StoreGroupChanged) -> None:
         """Keep the scrape plan current: anchors often, members as samples."""
-        await note_received(db, event)
+        async with db.pool.acquire() as conn, conn.transaction():
+            if await mark_processed(conn, event):
+                await ScraperRepository(conn).apply_group(group=event.payload)
 
     @subscribe(router, topic("rescrapes.requested.v1"), group_id=group_id)
     async def on_rescrapes_requested(event: RescrapeRequested) -> None:
-        """Put a stale store at the front of the scrape plan."""
-        await note_received(db, event)
+        """Queue a store for the next run, ahead of the routine plan."""
+        request = event.payload
+        async with db.pool.acquire() as conn, conn.transaction():
+            if await mark_processed(conn, event):
+                await ScraperRepository(conn).request_rescrape(
+                    chain=request.chain, store_id=request.store_id, reason=request.reason
+                )
 
     return router

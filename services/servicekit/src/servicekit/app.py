@@ -51,10 +51,18 @@ def build_app(service: Service) -> FastAPI:
         applied = await service.db.migrate()
         log.info("migrations applied", schema=service.db.schema, applied=[m.version for m in applied])
         await _retry_until("broker", lambda: _start_broker(service), settings.startup_timeout_s)
+        stopping = asyncio.Event()
+        tasks = [asyncio.create_task(w.run(stopping), name=w.name) for w in service.workers]
         log.info("service started", http=f"http://{settings.http_host}:{settings.http_port}")
         try:
             yield
         finally:
+            # Workers finish what is in flight (a page, an outbox batch) before the broker goes.
+            stopping.set()
+            if tasks:
+                _done, late = await asyncio.wait(tasks, timeout=settings.shutdown_timeout_s)
+                for task in late:
+                    task.cancel()
             # FastStream stops fetching, waits for in-flight handlers, then commits.
             await service.broker.stop()
             await service.db.close()

@@ -29,6 +29,12 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
+        self.published = Counter(
+            "pricestream_messages_published",
+            "Events published from the outbox",
+            ["topic"],
+            registry=self.registry,
+        )
         self.handler_seconds = Histogram(
             "pricestream_handler_duration_seconds",
             "Time to handle one message, by topic",

@@ -36,6 +36,7 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
     startup_timeout_s: float = Field(default=60.0, gt=0)
     health_timeout_s: float = Field(default=2.0, gt=0)
+    shutdown_timeout_s: float = Field(default=20.0, gt=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

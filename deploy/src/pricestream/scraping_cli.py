@@ -1,0 +1,90 @@
+"""CLI commands that feed prices in: run a scrape, publish a file of observations."""
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pricestream.processes import StackError
+from pricestream.stack import Stack
+from scraper.domain.importers import read_rows
+
+
+def _scraper_url(stack: Stack) -> str:
+    return stack.service_process("scraper").url
+
+
+def run_scrape(
+    stack: Stack, console: Console, *, scope: str, day: int | None, chains: list[str], wait: bool
+) -> dict[str, Any]:
+    """Start a scrape run and follow its progress until it ends; return its summary."""
+    url = _scraper_url(stack)
+    try:
+        response = httpx.post(
+            f"{url}/v1/runs", json={"scope": scope, "day": day, "chains": chains}, timeout=60
+        )
+    except httpx.HTTPError as exc:
+        raise StackError(f"the scraper at {url} is not reachable ({exc}): run `pricestream up`") from None
+    if response.status_code != 202:
+        raise StackError(f"the scraper refused the run: {response.status_code} {response.text}")
+    run_id = response.json()["run_id"]
+    summary: dict[str, Any] = httpx.get(f"{url}/v1/runs/{run_id}", timeout=10).json()
+    if not wait:
+        return summary
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, TextColumn("{task.fields[observations]} prices"), console=console) as progress:
+        bar = progress.add_task(f"scraping {run_id}", total=summary["pages_total"], observations=0)
+        while summary["status"] == "running":
+            time.sleep(0.5)
+            summary = httpx.get(f"{url}/v1/runs/{run_id}", timeout=10).json()
+            progress.update(bar, completed=summary["pages_done"], observations=summary["observations"])
+    return summary
+
+
+def publish_file(
+    stack: Stack,
+    console: Console,
+    path: Path,
+    *,
+    chain: str | None,
+    store: str | None,
+    fmt: str | None,
+    batch_size: int,
+) -> dict[str, int]:
+    """Read a file of observations and send it to the scraper's ingest endpoint in batches."""
+    rows = list(read_rows(path.name, path.read_bytes(), fmt=fmt))
+    totals = {"accepted": 0, "quarantined": 0, "duplicates": 0, "events": 0}
+    url = f"{_scraper_url(stack)}/v1/observations"
+    headers = {"Authorization": f"Bearer {stack.ingest_token}"}
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with httpx.Client(timeout=120) as client, Progress(*columns, console=console) as progress:
+        bar = progress.add_task(f"publishing {path.name}", total=len(rows))
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            body = {"rows": batch, "chain": chain, "store_id": store, "source": "import"}
+            try:
+                response = client.post(url, json=body, headers=headers)
+            except httpx.HTTPError as exc:
+                raise StackError(
+                    f"the scraper at {url} is not reachable ({exc}): run `pricestream up`"
+                ) from None
+            if response.status_code != 200:
+                raise StackError(f"the scraper refused a batch: {response.status_code} {response.text[:500]}")
+            for key, value in response.json().items():
+                totals[key] += int(value)
+            progress.advance(bar, len(batch))
+    return totals
+
+
+def summary_table(title: str, values: dict[str, Any]) -> Table:
+    """Render a dict of counts as a two-column table."""
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in values.items():
+        table.add_row(key, str(value))
+    return table

@@ -1,0 +1,1 @@
+"""A deterministic simulated storefront: several supermarket chains' online shops to scrape."""

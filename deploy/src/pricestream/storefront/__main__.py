@@ -1,0 +1,50 @@
+"""Run the simulated storefront: `python -m pricestream.storefront --port 8090 --seed 7`."""
+
+import argparse
+from pathlib import Path
+
+import uvicorn
+
+from pricestream.storefront.app import create_app
+from pricestream.storefront.world import World, WorldConfig
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build the world the command line describes and serve its shops on 127.0.0.1."""
+    defaults = WorldConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m pricestream.storefront", description="Serve simulated supermarket shops to scrape."
+    )
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--catalog", type=Path, help="au-grocery-2023 folder: real chains and product names")
+    parser.add_argument("--stores-per-chain", type=int, default=defaults.stores_per_chain)
+    parser.add_argument("--zones-per-chain", type=int, default=defaults.zones_per_chain)
+    parser.add_argument("--products-per-chain", type=int, default=defaults.products_per_chain)
+    parser.add_argument("--exception-share", type=float, default=defaults.exception_share)
+    parser.add_argument(
+        "--rate-limit-rps", type=float, default=0.0, help="per client; 0 turns throttling off"
+    )
+    parser.add_argument("--error-rate", type=float, default=0.0, help="share of shop requests answered 503")
+    args = parser.parse_args(argv)
+    try:
+        world = World.build(
+            WorldConfig(
+                seed=args.seed,
+                stores_per_chain=args.stores_per_chain,
+                zones_per_chain=args.zones_per_chain,
+                products_per_chain=args.products_per_chain,
+                exception_share=args.exception_share,
+                catalog_path=args.catalog,
+            )
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    app = create_app(world, rate_limit_rps=args.rate_limit_rps, error_rate=args.error_rate)
+    chains = ", ".join(chain.slug for chain in world.chains)
+    print(f"storefront on http://127.0.0.1:{args.port} (seed {args.seed}; chains {chains})", flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""The storefront's HTTP JSON API: shops under /v1 that fail like real ones, ground truth under /_truth."""
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pricestream.storefront.world import NotFoundError, World, draw
+
+RETRY_AFTER_SECONDS = "1"
+
+DayQuery = Annotated[int | None, Query(ge=0, description="Day to price at; the shop's clock when left out")]
+
+
+class TokenBuckets:
+    """A token bucket per client: `rate` requests a second on average, in bursts of up to max(1, rate)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        """Start with every client's bucket full; a rate <= 0 lets everything through."""
+        self.rate = rate
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, client: str) -> bool:
+        """Take a token from the client's bucket; False when it has none."""
+        if self.rate <= 0:
+            return True
+        burst = max(1.0, self.rate)
+        now = self._clock()
+        tokens, last = self._buckets.get(client, (burst, now))
+        tokens = min(burst, tokens + (now - last) * self.rate)
+        allowed = tokens >= 1
+        self._buckets[client] = (tokens - 1 if allowed else tokens, now)
+        return allowed
+
+
+class ClockChange(BaseModel):
+    """Set the shop's day, or move it forward: exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    day: int | None = Field(default=None, ge=0)
+    advance: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def check_exactly_one(self) -> "ClockChange":
+        """Reject a change that gives both fields or neither."""
+        if (self.day is None) == (self.advance is None):
+            raise ValueError("give exactly one of day and advance")
+        return self
+
+
+class ControlChange(BaseModel):
+    """New failure settings; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limit_rps: float | None = None
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+
+
+class Storefront:
+    """The shops' state (clock, failure settings, what was answered) and the handlers of every route."""
+
+    def __init__(self, world: World, *, rate_limit_rps: float, error_rate: float) -> None:
+        """Open the shops at day 0 with the given failure settings."""
+        self.world = world
+        self.day = 0
+        self.buckets = TokenBuckets(rate_limit_rps)
+        self.error_rate = error_rate
+        self.requests = 0
+        self.throttled = 0
+        self.errors = 0
+        self.pages_served: Counter[str] = Counter()
+        self._path_requests: Counter[str] = Counter()
+
+    async def admit(self, request: Request) -> None:
+        """Count a shop request, then refuse it with 429 over the client's rate or 503 by the error rate."""
+        self.requests += 1
+        client = request.client.host if request.client else "unknown"
+        if not self.buckets.allow(client):
+            self.throttled += 1
+            raise HTTPException(429, "too many requests", headers={"Retry-After": RETRY_AFTER_SECONDS})
+        # The n-th request to a path fails or not the same way in every run with this seed.
+        path = request.url.path
+        nth = self._path_requests[path]
+        self._path_requests[path] += 1
+        if draw(self.world.config.seed, "error", path, nth) < self.error_rate:
+            self.errors += 1
+            raise HTTPException(503, "service unavailable, try again")
+
+    # --- the shops -------------------------------------------------------------------------
+
+    async def chains(self) -> JSONResponse:
+        """List the chains."""
+        return JSONResponse(
+            {"chains": [{"chain": chain.slug, "name": chain.name} for chain in self.world.chains]}
+        )
+
+    async def stores(self, chain: str) -> JSONResponse:
+        """List a chain's stores."""
+        stores = self.world.stores(chain)
+        return JSONResponse(
+            {
+                "stores": [
+                    {"id": store.id, "name": store.name, "state": store.state, "postcode": store.postcode}
+                    for store in stores
+                ]
+            }
+        )
+
+    async def categories(self, chain: str) -> JSONResponse:
+        """List a chain's categories with their product and page counts."""
+        categories = self.world.categories(chain)
+        return JSONResponse(
+            {
+                "page_size": self.world.config.page_size,
+                "categories": [
+                    {"slug": c.slug, "name": c.name, "products": c.products, "pages": c.pages}
+                    for c in categories
+                ],
+            }
+        )
+
+    async def page(
+        self, chain: str, store_id: str, slug: str, page: int = 1, day: DayQuery = None
+    ) -> JSONResponse:
+        """Show a page of a category with a store's prices in dollars, on the clock's day or the given one."""
+        on_day = self.day if day is None else day
+        listings = self.world.page(chain, store_id, slug, page, on_day)
+        self.pages_served[f"{chain}/{store_id}/{slug}/{page}/{on_day}"] += 1
+        return JSONResponse(
+            {
+                "chain": chain,
+                "store_id": store_id,
+                "category": slug,
+                "page": page,
+                "pages": self.world.category(chain, slug).pages,
+                "day": on_day,
+                "products": [
+                    {
+                        "sku": listing.sku,
+                        "name": listing.name,
+                        "brand": listing.brand,
+                        "size": listing.size,
+                        "price": listing.price_cents / 100,
+                        "was_price": None
+                        if listing.was_price_cents is None
+                        else listing.was_price_cents / 100,
+                        "available": listing.available,
+                    }
+                    for listing in listings
+                ],
+            }
+        )
+
+    async def product(self, chain: str, sku: str) -> JSONResponse:
+        """Describe one product, barcode included."""
+        product = self.world.product(chain, sku)
+        return JSONResponse(
+            {
+                "sku": product.sku,
+                "name": product.name,
+                "brand": product.brand,
+                "size": product.size,
+                "category": product.category,
+                "barcode": product.barcode,
+            }
+        )
+
+    # --- the simulation's controls -------------------------------------------------------------
+
+    async def clock(self) -> JSONResponse:
+        """Tell the shop's day."""
+        return JSONResponse({"day": self.day})
+
+    async def set_clock(self, change: ClockChange) -> JSONResponse:
+        """Set the shop's day or move it forward."""
+        self.day = change.day if change.day is not None else self.day + (change.advance or 0)
+        return JSONResponse({"day": self.day})
+
+    async def control(self) -> JSONResponse:
+        """Tell the failure settings."""
+        return JSONResponse({"rate_limit_rps": self.buckets.rate, "error_rate": self.error_rate})
+
+    async def set_control(self, change: ControlChange) -> JSONResponse:
+        """Change the failure settings at run time."""
+        if change.rate_limit_rps is not None:
+            self.buckets.rate = change.rate_limit_rps
+        if change.error_rate is not None:
+            self.error_rate = change.error_rate
+        return await self.control()
+
+    # --- ground truth ----------------------------------------------------------------------------
+
+    async def truth_zones(self) -> JSONResponse:
+        """Map every store to its pricing zone."""
+        world = self.world
+        return JSONResponse(
+            {
+                "chains": {
+                    chain.slug: {
+                        store.id: world.zone_of(chain.slug, store.id) for store in world.stores(chain.slug)
+                    }
+                    for chain in world.chains
+                }
+            }
+        )
+
+    async def truth_prices(self, chain: str, day: DayQuery = None) -> JSONResponse:
+        """List what every store of a chain charges for every product on a day, in cents."""
+        on_day = self.day if day is None else day
+        world = self.world
+        products = world.products(chain)
+        prices = []
+        for store in world.stores(chain):
+            for product in products:
+                price = world.price(chain, store.id, product.sku, on_day)
+                prices.append(
+                    {
+                        "store_id": store.id,
+                        "sku": product.sku,
+                        "price_cents": price.price_cents,
+                        "was_price_cents": price.was_price_cents,
+                        "available": price.available,
+                    }
+                )
+        return JSONResponse({"day": on_day, "prices": prices})
+
+    async def truth_specials(self, day: DayQuery = None) -> JSONResponse:
+        """List every zone x product on special on a day, true or illusory."""
+        on_day = self.day if day is None else day
+        return JSONResponse(
+            {
+                "day": on_day,
+                "specials": [
+                    {
+                        "chain": s.chain,
+                        "zone": s.zone,
+                        "sku": s.sku,
+                        "kind": s.kind,
+                        "price_cents": s.price_cents,
+                        "was_price_cents": s.was_price_cents,
+                        "regular_cents": s.regular_cents,
+                    }
+                    for s in self.world.specials(on_day)
+                ],
+            }
+        )
+
+    async def truth_equivalences(self) -> JSONResponse:
+        """List every known pair of equivalent listings."""
+        return JSONResponse(
+            {
+                "equivalences": [
+                    {
+                        "level": e.level,
+                        "chain_a": e.chain_a,
+                        "sku_a": e.sku_a,
+                        "chain_b": e.chain_b,
+                        "sku_b": e.sku_b,
+                    }
+                    for e in self.world.equivalences()
+                ]
+            }
+        )
+
+    async def truth_requests(self) -> JSONResponse:
+        """Count the pages served, keyed chain/store_id/category/page/day, and the 429s and 503s sent."""
+        return JSONResponse(
+            {
+                "pages": dict(self.pages_served),
+                "throttled": self.throttled,
+                "errors": self.errors,
+                "requests": self.requests,
+            }
+        )
+
+
+async def _not_found(_: Request, error: Exception) -> JSONResponse:
+    """Answer 404 for a chain, store, category, page or product the world does not have."""
+    return JSONResponse({"detail": str(error)}, status_code=404)
+
+
+def create_app(world: World, *, rate_limit_rps: float, error_rate: float) -> FastAPI:
+    """Serve a world's shops under /v1, throttled and failing as configured, and its truth under /_truth."""
+    shop = Storefront(world, rate_limit_rps=rate_limit_rps, error_rate=error_rate)
+    app = FastAPI(title="pricestream storefront", description="Simulated supermarket shops to scrape.")
+    app.add_exception_handler(NotFoundError, _not_found)
+
+    shops = APIRouter(prefix="/v1", tags=["shops"], dependencies=[Depends(shop.admit)])
+    shops.add_api_route("/chains", shop.chains, methods=["GET"])
+    shops.add_api_route("/chains/{chain}/stores", shop.stores, methods=["GET"])
+    shops.add_api_route("/chains/{chain}/categories", shop.categories, methods=["GET"])
+    shops.add_api_route("/chains/{chain}/stores/{store_id}/categories/{slug}", shop.page, methods=["GET"])
+    shops.add_api_route("/chains/{chain}/products/{sku}", shop.product, methods=["GET"])
+
+    # The clock and the controls steer the simulation: they never throttle or fail.
+    controls = APIRouter(tags=["simulation"])
+    controls.add_api_route("/v1/clock", shop.clock, methods=["GET"])
+    controls.add_api_route("/v1/clock", shop.set_clock, methods=["POST"])
+    controls.add_api_route("/_control", shop.control, methods=["GET"])
+    controls.add_api_route("/_control", shop.set_control, methods=["POST"])
+
+    truth = APIRouter(prefix="/_truth", tags=["ground truth"])
+    truth.add_api_route("/zones", shop.truth_zones, methods=["GET"])
+    truth.add_api_route("/prices", shop.truth_prices, methods=["GET"])
+    truth.add_api_route("/specials", shop.truth_specials, methods=["GET"])
+    truth.add_api_route("/equivalences", shop.truth_equivalences, methods=["GET"])
+    truth.add_api_route("/requests", shop.truth_requests, methods=["GET"])
+
+    for router in (shops, controls, truth):
+        app.include_router(router)
+    return app

@@ -1,0 +1,102 @@
+"""The scraper's HTTP API: scrape runs, the store directory, and the ingest endpoint."""
+
+import secrets
+from typing import Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scraper.domain.planning import Scope
+from scraper.ingestion import Ingestor
+from scraper.repository import ScraperRepository
+from scraper.runs import ScrapeRunner
+from scraper.settings import ScraperSettings
+from servicekit.db import Database
+
+
+class RunRequest(BaseModel):
+    """Start a scrape run: which stores (plan, all, rescrape), which day, which chains."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Scope = "plan"
+    day: int | None = Field(default=None, ge=0)
+    chains: list[str] = Field(default_factory=list)
+
+
+class IngestRequest(BaseModel):
+    """Rows in the importers' raw shape, with defaults for chain and store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[dict[str, Any]]
+    chain: str | None = None
+    store_id: str | None = None
+    source: Literal["import", "ingest"] = "ingest"
+
+
+def build_api(
+    *, db: Database, runner: ScrapeRunner, ingestor: Ingestor, settings: ScraperSettings
+) -> APIRouter:
+    """Create the scraper's /v1 routes."""
+    router = APIRouter(prefix="/v1", tags=["scraper"])
+
+    @router.post("/runs", status_code=202)
+    async def start_run(request: RunRequest) -> dict[str, str]:
+        """Plan a run and start it in the background."""
+        run_id = await runner.start_run(scope=request.scope, day=request.day, chains=request.chains)
+        return {"run_id": run_id}
+
+    @router.get("/runs")
+    async def list_runs(limit: int = Query(default=20, ge=1, le=200)) -> dict[str, Any]:
+        """Return recent runs with their progress, newest first."""
+        async with db.pool.acquire() as conn:
+            return {"runs": await ScraperRepository(conn).run_summaries(limit=limit)}
+
+    @router.get("/runs/{run_id}")
+    async def get_run(run_id: str) -> dict[str, Any]:
+        """Return a run's progress."""
+        async with db.pool.acquire() as conn:
+            runs = await ScraperRepository(conn).run_summaries(run_id=run_id, limit=1)
+        if not runs:
+            raise HTTPException(404, f"no run {run_id!r}")
+        return runs[0]
+
+    @router.post("/observations")
+    async def ingest(request: Request, authorization: str | None = Header(default=None)) -> dict[str, int]:
+        """Validate and publish observations from another scraper (bearer token)."""
+        expected = settings.ingest_token
+        if expected is None:
+            raise HTTPException(503, "ingest is disabled: set SCRAPER_INGEST_TOKEN")
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token, expected.get_secret_value()):
+            raise HTTPException(
+                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
+        body = await _read_capped(request, settings.ingest_max_bytes)
+        try:
+            batch = IngestRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from None
+        if len(batch.rows) > settings.ingest_max_rows:
+            raise HTTPException(413, f"at most {settings.ingest_max_rows} rows per request")
+        result = await ingestor.ingest(
+            batch.rows, default_chain=batch.chain, default_store=batch.store_id, source=batch.source
+        )
+        return result.as_dict()
+
+    return router
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """Read a request body, refusing it as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

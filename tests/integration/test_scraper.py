@@ -1,0 +1,221 @@
+"""The scraper against the simulated storefront: complete, faithful, resumable, polite."""
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from contracts import CODEC, topic
+from contracts.events import PricesScraped
+from pricestream.stack import Stack
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.integration
+
+PRICES = topic("prices.scraped.v1")
+Prices = dict[tuple[str, str, str], tuple[int, int | None]]
+
+
+def _scraper(stack: Stack) -> str:
+    return stack.service_process("scraper").url
+
+
+def _start_run(stack: Stack, **body: Any) -> str:
+    response = httpx.post(f"{_scraper(stack)}/v1/runs", json=body, timeout=60)
+    assert response.status_code == 202, response.text
+    return str(response.json()["run_id"])
+
+
+def _run(stack: Stack, run_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"{_scraper(stack)}/v1/runs/{run_id}", timeout=10).json()
+    return body
+
+
+def _wait_finished(stack: Stack, run_id: str, timeout: float = 180) -> dict[str, Any]:
+    assert wait_until(lambda: _run(stack, run_id)["status"] != "running", timeout=timeout), _run(
+        stack, run_id
+    )
+    return _run(stack, run_id)
+
+
+async def _published(stack: Stack, run_id: str, expected_observations: int, timeout: float = 60) -> Prices:
+    """Read the run's PricesScraped events from the topic until all its observations arrived."""
+    consumer = AIOKafkaConsumer(
+        PRICES.name, bootstrap_servers=stack.config.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    prices: Prices = {}
+    count = 0
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while count < expected_observations and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    event = CODEC.decode(record.value, dict(record.headers))
+                    assert isinstance(event, PricesScraped)
+                    if event.payload.run_id != run_id:
+                        continue
+                    for o in event.payload.observations:
+                        count += 1
+                        prices[(event.payload.chain, event.payload.store_id, o.sku)] = (
+                            o.price_cents,
+                            o.was_price_cents,
+                        )
+    finally:
+        await consumer.stop()
+    return prices
+
+
+def _truth(stack: Stack, day: int) -> Prices:
+    shop = stack.config.storefront_url
+    chains = [c["chain"] for c in httpx.get(f"{shop}/v1/chains").json()["chains"]]
+    truth: Prices = {}
+    for chain in chains:
+        rows = httpx.get(f"{shop}/_truth/prices", params={"chain": chain, "day": day}, timeout=30).json()[
+            "prices"
+        ]
+        for row in rows:
+            truth[(chain, row["store_id"], row["sku"])] = (row["price_cents"], row["was_price_cents"])
+    return truth
+
+
+def _page_fetches(stack: Stack, day: int) -> dict[str, int]:
+    pages: dict[str, int] = httpx.get(f"{stack.config.storefront_url}/_truth/requests").json()["pages"]
+    return {key: count for key, count in pages.items() if key.endswith(f"/{day}")}
+
+
+@pytest.fixture
+def shop_control(stack: Stack) -> Iterator[None]:
+    """Restore the storefront's failure settings after a test that changes them."""
+    before = httpx.get(f"{stack.config.storefront_url}/_control").json()
+    yield
+    httpx.post(f"{stack.config.storefront_url}/_control", json=before)
+
+
+async def test_a_full_scrape_publishes_exactly_the_storefronts_prices(stack: Stack) -> None:
+    run_id = _start_run(stack, scope="all", day=3)
+    summary = _wait_finished(stack, run_id)
+    assert summary["status"] == "finished", summary
+    truth = _truth(stack, day=3)
+    assert summary["observations"] == len(truth)
+    published = await _published(stack, run_id, len(truth))
+    print(
+        f"\nfull scrape: {summary['stores']} stores, {summary['pages_done']} pages, {len(published)} prices"
+    )
+    assert published == truth
+    assert max(_page_fetches(stack, day=3).values()) == 1, "no page was fetched twice"
+
+
+async def _scraper_conn(stack: Stack) -> asyncpg.Connection:
+    return await asyncpg.connect(stack.service_process("scraper").env["SCRAPER_DATABASE_URL"])
+
+
+@pytest.mark.parametrize(
+    ("sig", "day"), [(signal.SIGTERM, 4), (signal.SIGKILL, 5)], ids=["sigterm", "kill-9"]
+)
+async def test_a_stopped_scraper_resumes_its_run(stack: Stack, sig: int, day: int) -> None:
+    run_id = _start_run(stack, scope="all", day=day)
+    total = _run(stack, run_id)["pages_total"]
+    assert wait_until(lambda: _run(stack, run_id)["pages_done"] >= total // 3, timeout=120)
+    process = stack.services["scraper"]
+    assert process.pid is not None
+    os.kill(process.pid, sig)
+    assert wait_until(lambda: not process.running(), timeout=30)
+    conn = await _scraper_conn(stack)
+    try:
+        done_at_stop = await conn.fetchval(
+            "SELECT count(*) FROM scrape_tasks WHERE run_id = $1 AND done_at IS NOT NULL", run_id
+        )
+    finally:
+        await conn.close()
+    assert 0 < done_at_stop < total, "stopped mid-run"
+
+    stack.start_service("scraper")
+    summary = _wait_finished(stack, run_id)
+    assert summary["status"] == "finished"
+    assert summary["pages_done"] == total
+
+    truth = _truth(stack, day=day)
+    assert await _published(stack, run_id, len(truth)) == truth, "no observation missing, none wrong"
+    twice = sum(1 for count in _page_fetches(stack, day=day).values() if count > 1)
+    print(f"\n{signal.Signals(sig).name}: stopped after {done_at_stop}/{total} pages; fetched twice: {twice}")
+    if sig == signal.SIGTERM:
+        assert twice == 0, "a graceful stop finishes in-flight pages: nothing is fetched again"
+    else:
+        workers = 8
+        assert twice <= workers, "only pages in flight at the kill are fetched again"
+
+
+async def test_a_storm_of_429_and_5xx_is_survived(stack: Stack, shop_control: None) -> None:
+    shop = stack.config.storefront_url
+    httpx.post(f"{shop}/_control", json={"error_rate": 0.1, "rate_limit_rps": 40})
+    chain = httpx.get(f"{shop}/v1/chains").json()["chains"][0]["chain"]
+    run_id = _start_run(stack, scope="all", day=6, chains=[chain])
+    summary = _wait_finished(stack, run_id, timeout=300)
+    assert summary["status"] == "finished", summary
+    metrics = httpx.get(f"{_scraper(stack)}/metrics").text
+    retries = {
+        line.split('reason="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("scraper_fetch_retries_total{")
+    }
+    requests = httpx.get(f"{shop}/_truth/requests").json()
+    sent = f"shop sent {requests['throttled']} 429 and {requests['errors']} 5xx"
+    print(f"\nstorm: retries by reason {retries}; {sent}")
+    assert retries.get("503", 0) > 0
+    assert retries.get("429", 0) > 0
+    assert requests["errors"] > 0
+    assert requests["throttled"] > 0
+    truth = {k: v for k, v in _truth(stack, day=6).items() if k[0] == chain}
+    assert await _published(stack, run_id, len(truth)) == truth
+
+
+async def test_ingest_endpoint_requires_its_token_and_caps_the_body(stack: Stack) -> None:
+    url = f"{_scraper(stack)}/v1/observations"
+    body = {"rows": [{"sku": "1", "price": 1.0}], "chain": "coles", "store_id": "1"}
+    assert httpx.post(url, json=body).status_code == 401
+    assert httpx.post(url, json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    auth = {"Authorization": f"Bearer {stack.ingest_token}"}
+    assert httpx.post(url, content=b"x" * (21 * 1024 * 1024), headers=auth).status_code == 413
+    ok = httpx.post(url, json=body, headers=auth)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["accepted"] == 1
+
+
+async def test_bad_rows_are_quarantined_and_duplicates_skipped(stack: Stack, tmp_path: Path) -> None:
+    rows = [
+        {"sku": "q-1", "price_cents": 250, "observed_at": "2026-11-01T10:00:00Z"},
+        {"sku": "q-2", "price_cents": -5, "observed_at": "2026-11-01T10:00:00Z"},
+        {"price_cents": 100, "observed_at": "2026-11-01T10:00:00Z"},
+        {"sku": "q-3", "price": 1.5, "unit": "parsecs", "observed_at": "2026-11-01T10:00:00Z"},
+        {"sku": "q-4", "price": 2.5, "observed_at": "2026-11-01T10:00:00"},
+    ]
+    auth = {"Authorization": f"Bearer {stack.ingest_token}"}
+    body = {"rows": rows, "chain": "testchain", "store_id": "q1", "source": "import"}
+    url = f"{_scraper(stack)}/v1/observations"
+    first = httpx.post(url, json=body, headers=auth).json()
+    assert first == {"accepted": 1, "quarantined": 4, "duplicates": 0, "events": 1}
+    again = httpx.post(url, json=body, headers=auth).json()
+    assert again["accepted"] == 0
+    assert again["duplicates"] == 1
+    conn = await _scraper_conn(stack)
+    try:
+        reasons = {
+            r["reason"]
+            for r in await conn.fetch(
+                "SELECT reason FROM quarantine WHERE raw->>'sku' LIKE 'q-%' OR raw->>'sku' IS NULL"
+            )
+        }
+    finally:
+        await conn.close()
+    assert {"negative price", "missing sku", "unknown unit 'parsecs'", "timestamp has no timezone"} <= reasons
+    assert json.dumps(rows)  # rows stay JSON-serialisable for the quarantine
