@@ -23,7 +23,7 @@ from rich.table import Table
 from contracts import CODEC, topic
 from contracts.schema import EXAMPLE_DIR
 from pricestream.stack import Stack
-from tests.helpers import free_port, free_port_range
+from tests.helpers import stack_config
 
 PRICES = topic("prices.scraped.v1")
 
@@ -85,18 +85,13 @@ def main() -> None:
     console = Console()
 
     with tempfile.TemporaryDirectory() as tmp:
-        from pricestream.config import StackConfig
-
-        config = StackConfig(
-            home=Path(tmp) / ".pricestream",
-            broker_port=free_port(),
-            postgres_port=free_port(),
-            http_port_base=free_port_range(4),
-            storefront_port=free_port(),
-            world_stores_per_chain=args.stores_per_chain,
-            world_products_per_chain=args.products_per_chain,
-            shop_rate_limit_rps=0,
-            shop_error_rate=0,
+        config = stack_config(Path(tmp) / ".pricestream").model_copy(
+            update={
+                "world_stores_per_chain": args.stores_per_chain,
+                "world_products_per_chain": args.products_per_chain,
+                "shop_rate_limit_rps": 0,
+                "shop_error_rate": 0,
+            }
         )
         stack = Stack(config)
         try:

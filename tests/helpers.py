@@ -46,6 +46,7 @@ def stack_config(home: Path) -> StackConfig:
         broker_port=free_port(),
         postgres_port=free_port(),
         http_port_base=free_port_range(len(SERVICES)),
+        storefront_port=free_port(),
     )
 
 

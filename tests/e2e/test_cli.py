@@ -10,17 +10,29 @@ import pytest
 
 from contracts import SERVICES
 from pricestream.config import StackConfig
+from scraper.domain.importers import read_rows
 from tests.helpers import stack_config
 
 pytestmark = pytest.mark.e2e
 
 CLI = str(Path(sys.executable).with_name("pricestream"))
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "au-grocery-2023"
 
 
 def _run(*args: str, config: StackConfig, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     argv = [CLI, *args, "--home", str(config.home)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+
+
+def _up(config: StackConfig, broker_port: int | None = None) -> subprocess.CompletedProcess[str]:
+    ports = {
+        "--broker-port": broker_port or config.broker_port,
+        "--postgres-port": config.postgres_port,
+        "--http-port-base": config.http_port_base,
+        "--storefront-port": config.storefront_port,
+    }
+    return _run("up", *(str(part) for pair in ports.items() for part in pair), config=config)
 
 
 @pytest.fixture(scope="module")
@@ -32,27 +44,18 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
 
 
 def test_up_status_demo_topics_down(config: StackConfig) -> None:
-    up = _run(
-        "up",
-        "--broker-port",
-        str(config.broker_port),
-        "--postgres-port",
-        str(config.postgres_port),
-        "--http-port-base",
-        str(config.http_port_base),
-        config=config,
-    )
+    up = _up(config)
     assert up.returncode == 0, up.stdout + up.stderr
     for name in SERVICES:
         assert f"http://127.0.0.1:{config.service_port(name)}" in up.stdout
 
     status = _run("status", config=config)
     assert status.returncode == 0, status.stdout
-    assert status.stdout.count("healthy") == 2 + len(SERVICES)
+    assert status.stdout.count("healthy") == 3 + len(SERVICES), "broker, postgres, storefront, services"
 
-    demo = _run("demo", "--stores", "8", config=config)
+    demo = _run("demo", config=config)
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    assert "prices.scraped.v1" in demo.stdout
+    assert "finished" in demo.stdout, "the demo scraped the storefront"
     print(demo.stdout)
 
     lag = _run("status", config=config)
@@ -62,10 +65,25 @@ def test_up_status_demo_topics_down(config: StackConfig) -> None:
         for line in lag.stdout.splitlines()
         if "prices.scraped" in line
     ]
-    assert [(row[1], row[3], row[4], row[5]) for row in rows] == [
-        ("grouping", "8", "8", "0"),
-        ("bargains", "8", "8", "0"),
-    ], lag.stdout
+    assert [row[1] for row in rows] == ["grouping", "bargains"]
+    for row in rows:
+        assert int(row[3]) > 0, lag.stdout
+        assert (row[3], row[5]) == (row[4], "0"), "everything published was consumed and committed"
+
+    coles = SHARED_DATA / "coles.json"
+    published = _run("publish", str(coles), "--chain", "coles", "--store", "1", config=config)
+    assert published.returncode == 0, published.stdout + published.stderr
+    counts = _counts(published.stdout)
+    print(published.stdout)
+    # 8,236 rows, but the scrape saw 1,971 products twice (in two categories): same rows.
+    distinct = len({row["sku"] for row in read_rows(coles.name, coles.read_bytes())})
+    assert counts == {
+        "accepted": distinct,
+        "quarantined": 0,
+        "duplicates": 8_236 - distinct,
+        "events": counts["events"],
+    }
+    assert distinct > 6_000
 
     topics = _run("topics", config=config)
     assert topics.returncode == 0
@@ -85,6 +103,27 @@ def test_up_status_demo_topics_down(config: StackConfig) -> None:
     assert "DOWN" in after.stdout
 
 
+def test_publish_of_only_bad_rows_fails_and_says_why(config: StackConfig, tmp_path: Path) -> None:
+    up = _up(config)
+    assert up.returncode == 0, up.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"sku": "1", "price_cents": -3}\nnot json\n{"price_cents": 100}\n')
+    result = _run("publish", str(bad), "--chain", "coles", "--store", "1", config=config)
+    assert result.returncode == 1
+    assert _counts(result.stdout) == {"accepted": 0, "quarantined": 3, "duplicates": 0, "events": 0}
+    assert "nothing could be published" in result.stdout
+
+
+def _counts(stdout: str) -> dict[str, int]:
+    """Read the count rows (`│ accepted │ 8236 │`) of a summary table."""
+    counts = {}
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in line.split("│") if cell.strip()]
+        if len(cells) == 2 and cells[0] in ("accepted", "quarantined", "duplicates", "events"):
+            counts[cells[0]] = int(cells[1])
+    return counts
+
+
 def test_port_in_use_is_a_clear_error(config: StackConfig, tmp_path: Path) -> None:
     import socket
 
@@ -93,16 +132,7 @@ def test_port_in_use_is_a_clear_error(config: StackConfig, tmp_path: Path) -> No
         blocker.listen()
         port = blocker.getsockname()[1]
         clash = stack_config(tmp_path / ".pricestream")
-        result = _run(
-            "up",
-            "--broker-port",
-            str(port),
-            "--postgres-port",
-            str(clash.postgres_port),
-            "--http-port-base",
-            str(clash.http_port_base),
-            config=clash,
-        )
+        result = _up(clash, broker_port=port)
         _run("down", config=clash)
     assert result.returncode == 2
     assert f"port {port} for the broker is in use" in result.stdout

@@ -1,6 +1,7 @@
 """The `pricestream` operator CLI: up, down, status, topics, demo."""
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -127,13 +128,23 @@ def topics(home: HomeOption = None) -> None:
 @app.command()
 def demo(
     home: HomeOption = None,
-    stores: Annotated[int, typer.Option(help="Sample stores to publish prices for")] = 20,
+    stores: Annotated[int, typer.Option(help="Sample stores, when --no-scrape")] = 20,
+    scrape: Annotated[bool, typer.Option(help="Scrape the simulated storefront for prices")] = True,
 ) -> None:
-    """Publish sample events and show that every service received them."""
+    """Scrape the storefront, publish the other flows' sample events, show every service received them."""
     stack = _stack(home)
     urls = {name: f"http://127.0.0.1:{stack.config.service_port(name)}" for name in SERVICES}
-    with console.status(f"publishing a sample world of {stores} stores and waiting for the services..."):
-        rows = run_demo(stack.config.bootstrap_servers, urls, stores=stores)
+    names = [spec.name for spec in TOPICS]
+
+    def scrape_storefront() -> Counter[str]:
+        before = _messages(stack, names)
+        summary = run_scrape(stack, console, scope="plan", day=None, chains=[], wait=True)
+        console.print(summary_table(f"scrape run {summary['run_id']}", summary))
+        return _messages(stack, names) - before
+
+    rows = run_demo(
+        stack.config.bootstrap_servers, urls, stores=stores, scrape=scrape_storefront if scrape else None
+    )
     table = Table(title="events published and processed by each service")
     for column in ("service", "topic", "published", "processed"):
         table.add_column(column, justify="right" if column in ("published", "processed") else "left")
@@ -145,6 +156,12 @@ def demo(
     if any(processed < published for _, _, published, processed in rows):
         console.print("[red]some events were not processed in time[/red]")
         raise typer.Exit(1)
+
+
+def _messages(stack: Stack, names: list[str]) -> Counter[str]:
+    """Count the messages each topic holds."""
+    infos = asyncio.run(describe_topics(stack.config.bootstrap_servers, names))
+    return Counter({info.name: info.messages for info in infos})
 
 
 @app.command()

@@ -4,7 +4,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -39,12 +39,15 @@ PRODUCTS = [
 ]
 
 
-def sample_events(*, stores: int, seed: int = 7) -> Iterator[Event]:
-    """Yield a small, deterministic world: products, prices per store, a group, a re-scrape."""
+def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterator[Event]:
+    """Yield a small, deterministic world: products, prices per store, a group, a re-scrape.
+
+    With `prices` False only the flows the scraper does not produce are sampled.
+    """
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(microsecond=0)
     producer = "demo"
-    for sku, name, brand, size, _ in PRODUCTS:
+    for sku, name, brand, size, _ in PRODUCTS if prices else ():
         yield ProductObserved.new(
             producer=producer,
             payload=ProductObservedPayload(
@@ -58,7 +61,7 @@ def sample_events(*, stores: int, seed: int = 7) -> Iterator[Event]:
                 observed_at=now,
             ),
         )
-    for store in range(1, stores + 1):
+    for store in range(1, stores + 1 if prices else 1):
         observations = tuple(
             PriceObservation(
                 sku=sku,
@@ -139,14 +142,22 @@ def processed_counts_from_text(text: str) -> Counter[str]:
 
 
 def run_demo(
-    bootstrap_servers: str, service_urls: dict[str, str], *, stores: int = 20, timeout_s: float = 60.0
+    bootstrap_servers: str,
+    service_urls: dict[str, str],
+    *,
+    stores: int = 20,
+    scrape: Callable[[], Counter[str]] | None = None,
+    timeout_s: float = 60.0,
 ) -> list[tuple[str, str, int, int]]:
-    """Publish the sample world and wait until each service processed what it subscribes to.
+    """Feed events in and wait until each service processed what it subscribes to.
 
-    Returns rows of (service, topic, published, processed-by-service) for the report.
+    Prices come from `scrape` (which returns the events it published per topic) when
+    given, else from the sample world. Returns rows of (service, topic, published,
+    processed by the service) for the report.
     """
     before = {name: processed_counts(url) for name, url in service_urls.items()}
-    sent = asyncio.run(publish(bootstrap_servers, list(sample_events(stores=stores))))
+    sent = scrape() if scrape else Counter()
+    sent += asyncio.run(publish(bootstrap_servers, list(sample_events(stores=stores, prices=scrape is None))))
     deadline = time.monotonic() + timeout_s
     while True:
         rows = []

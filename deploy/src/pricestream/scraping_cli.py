@@ -1,6 +1,7 @@
 """CLI commands that feed prices in: run a scrape, publish a file of observations."""
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ def publish_file(
 ) -> dict[str, int]:
     """Read a file of observations and send it to the scraper's ingest endpoint in batches."""
     rows = list(read_rows(path.name, path.read_bytes(), fmt=fmt))
+    # One time for the whole file, so rows it repeats are duplicates across batches too.
+    observed_at = datetime.now(UTC).isoformat()
     totals = {"accepted": 0, "quarantined": 0, "duplicates": 0, "events": 0}
     url = f"{_scraper_url(stack)}/v1/observations"
     headers = {"Authorization": f"Bearer {stack.ingest_token}"}
@@ -65,7 +68,13 @@ def publish_file(
         bar = progress.add_task(f"publishing {path.name}", total=len(rows))
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
-            body = {"rows": batch, "chain": chain, "store_id": store, "source": "import"}
+            body = {
+                "rows": batch,
+                "chain": chain,
+                "store_id": store,
+                "source": "import",
+                "observed_at": observed_at,
+            }
             try:
                 response = client.post(url, json=body, headers=headers)
             except httpx.HTTPError as exc:

@@ -4,7 +4,7 @@ import secrets
 from typing import Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from scraper.domain.planning import Scope
 from scraper.ingestion import Ingestor
@@ -33,6 +33,9 @@ class IngestRequest(BaseModel):
     chain: str | None = None
     store_id: str | None = None
     source: Literal["import", "ingest"] = "ingest"
+    observed_at: AwareDatetime | None = Field(
+        default=None, description="When rows without a timestamp were observed (default: now)"
+    )
 
 
 def build_api(
@@ -80,9 +83,16 @@ def build_api(
             raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from None
         if len(batch.rows) > settings.ingest_max_rows:
             raise HTTPException(413, f"at most {settings.ingest_max_rows} rows per request")
-        result = await ingestor.ingest(
-            batch.rows, default_chain=batch.chain, default_store=batch.store_id, source=batch.source
-        )
+        try:
+            result = await ingestor.ingest(
+                batch.rows,
+                default_chain=batch.chain,
+                default_store=batch.store_id,
+                source=batch.source,
+                observed_at=batch.observed_at,
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
         return result.as_dict()
 
     return router

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from contracts.events import PriceObservation
-from scraper.domain.ingest import Accepted, validate_row
+from scraper.domain.ingest import FUTURE_TOLERANCE, Accepted, validate_row
 from scraper.repository import ProductRow, ScraperRepository
 from scraper.staging import stage_prices
 from scraper.telemetry import ScraperCounters
@@ -44,11 +44,19 @@ class Ingestor:
         default_chain: str | None,
         default_store: str | None,
         source: Source,
+        observed_at: datetime | None = None,
     ) -> IngestResult:
-        """Validate every row; quarantine the bad, skip the already seen, publish the rest."""
+        """Validate every row; quarantine the bad, skip the already seen, publish the rest.
+
+        Rows without a timestamp take `observed_at`: a file sent in several batches gives
+        one time to all of them, so its repeated rows are recognised as duplicates.
+        """
         now = datetime.now(UTC)
+        if observed_at is not None and observed_at - now > FUTURE_TOLERANCE:
+            raise ValueError("observed_at is in the future")
+        default_time = (observed_at or now).astimezone(UTC)
         verdicts = [
-            validate_row(raw, default_chain=default_chain, default_store=default_store, now=now)
+            validate_row(raw, default_chain=default_chain, default_store=default_store, now=default_time)
             for raw in rows
         ]
         rejected = [(v.reason, v.raw) for v in verdicts if not isinstance(v, Accepted)]
