@@ -11,10 +11,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from contracts import CODEC, topic
-from contracts.events import PricesScraped
+from contracts import CODEC, Event, topic, topic_for
+from contracts.events import PricesScraped, RescrapeRequested, StoreGroupChanged
+from contracts.events.v1 import RescrapeRequestedPayload, StoreGroupChangedPayload
 from pricestream.stack import Stack
 from tests.helpers import wait_until
 
@@ -219,3 +220,71 @@ async def test_bad_rows_are_quarantined_and_duplicates_skipped(stack: Stack, tmp
         await conn.close()
     assert {"negative price", "missing sku", "unknown unit 'parsecs'", "timestamp has no timezone"} <= reasons
     assert json.dumps(rows)  # rows stay JSON-serialisable for the quarantine
+
+
+async def _produce(stack: Stack, event: Event) -> None:
+    record = CODEC.encode(event)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.config.bootstrap_servers)
+    await producer.start()
+    try:
+        name = topic_for(type(event)).name
+        await producer.send_and_wait(name, record.value, key=record.key, headers=list(record.headers))
+    finally:
+        await producer.stop()
+
+
+def _chain_stores(stack: Stack) -> tuple[str, list[str]]:
+    shop = stack.config.storefront_url
+    chain = httpx.get(f"{shop}/v1/chains").json()["chains"][-1]["chain"]
+    return chain, [s["id"] for s in httpx.get(f"{shop}/v1/chains/{chain}/stores").json()["stores"]]
+
+
+async def test_groups_shape_the_plan_and_a_rescrape_request_is_served(stack: Stack) -> None:
+    chain, stores = _chain_stores(stack)
+    anchor, members = stores[0], stores[1:]
+    # Make every store of the chain known to the scraper first.
+    assert _wait_finished(stack, _start_run(stack, scope="all", chains=[chain]))["status"] == "finished"
+    group = StoreGroupChangedPayload(
+        chain=chain,
+        group_id=f"{chain}-g-test",
+        group_version=1,
+        anchor_store_id=anchor,
+        member_store_ids=tuple(members),
+        reason="formed",
+    )
+    await _produce(stack, StoreGroupChanged.new(producer="test", payload=group))
+
+    conn = await _scraper_conn(stack)
+    try:
+        in_group = "SELECT count(*) FROM stores WHERE group_id = $1"
+        for _ in range(100):
+            if await conn.fetchval(in_group, group.group_id) == len(stores):
+                break
+            await asyncio.sleep(0.2)
+        rows = await conn.fetch("SELECT store_id, role FROM stores WHERE chain = $1", chain)
+        roles: dict[str, str] = {row["store_id"]: row["role"] for row in rows}
+    finally:
+        await conn.close()
+    assert roles[anchor] == "anchor"
+    assert {roles[m] for m in members} == {"member"}
+
+    # The anchor was just scraped, so a routine plan for the chain only samples members.
+    plan = _wait_finished(stack, _start_run(stack, scope="plan", chains=[chain]))
+    assert plan["stores"] == 0, "members were checked by the full scrape a moment ago; anchor not due"
+
+    await _produce(
+        stack,
+        RescrapeRequested.new(
+            producer="test",
+            payload=RescrapeRequestedPayload(chain=chain, store_id=anchor, reason="stale_anchor"),
+        ),
+    )
+
+    def rescrape_run() -> dict[str, Any] | None:
+        runs = httpx.get(f"{_scraper(stack)}/v1/runs", params={"limit": 5}).json()["runs"]
+        return next((r for r in runs if r["scope"] == "rescrape" and r["status"] == "finished"), None)
+
+    assert wait_until(lambda: rescrape_run() is not None, timeout=60)
+    run = rescrape_run()
+    assert run is not None
+    assert run["stores"] == 1

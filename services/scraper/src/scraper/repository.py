@@ -201,7 +201,7 @@ class ScraperRepository:
             """SELECT r.run_id, r.scope, r.day, r.status, r.started_at, r.finished_at, r.error,
                       count(t.*) AS pages_total, count(t.done_at) AS pages_done,
                       coalesce(sum(t.observations), 0) AS observations,
-                      count(DISTINCT (t.chain, t.store_id)) AS stores
+                      count(DISTINCT t.chain || '/' || t.store_id) AS stores
                FROM scrape_runs r LEFT JOIN scrape_tasks t USING (run_id)
                WHERE $1::text IS NULL OR r.run_id = $1
                GROUP BY r.run_id ORDER BY r.started_at DESC LIMIT $2""",
