@@ -226,7 +226,8 @@ def test_special_exception_and_stock_shares_are_roughly_as_configured(world: Wor
     illusory = sum(1 for special in specials if special.kind == "illusory")
     assert 0.15 < illusory / len(specials) < 0.35
     pairs = 30 * 240
-    assert 0.01 < len(world.exceptions("valueway")) / pairs < 0.03
+    share = world.config.exception_share
+    assert share / 2 < len(world.exceptions("valueway")) / pairs < share * 2
     out_of_stock = sum(not price[2] for price in _prices(world, "valueway", range(0, 30)))
     assert 0.005 < out_of_stock / (30 * 5 * 40) < 0.02
 

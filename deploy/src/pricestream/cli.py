@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import SERVICES, TOPICS
+from pricestream import compose as compose_stack
 from pricestream.config import StackConfig, find_home
 from pricestream.demo import run_demo
 from pricestream.kafka import describe_topics
@@ -203,6 +204,14 @@ def publish(
     if totals["accepted"] == 0:
         console.print("[red]nothing could be published[/red]")
         raise typer.Exit(1)
+
+
+@app.command()
+def compose(
+    check: Annotated[bool, typer.Option(help="Only tell whether docker-compose.yml is current")] = False,
+) -> None:
+    """Write docker-compose.yml from the definitions `pricestream up` uses."""
+    compose_stack.main(["render", "--check"] if check else ["render"])
 
 
 def main() -> None:

@@ -73,6 +73,9 @@ class EmbeddedPostgres:
         return f"postgresql://{user}:{secret}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, tool: str, *args: str, user: str | None) -> None:
+        if user:
+            # Folders on the way may have been made private since (pytest does that).
+            _grant_traverse(self.home)
         argv = [str(_install_dir() / "bin" / tool), *args]
         result = subprocess.run(argv, capture_output=True, text=True, user=user, check=False, timeout=120)
         if result.returncode != 0:

@@ -10,11 +10,12 @@ from pricestream.storefront.world import World, WorldConfig
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Build the world the command line describes and serve its shops on 127.0.0.1."""
+    """Build the world the command line describes and serve its shops on --host (127.0.0.1)."""
     defaults = WorldConfig()
     parser = argparse.ArgumentParser(
         prog="python -m pricestream.storefront", description="Serve simulated supermarket shops to scrape."
     )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on: 0.0.0.0 in a container")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--catalog", type=Path, help="au-grocery-2023 folder: real chains and product names")
@@ -42,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     app = create_app(world, rate_limit_rps=args.rate_limit_rps, error_rate=args.error_rate)
     chains = ", ".join(chain.slug for chain in world.chains)
-    print(f"storefront on http://127.0.0.1:{args.port} (seed {args.seed}; chains {chains})", flush=True)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None)
+    print(f"storefront on http://{args.host}:{args.port} (seed {args.seed}; chains {chains})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""Assemble the grouping service from its settings: broker, handlers, database, API."""
+"""Assemble the grouping service from its settings: broker, handlers, cycle worker, API."""
 
 from importlib.resources import files
 from pathlib import Path
 
+from grouping.api import build_api
 from grouping.handlers import build_router
 from grouping.settings import GroupingSettings
+from grouping.worker import GroupingGauges, GroupingWorker
 from servicekit.kit import declare_publishers, make_parts
+from servicekit.outbox import OutboxRelay
 from servicekit.service import Service
 
 MIGRATIONS = Path(str(files("grouping") / "migrations"))
@@ -16,4 +19,12 @@ def bootstrap(settings: GroupingSettings) -> Service:
     broker, db, metrics = make_parts(settings, migrations=MIGRATIONS)
     broker.include_router(build_router(db=db, group_id=settings.service_name))
     declare_publishers(broker, settings.service_name)
-    return Service(settings=settings, broker=broker, db=db, metrics=metrics)
+    worker = GroupingWorker(db=db, settings=settings, gauges=GroupingGauges.register(metrics.registry))
+    return Service(
+        settings=settings,
+        broker=broker,
+        db=db,
+        metrics=metrics,
+        api_routers=(build_api(db=db),),
+        workers=(worker, OutboxRelay(db=db, broker=broker, metrics=metrics)),
+    )

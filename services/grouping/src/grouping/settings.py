@@ -1,5 +1,6 @@
 """Settings of the grouping service, read from `GROUPING_*` environment variables."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
@@ -12,3 +13,14 @@ class GroupingSettings(ServiceSettings):
 
     service_name: str = "grouping"
     http_port: int = 8082
+
+    min_share: float = Field(default=0.98, gt=0, le=1, description="Share of equal prices that makes a match")
+    min_common: int = Field(default=50, ge=1, description="Common products needed to compare two stores")
+    freshness_h: float = Field(default=168.0, gt=0, description="Prices older than this do not count")
+    anchor_lag_h: float = Field(
+        default=24.0, gt=0, description="An anchor this much older than its member's new prices is stale"
+    )
+    quiet_s: float = Field(
+        default=2.0, ge=0, description="Wait after a store's last prices before judging it"
+    )
+    cycle_s: float = Field(default=1.0, gt=0, description="How often groups are updated")

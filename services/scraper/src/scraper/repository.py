@@ -163,7 +163,11 @@ class ScraperRepository:
         """Return the pages of a run not fetched yet, store by store."""
         rows = await self.conn.fetch(
             """SELECT run_id, chain, store_id, category, page, reason FROM scrape_tasks
-               WHERE run_id = $1 AND done_at IS NULL ORDER BY chain, store_id, category, page""",
+               WHERE run_id = $1 AND done_at IS NULL
+               -- Anchors before the members checked against them.
+               ORDER BY CASE reason WHEN 'rescrape' THEN 0 WHEN 'anchor' THEN 1 WHEN 'discover' THEN 2
+                                    WHEN 'full' THEN 2 ELSE 3 END,
+                        chain, store_id, category, page""",
             run_id,
         )
         return [Task(**dict(r)) for r in rows]

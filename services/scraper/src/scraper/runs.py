@@ -50,7 +50,8 @@ class ScrapeRunner:
         self, *, scope: Scope = "plan", day: int | None = None, chains: Sequence[str] = ()
     ) -> str:
         """Sync the store directory, plan the stores, record the run's pages; return its id."""
-        chains = list(chains) or await self.shop.chains()
+        requested_chains = list(chains)
+        chains = requested_chains or await self.shop.chains()
         directories = {chain: await self.shop.stores(chain) for chain in chains}
         categories = {chain: await self.shop.categories(chain) for chain in chains}
         run_id = f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid4().hex[:6]}"
@@ -59,6 +60,13 @@ class ScrapeRunner:
             for chain, stores in directories.items():
                 await repo.upsert_stores(chain=chain, stores=stores)
             rescrape = await repo.pending_rescrapes()
+            unknown = {(c, s) for c, s in rescrape if c not in directories}
+            if unknown and not requested_chains:
+                # The shop does not sell for these chains: nothing to fetch, ever.
+                log.warning(
+                    "dropping re-scrape requests of chains the storefront lacks", stores=sorted(unknown)
+                )
+                await repo.clear_rescrapes(stores=unknown)
             planned = plan_stores(
                 await repo.store_states(chains=chains),
                 rescrape=rescrape,

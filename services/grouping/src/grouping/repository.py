@@ -1,0 +1,363 @@
+"""The grouping service's SQL: latest prices, stores, groups, pruning, read queries."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from contracts.events import PriceObservation
+from servicekit.db import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    """A group as stored."""
+
+    group_id: str
+    chain: str
+    anchor_store_id: str
+    version: int
+    members: tuple[str, ...]
+    rescrape_requested_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueCheck:
+    """A member whose new prices wait to be compared with its anchor."""
+
+    chain: str
+    store_id: str
+    group_id: str
+    anchor_store_id: str
+    anchor_last_observed_at: datetime | None
+    last_observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PriceMatrix:
+    """The fresh prices of some stores of one chain: rows stores, columns products, 0 = none."""
+
+    store_ids: list[str]
+    prices: npt.NDArray[np.int32]
+    freshness: list[float]
+
+
+class GroupingRepository:
+    """Raw SQL over one connection; the caller owns the transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # --- prices -------------------------------------------------------------------------
+
+    async def upsert_prices(
+        self, *, chain: str, store_id: str, observations: Sequence[PriceObservation]
+    ) -> int:
+        """Keep each product's latest price; an older observation never replaces a newer one."""
+        result: str = await self.conn.execute(
+            """INSERT INTO latest_prices AS p
+                   (chain, store_id, sku, price_cents, was_price_cents, available, observed_at)
+               SELECT $1, $2, o.* FROM unnest($3::text[], $4::integer[], $5::integer[], $6::boolean[],
+                                              $7::timestamptz[]) AS o
+               ON CONFLICT (chain, store_id, sku) DO UPDATE
+               SET price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents,
+                   available = EXCLUDED.available, observed_at = EXCLUDED.observed_at
+               WHERE EXCLUDED.observed_at > p.observed_at""",
+            chain,
+            store_id,
+            [o.sku for o in observations],
+            [o.price_cents for o in observations],
+            [o.was_price_cents for o in observations],
+            [o.available for o in observations],
+            [o.observed_at for o in observations],
+        )
+        return int(result.rsplit(" ", 1)[-1])
+
+    async def note_store_prices(
+        self, *, chain: str, store_id: str, observed: int, observed_at: datetime
+    ) -> tuple[str | None, bool]:
+        """Record that a store's prices arrived; return its group and whether it anchors it.
+
+        A member's new prices make it due for a health check; an anchor's new prices
+        answer any re-scrape asked for it.
+        """
+        row = await self.conn.fetchrow(
+            """INSERT INTO stores AS s (chain, store_id, observed, last_observed_at)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (chain, store_id) DO UPDATE
+               SET observed = s.observed + EXCLUDED.observed,
+                   last_observed_at = greatest(s.last_observed_at, EXCLUDED.last_observed_at)
+               RETURNING group_id""",
+            chain,
+            store_id,
+            observed,
+            observed_at,
+        )
+        assert row is not None
+        group_id: str | None = row["group_id"]
+        if group_id is None:
+            return None, False
+        anchor = await self.conn.fetchval("SELECT anchor_store_id FROM groups WHERE group_id = $1", group_id)
+        if anchor == store_id:
+            await self.conn.execute(
+                "UPDATE groups SET rescrape_requested_at = NULL WHERE group_id = $1", group_id
+            )
+            return group_id, True
+        await self.conn.execute(
+            "UPDATE stores SET check_due = true WHERE chain = $1 AND store_id = $2", chain, store_id
+        )
+        return group_id, False
+
+    # --- what the worker looks at -------------------------------------------------------
+
+    async def latest_by_chain(self) -> dict[str, datetime]:
+        """Return each chain's newest price arrival, to know which chains changed."""
+        rows = await self.conn.fetch(
+            "SELECT chain, max(last_observed_at) AS latest FROM stores GROUP BY chain"
+        )
+        return {r["chain"]: r["latest"] for r in rows}
+
+    async def due_checks(self, *, quiet_before: datetime) -> list[DueCheck]:
+        """Return members with new prices whose scrape has gone quiet."""
+        rows = await self.conn.fetch(
+            """SELECT s.chain, s.store_id, s.group_id, g.anchor_store_id, a.last_observed_at AS anchor_seen,
+                      s.last_observed_at
+               FROM stores s
+               JOIN groups g ON g.group_id = s.group_id
+               LEFT JOIN stores a ON a.chain = s.chain AND a.store_id = g.anchor_store_id
+               WHERE s.check_due AND s.last_observed_at < $1
+               ORDER BY s.chain, s.group_id, s.store_id""",
+            quiet_before,
+        )
+        return [
+            DueCheck(
+                r["chain"],
+                r["store_id"],
+                r["group_id"],
+                r["anchor_store_id"],
+                r["anchor_seen"],
+                r["last_observed_at"],
+            )
+            for r in rows
+        ]
+
+    async def compare(self, *, chain: str, store_id: str, anchor: str, since: datetime) -> tuple[int, int]:
+        """Count the products both hold fresh prices for, and how many of those prices are equal."""
+        row = await self.conn.fetchrow(
+            """SELECT count(*) AS common,
+                      count(*) FILTER (WHERE m.price_cents = a.price_cents) AS equal
+               FROM latest_prices m
+               JOIN latest_prices a ON a.chain = m.chain AND a.sku = m.sku AND a.store_id = $3
+               WHERE m.chain = $1 AND m.store_id = $2 AND m.observed_at >= $4 AND a.observed_at >= $4""",
+            chain,
+            store_id,
+            anchor,
+            since,
+        )
+        assert row is not None
+        return int(row["common"]), int(row["equal"])
+
+    async def mark_checked(self, *, chain: str, store_ids: Sequence[str], at: datetime) -> None:
+        """Record a health check (passed or not) of members."""
+        await self.conn.execute(
+            """UPDATE stores SET check_due = false, checked_at = $3
+               WHERE chain = $1 AND store_id = ANY($2::text[])""",
+            chain,
+            list(store_ids),
+            at,
+        )
+
+    async def price_matrix(self, *, chain: str, store_ids: Sequence[str], since: datetime) -> PriceMatrix:
+        """Load the fresh prices of stores into a matrix (one query, one pass)."""
+        rows = await self.conn.fetch(
+            """SELECT store_id, sku, price_cents FROM latest_prices
+               WHERE chain = $1 AND store_id = ANY($2::text[]) AND observed_at >= $3""",
+            chain,
+            list(store_ids),
+            since,
+        )
+        stores = sorted({r["store_id"] for r in rows})
+        skus = sorted({r["sku"] for r in rows})
+        row_of = {s: i for i, s in enumerate(stores)}
+        col_of = {s: i for i, s in enumerate(skus)}
+        prices = np.zeros((len(stores), len(skus)), dtype=np.int32)
+        for r in rows:
+            prices[row_of[r["store_id"]], col_of[r["sku"]]] = r["price_cents"]
+        seen = await self.conn.fetch(
+            "SELECT store_id, last_observed_at FROM stores WHERE chain = $1 AND store_id = ANY($2::text[])",
+            chain,
+            stores,
+        )
+        last = {r["store_id"]: r["last_observed_at"].timestamp() for r in seen}
+        return PriceMatrix(stores, prices, [last.get(s, 0.0) for s in stores])
+
+    async def unplaced(self, *, chain: str, quiet_before: datetime) -> list[str]:
+        """Return a chain's stores without a group whose scrape has gone quiet."""
+        rows = await self.conn.fetch(
+            """SELECT store_id FROM stores
+               WHERE chain = $1 AND group_id IS NULL AND last_observed_at < $2 ORDER BY store_id""",
+            chain,
+            quiet_before,
+        )
+        return [r["store_id"] for r in rows]
+
+    # --- groups -------------------------------------------------------------------------
+
+    async def groups(self, *, chain: str) -> dict[str, GroupRow]:
+        """Return a chain's groups with their members, by group id."""
+        rows = await self.conn.fetch(
+            """SELECT g.group_id, g.chain, g.anchor_store_id, g.version, g.rescrape_requested_at,
+                      coalesce(array_agg(s.store_id ORDER BY s.store_id)
+                               FILTER (WHERE s.store_id <> g.anchor_store_id), '{}') AS members
+               FROM groups g LEFT JOIN stores s ON s.group_id = g.group_id
+               WHERE g.chain = $1 GROUP BY g.group_id""",
+            chain,
+        )
+        return {
+            r["group_id"]: GroupRow(
+                r["group_id"],
+                r["chain"],
+                r["anchor_store_id"],
+                r["version"],
+                tuple(r["members"]),
+                r["rescrape_requested_at"],
+            )
+            for r in rows
+        }
+
+    async def group(self, *, group_id: str) -> GroupRow | None:
+        """Return one group with its members."""
+        chain = await self.conn.fetchval("SELECT chain FROM groups WHERE group_id = $1", group_id)
+        return None if chain is None else (await self.groups(chain=chain)).get(group_id)
+
+    async def create_group(self, *, group_id: str, chain: str, anchor: str, members: Sequence[str]) -> None:
+        """Create a group and place its stores in it."""
+        await self.conn.execute(
+            "INSERT INTO groups (group_id, chain, anchor_store_id) VALUES ($1, $2, $3)",
+            group_id,
+            chain,
+            anchor,
+        )
+        await self.place(chain=chain, group_id=group_id, store_ids=[anchor, *members])
+
+    async def place(self, *, chain: str, group_id: str | None, store_ids: Sequence[str]) -> None:
+        """Put stores in a group (None: take them out of any)."""
+        await self.conn.execute(
+            """UPDATE stores SET group_id = $2, check_due = false
+               WHERE chain = $1 AND store_id = ANY($3::text[])""",
+            chain,
+            group_id,
+            list(store_ids),
+        )
+
+    async def move_members(self, *, from_group: str, to_group: str) -> None:
+        """Move every store of a group into another (a merge)."""
+        await self.conn.execute("UPDATE stores SET group_id = $2 WHERE group_id = $1", from_group, to_group)
+
+    async def delete_group(self, *, group_id: str) -> None:
+        """Remove a group that was merged away."""
+        await self.conn.execute("DELETE FROM groups WHERE group_id = $1", group_id)
+
+    async def bump(self, *, group_id: str) -> int:
+        """Increase a group's version; return the new one."""
+        version: int = await self.conn.fetchval(
+            """UPDATE groups SET version = version + 1, updated_at = now()
+               WHERE group_id = $1 RETURNING version""",
+            group_id,
+        )
+        return version
+
+    async def note_rescrape_requested(self, *, group_id: str, at: datetime) -> None:
+        """Remember that a re-scrape of the group's anchor was asked for."""
+        await self.conn.execute(
+            "UPDATE groups SET rescrape_requested_at = $2 WHERE group_id = $1", group_id, at
+        )
+
+    async def prune(self, *, chain: str, anchor: str, members: Sequence[str]) -> int:
+        """Delete members' prices equal to the anchor's, in one statement; return rows deleted.
+
+        Prices that differ from the anchor's (a store's own exceptions) are kept, so every
+        member price can still be answered: its own row, else the anchor's.
+        """
+        result: str = await self.conn.execute(
+            """DELETE FROM latest_prices m USING latest_prices a
+               WHERE m.chain = $1 AND m.store_id = ANY($3::text[])
+                 AND a.chain = $1 AND a.store_id = $2 AND a.sku = m.sku
+                 AND a.price_cents = m.price_cents
+                 AND a.was_price_cents IS NOT DISTINCT FROM m.was_price_cents
+                 AND a.available = m.available""",
+            chain,
+            anchor,
+            list(members),
+        )
+        return int(result.rsplit(" ", 1)[-1])
+
+    # --- read side ----------------------------------------------------------------------
+
+    async def list_groups(self, *, chain: str | None, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """Return groups ordered by id, after a cursor."""
+        rows = await self.conn.fetch(
+            """SELECT g.group_id, g.chain, g.anchor_store_id, g.version, g.updated_at,
+                      coalesce(array_agg(s.store_id ORDER BY s.store_id)
+                               FILTER (WHERE s.store_id <> g.anchor_store_id), '{}') AS members
+               FROM groups g LEFT JOIN stores s ON s.group_id = g.group_id
+               WHERE ($1::text IS NULL OR g.chain = $1) AND ($2::text IS NULL OR g.group_id > $2)
+               GROUP BY g.group_id ORDER BY g.group_id LIMIT $3""",
+            chain,
+            after,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def store_group(self, *, chain: str, store_id: str) -> dict[str, Any] | None:
+        """Return a store's group, its anchor and its check times."""
+        row = await self.conn.fetchrow(
+            """SELECT s.chain, s.store_id, s.group_id, g.anchor_store_id, g.version, s.checked_at,
+                      s.last_observed_at
+               FROM stores s LEFT JOIN groups g ON g.group_id = s.group_id
+               WHERE s.chain = $1 AND s.store_id = $2""",
+            chain,
+            store_id,
+        )
+        return None if row is None else dict(row)
+
+    async def store_prices(self, *, chain: str, store_id: str, anchor: str | None) -> list[dict[str, Any]]:
+        """Answer a store's prices: its own rows first, the rest from its anchor."""
+        rows = await self.conn.fetch(
+            """SELECT DISTINCT ON (sku) sku, price_cents, was_price_cents, available, observed_at,
+                      store_id AS answered_by
+               FROM latest_prices
+               WHERE chain = $1 AND store_id IN ($2, coalesce($3, $2))
+               ORDER BY sku, (store_id = $2) DESC""",
+            chain,
+            store_id,
+            anchor,
+        )
+        return [dict(r) for r in rows]
+
+    async def counts(self) -> dict[str, int]:
+        """Return stores, groups, observations received, prices held and prices answerable.
+
+        Answerable prices are what an unpruned table would hold: every store of a group
+        answers its anchor's products, so held/answerable is the compression ratio.
+        """
+        row = await self.conn.fetchrow(
+            """WITH held AS (SELECT chain, store_id, count(*) AS n FROM latest_prices GROUP BY 1, 2),
+                    sizes AS (SELECT g.chain, g.anchor_store_id, count(*) AS size
+                              FROM groups g JOIN stores s ON s.group_id = g.group_id
+                              GROUP BY g.group_id, g.chain, g.anchor_store_id)
+               SELECT (SELECT count(*) FROM stores) AS stores,
+                      (SELECT count(*) FROM groups) AS groups,
+                      (SELECT coalesce(sum(observed), 0) FROM stores) AS observations_received,
+                      (SELECT coalesce(sum(n), 0) FROM held) AS prices_held,
+                      (SELECT coalesce(sum(z.size * h.n), 0) FROM sizes z
+                       JOIN held h ON h.chain = z.chain AND h.store_id = z.anchor_store_id)
+                      + (SELECT coalesce(sum(h.n), 0) FROM held h
+                         JOIN stores s USING (chain, store_id)
+                         WHERE s.group_id IS NULL) AS prices_answerable"""
+        )
+        assert row is not None
+        return {k: int(v) for k, v in dict(row).items()}

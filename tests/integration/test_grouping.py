@@ -1,0 +1,217 @@
+"""Grouping against the simulated world's ground truth, on a stack of its own."""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from contracts import CODEC, topic
+from contracts.events import RescrapeRequested, StoreGroupChanged
+from grouping.domain.evaluation import adjusted_rand_index
+from pricestream.stack import Stack
+from tests.helpers import running_stack, wait_until
+
+pytestmark = pytest.mark.integration
+
+DAY = 10
+FRESHNESS = timedelta(hours=168)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own, so every store starts unplaced and days do not mix."""
+    with running_stack(tmp_path_factory.mktemp("grouping") / ".pricestream", "grouping stack") as stack:
+        yield stack
+
+
+def _grouping(stack: Stack) -> str:
+    return stack.service_process("grouping").url
+
+
+def _assignment(stack: Stack) -> dict[tuple[str, str], str]:
+    """Read every group, page by page; return store -> group id."""
+    placed: dict[tuple[str, str], str] = {}
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        body = httpx.get(f"{_grouping(stack)}/v1/groups", params=params, timeout=10).json()
+        for group in body["groups"]:
+            for store in (group["anchor_store_id"], *group["members"]):
+                assert (group["chain"], store) not in placed, "a store is in one group only"
+                placed[(group["chain"], store)] = group["group_id"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return placed
+
+
+def _stable(stack: Stack, stores: int, timeout: float = 90) -> dict[tuple[str, str], str]:
+    """Wait until every store is placed and the groups stop changing."""
+    last: dict[tuple[str, str], str] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = _assignment(stack)
+        if len(now) >= stores and now == last:
+            return now
+        last = now
+        time.sleep(3)
+    raise AssertionError(f"groups did not settle: {len(last)} of {stores} stores placed")
+
+
+def _scrape(stack: Stack, day: int, chains: list[str] | None = None) -> None:
+    url = stack.service_process("scraper").url
+    run_id = httpx.post(
+        f"{url}/v1/runs", json={"scope": "all", "day": day, "chains": chains or []}, timeout=60
+    )
+    run_id = run_id.json()["run_id"]
+    assert wait_until(lambda: httpx.get(f"{url}/v1/runs/{run_id}").json()["status"] != "running", timeout=180)
+
+
+def _zones(stack: Stack) -> dict[tuple[str, str], str]:
+    chains = httpx.get(f"{stack.config.storefront_url}/_truth/zones").json()["chains"]
+    return {(chain, store): zone for chain, stores in chains.items() for store, zone in stores.items()}
+
+
+def test_groups_equal_the_true_pricing_zones(stack: Stack) -> None:
+    zones = _zones(stack)
+    _scrape(stack, DAY)
+    placed = _stable(stack, len(zones))
+    for chain in sorted({c for c, _ in zones}):
+        stores = sorted(s for c, s in zones if c == chain)
+        truth = [zones[(chain, s)] for s in stores]
+        found = [placed[(chain, s)] for s in stores]
+        ari = adjusted_rand_index(truth, found)
+        print(f"\n{chain}: {len(set(truth))} zones, {len(set(found))} groups, adjusted Rand index {ari:.3f}")
+        assert ari >= 0.95
+        for group in set(found):
+            assert len({zones[(chain, s)] for s in stores if placed[(chain, s)] == group}) == 1, (
+                "two zones merged"
+            )
+
+
+def test_every_store_answers_its_true_prices_after_pruning(stack: Stack) -> None:
+    stats = httpx.get(f"{_grouping(stack)}/v1/stats").json()
+    print(f"\ngrouping stats: {stats}")
+    shop = stack.config.storefront_url
+    products = 0
+    for chain in {c for c, _ in _zones(stack)}:
+        truth: dict[str, dict[str, tuple[int, int | None]]] = {}
+        rows = httpx.get(f"{shop}/_truth/prices", params={"chain": chain, "day": DAY}, timeout=30).json()[
+            "prices"
+        ]
+        for row in rows:
+            truth.setdefault(row["store_id"], {})[row["sku"]] = (row["price_cents"], row["was_price_cents"])
+        products = max(products, *(len(p) for p in truth.values()))
+        for store, expected in truth.items():
+            body = httpx.get(f"{_grouping(stack)}/v1/stores/{chain}/{store}/prices", timeout=10).json()
+            answered = {p["sku"]: (p["price_cents"], p["was_price_cents"]) for p in body["prices"]}
+            assert answered == expected, f"{chain}/{store} answers differ from the shop"
+    assert stats["prices_held"] <= stats["groups"] * products * 1.05
+    assert stats["compression_ratio"] >= 3
+
+
+def test_a_drifting_store_is_split_out_after_its_next_scrape(stack: Stack) -> None:
+    placed = _assignment(stack)
+    groups = httpx.get(f"{_grouping(stack)}/v1/groups", params={"limit": 1000}).json()["groups"]
+    group = next(g for g in groups if len(g["members"]) >= 2)
+    chain, store = group["chain"], group["members"][0]
+    rows = httpx.get(
+        f"{stack.config.storefront_url}/_truth/prices", params={"chain": chain, "day": DAY}, timeout=30
+    ).json()["prices"]
+    mine = [r for r in rows if r["store_id"] == store]
+    drifted = [
+        {"sku": r["sku"], "price_cents": r["price_cents"] + (7 if i % 10 == 0 else 0)}
+        for i, r in enumerate(mine)
+    ]
+    response = httpx.post(
+        f"{stack.service_process('scraper').url}/v1/observations",
+        json={"rows": drifted, "chain": chain, "store_id": store},
+        headers={"Authorization": f"Bearer {stack.ingest_token}"},
+    )
+    assert response.json()["accepted"] == len(mine)
+
+    def moved() -> bool:
+        found = httpx.get(f"{_grouping(stack)}/v1/stores/{chain}/{store}/group").json()
+        return bool(found["group_id"] != group["group_id"])
+
+    assert wait_until(moved, timeout=30)
+    mine_now = httpx.get(f"{_grouping(stack)}/v1/stores/{chain}/{store}/group").json()
+    assert mine_now["anchor_store_id"] == store, "it matches no other store: a group of its own"
+    assert placed[(chain, store)] == group["group_id"]
+    events = asyncio.run(_events(stack, "groups.changed.v1"))
+    split = [e for e in events if isinstance(e, StoreGroupChanged) and e.payload.reason == "split"]
+    assert any(
+        e.payload.group_id == group["group_id"] and store not in e.payload.member_store_ids for e in split
+    )
+
+
+async def _events(stack: Stack, name: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        name, bootstrap_servers=stack.config.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    events = []
+    try:
+        for _ in range(6):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                events += [CODEC.decode(r.value, dict(r.headers)) for r in records]
+    finally:
+        await consumer.stop()
+    return events
+
+
+def _ingest(stack: Stack, store: str, observed_at: datetime) -> None:
+    rows = [
+        {"sku": f"p{i}", "price_cents": 100 + i, "observed_at": observed_at.isoformat()} for i in range(60)
+    ]
+    response = httpx.post(
+        f"{stack.service_process('scraper').url}/v1/observations",
+        json={"rows": rows, "chain": "stalechain", "store_id": store},
+        headers={"Authorization": f"Bearer {stack.ingest_token}"},
+    )
+    assert response.json()["accepted"] == 60, response.text
+
+
+def _rescrapes(stack: Stack, store: str) -> int:
+    events = asyncio.run(_events(stack, topic("rescrapes.requested.v1").name))
+    return sum(1 for e in events if isinstance(e, RescrapeRequested) and e.payload.store_id == store)
+
+
+def test_a_stale_anchor_yields_exactly_one_rescrape_request(stack: Stack) -> None:
+    # Two stores whose prices go stale 20 seconds from now.
+    almost_stale = datetime.now(UTC) - FRESHNESS + timedelta(seconds=20)
+    _ingest(stack, "s1", almost_stale)
+    _ingest(stack, "s2", almost_stale)
+
+    def grouped() -> dict[str, Any]:
+        found: dict[str, Any] = httpx.get(f"{_grouping(stack)}/v1/stores/stalechain/s2/group").json()
+        return found
+
+    assert wait_until(
+        lambda: grouped().get("group_id") is not None and grouped()["anchor_store_id"] in ("s1", "s2")
+    )
+    assert wait_until(lambda: len({grouped()["anchor_store_id"], "s1", "s2"}) == 2, timeout=15)
+    anchor = grouped()["anchor_store_id"]
+    member = "s2" if anchor == "s1" else "s1"
+    time.sleep(max(0.0, (almost_stale + FRESHNESS - datetime.now(UTC)).total_seconds()) + 1)
+
+    for _ in range(2):  # two member scrapes while the anchor is stale
+        _ingest(stack, member, datetime.now(UTC))
+        time.sleep(4)
+    assert wait_until(lambda: _rescrapes(stack, anchor) >= 1, timeout=20)
+    time.sleep(3)
+    assert _rescrapes(stack, anchor) == 1, "one request, not one per member scrape"
+
+    _ingest(stack, anchor, datetime.now(UTC))  # the anchor is scraped again
+    time.sleep(4)
+    _ingest(stack, member, datetime.now(UTC))
+    time.sleep(5)
+    assert _rescrapes(stack, anchor) == 1, "a fresh anchor needs no re-scrape"
+    assert (
+        httpx.get(f"{_grouping(stack)}/v1/stores/stalechain/{member}/group").json()["anchor_store_id"]
+        == anchor
+    )
