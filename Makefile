@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean bench-scrape
+.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean bench-scrape bench-grouping
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ schemas: install
 
 bench-scrape: install
 	$(BIN)/python -m benchmarks.scrape_throughput
+
+bench-grouping: install
+	$(BIN)/python -m benchmarks.grouping_algorithm
+	$(BIN)/python -m benchmarks.grouping_ingest
 
 # Re-pin every dependency after changing a pyproject.toml or requirements-dev.in.
 lock: install

@@ -85,11 +85,12 @@ class GroupingRepository:
         answer any re-scrape asked for it.
         """
         row = await self.conn.fetchrow(
-            """INSERT INTO stores AS s (chain, store_id, observed, last_observed_at)
-               VALUES ($1, $2, $3, $4)
+            """INSERT INTO stores AS s (chain, store_id, observed, last_observed_at, last_received_at)
+               VALUES ($1, $2, $3, $4, now())
                ON CONFLICT (chain, store_id) DO UPDATE
                SET observed = s.observed + EXCLUDED.observed,
-                   last_observed_at = greatest(s.last_observed_at, EXCLUDED.last_observed_at)
+                   last_observed_at = greatest(s.last_observed_at, EXCLUDED.last_observed_at),
+                   last_received_at = now()
                RETURNING group_id""",
             chain,
             store_id,
@@ -116,7 +117,7 @@ class GroupingRepository:
     async def latest_by_chain(self) -> dict[str, datetime]:
         """Return each chain's newest price arrival, to know which chains changed."""
         rows = await self.conn.fetch(
-            "SELECT chain, max(last_observed_at) AS latest FROM stores GROUP BY chain"
+            "SELECT chain, max(last_received_at) AS latest FROM stores GROUP BY chain"
         )
         return {r["chain"]: r["latest"] for r in rows}
 
@@ -128,7 +129,7 @@ class GroupingRepository:
                FROM stores s
                JOIN groups g ON g.group_id = s.group_id
                LEFT JOIN stores a ON a.chain = s.chain AND a.store_id = g.anchor_store_id
-               WHERE s.check_due AND s.last_observed_at < $1
+               WHERE s.check_due AND s.last_received_at < $1
                ORDER BY s.chain, s.group_id, s.store_id""",
             quiet_before,
         )
@@ -198,7 +199,7 @@ class GroupingRepository:
         """Return a chain's stores without a group whose scrape has gone quiet."""
         rows = await self.conn.fetch(
             """SELECT store_id FROM stores
-               WHERE chain = $1 AND group_id IS NULL AND last_observed_at < $2 ORDER BY store_id""",
+               WHERE chain = $1 AND group_id IS NULL AND last_received_at < $2 ORDER BY store_id""",
             chain,
             quiet_before,
         )

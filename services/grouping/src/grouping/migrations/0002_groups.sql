@@ -19,6 +19,8 @@ CREATE TABLE stores (
     group_id text,
     observed integer NOT NULL DEFAULT 0,
     last_observed_at timestamptz,
+    -- when its latest prices arrived here: a store is judged once its scrape goes quiet
+    last_received_at timestamptz,
     -- set when prices arrived for a member since its last check: check it when quiet
     check_due boolean NOT NULL DEFAULT false,
     checked_at timestamptz,
