@@ -10,7 +10,6 @@ fingerprints then tell zones apart less well and more pairs are confirmed exactl
 """
 
 import argparse
-import json
 import resource
 import time
 import tracemalloc
@@ -20,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from rich.console import Console
-from rich.table import Table
 
 from grouping.domain.evaluation import adjusted_rand_index, merges_distinct
 from grouping.domain.fingerprints import fingerprint
 from grouping.domain.grouping import find_groups
+from pricestream.report import report
 
 ZONE_FACTOR_RANGE = (0.90, 1.15)
 SPECIAL_SHARE = 0.10
@@ -158,14 +157,12 @@ def main() -> None:
         # ru_maxrss is in KiB on Linux: the whole process, price matrix and interpreter included.
         "process_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10, 1),
     }
-    table = Table(title="grouping algorithm (one chain, fingerprints + exact confirmation against anchors)")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in figures.items():
-        table.add_row(key, str(value))
-    console.print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=2))
+    report(
+        console,
+        "grouping algorithm (one chain, fingerprints + exact confirmation against anchors)",
+        figures,
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
-from rich.table import Table
 
 from contracts import topic
 from pricestream.demo import processed_counts
+from pricestream.report import report
 from pricestream.stack import Stack
 from tests.helpers import stack_config
 
@@ -133,14 +133,7 @@ def main() -> None:
         "prices_held": stats["prices_held"],
         "compression_ratio": stats["compression_ratio"],
     }
-    table = Table(title="grouping: ingest and regroup through the stack")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in figures.items():
-        table.add_row(key, str(value))
-    console.print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=2))
+    report(console, "grouping: ingest and regroup through the stack", figures, args.out)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
-from rich.table import Table
 
 from contracts import CODEC, topic
 from contracts.schema import EXAMPLE_DIR
+from pricestream.report import report
 from pricestream.stack import Stack
 from tests.helpers import stack_config
 
@@ -132,14 +132,7 @@ def main() -> None:
         "raw_produce_observations_per_s_equivalent": round(raw * per_event),
         "event_size_bytes": event_size,
     }
-    table = Table(title="scrape throughput (storefront -> scraper -> outbox -> topic)")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in figures.items():
-        table.add_row(key, str(value))
-    console.print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=2))
+    report(console, "scrape throughput (storefront -> scraper -> outbox -> topic)", figures, args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from pricestream.config import StackConfig, find_home
 from pricestream.demo import run_demo
 from pricestream.kafka import describe_topics
 from pricestream.processes import StackError
-from pricestream.scraping_cli import publish_file, run_scrape, summary_table
+from pricestream.report import summary_table
+from pricestream.scraping_cli import publish_file, run_scrape
 from pricestream.stack import Stack
 
 app = typer.Typer(help="Operate pricestream's local stack.", no_args_is_help=True, add_completion=False)

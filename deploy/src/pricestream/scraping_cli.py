@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from pricestream.processes import StackError
 from pricestream.stack import Stack
@@ -87,13 +86,3 @@ def publish_file(
                 totals[key] += int(value)
             progress.advance(bar, len(batch))
     return totals
-
-
-def summary_table(title: str, values: dict[str, Any]) -> Table:
-    """Render a dict of counts as a two-column table."""
-    table = Table(title=title)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for key, value in values.items():
-        table.add_row(key, str(value))
-    return table

@@ -1,6 +1,7 @@
 """Turn validated observations into outbox events, in the caller's transaction."""
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -61,13 +62,4 @@ async def stage_prices(
 
 def _present(product: ProductRow) -> dict[str, object]:
     """Return the product's fields that have a value (absent ones stay absent in the event)."""
-    fields = {
-        "sku": product.sku,
-        "name": product.name,
-        "brand": product.brand,
-        "size": product.size,
-        "category": product.category,
-        "barcode": product.barcode,
-        "url": product.url,
-    }
-    return {name: value for name, value in fields.items() if value is not None}
+    return {name: value for name, value in asdict(product).items() if value is not None}
