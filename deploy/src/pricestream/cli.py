@@ -1,10 +1,12 @@
 """The `pricestream` operator CLI: up, down, status, topics, demo."""
 
 import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -142,6 +144,9 @@ def demo(
         before = _messages(stack, names)
         summary = run_scrape(stack, console, scope="plan", day=None, chains=[], wait=True)
         console.print(summary_table(f"scrape run {summary['run_id']}", summary))
+        with console.status("grouping finds the stores that charge the same..."):
+            groups = _settled_groups(urls["grouping"])
+        console.print(summary_table("store groups (grouping /v1/stats)", groups))
         return _messages(stack, names) - before
 
     rows = run_demo(
@@ -158,6 +163,19 @@ def demo(
     if any(processed < published for _, _, published, processed in rows):
         console.print("[red]some events were not processed in time[/red]")
         raise typer.Exit(1)
+
+
+def _settled_groups(grouping_url: str, timeout_s: float = 30.0) -> dict[str, object]:
+    """Wait until grouping's figures stop changing (its cycle has placed the stores)."""
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        now: dict[str, object] = httpx.get(f"{grouping_url}/v1/stats", timeout=10).json()
+        if now == last and now.get("groups"):
+            break
+        last = now
+        time.sleep(2)
+    return last
 
 
 def _messages(stack: Stack, names: list[str]) -> Counter[str]:

@@ -42,7 +42,8 @@ PRODUCTS = [
 def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterator[Event]:
     """Yield a small, deterministic world: products, prices per store, a group, a re-scrape.
 
-    With `prices` False only the flows the scraper does not produce are sampled.
+    With `prices` False only the flow no service produces yet (substitutions) is sampled:
+    prices, products, groups and re-scrapes then come from the scraper and grouping.
     """
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -77,6 +78,9 @@ def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterato
                 chain="coles", store_id=f"{7700 + store}", source="scrape", observations=observations
             ),
         )
+    if not prices:
+        yield from _sample_substitutions(producer)
+        return
     members = tuple(f"{7700 + s}" for s in range(2, stores + 1))
     yield StoreGroupChanged.new(
         producer=producer,
@@ -95,6 +99,11 @@ def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterato
             chain="coles", store_id="7701", reason="manual", group_id="coles-demo-1"
         ),
     )
+    yield from _sample_substitutions(producer)
+
+
+def _sample_substitutions(producer: str) -> Iterator[Event]:
+    """Yield one product's substitutes, until the substitutions service computes them."""
     yield SubstitutionsChanged.new(
         producer=producer,
         payload=SubstitutionsChangedPayload(
