@@ -171,7 +171,7 @@ def _settled_groups(grouping_url: str, timeout_s: float = 30.0) -> dict[str, obj
     last: dict[str, object] = {}
     while time.monotonic() < deadline:
         now: dict[str, object] = httpx.get(f"{grouping_url}/v1/stats", timeout=10).json()
-        if now == last and now.get("groups"):
+        if now == last and now.get("groups") and now.get("stores_unplaced") == 0:
             break
         last = now
         time.sleep(2)

@@ -340,7 +340,7 @@ class GroupingRepository:
         return [dict(r) for r in rows]
 
     async def counts(self) -> dict[str, int]:
-        """Return stores, groups, observations received, prices held and prices answerable.
+        """Return stores (and those without a group), groups, observations, prices held and answerable.
 
         Answerable prices are what an unpruned table would hold: every store of a group
         answers its anchor's products, so held/answerable is the compression ratio.
@@ -351,6 +351,7 @@ class GroupingRepository:
                               FROM groups g JOIN stores s ON s.group_id = g.group_id
                               GROUP BY g.group_id, g.chain, g.anchor_store_id)
                SELECT (SELECT count(*) FROM stores) AS stores,
+                      (SELECT count(*) FROM stores WHERE group_id IS NULL) AS stores_unplaced,
                       (SELECT count(*) FROM groups) AS groups,
                       (SELECT coalesce(sum(observed), 0) FROM stores) AS observations_received,
                       (SELECT coalesce(sum(n), 0) FROM held) AS prices_held,
