@@ -1,5 +1,6 @@
 """Settings of the bargains service, read from `BARGAINS_*` environment variables."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
@@ -12,3 +13,9 @@ class BargainsSettings(ServiceSettings):
 
     service_name: str = "bargains"
     http_port: int = 8084
+
+    freshness_days: float = Field(default=7.0, gt=0, description="Only prices this recent count as current")
+    reference_days: float = Field(default=28.0, gt=0, description="Period the regular price is judged on")
+    min_discount: float = Field(default=0.10, gt=0, lt=1)
+    lookback_days: float = Field(default=90.0, gt=0, description="Window of the historical low")
+    expiry_check_s: float = Field(default=30.0, gt=0, description="How often stale bargains are expired")

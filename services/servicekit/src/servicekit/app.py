@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.specification import AsyncAPI
 
@@ -69,6 +70,16 @@ def build_app(service: Service) -> FastAPI:
             log.info("service stopped")
 
     app = FastAPI(title=f"pricestream {settings.service_name}", lifespan=lifespan, docs_url="/docs")
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """Answer bad parameters with 400 and what is wrong with each."""
+        problems = [
+            {"where": ".".join(str(p) for p in error["loc"]), "problem": error["msg"]}
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": problems}, status_code=400)
+
     asyncapi_json: list[str] = []
 
     @app.get("/health/live", tags=["health"])

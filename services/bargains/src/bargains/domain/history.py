@@ -1,0 +1,46 @@
+"""A compact price history per (chain, sku, store): one segment per run of an unchanged price.
+
+`fold` only ever appends to the newest end of a history, so:
+
+- an observation at or before the last one seen is dropped: an older scrape never overwrites a
+  newer price, and a duplicate changes nothing (folding is idempotent);
+- folding observations in time order gives one result however they are batched, so replaying every
+  event from the start equals processing them one by one as they arrived;
+- when older observations arrive late, the result is that of folding, in time order, only the
+  observations that were the newest seen when they arrived. Those late ones are lost, not merged,
+  which keeps a projection deterministic for a given event order.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of observations of one price and was-price, from its first to its last sighting."""
+
+    price_cents: int
+    was_price_cents: int | None
+    starts_at: datetime
+    ends_at: datetime
+
+
+def fold(
+    history: tuple[Segment, ...], *, price_cents: int, was_price_cents: int | None, observed_at: datetime
+) -> tuple[Segment, ...]:
+    """Add one observation to a history, extending its last segment when the price is unchanged."""
+    if not history:
+        return (Segment(price_cents, was_price_cents, observed_at, observed_at),)
+    last = history[-1]
+    if observed_at <= last.ends_at:
+        return history
+    if (last.price_cents, last.was_price_cents) == (price_cents, was_price_cents):
+        return (*history[:-1], replace(last, ends_at=observed_at))
+    return (*history, Segment(price_cents, was_price_cents, observed_at, observed_at))
+
+
+def trim(history: tuple[Segment, ...], before: datetime) -> tuple[Segment, ...]:
+    """Drop the segments last seen before a horizon, always keeping the latest one."""
+    # The latest segment stays so that a late, older observation is still recognised as older.
+    kept = tuple(segment for segment in history[:-1] if segment.ends_at >= before)
+    return (*kept, *history[-1:])

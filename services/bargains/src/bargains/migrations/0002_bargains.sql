@@ -1,0 +1,58 @@
+-- Compact price history, where each store sits, bargains, flags, and the outbox.
+
+-- One row per run of an unchanged price at a store: a new row only when it changes.
+CREATE TABLE history (
+    chain text NOT NULL,
+    store_id text NOT NULL,
+    sku text NOT NULL,
+    price_cents integer NOT NULL,
+    was_price_cents integer,
+    starts_at timestamptz NOT NULL,
+    ends_at timestamptz NOT NULL,
+    PRIMARY KEY (chain, store_id, sku, starts_at)
+);
+
+-- A member store is answered by its group's anchor.
+CREATE TABLE placements (
+    chain text NOT NULL,
+    store_id text NOT NULL,
+    group_id text NOT NULL,
+    group_version integer NOT NULL,
+    anchor_store_id text NOT NULL,
+    PRIMARY KEY (chain, store_id)
+);
+
+CREATE TABLE bargains (
+    bargain_id text PRIMARY KEY,
+    chain text NOT NULL,
+    store_id text NOT NULL,
+    sku text NOT NULL,
+    category text,
+    kind text NOT NULL,
+    price_cents integer NOT NULL,
+    reference_cents integer NOT NULL,
+    score double precision NOT NULL,
+    reason text NOT NULL,
+    observed_at timestamptz NOT NULL
+);
+CREATE INDEX bargains_by_store ON bargains (chain, store_id, sku);
+
+-- Prices that look like a bargain and are not: illusory discounts, suspicious outliers.
+CREATE TABLE flags (
+    chain text NOT NULL,
+    store_id text NOT NULL,
+    sku text NOT NULL,
+    kind text NOT NULL,
+    reason text NOT NULL,
+    observed_at timestamptz NOT NULL,
+    PRIMARY KEY (chain, store_id, sku, kind)
+);
+
+CREATE TABLE outbox (
+    id bigserial PRIMARY KEY,
+    topic text NOT NULL,
+    key bytea NOT NULL,
+    value bytea NOT NULL,
+    headers jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,187 @@
+"""Incremental recomputation: a price event updates exactly the bargains it affects."""
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from bargains.domain.bargains import Policy, assess
+from bargains.domain.history import Segment, fold
+from bargains.repository import BargainsRepository, StoredBargain
+from bargains.settings import BargainsSettings
+from contracts import Event
+from contracts.events import Bargain, BargainChange, BargainsChanged
+from contracts.events.v1 import (
+    MAX_OBSERVATIONS,
+    BargainsChangedPayload,
+    PricesScrapedPayload,
+    StoreGroupChangedPayload,
+)
+from servicekit.db import Database
+from servicekit.outbox import enqueue
+
+log = structlog.get_logger(__name__)
+PRODUCER = "bargains"
+
+
+def policy_from(settings: BargainsSettings) -> Policy:
+    """Build the domain policy from settings."""
+    return Policy(
+        freshness=timedelta(days=settings.freshness_days),
+        reference=timedelta(days=settings.reference_days),
+        min_discount=settings.min_discount,
+        lookback=timedelta(days=settings.lookback_days),
+    )
+
+
+def _changes(
+    current: dict[str, StoredBargain], desired: dict[str, StoredBargain]
+) -> list[tuple[str, StoredBargain]]:
+    """Compare listed and wanted bargains: appeared, changed and expired ones."""
+    out: list[tuple[str, StoredBargain]] = []
+    for bargain_id, wanted in desired.items():
+        had = current.get(bargain_id)
+        if had is None:
+            out.append(("appeared", wanted))
+        elif (had.price_cents, had.reference_cents, had.reason) != (
+            wanted.price_cents,
+            wanted.reference_cents,
+            wanted.reason,
+        ):
+            out.append(("changed", wanted))
+    out += [("expired", had) for bargain_id, had in current.items() if bargain_id not in desired]
+    return out
+
+
+def events_for(changes: Sequence[tuple[str, StoredBargain]]) -> list[Event]:
+    """Make BargainsChanged events, one per store (chunked), from changes."""
+    by_store: dict[tuple[str, str], list[BargainChange]] = defaultdict(list)
+    for change, b in changes:
+        bargain = Bargain(
+            bargain_id=b.bargain_id,
+            kind=b.kind,  # type: ignore[arg-type]
+            chain=b.chain,
+            store_id=b.store_id,
+            sku=b.sku,
+            price_cents=b.price_cents,
+            reference_cents=b.reference_cents,
+            score=min(1.0, max(0.0, float(b.score))),
+            reason=b.reason[:500],
+            observed_at=b.observed_at,
+        )
+        by_store[(b.chain, b.store_id)].append(BargainChange(change=change, bargain=bargain))  # type: ignore[arg-type]
+    events: list[Event] = []
+    for (chain, store_id), items in by_store.items():
+        for start in range(0, len(items), MAX_OBSERVATIONS):
+            payload = BargainsChangedPayload(
+                chain=chain, store_id=store_id, changes=tuple(items[start : start + MAX_OBSERVATIONS])
+            )
+            events.append(BargainsChanged.new(producer=PRODUCER, payload=payload))
+    return events
+
+
+class Recomputer:
+    """Fold prices into history and recompute the bargains of the products they touch."""
+
+    def __init__(self, *, policy: Policy) -> None:
+        self.policy = policy
+
+    async def on_prices(self, repo: BargainsRepository, prices: PricesScrapedPayload) -> list[Event]:
+        """Update history with a batch of prices; return the BargainsChanged it causes."""
+        chain, store = prices.chain, prices.store_id
+        skus = [o.sku for o in prices.observations]
+        histories = await repo.histories(chain=chain, store_id=store, skus=skus)
+        changed: dict[str, tuple[Segment, ...]] = {}
+        for o in prices.observations:
+            old = histories.get(o.sku, ())
+            new = fold(
+                old, price_cents=o.price_cents, was_price_cents=o.was_price_cents, observed_at=o.observed_at
+            )
+            if new != old:
+                changed[o.sku] = histories[o.sku] = new
+        await repo.replace_histories(chain=chain, store_id=store, histories=changed)
+        if await repo.anchor_of(chain=chain, store_id=store) != store:
+            return []  # A member's sample: its anchor's bargains answer for it.
+        return await self._reassess(
+            repo, chain, store, skus, histories, prices.page.category if prices.page else None
+        )
+
+    async def _reassess(
+        self,
+        repo: BargainsRepository,
+        chain: str,
+        store: str,
+        skus: list[str],
+        histories: dict[str, tuple[Segment, ...]],
+        category: str | None,
+    ) -> list[Event]:
+        now = datetime.now(UTC)
+        desired: dict[str, StoredBargain] = {}
+        flags: list[tuple[str, str, str, datetime]] = []
+        for sku in skus:
+            assessment = assess(histories.get(sku, ()), now=now, policy=self.policy)
+            for found in assessment.bargains:
+                bargain_id = f"{found.kind}:{chain}:{store}:{sku}"
+                desired[bargain_id] = StoredBargain(
+                    bargain_id,
+                    chain,
+                    store,
+                    sku,
+                    category,
+                    found.kind,
+                    found.price_cents,
+                    found.reference_cents,
+                    found.score,
+                    found.reason,
+                    found.observed_at,
+                )
+            flags += [(sku, flag.kind, flag.reason, flag.observed_at) for flag in assessment.flags]
+        current = {b.bargain_id: b for b in await repo.bargains_of(chain=chain, store_ids=[store], skus=skus)}
+        changes = _changes(current, desired)
+        await repo.save_bargains(bargains=[b for change, b in changes if change != "expired"])
+        await repo.delete_bargains(bargain_ids=[b.bargain_id for change, b in changes if change == "expired"])
+        await repo.replace_flags(chain=chain, store_id=store, skus=skus, flags=flags)
+        return events_for(changes)
+
+    async def on_group(self, repo: BargainsRepository, group: StoreGroupChangedPayload) -> list[Event]:
+        """Record where stores sit; members' own bargains give way to their anchor's."""
+        members = await repo.apply_group(group=group)
+        if not members:
+            return []
+        stale = await repo.bargains_of(chain=group.chain, store_ids=members, skus=None)
+        await repo.delete_bargains(bargain_ids=[b.bargain_id for b in stale])
+        return events_for([("expired", b) for b in stale])
+
+
+class Expirer:
+    """Expire bargains whose price went stale: none rests on an old price."""
+
+    name = "bargain-expiry"
+
+    def __init__(self, *, db: Database, settings: BargainsSettings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Expire stale bargains now and then until stopping is set."""
+        while not stopping.is_set():
+            try:
+                await self.expire(datetime.now(UTC))
+            except Exception as exc:
+                log.error("bargain expiry failed", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.settings.expiry_check_s)
+
+    async def expire(self, now: datetime) -> int:
+        """Remove bargains older than the freshness window and announce it; return how many."""
+        horizon = now - timedelta(days=self.settings.freshness_days)
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            repo = BargainsRepository(conn)
+            stale = await repo.stale_bargains(before=horizon)
+            if stale:
+                await repo.delete_bargains(bargain_ids=[b.bargain_id for b in stale])
+                await enqueue(conn, events_for([("expired", b) for b in stale]))
+        return len(stale)

@@ -1,0 +1,235 @@
+"""The bargains service's SQL: price history, placements, bargains, flags."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bargains.domain.history import Segment
+from contracts.events.v1 import StoreGroupChangedPayload
+from servicekit.db import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBargain:
+    """A bargain as listed."""
+
+    bargain_id: str
+    chain: str
+    store_id: str
+    sku: str
+    category: str | None
+    kind: str
+    price_cents: int
+    reference_cents: int
+    score: float
+    reason: str
+    observed_at: datetime
+
+
+class BargainsRepository:
+    """Raw SQL over one connection; the caller owns the transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def histories(
+        self, *, chain: str, store_id: str, skus: Sequence[str]
+    ) -> dict[str, tuple[Segment, ...]]:
+        """Return the price history of products at a store, oldest segment first."""
+        rows = await self.conn.fetch(
+            """SELECT sku, price_cents, was_price_cents, starts_at, ends_at FROM history
+               WHERE chain = $1 AND store_id = $2 AND sku = ANY($3::text[]) ORDER BY sku, starts_at""",
+            chain,
+            store_id,
+            list(skus),
+        )
+        found: dict[str, list[Segment]] = {}
+        for r in rows:
+            found.setdefault(r["sku"], []).append(
+                Segment(r["price_cents"], r["was_price_cents"], r["starts_at"], r["ends_at"])
+            )
+        return {sku: tuple(segments) for sku, segments in found.items()}
+
+    async def replace_histories(
+        self, *, chain: str, store_id: str, histories: dict[str, tuple[Segment, ...]]
+    ) -> None:
+        """Store the new histories of products whose history changed."""
+        if not histories:
+            return
+        await self.conn.execute(
+            "DELETE FROM history WHERE chain = $1 AND store_id = $2 AND sku = ANY($3::text[])",
+            chain,
+            store_id,
+            list(histories),
+        )
+        await self.conn.copy_records_to_table(
+            "history",
+            records=[
+                (chain, store_id, sku, s.price_cents, s.was_price_cents, s.starts_at, s.ends_at)
+                for sku, segments in histories.items()
+                for s in segments
+            ],
+            columns=("chain", "store_id", "sku", "price_cents", "was_price_cents", "starts_at", "ends_at"),
+        )
+
+    async def anchor_of(self, *, chain: str, store_id: str) -> str:
+        """Return the store that answers for this one: its anchor, or itself."""
+        anchor: str | None = await self.conn.fetchval(
+            "SELECT anchor_store_id FROM placements WHERE chain = $1 AND store_id = $2", chain, store_id
+        )
+        return anchor or store_id
+
+    async def apply_group(self, *, group: StoreGroupChangedPayload) -> list[str]:
+        """Record a group's membership unless a newer version is known; return its members."""
+        newest = await self.conn.fetchval(
+            "SELECT max(group_version) FROM placements WHERE group_id = $1", group.group_id
+        )
+        if newest is not None and newest >= group.group_version:
+            return []
+        await self.conn.execute("DELETE FROM placements WHERE group_id = $1", group.group_id)
+        if group.reason == "dissolved":
+            return []
+        stores = [group.anchor_store_id, *group.member_store_ids]
+        await self.conn.execute(
+            """INSERT INTO placements (chain, store_id, group_id, group_version, anchor_store_id)
+               SELECT $1, s, $2, $3, $4 FROM unnest($5::text[]) AS s
+               ON CONFLICT (chain, store_id) DO UPDATE
+               SET group_id = EXCLUDED.group_id, group_version = EXCLUDED.group_version,
+                   anchor_store_id = EXCLUDED.anchor_store_id""",
+            group.chain,
+            group.group_id,
+            group.group_version,
+            group.anchor_store_id,
+            stores,
+        )
+        return list(group.member_store_ids)
+
+    async def bargains_of(
+        self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None
+    ) -> list[StoredBargain]:
+        """Return the listed bargains of stores (of some products, or all)."""
+        rows = await self.conn.fetch(
+            """SELECT * FROM bargains
+               WHERE chain = $1 AND store_id = ANY($2::text[])
+                 AND ($3::text[] IS NULL OR sku = ANY($3::text[]))""",
+            chain,
+            list(store_ids),
+            None if skus is None else list(skus),
+        )
+        return [StoredBargain(**dict(r)) for r in rows]
+
+    async def save_bargains(self, *, bargains: Sequence[StoredBargain]) -> None:
+        """Insert or update bargains."""
+        await self.conn.executemany(
+            """INSERT INTO bargains (bargain_id, chain, store_id, sku, category, kind, price_cents,
+                                     reference_cents, score, reason, observed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               ON CONFLICT (bargain_id) DO UPDATE
+               SET price_cents = EXCLUDED.price_cents, reference_cents = EXCLUDED.reference_cents,
+                   score = EXCLUDED.score, reason = EXCLUDED.reason, observed_at = EXCLUDED.observed_at,
+                   category = coalesce(EXCLUDED.category, bargains.category)""",
+            [
+                (
+                    b.bargain_id,
+                    b.chain,
+                    b.store_id,
+                    b.sku,
+                    b.category,
+                    b.kind,
+                    b.price_cents,
+                    b.reference_cents,
+                    b.score,
+                    b.reason,
+                    b.observed_at,
+                )
+                for b in bargains
+            ],
+        )
+
+    async def delete_bargains(self, *, bargain_ids: Sequence[str]) -> None:
+        """Remove bargains that no longer apply."""
+        await self.conn.execute("DELETE FROM bargains WHERE bargain_id = ANY($1::text[])", list(bargain_ids))
+
+    async def replace_flags(
+        self,
+        *,
+        chain: str,
+        store_id: str,
+        skus: Sequence[str],
+        flags: Sequence[tuple[str, str, str, datetime]],
+    ) -> None:
+        """Replace the flags of products at a store with (sku, kind, reason, observed_at) rows."""
+        await self.conn.execute(
+            "DELETE FROM flags WHERE chain = $1 AND store_id = $2 AND sku = ANY($3::text[])",
+            chain,
+            store_id,
+            list(skus),
+        )
+        await self.conn.executemany(
+            """INSERT INTO flags (chain, store_id, sku, kind, reason, observed_at)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            [(chain, store_id, *flag) for flag in flags],
+        )
+
+    async def stale_bargains(self, *, before: datetime) -> list[StoredBargain]:
+        """Return bargains resting on prices observed before the freshness horizon."""
+        rows = await self.conn.fetch("SELECT * FROM bargains WHERE observed_at < $1", before)
+        return [StoredBargain(**dict(r)) for r in rows]
+
+    # --- read side ----------------------------------------------------------------------
+
+    async def list_bargains(
+        self,
+        *,
+        chain: str | None,
+        store_id: str | None,
+        category: str | None,
+        kind: str | None,
+        min_discount: float | None,
+        fresh_after: datetime,
+        after: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Return bargains in bargain-id order (unique, stable), after a cursor."""
+        rows = await self.conn.fetch(
+            """SELECT * FROM bargains
+               WHERE ($1::text IS NULL OR chain = $1) AND ($2::text IS NULL OR store_id = $2)
+                 AND ($3::text IS NULL OR category = $3) AND ($4::text IS NULL OR kind = $4)
+                 AND ($5::float8 IS NULL OR (reference_cents > 0
+                      AND (reference_cents - price_cents)::float8 / reference_cents >= $5))
+                 AND observed_at >= $6 AND ($7::text IS NULL OR bargain_id > $7)
+               ORDER BY bargain_id LIMIT $8""",
+            chain,
+            store_id,
+            category,
+            kind,
+            min_discount,
+            fresh_after,
+            after,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def history(self, *, chain: str, sku: str, store_id: str | None) -> list[dict[str, Any]]:
+        """Return a product's price history, store by store."""
+        rows = await self.conn.fetch(
+            """SELECT store_id, price_cents, was_price_cents, starts_at, ends_at FROM history
+               WHERE chain = $1 AND sku = $2 AND ($3::text IS NULL OR store_id = $3)
+               ORDER BY store_id, starts_at""",
+            chain,
+            sku,
+            store_id,
+        )
+        return [dict(r) for r in rows]
+
+    async def list_flags(self, *, chain: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
+        """Return flagged prices (illusory discounts, suspicious outliers)."""
+        rows = await self.conn.fetch(
+            """SELECT * FROM flags WHERE ($1::text IS NULL OR chain = $1) AND ($2::text IS NULL OR kind = $2)
+               ORDER BY chain, store_id, sku, kind LIMIT $3""",
+            chain,
+            kind,
+            limit,
+        )
+        return [dict(r) for r in rows]

@@ -1,0 +1,218 @@
+"""Bargains against the simulated world's ground truth, fed day by day through ingest."""
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from bargains.domain.history import Segment, fold
+from contracts import CODEC, topic
+from contracts.events import PricesScraped
+from pricestream.demo import processed_counts
+from pricestream.stack import Stack
+from tests.helpers import running_stack, wait_until
+
+pytestmark = pytest.mark.integration
+
+LAST_DAY = 16
+PRICES = topic("prices.scraped.v1")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own: prices arrive here with simulated days as their times."""
+    with running_stack(tmp_path_factory.mktemp("bargains") / ".pricestream", "bargains stack") as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def zones(stack: Stack) -> dict[tuple[str, str], str]:
+    """Return (chain, store) -> zone for the first store of every zone."""
+    chains = httpx.get(f"{stack.config.storefront_url}/_truth/zones").json()["chains"]
+    first: dict[tuple[str, str], str] = {}
+    for chain, stores in chains.items():
+        for store, zone in sorted(stores.items()):
+            if zone not in {z for (c, _), z in first.items() if c == chain}:
+                first[(chain, store)] = zone
+    return first
+
+
+def _day_time(day: int) -> datetime:
+    """Map a simulated day to a real time: the last day is one hour ago."""
+    last = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    return last - timedelta(days=LAST_DAY - day)
+
+
+def _ingest(
+    stack: Stack,
+    chain: str,
+    store: str,
+    day: int,
+    *,
+    as_store: str | None = None,
+    later: timedelta = timedelta(),
+) -> int:
+    shop = stack.config.storefront_url
+    params: dict[str, Any] = {"chain": chain, "day": day}
+    rows = httpx.get(f"{shop}/_truth/prices", params=params, timeout=30).json()["prices"]
+    at = (_day_time(day) + later).isoformat()
+    body = {
+        "chain": chain,
+        "store_id": as_store or store,
+        "rows": [
+            {
+                "sku": r["sku"],
+                "price_cents": r["price_cents"],
+                "was_price_cents": r["was_price_cents"],
+                "available": r["available"],
+                "observed_at": at,
+            }
+            for r in rows
+            if r["store_id"] == store
+        ],
+    }
+    response = httpx.post(
+        f"{stack.service_process('scraper').url}/v1/observations",
+        json=body,
+        headers={"Authorization": f"Bearer {stack.ingest_token}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    return int(response.json()["events"])
+
+
+def _all_bargains(stack: Stack, **params: Any) -> list[dict[str, Any]]:
+    url = f"{stack.service_process('bargains').url}/v1/bargains"
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        body = httpx.get(url, params={**params, "limit": 25, **({"cursor": cursor} if cursor else {})}).json()
+        found += body["bargains"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def _settled(stack: Stack, events_before: int, events: int) -> None:
+    bargains = stack.service_process("bargains").url
+    assert wait_until(lambda: processed_counts(bargains)[PRICES.name] >= events_before + events, timeout=120)
+
+
+def test_true_specials_are_found_and_illusory_ones_flagged(
+    stack: Stack, zones: dict[tuple[str, str], str]
+) -> None:
+    before = processed_counts(stack.service_process("bargains").url)[PRICES.name]
+    events = sum(_ingest(stack, chain, store, day) for day in range(LAST_DAY + 1) for chain, store in zones)
+    _settled(stack, before, events)
+
+    specials = httpx.get(f"{stack.config.storefront_url}/_truth/specials", params={"day": LAST_DAY}).json()
+    true = {(s["chain"], s["zone"], s["sku"]) for s in specials["specials"] if s["kind"] == "true"}
+    illusory = {(s["chain"], s["zone"], s["sku"]) for s in specials["specials"] if s["kind"] == "illusory"}
+    listed = _all_bargains(stack, kind="discount")
+    found = {(b["chain"], zones[(b["chain"], b["store_id"])], b["sku"]) for b in listed}
+    flags = httpx.get(f"{stack.service_process('bargains').url}/v1/flags", params={"kind": "illusory"}).json()
+    flagged = {(f["chain"], zones[(f["chain"], f["store_id"])], f["sku"]) for f in flags["flags"]}
+
+    precision = len(found & true) / len(found)
+    recall = len(found & true) / len(true)
+    caught = len(illusory & flagged - found) / len(illusory)
+    listed_figures = f"{len(found)} discounts listed: precision {precision:.3f}, recall {recall:.3f}"
+    print(f"\nday {LAST_DAY}: {len(true)} true specials, {listed_figures}; {caught:.1%} of illusory flagged")
+    assert precision >= 0.95
+    assert recall >= 0.95
+    assert caught >= 0.90
+    horizon = datetime.now(UTC) - timedelta(days=7)
+    assert all(datetime.fromisoformat(b["observed_at"]) >= horizon for b in _all_bargains(stack))
+
+
+def test_paging_returns_every_bargain_once_while_prices_arrive(
+    stack: Stack, zones: dict[tuple[str, str], str]
+) -> None:
+    expected = {b["bargain_id"] for b in _all_bargains(stack)}
+    url = f"{stack.service_process('bargains').url}/v1/bargains"
+    seen: list[str] = []
+    cursor = None
+    stores = list(zones)
+    for page in range(10_000):
+        body = httpx.get(url, params={"limit": 7, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [b["bargain_id"] for b in body["bargains"]]
+        if page < len(stores):  # new prices of the last day keep arriving meanwhile
+            chain, store = stores[page]
+            _ingest(stack, chain, store, LAST_DAY, later=timedelta(minutes=10 + page))
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)), "no bargain twice"
+    assert set(seen) == expected, "every bargain once"
+
+
+def test_a_member_store_gets_its_anchors_bargains(stack: Stack, zones: dict[tuple[str, str], str]) -> None:
+    chain, anchor = next(iter(zones))
+    # A second store of the same zone, priced the same: grouping puts it with the first.
+    _ingest(stack, chain, anchor, LAST_DAY, as_store=f"{anchor}-twin")
+    bargains = stack.service_process("bargains").url
+
+    def answered_by() -> str | None:
+        body = httpx.get(f"{bargains}/v1/bargains", params={"chain": chain, "store": f"{anchor}-twin"}).json()
+        return body["answered_by"]  # type: ignore[no-any-return]
+
+    assert wait_until(lambda: answered_by() == anchor, timeout=60)
+    listed = _all_bargains(stack, chain=chain, store=f"{anchor}-twin")
+    assert listed
+    assert {b["store_id"] for b in listed} == {anchor}
+    bad = httpx.get(f"{bargains}/v1/bargains", params={"kind": "nonsense", "min_discount": "lots"})
+    assert bad.status_code == 400
+    assert {p["where"] for p in bad.json()["detail"]} == {"query.kind", "query.min_discount"}
+
+
+def test_replaying_all_events_gives_the_same_history(stack: Stack) -> None:
+    replayed: dict[tuple[str, str, str], tuple[Segment, ...]] = {}
+
+    async def replay() -> None:
+        consumer = AIOKafkaConsumer(
+            PRICES.name, bootstrap_servers=stack.config.bootstrap_servers, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            idle = 0
+            while idle < 4:
+                batch = await consumer.getmany(timeout_ms=500)
+                idle = 0 if batch else idle + 1
+                for records in batch.values():
+                    for record in records:
+                        event = CODEC.decode(record.value, dict(record.headers))
+                        assert isinstance(event, PricesScraped)
+                        p = event.payload
+                        for o in p.observations:
+                            key = (p.chain, p.store_id, o.sku)
+                            replayed[key] = fold(
+                                replayed.get(key, ()),
+                                price_cents=o.price_cents,
+                                was_price_cents=o.was_price_cents,
+                                observed_at=o.observed_at,
+                            )
+        finally:
+            await consumer.stop()
+
+    async def stored() -> dict[tuple[str, str, str], tuple[Segment, ...]]:
+        conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
+        try:
+            rows = await conn.fetch("SELECT * FROM history ORDER BY chain, store_id, sku, starts_at")
+        finally:
+            await conn.close()
+        found: dict[tuple[str, str, str], list[Segment]] = {}
+        for r in rows:
+            found.setdefault((r["chain"], r["store_id"], r["sku"]), []).append(
+                Segment(r["price_cents"], r["was_price_cents"], r["starts_at"], r["ends_at"])
+            )
+        return {k: tuple(v) for k, v in found.items()}
+
+    asyncio.run(replay())
+    history = asyncio.run(stored())
+    print(f"\nreplayed {len(replayed)} histories, {sum(len(v) for v in replayed.values())} segments")
+    assert history == replayed

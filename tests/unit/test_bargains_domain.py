@@ -1,0 +1,290 @@
+"""The pure bargain logic: compact histories, regular prices, discounts, illusory discounts and lows."""
+
+import functools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bargains.domain.bargains import (
+    DEFAULT_POLICY,
+    Policy,
+    assess,
+    cross_chain,
+    is_outlier,
+    median,
+    regular_price,
+)
+from bargains.domain.history import Segment, fold, trim
+from pricestream.storefront.world import World, WorldConfig
+
+pytestmark = pytest.mark.unit
+
+# Day 0 of the world, at noon UTC, when the test scrapes every product.
+NOON_DAY_0 = datetime(2026, 11, 2, 12, tzinfo=UTC)
+GROUND_TRUTH_DAYS = (16, 23, 30)
+MIN_PRECISION = MIN_RECALL = 0.95
+MIN_ILLUSORY_FLAGGED = 0.90
+
+History = tuple[Segment, ...]
+
+
+def _at(day: float) -> datetime:
+    """Return the time of a day of the world, counting from day 0 at noon."""
+    return NOON_DAY_0 + timedelta(days=day)
+
+
+def _daily(prices: Sequence[tuple[int, int | None]], first_day: int = 0) -> History:
+    """Fold one (price, was-price) observation a day, from a first day on."""
+    history: History = ()
+    for day, (price, was) in enumerate(prices, start=first_day):
+        history = fold(history, price_cents=price, was_price_cents=was, observed_at=_at(day))
+    return history
+
+
+# --- history ---------------------------------------------------------------------------------
+
+
+def test_a_segment_starts_only_when_the_price_or_the_was_price_changes() -> None:
+    history = _daily([(400, None)] * 3 + [(300, 400)] * 2 + [(300, None)] + [(400, None)] * 2)
+
+    assert [(segment.price_cents, segment.was_price_cents) for segment in history] == [
+        (400, None),
+        (300, 400),
+        (300, None),
+        (400, None),
+    ]
+    assert (history[0].starts_at, history[0].ends_at) == (_at(0), _at(2))
+    assert (history[-1].starts_at, history[-1].ends_at) == (_at(6), _at(7))
+
+
+def test_older_and_duplicate_observations_change_nothing() -> None:
+    history = _daily([(400, None), (400, None), (350, 400)])
+
+    for day, price in ((2, 350), (2, 999), (1, 100), (-5, 400)):
+        assert fold(history, price_cents=price, was_price_cents=None, observed_at=_at(day)) == history
+
+
+def test_replaying_in_order_equals_incremental_processing_and_late_older_ones_are_dropped() -> None:
+    rng = random.Random(3)
+    observations = [(_at(day), rng.choice((300, 400)), rng.choice((None, 450))) for day in range(40)]
+
+    def replay(ordered: list[tuple[datetime, int, int | None]]) -> History:
+        return functools.reduce(
+            lambda history, seen: fold(
+                history, price_cents=seen[1], was_price_cents=seen[2], observed_at=seen[0]
+            ),
+            ordered,
+            (),
+        )
+
+    # A consumer keeps the projection between batches of events; a replay folds the whole log at once.
+    incremental: History = ()
+    for start in range(0, len(observations), 7):
+        incremental = functools.reduce(
+            lambda history, seen: fold(
+                history, price_cents=seen[1], was_price_cents=seen[2], observed_at=seen[0]
+            ),
+            observations[start : start + 7],
+            incremental,
+        )
+    assert incremental == replay(observations)
+    assert replay(observations + observations) == replay(observations)  # replaying twice is idempotent
+
+    # Older observations arriving late are dropped: the result is that of the newest-so-far ones in order.
+    arrival = observations[:20] + observations[5:15] + observations[20:] + observations[:3]
+    assert replay(arrival) == replay(observations)
+
+
+def test_trim_drops_segments_that_ended_before_the_horizon_but_keeps_the_latest() -> None:
+    history = _daily([(400, None)] * 5 + [(300, 400)] * 5 + [(400, None)] * 5)
+
+    assert trim(history, _at(7)) == history[1:]
+    assert trim(history, _at(100)) == history[-1:]
+    assert trim((), _at(0)) == ()
+
+
+# --- regular price and discounts ---------------------------------------------------------------
+
+
+def test_the_regular_price_is_the_one_charged_on_most_days_without_specials() -> None:
+    history = _daily([(400, None)] * 20 + [(500, None)] * 5 + [(250, 400)] * 7 + [(320, 400)])
+
+    assert regular_price(history, before=_at(32), policy=Policy()) == 400
+    # A price charged for fewer than 7 days is not established as regular.
+    assert regular_price(history, before=_at(6), policy=Policy()) is None
+    assert regular_price(history, before=_at(7), policy=Policy()) == 400
+    assert regular_price(_daily([(400, None)] * 2 + [(500, None)] * 5), before=_at(7)) is None
+
+
+def test_a_real_special_is_a_discount_with_its_reason() -> None:
+    history = _daily([(400, None)] * 28 + [(325, 400)] * 2)
+
+    (bargain,) = [b for b in assess(history, now=_at(29)).bargains if b.kind == "discount"]
+
+    assert (bargain.price_cents, bargain.reference_cents) == (325, 400)
+    assert bargain.score == pytest.approx(0.1875)
+    assert bargain.reason == "$3.25, 19% below the $4.00 charged on 28 of the 28 days before 2026-11-30"
+    assert bargain.observed_at == _at(29)
+
+
+def test_a_was_price_raised_just_before_is_flagged_illusory_not_listed() -> None:
+    history = _daily([(400, None)] * 23 + [(500, None)] * 5 + [(395, 500)] * 3)
+
+    assessment = assess(history, now=_at(30))
+
+    assert assessment.bargains == ()
+    (flag,) = assessment.flags
+    assert (flag.kind, flag.price_cents, flag.reference_cents) == ("illusory", 395, 400)
+    assert flag.reason == "was $5.00 is a price raised on 2026-11-25; the regular price was $4.00"
+
+
+def test_a_short_raise_before_a_was_price_is_illusory_even_on_a_short_history() -> None:
+    history = _daily([(400, None)] * 2 + [(500, None)] * 5 + [(395, 500)])
+
+    assessment = assess(history, now=_at(7))
+
+    assert assessment.bargains == ()
+    assert [(flag.kind, flag.reference_cents) for flag in assessment.flags] == [("illusory", 400)]
+
+
+def test_a_was_price_charged_for_weeks_is_not_illusory() -> None:
+    history = _daily([(500, None)] * 20 + [(395, 500)])
+
+    assessment = assess(history, now=_at(20))
+
+    assert assessment.flags == ()
+    assert [bargain.kind for bargain in assessment.bargains] == ["discount", "historical_low"]
+
+
+def test_no_bargain_rests_on_a_price_older_than_the_freshness_window() -> None:
+    history = _daily([(400, None)] * 28 + [(300, 400)] * 2)
+
+    assert assess(history, now=_at(29 + 7)).bargains
+    assert assess(history, now=_at(29 + 7.01)).bargains == ()
+    assert assess(history, now=_at(29 + 30), policy=Policy(freshness=timedelta(days=31))).bargains
+
+
+# --- historical low, cross-chain and outliers ------------------------------------------------------
+
+
+def test_a_historical_low_is_below_every_earlier_price_in_the_lookback() -> None:
+    history = _daily([(400, None)] * 10 + [(360, 400)] * 5 + [(400, None)] * 10 + [(340, None)])
+
+    (low,) = [b for b in assess(history, now=_at(25)).bargains if b.kind == "historical_low"]
+
+    assert (low.price_cents, low.reference_cents) == (340, 360)
+    assert low.score == pytest.approx(1 - 340 / 360)
+    assert low.reason == "$3.40, the lowest since 2026-11-02: 6% below the previous low of $3.60"
+
+
+def test_no_historical_low_on_a_short_history_an_equal_price_or_an_old_low() -> None:
+    def lows(history: History, now: float, policy: Policy = DEFAULT_POLICY) -> list[str]:
+        return [
+            b.kind
+            for b in assess(history, now=_at(now), policy=policy).bargains
+            if b.kind == "historical_low"
+        ]
+
+    assert lows(_daily([(400, None)] * 10 + [(300, None)]), 10) == []  # under 14 days of history
+    assert lows(_daily([(400, None)] * 10 + [(340, None)] * 10 + [(340, None)]), 20) == []
+    assert lows(_daily([(400, None)] * 10 + [(340, None)] * 10 + [(400, None)] * 5 + [(340, None)]), 25) == []
+    # An old low before the lookback no longer counts.
+    short = Policy(lookback=timedelta(days=10))
+    assert lows(_daily([(300, None)] * 5 + [(400, None)] * 20 + [(350, None)]), 25, short) == [
+        "historical_low"
+    ]
+
+
+def test_cross_chain_is_a_bargain_well_below_the_other_chains_median() -> None:
+    bargain = cross_chain(300, [400, 420, 380], observed_at=_at(0), policy=Policy())
+
+    assert bargain is not None
+    assert (bargain.kind, bargain.reference_cents) == ("cross_chain", 400)
+    assert bargain.score == pytest.approx(0.25)
+    assert bargain.reason == "$3.00, 25% below the median $4.00 at 3 other chains"
+    assert cross_chain(370, [400, 420, 380], observed_at=_at(0)) is None  # 7.5% is not enough
+    assert cross_chain(300, [], observed_at=_at(0)) is None
+    assert cross_chain(100, [400, 420], observed_at=_at(0)) is None  # a third of the median: an outlier
+
+
+def test_an_outlier_is_below_a_third_or_above_three_times_the_median() -> None:
+    assert median([100, 400, 300, 200]) == 250.0
+    assert is_outlier(99, 300.0)
+    assert not is_outlier(100, 300.0)
+    assert not is_outlier(900, 300.0)
+    assert is_outlier(901, 300.0)
+
+
+# --- against the world's ground truth ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """How well one day's assessments match the world's specials."""
+
+    precision: float
+    recall: float
+    illusory_flagged: float
+    true_specials: int
+    illusory_specials: int
+
+
+@functools.cache
+def _ground_truth_scores() -> dict[int, Scores]:
+    """Scrape one store per zone at noon every day, fold, and score each assessment day's findings."""
+    world = World.build(WorldConfig())
+    histories: dict[tuple[str, str, str], History] = {}
+    stores = {
+        (chain.slug, zone): store_ids[0]
+        for chain in world.chains
+        for zone, store_ids in world.zones(chain.slug).items()
+    }
+    scores = {}
+    for day in range(max(GROUND_TRUTH_DAYS) + 1):
+        for (chain, zone), store_id in stores.items():
+            for product in world.products(chain):
+                key = (chain, zone, product.sku)
+                price = world.price(chain, store_id, product.sku, day)
+                histories[key] = fold(
+                    histories.get(key, ()),
+                    price_cents=price.price_cents,
+                    was_price_cents=price.was_price_cents,
+                    observed_at=_at(day),
+                )
+        if day in GROUND_TRUTH_DAYS:
+            scores[day] = _score(world, day, histories)
+    return scores
+
+
+def _score(world: World, day: int, histories: dict[tuple[str, str, str], History]) -> Scores:
+    """Compare the discounts and illusory flags of a day with the world's specials of that day."""
+    assessments = {key: assess(history, now=_at(day)) for key, history in histories.items()}
+    discounts = {
+        key for key, found in assessments.items() if any(b.kind == "discount" for b in found.bargains)
+    }
+    flagged = {key for key, found in assessments.items() if any(f.kind == "illusory" for f in found.flags)}
+    specials = world.specials(day)
+    true = {(s.chain, s.zone, s.sku) for s in specials if s.kind == "true"}
+    illusory = {(s.chain, s.zone, s.sku) for s in specials if s.kind == "illusory"}
+    return Scores(
+        precision=len(discounts & true) / len(discounts),
+        recall=len(discounts & true) / len(true),
+        illusory_flagged=len((flagged - discounts) & illusory) / len(illusory),
+        true_specials=len(true),
+        illusory_specials=len(illusory),
+    )
+
+
+@pytest.mark.parametrize("day", GROUND_TRUTH_DAYS)
+def test_true_specials_are_found_and_illusory_ones_flagged(day: int) -> None:
+    scores = _ground_truth_scores()[day]
+    print(f"day {day}: {scores}")
+
+    assert scores.true_specials > 0
+    assert scores.illusory_specials > 0
+    assert scores.precision >= MIN_PRECISION
+    assert scores.recall >= MIN_RECALL
+    assert scores.illusory_flagged >= MIN_ILLUSORY_FLAGGED
