@@ -216,3 +216,55 @@ def test_replaying_all_events_gives_the_same_history(stack: Stack) -> None:
     history = asyncio.run(stored())
     print(f"\nreplayed {len(replayed)} histories, {sum(len(v) for v in replayed.values())} segments")
     assert history == replayed
+
+
+def _post_rows(stack: Stack, chain: str, store: str, rows: list[dict[str, Any]]) -> None:
+    response = httpx.post(
+        f"{stack.service_process('scraper').url}/v1/observations",
+        json={"chain": chain, "store_id": store, "rows": rows},
+        headers={"Authorization": f"Bearer {stack.ingest_token}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_cross_chain_bargains_and_suspicious_outliers(stack: Stack) -> None:
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    milk = {"name": "Full Cream Milk 2L", "barcode": "9300000000017", "observed_at": now.isoformat()}
+    for store in ("b1", "b2", "b3"):
+        _post_rows(stack, "xb", store, [{**milk, "sku": "b-milk", "price_cents": 500}])
+    # 20% below the other chain's median price of the same barcode: a cross-chain bargain.
+    _post_rows(stack, "xa", "a1", [{**milk, "sku": "a-milk", "price_cents": 400}])
+    # One store of a chain at a sixth of the product's median: suspicious, never a bargain.
+    tea = {"name": "Tea 100 bags", "observed_at": now.isoformat(), "sku": "tea"}
+    bargains = stack.service_process("bargains").url
+    for store in ("c1", "c2"):
+        _post_rows(stack, "xc", store, [{**tea, "price_cents": 600}])
+
+    def priced_at() -> int:
+        history = httpx.get(f"{bargains}/v1/products/xc/tea/history").json()["history"]
+        return len({row["store_id"] for row in history})
+
+    assert wait_until(lambda: priced_at() == 2, timeout=30), "the median is known before the odd price"
+    _post_rows(stack, "xc", "c3", [{**tea, "price_cents": 100}])
+
+    def cross_chain() -> list[dict[str, Any]]:
+        return _all_bargains(stack, chain="xa", kind="cross_chain")
+
+    assert wait_until(lambda: len(cross_chain()) == 1, timeout=30)
+    found = cross_chain()[0]
+    assert (found["store_id"], found["sku"], found["price_cents"], found["reference_cents"]) == (
+        "a1",
+        "a-milk",
+        400,
+        500,
+    )
+
+    def outliers() -> list[dict[str, Any]]:
+        flags: list[dict[str, Any]] = httpx.get(f"{bargains}/v1/flags", params={"kind": "outlier"}).json()[
+            "flags"
+        ]
+        return flags
+
+    assert wait_until(lambda: any(f["store_id"] == "c3" for f in outliers()), timeout=30)
+    assert not _all_bargains(stack, chain="xc")

@@ -42,7 +42,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         event=v1.ProductObserved,
         key="chain:sku",
         producers=("scraper",),
-        consumers=("substitutions",),
+        consumers=("substitutions", "bargains"),
         description="A product first seen, or whose description changed.",
     ),
     TopicSpec(

@@ -51,7 +51,7 @@ def build_api(*, db: Database, settings: BargainsSettings) -> APIRouter:
     @router.get("/flags")
     async def list_flags(
         chain: str | None = None,
-        kind: Literal["illusory", "suspicious"] | None = None,
+        kind: Literal["illusory", "outlier"] | None = None,
         limit: int = Query(default=1000, ge=1, le=10_000),
     ) -> dict[str, Any]:
         """Return prices that look like bargains and are not, with the reason."""

@@ -5,10 +5,10 @@ from faststream.kafka import KafkaRouter
 from bargains.recompute import Recomputer
 from bargains.repository import BargainsRepository
 from contracts import topic
-from contracts.events import PricesScraped, StoreGroupChanged, SubstitutionsChanged
+from contracts.events import PricesScraped, ProductObserved, StoreGroupChanged, SubstitutionsChanged
 from servicekit.consuming import subscribe
 from servicekit.db import Database
-from servicekit.idempotency import mark_processed, note_received
+from servicekit.idempotency import mark_processed
 from servicekit.outbox import enqueue
 
 
@@ -32,7 +32,20 @@ def build_router(*, db: Database, group_id: str, recomputer: Recomputer) -> Kafk
 
     @subscribe(router, topic("substitutions.changed.v1"), group_id=group_id)
     async def on_substitutions_changed(event: SubstitutionsChanged) -> None:
-        """Record substitutes; cross-chain comparisons build on them."""
-        await note_received(db, event)
+        """Update the product's cross-chain comparisons with its identical products elsewhere."""
+        async with db.pool.acquire() as conn, conn.transaction():
+            if await mark_processed(conn, event):
+                await enqueue(conn, await recomputer.on_substitutes(BargainsRepository(conn), event.payload))
+
+    @subscribe(router, topic("products.observed.v1"), group_id=group_id)
+    async def on_products_observed(event: ProductObserved) -> None:
+        """Remember the product's barcode: the same product at other chains shares it."""
+        product = event.payload
+        async with db.pool.acquire() as conn, conn.transaction():
+            if await mark_processed(conn, event):
+                repo = BargainsRepository(conn)
+                await enqueue(
+                    conn, await recomputer.on_product(repo, product.chain, product.sku, product.barcode)
+                )
 
     return router

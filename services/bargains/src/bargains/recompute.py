@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from bargains.domain.bargains import Policy, assess
+from bargains.domain.bargains import Policy, assess, cross_chain, is_outlier, median
 from bargains.domain.history import Segment, fold
 from bargains.repository import BargainsRepository, StoredBargain
 from bargains.settings import BargainsSettings
@@ -19,6 +19,7 @@ from contracts.events.v1 import (
     BargainsChangedPayload,
     PricesScrapedPayload,
     StoreGroupChangedPayload,
+    SubstitutionsChangedPayload,
 )
 from servicekit.db import Database
 from servicekit.outbox import enqueue
@@ -119,11 +120,36 @@ class Recomputer:
         category: str | None,
     ) -> list[Event]:
         now = datetime.now(UTC)
+        fresh_after = now - self.policy.freshness
+        medians = {
+            sku: median(prices)
+            for sku, prices in (
+                await repo.current_prices(chain=chain, skus=skus, fresh_after=fresh_after)
+            ).items()
+        }
+        others = await repo.other_chain_prices(chain=chain, skus=skus, fresh_after=fresh_after)
         desired: dict[str, StoredBargain] = {}
         flags: list[tuple[str, str, str, datetime]] = []
         for sku in skus:
-            assessment = assess(histories.get(sku, ()), now=now, policy=self.policy)
-            for found in assessment.bargains:
+            history = histories.get(sku, ())
+            if not history or history[-1].ends_at < fresh_after:
+                continue
+            latest = history[-1]
+            if sku in medians and is_outlier(latest.price_cents, medians[sku]):
+                # Suspicious, never a bargain: likely a typo or a unit mix-up at the shop.
+                reason = (
+                    f"suspicious: {latest.price_cents} cents against a median of {medians[sku]:.0f} cents"
+                )
+                flags.append((sku, "outlier", reason, latest.ends_at))
+                continue
+            assessment = assess(history, now=now, policy=self.policy)
+            found_all = list(assessment.bargains)
+            if others.get(sku) and not assessment.flags:
+                cheaper = cross_chain(
+                    latest.price_cents, others[sku], observed_at=latest.ends_at, policy=self.policy
+                )
+                found_all += [cheaper] if cheaper else []
+            for found in found_all:
                 bargain_id = f"{found.kind}:{chain}:{store}:{sku}"
                 desired[bargain_id] = StoredBargain(
                     bargain_id,
@@ -145,6 +171,37 @@ class Recomputer:
         await repo.delete_bargains(bargain_ids=[b.bargain_id for change, b in changes if change == "expired"])
         await repo.replace_flags(chain=chain, store_id=store, skus=skus, flags=flags)
         return events_for(changes)
+
+    async def on_substitutes(
+        self, repo: BargainsRepository, substitutes: SubstitutionsChangedPayload
+    ) -> list[Event]:
+        """Record a product's identical (L1/L2) products elsewhere; recompute its cross-chain bargains."""
+        chain, sku = substitutes.chain, substitutes.sku
+        same = [
+            (s.chain, s.sku) for s in substitutes.substitutes if s.level in ("L1", "L2") and s.chain != chain
+        ]
+        await repo.replace_equivalents(chain=chain, sku=sku, others=same)
+        return await self._reassess_everywhere(repo, [(chain, sku)])
+
+    async def on_product(
+        self, repo: BargainsRepository, chain: str, sku: str, barcode: str | None
+    ) -> list[Event]:
+        """Record a product's barcode; recompute it and the same product at other chains."""
+        await repo.save_product(chain=chain, sku=sku, barcode=barcode)
+        if barcode is None:
+            return []
+        return await self._reassess_everywhere(repo, await repo.same_barcode(chain=chain, sku=sku))
+
+    async def _reassess_everywhere(
+        self, repo: BargainsRepository, products: list[tuple[str, str]]
+    ) -> list[Event]:
+        """Recompute products at every store that prices them (their cross-chain reference moved)."""
+        events: list[Event] = []
+        for chain, sku in products:
+            for store in await repo.stores_pricing(chain=chain, sku=sku):
+                histories = await repo.histories(chain=chain, store_id=store, skus=[sku])
+                events += await self._reassess(repo, chain, store, [sku], histories, None)
+        return events
 
     async def on_group(self, repo: BargainsRepository, group: StoreGroupChangedPayload) -> list[Event]:
         """Record where stores sit; members' own bargains give way to their anchor's."""

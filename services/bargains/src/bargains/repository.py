@@ -73,6 +73,89 @@ class BargainsRepository:
             columns=("chain", "store_id", "sku", "price_cents", "was_price_cents", "starts_at", "ends_at"),
         )
 
+    async def current_prices(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, list[int]]:
+        """Return each product's current price at every store of the chain that holds one."""
+        rows = await self.conn.fetch(
+            """SELECT DISTINCT ON (store_id, sku) sku, price_cents FROM history
+               WHERE chain = $1 AND sku = ANY($2::text[]) AND ends_at >= $3
+               ORDER BY store_id, sku, starts_at DESC""",
+            chain,
+            list(skus),
+            fresh_after,
+        )
+        found: dict[str, list[int]] = {}
+        for r in rows:
+            found.setdefault(r["sku"], []).append(r["price_cents"])
+        return found
+
+    async def other_chain_prices(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, list[int]]:
+        """Return the current prices of the same products at other chains (same barcode, L1/L2)."""
+        rows = await self.conn.fetch(
+            """WITH mine AS (SELECT sku, barcode FROM products
+                             WHERE chain = $1 AND sku = ANY($2::text[]) AND barcode IS NOT NULL),
+                    links AS (SELECT m.sku, p.chain AS other_chain, p.sku AS other_sku
+                              FROM mine m JOIN products p ON p.barcode = m.barcode AND p.chain <> $1
+                              UNION
+                              SELECT sku, other_chain, other_sku FROM equivalents
+                              WHERE chain = $1 AND sku = ANY($2::text[]))
+               SELECT DISTINCT ON (h.chain, h.store_id, h.sku, l.sku) l.sku, h.price_cents
+               FROM links l JOIN history h ON h.chain = l.other_chain AND h.sku = l.other_sku
+               WHERE h.ends_at >= $3
+               ORDER BY h.chain, h.store_id, h.sku, l.sku, h.starts_at DESC""",
+            chain,
+            list(skus),
+            fresh_after,
+        )
+        found: dict[str, list[int]] = {}
+        for r in rows:
+            found.setdefault(r["sku"], []).append(r["price_cents"])
+        return found
+
+    async def save_product(self, *, chain: str, sku: str, barcode: str | None) -> None:
+        """Remember a product's barcode, the key to the same product at other chains."""
+        await self.conn.execute(
+            """INSERT INTO products (chain, sku, barcode) VALUES ($1, $2, $3)
+               ON CONFLICT (chain, sku) DO UPDATE
+               SET barcode = coalesce(EXCLUDED.barcode, products.barcode)""",
+            chain,
+            sku,
+            barcode,
+        )
+
+    async def same_barcode(self, *, chain: str, sku: str) -> list[tuple[str, str]]:
+        """Return the product and the products at other chains that share its barcode."""
+        rows = await self.conn.fetch(
+            """SELECT p.chain, p.sku FROM products p
+               JOIN products m ON m.barcode = p.barcode WHERE m.chain = $1 AND m.sku = $2""",
+            chain,
+            sku,
+        )
+        return [(r["chain"], r["sku"]) for r in rows] or [(chain, sku)]
+
+    async def replace_equivalents(self, *, chain: str, sku: str, others: Sequence[tuple[str, str]]) -> None:
+        """Replace a product's identical and near-identical products at other chains."""
+        await self.conn.execute("DELETE FROM equivalents WHERE chain = $1 AND sku = $2", chain, sku)
+        await self.conn.executemany(
+            "INSERT INTO equivalents (chain, sku, other_chain, other_sku) VALUES ($1, $2, $3, $4)",
+            [(chain, sku, other_chain, other_sku) for other_chain, other_sku in others],
+        )
+
+    async def stores_pricing(self, *, chain: str, sku: str) -> list[str]:
+        """Return the stores (not members of a group) with a price history of a product."""
+        rows = await self.conn.fetch(
+            """SELECT DISTINCT h.store_id FROM history h
+               LEFT JOIN placements p ON p.chain = h.chain AND p.store_id = h.store_id
+               WHERE h.chain = $1 AND h.sku = $2
+                 AND (p.anchor_store_id IS NULL OR p.anchor_store_id = h.store_id)""",
+            chain,
+            sku,
+        )
+        return [r["store_id"] for r in rows]
+
     async def anchor_of(self, *, chain: str, store_id: str) -> str:
         """Return the store that answers for this one: its anchor, or itself."""
         anchor: str | None = await self.conn.fetchval(

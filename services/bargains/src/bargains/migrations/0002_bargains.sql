@@ -48,6 +48,23 @@ CREATE TABLE flags (
     PRIMARY KEY (chain, store_id, sku, kind)
 );
 
+-- The same product at other chains: by barcode, and by L1/L2 substitutes when known.
+CREATE TABLE products (
+    chain text NOT NULL,
+    sku text NOT NULL,
+    barcode text,
+    PRIMARY KEY (chain, sku)
+);
+CREATE INDEX products_by_barcode ON products (barcode) WHERE barcode IS NOT NULL;
+
+CREATE TABLE equivalents (
+    chain text NOT NULL,
+    sku text NOT NULL,
+    other_chain text NOT NULL,
+    other_sku text NOT NULL,
+    PRIMARY KEY (chain, sku, other_chain, other_sku)
+);
+
 CREATE TABLE outbox (
     id bigserial PRIMARY KEY,
     topic text NOT NULL,
