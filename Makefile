@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean bench-scrape bench-grouping
+.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean bench-scrape bench-grouping bench-bargains
 
 install: $(STAMP)
 
@@ -57,6 +57,9 @@ schemas: install
 
 bench-scrape: install
 	$(BIN)/python -m benchmarks.scrape_throughput
+
+bench-bargains: install
+	$(BIN)/python -m benchmarks.bargains_recompute
 
 bench-grouping: install
 	$(BIN)/python -m benchmarks.grouping_algorithm
