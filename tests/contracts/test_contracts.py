@@ -122,6 +122,7 @@ def _prices_doc(**observation_changes: object) -> dict[str, typing.Any]:
         ({"price_cents": 10_000_001}, "less than or equal to 10000000"),
         ({"observed_at": "2026-11-20T08:29:41"}, "timezone"),
         ({"observed_at": "2026-11-20T18:29:41+10:00"}, "must be in UTC"),
+        ({"observed_at": "2999-01-01T00:00:00Z"}, "in the future"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
     ],
 )

@@ -12,15 +12,21 @@ Cents = Annotated[int, Field(strict=True, ge=0, le=MAX_PRICE_CENTS)]
 """An amount of money in integer cents, 0 to MAX_PRICE_CENTS."""
 
 
+# Every timestamp in an event is a past fact; a little clock skew between hosts is normal.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _require_utc(value: datetime) -> datetime:
-    """Reject an aware timestamp whose offset is not UTC."""
+    """Reject an aware timestamp whose offset is not UTC, or that lies in the future."""
     if value.utcoffset() != timedelta(0):
         raise ValueError("timestamp must be in UTC (offset +00:00 or Z)")
+    if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("timestamp is in the future")
     return value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_require_utc)]
-"""A timezone-aware timestamp in UTC; naive or non-UTC values are rejected."""
+"""A timezone-aware UTC timestamp, not in the future; naive or non-UTC values are rejected."""
 
 ChainId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 """A retail chain, lower-case slug: `coles`, `woolworths`, `iga`."""

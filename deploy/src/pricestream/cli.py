@@ -15,6 +15,7 @@ from contracts import SERVICES, TOPICS
 from pricestream import compose as compose_stack
 from pricestream.config import StackConfig, find_home
 from pricestream.demo import run_demo
+from pricestream.dlq import list_dead_letters, replay
 from pricestream.kafka import describe_topics
 from pricestream.processes import StackError
 from pricestream.report import summary_table
@@ -231,6 +232,53 @@ def compose(
 ) -> None:
     """Write docker-compose.yml from the definitions `pricestream up` uses."""
     compose_stack.main(["render", "--check"] if check else ["render"])
+
+
+dlq_app = typer.Typer(
+    help="Dead-letter topics: what was rejected, and replay after a fix.", no_args_is_help=True
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    home: HomeOption = None,
+    topic: Annotated[list[str] | None, typer.Option(help="Only this topic's DLQ (repeat the option)")] = None,
+    limit: Annotated[int, typer.Option(help="Newest letters per DLQ")] = 20,
+) -> None:
+    """Show the newest dead letters of each DLQ with the reason they were rejected."""
+    found = asyncio.run(
+        list_dead_letters(_stack(home).config.bootstrap_servers, topics=topic or [], limit=limit)
+    )
+    for dlq, letters in found.items():
+        if not letters:
+            continue
+        table = Table(title=f"{dlq} ({len(letters)} newest)")
+        for column in ("offset", "from", "group", "reason", "tries", "bytes", "error"):
+            table.add_column(column, overflow="fold")
+        for letter in letters:
+            table.add_row(
+                str(letter.offset),
+                letter.source,
+                letter.consumer_group,
+                letter.reason,
+                letter.attempts,
+                str(letter.size),
+                letter.error[:200],
+            )
+        console.print(table)
+    if not any(found.values()):
+        console.print("no dead letters")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: Annotated[str, typer.Argument(help="The topic (or its .dlq) whose dead letters go back")],
+    home: HomeOption = None,
+) -> None:
+    """Send a topic's dead letters back to it, once each, after the consumer was fixed."""
+    sent = asyncio.run(replay(_stack(home).config.bootstrap_servers, topic))
+    console.print(f"replayed {sent} dead letters to {topic.removesuffix('.dlq')}")
 
 
 def main() -> None:

@@ -109,7 +109,7 @@ class GroupLag:
         return self.end - self.committed
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """Return a topic's partitions, refreshing metadata once if the topic is not known yet."""
     partitions = consumer.partitions_for_topic(topic)
     if partitions is None:
@@ -118,7 +118,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return [TopicPartition(topic, p) for p in sorted(partitions or ())]
 
 
-async def _high_watermarks(
+async def high_watermarks(
     bootstrap_servers: str, positions: dict[TopicPartition, int], timeout_s: float = 3.0
 ) -> dict[TopicPartition, int]:
     """Return each partition's high watermark as a fetch reports it.
@@ -151,11 +151,11 @@ async def describe_topics(bootstrap_servers: str, names: list[str]) -> list[Topi
     try:
         infos = []
         for name in names:
-            tps = await _partitions(consumer, name)
+            tps = await partitions_of(consumer, name)
             if not tps:
                 continue
             starts = await consumer.beginning_offsets(tps)
-            ends = await _high_watermarks(bootstrap_servers, starts)
+            ends = await high_watermarks(bootstrap_servers, starts)
             infos.append(TopicInfo(name, len(tps), sum(ends[tp] - starts[tp] for tp in tps)))
         return infos
     finally:
@@ -173,9 +173,9 @@ async def consumer_lag(bootstrap_servers: str, groups: dict[str, list[str]]) -> 
         await consumer.start()
         try:
             for name in topics:
-                tps = await _partitions(consumer, name)
+                tps = await partitions_of(consumer, name)
                 committed = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
-                ends = await _high_watermarks(bootstrap_servers, committed)
+                ends = await high_watermarks(bootstrap_servers, committed)
                 lags.append(GroupLag(group, name, sum(committed.values()), sum(ends.values())))
         finally:
             await consumer.stop()

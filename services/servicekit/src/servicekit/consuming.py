@@ -41,6 +41,8 @@ def subscribe(
         auto_offset_reset=auto_offset_reset,
         decoder=decode_contract,
         description=spec.description,
+        # A record larger than the fetch size must still arrive, to be dead-lettered.
+        max_partition_fetch_bytes=16 * 1024 * 1024,
     )
 
 
@@ -52,11 +54,20 @@ class ConsumeGuard:
     way the partition moves on, and the DLQ keeps the original bytes to replay later.
     """
 
-    def __init__(self, *, metrics: Metrics, group_id: str, max_attempts: int, backoff_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        group_id: str,
+        max_attempts: int,
+        backoff_s: float,
+        dlq_max_bytes: int = 900 * 1024,
+    ) -> None:
         self.metrics = metrics
         self.group_id = group_id
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        self.dlq_max_bytes = dlq_max_bytes
 
     def middleware(self, msg: Any, /, *, context: ContextRepo) -> BaseMiddleware:
         """Build the FastStream middleware for one message (the broker calls this)."""
@@ -118,8 +129,13 @@ class ConsumeGuard:
                 "dlq_source_offset": str(record.offset),
             }
         )
+        value = record.value or b""
+        if len(value) > self.dlq_max_bytes:
+            # A record too large for the producer would block the partition: keep its head.
+            headers["dlq_truncated_from_bytes"] = str(len(value))
+            value = value[: self.dlq_max_bytes]
         # If this publish fails the exception propagates: no commit, so the message is retried.
-        await broker.publish(record.value or b"", topic=dlq, key=record.key, headers=headers)
+        await broker.publish(value, topic=dlq, key=record.key, headers=headers)
         self.metrics.dead_lettered.labels(record.topic).inc()
         log.warning(
             "message dead-lettered",
