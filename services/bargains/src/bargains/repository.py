@@ -85,10 +85,7 @@ class BargainsRepository:
             list(skus),
             fresh_after,
         )
-        found: dict[str, list[int]] = {}
-        for r in rows:
-            found.setdefault(r["sku"], []).append(r["price_cents"])
-        return found
+        return _prices_by_sku(rows)
 
     async def other_chain_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
@@ -110,10 +107,7 @@ class BargainsRepository:
             list(skus),
             fresh_after,
         )
-        found: dict[str, list[int]] = {}
-        for r in rows:
-            found.setdefault(r["sku"], []).append(r["price_cents"])
-        return found
+        return _prices_by_sku(rows)
 
     async def save_product(self, *, chain: str, sku: str, barcode: str | None) -> None:
         """Remember a product's barcode, the key to the same product at other chains."""
@@ -316,3 +310,11 @@ class BargainsRepository:
             limit,
         )
         return [dict(r) for r in rows]
+
+
+def _prices_by_sku(rows: Sequence[Any]) -> dict[str, list[int]]:
+    """Collect (sku, price_cents) rows into prices per product."""
+    found: dict[str, list[int]] = {}
+    for r in rows:
+        found.setdefault(r["sku"], []).append(r["price_cents"])
+    return found
