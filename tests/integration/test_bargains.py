@@ -1,6 +1,8 @@
 """Bargains against the simulated world's ground truth, fed day by day through ingest."""
 
 import asyncio
+import os
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -168,6 +170,28 @@ def test_a_member_store_gets_its_anchors_bargains(stack: Stack, zones: dict[tupl
     bad = httpx.get(f"{bargains}/v1/bargains", params={"kind": "nonsense", "min_discount": "lots"})
     assert bad.status_code == 400
     assert {p["where"] for p in bad.json()["detail"]} == {"query.kind", "query.min_discount"}
+
+
+def test_a_killed_bargains_service_resumes_without_loss(
+    stack: Stack, zones: dict[tuple[str, str], str]
+) -> None:
+    """kill -9 mid-stream: every acknowledged price's effect is there once (the replay test checks)."""
+    process = stack.services["bargains"]
+    stores = list(zones)
+    for i, (chain, store) in enumerate(stores):
+        _ingest(stack, chain, store, LAST_DAY, later=timedelta(minutes=30))
+        if i == len(stores) // 2:
+            assert process.pid is not None
+            os.kill(process.pid, signal.SIGKILL)
+            assert wait_until(lambda: not process.running(), timeout=30)
+    stack.start_service("bargains", report=lambda line: None)
+    # The restarted process counts from zero: wait until its consumer group has no lag.
+    assert wait_until(lambda: _lag(stack) == 0, timeout=120)
+    print(f"\nbargains killed with -9 after {len(stores) // 2 + 1} of {len(stores)} stores' batches")
+
+
+def _lag(stack: Stack) -> int:
+    return sum(lag for group, name, _, _, lag in stack.lag() if group == "bargains" and name == PRICES.name)
 
 
 def test_replaying_all_events_gives_the_same_history(stack: Stack) -> None:
