@@ -149,8 +149,12 @@ class Stack:
             + (f" (names from {cfg.catalog})" if cfg.catalog else "")
         )
 
-    def start_service(self, name: str, report: Report = print, *, timeout_s: float = 60.0) -> None:
-        """Start one service (after it stopped or was killed) and wait until it is ready."""
+    def start_service(self, name: str, report: Report = print, *, timeout_s: float = 180.0) -> None:
+        """Start one service (after it stopped or was killed) and wait until it is ready.
+
+        Its consumers rejoin their groups one after another, and a group whose old member
+        was killed waits for that member's session to time out: this can take a minute.
+        """
         self._wait_ready([self._start_service(name, report)], report, timeout_s)
 
     def _start_service(self, name: str, report: Report) -> ServiceProcess:

@@ -171,6 +171,12 @@ class GroupingRepository:
             at,
         )
 
+    async def clear_check_due(self, *, chain: str, store_id: str) -> None:
+        """Stop waiting to check a member whose new prices were too few to judge."""
+        await self.conn.execute(
+            "UPDATE stores SET check_due = false WHERE chain = $1 AND store_id = $2", chain, store_id
+        )
+
     async def price_matrix(self, *, chain: str, store_ids: Sequence[str], since: datetime) -> PriceMatrix:
         """Load the fresh prices of stores into a matrix (one query, one pass)."""
         rows = await self.conn.fetch(

@@ -167,7 +167,14 @@ class GroupingWorker:
                 chain=check.chain, store_id=check.store_id, anchor=check.anchor_store_id, since=since
             )
             if common < self.settings.min_common:
-                continue  # Too few prices yet to judge; the rest of the scrape may follow.
+                # Too few prices to judge the member. Rows equal to the anchor's still go:
+                # deleting them loses nothing, the anchor answers the same.
+                rows = await repo.prune(
+                    chain=check.chain, anchor=check.anchor_store_id, members=[check.store_id]
+                )
+                await repo.clear_check_due(chain=check.chain, store_id=check.store_id)
+                report.pruned_rows += rows
+                continue
             report.checked += 1
             await repo.mark_checked(chain=check.chain, store_ids=[check.store_id], at=now)
             if equal >= self.settings.min_share * common:
