@@ -1,8 +1,6 @@
 """Grouping against the simulated world's ground truth, on a stack of its own."""
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -64,25 +62,13 @@ def _stable(stack: Stack, stores: int, timeout: float = 90) -> dict[tuple[str, s
     raise AssertionError(f"groups did not settle: {len(last)} of {stores} stores placed")
 
 
-def _scrape(stack: Stack, day: int, *, kill_grouping_after: int | None = None) -> None:
-    """Scrape every store; optionally kill -9 grouping once that many pages are done, and restart it."""
+def _scrape(stack: Stack, day: int, chains: list[str] | None = None) -> None:
     url = stack.service_process("scraper").url
-    run_id = httpx.post(f"{url}/v1/runs", json={"scope": "all", "day": day}, timeout=60).json()["run_id"]
-
-    def run() -> dict[str, Any]:
-        body: dict[str, Any] = httpx.get(f"{url}/v1/runs/{run_id}").json()
-        return body
-
-    if kill_grouping_after is not None:
-        assert wait_until(lambda: run()["pages_done"] >= kill_grouping_after, timeout=120)
-        process = stack.services["grouping"]
-        assert process.pid is not None
-        os.kill(process.pid, signal.SIGKILL)
-        assert wait_until(lambda: not process.running(), timeout=30)
-        progress = f"{run()['pages_done']} of {run()['pages_total']} pages"
-        print(f"\ngrouping killed with -9 after {progress}; restarting")
-        stack.start_service("grouping", report=lambda line: None)
-    assert wait_until(lambda: run()["status"] != "running", timeout=180)
+    run_id = httpx.post(
+        f"{url}/v1/runs", json={"scope": "all", "day": day, "chains": chains or []}, timeout=60
+    )
+    run_id = run_id.json()["run_id"]
+    assert wait_until(lambda: httpx.get(f"{url}/v1/runs/{run_id}").json()["status"] != "running", timeout=180)
 
 
 def _zones(stack: Stack) -> dict[tuple[str, str], str]:
@@ -91,9 +77,8 @@ def _zones(stack: Stack) -> dict[tuple[str, str], str]:
 
 
 def test_groups_equal_the_true_pricing_zones(stack: Stack) -> None:
-    """Also survives a kill -9 of grouping mid-stream: the next test checks every price's effect."""
     zones = _zones(stack)
-    _scrape(stack, DAY, kill_grouping_after=400)
+    _scrape(stack, DAY)
     placed = _stable(stack, len(zones))
     for chain in sorted({c for c, _ in zones}):
         stores = sorted(s for c, s in zones if c == chain)
