@@ -174,7 +174,7 @@ def test_csv_that_cannot_be_mapped_is_refused_whole(data: bytes, message: str) -
         read_csv(data)
 
 
-def test_grocermatic_takes_sku_brand_and_size_from_the_url() -> None:
+def test_grocermatic_takes_sku_brand_and_size_from_the_url_else_size_from_quantity() -> None:
     rows = list(read_grocermatic(GROCERMATIC))
     assert rows == [
         {
@@ -194,6 +194,7 @@ def test_grocermatic_takes_sku_brand_and_size_from_the_url() -> None:
             "price": 1.7,
             "quantity": 2,
             "sku": "94706",
+            "size": "2",
         },
         {
             "item": 3,
@@ -211,6 +212,7 @@ def test_grocermatic_takes_sku_brand_and_size_from_the_url() -> None:
             "price": 1.2,
             "quantity": 0.5,
             "sku": "850730",
+            "size": "0.5",
         },
         {
             "item": 5,

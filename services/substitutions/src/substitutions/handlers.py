@@ -6,16 +6,21 @@ from contracts import topic
 from contracts.events import ProductObserved
 from servicekit.consuming import subscribe
 from servicekit.db import Database
-from servicekit.idempotency import note_received
+from servicekit.idempotency import mark_processed
+from substitutions.matcher import Matcher
+from substitutions.repository import describe
 
 
-def build_router(*, db: Database, group_id: str) -> KafkaRouter:
+def build_router(*, db: Database, group_id: str, matcher: Matcher) -> KafkaRouter:
     """Subscribe substitutions to observed products."""
     router = KafkaRouter()
 
     @subscribe(router, topic("products.observed.v1"), group_id=group_id)
     async def on_products_observed(event: ProductObserved) -> None:
-        """Compute a new or changed product's substitutes."""
-        await note_received(db, event)
+        """Compute a new or changed product's substitutes and its neighbours' reverse links."""
+        product = event.payload
+        async with db.pool.acquire() as conn, conn.transaction():
+            if await mark_processed(conn, event):
+                await matcher.observe(conn, description=describe(product), observed_at=product.observed_at)
 
     return router

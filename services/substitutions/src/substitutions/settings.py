@@ -3,6 +3,9 @@
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
+from substitutions.domain.matching import Policy
+
+_DEFAULT = Policy()
 
 
 class SubstitutionsSettings(ServiceSettings):
@@ -12,3 +15,17 @@ class SubstitutionsSettings(ServiceSettings):
 
     service_name: str = "substitutions"
     http_port: int = 8083
+    encode_batch_size: int = 256
+    torch_threads: int | None = None
+    l2_min_score: float = _DEFAULT.l2_min_score
+    l3_min_similarity: float = _DEFAULT.l3_min_similarity
+    l4_min_similarity: float = _DEFAULT.l4_min_similarity
+
+
+def policy_from(settings: SubstitutionsSettings) -> Policy:
+    """Make the matching policy from the settings."""
+    return Policy(
+        l2_min_score=settings.l2_min_score,
+        l3_min_similarity=settings.l3_min_similarity,
+        l4_min_similarity=settings.l4_min_similarity,
+    )

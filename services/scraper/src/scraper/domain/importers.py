@@ -212,7 +212,7 @@ def _error_row(where: str, number: int, problem: str, **source: object) -> RawRo
 
 
 def _grocermatic_row(item: int, product: object) -> RawRow:
-    """Map one Grocermatic product; sku, brand and size come from its url."""
+    """Map one Grocermatic product; sku, brand and size come from its url, else size from its quantity."""
     if not isinstance(product, dict):
         return _error_row("item", item, "is not an object", value=product)
     row: RawRow = {key: product[key] for key in ("name", "url", "price", "quantity") if key in product}
@@ -228,6 +228,10 @@ def _grocermatic_row(item: int, product: object) -> RawRow:
                 row["brand"] = brand
             if size:
                 row["size"] = size
+    quantity = product.get("quantity")
+    if "size" not in row and isinstance(quantity, int | float) and not isinstance(quantity, bool) and quantity > 0:
+        # Grocermatic's own quantity, without its unit: kilograms, litres or a count.
+        row["size"] = _number_text(quantity)
     return row
 
 

@@ -1,0 +1,142 @@
+"""The products known, their index and their current substitute lists: what an observation changes.
+
+Pure bookkeeping over `matching.Index`: embeddings come in as arguments, lists go out
+as plain rows ready to store and publish. A new or changed product gets its list, and the
+products it points to (and those that pointed to it) get theirs recomputed, so links stay
+two-way without a full rebuild.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from substitutions.domain.matching import Index, Match, Policy, Vectors
+from substitutions.domain.products import ParsedProduct, normalise, parse_product
+
+SubstituteRow = dict[str, Any]
+ProductKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    """A product as a chain describes it."""
+
+    chain: str
+    sku: str
+    name: str
+    brand: str | None = None
+    size: str | None = None
+    category: str | None = None
+    barcode: str | None = None
+
+
+def known_brands(descriptions: Iterable[Description]) -> set[str]:
+    """Collect the brands shops name, and the chains (store brands often carry the chain's name)."""
+    brands: set[str] = set()
+    for description in descriptions:
+        brands.add(description.chain.replace("-", " "))
+        if description.brand:
+            brands.add(normalise(description.brand))
+    return brands
+
+
+class Catalogue:
+    """Every product with its embedding and its current list of substitutes."""
+
+    def __init__(self, *, dimensions: int, policy: Policy, brands: Iterable[str] = ()) -> None:
+        self.policy = policy
+        self.index = Index(dimensions=dimensions)
+        self.brands = set(brands)
+        self.lists: dict[int, list[SubstituteRow]] = {}
+        self._pointing_in: dict[int, set[int]] = defaultdict(set)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def parse(self, description: Description) -> ParsedProduct:
+        """Parse a description with the brands known so far, learning its own brand."""
+        self.brands |= known_brands([description])
+        return parse_product(
+            chain=description.chain,
+            sku=description.sku,
+            name=description.name,
+            brand=description.brand,
+            size=description.size,
+            category=description.category,
+            barcode=description.barcode,
+            brands=self.brands,
+        )
+
+    def load(self, products: Sequence[ParsedProduct], vectors: Vectors) -> None:
+        """Hold products with their embeddings, without computing lists."""
+        for product, vector in zip(products, vectors, strict=True):
+            self.index.put(product, vector)
+
+    def observe(self, product: ParsedProduct, vector: Vectors) -> dict[ProductKey, list[SubstituteRow]]:
+        """Add or replace a product; return the lists that changed (its own and its neighbours')."""
+        at = self.index.put(product, vector)
+        own = self.index.find([at], self.policy)[at]
+        affected = {match.other for match in own} | self._pointing_in.get(at, set())
+        affected.discard(at)
+        found = {at: own, **self.index.find(sorted(affected), self.policy)}
+        return self._settle(found)
+
+    def rebuild(
+        self, *, chunk: int = 512, progress: Callable[[int], None] | None = None
+    ) -> dict[ProductKey, list[SubstituteRow]]:
+        """Recompute every product's list; return those that changed."""
+        positions = list(range(len(self.index)))
+        changed: dict[ProductKey, list[SubstituteRow]] = {}
+        for start in range(0, len(positions), chunk):
+            block = positions[start : start + chunk]
+            changed |= self._settle(self.index.find(block, self.policy))
+            if progress is not None:
+                progress(len(block))
+        return changed
+
+    def adopt(self, stored: dict[ProductKey, list[SubstituteRow]]) -> None:
+        """Take lists stored earlier as the current ones, so only real changes are published."""
+        for key, rows in stored.items():
+            at = self.index.position(*key)
+            if at is not None:
+                self._replace(at, rows)
+
+    def list_of(self, chain: str, sku: str) -> list[SubstituteRow] | None:
+        """Return a held product's current list."""
+        at = self.index.position(chain, sku)
+        return None if at is None else self.lists.get(at)
+
+    def _settle(self, found: dict[int, list[Match]]) -> dict[ProductKey, list[SubstituteRow]]:
+        """Turn matches into rows, keep those that differ from the current lists, and update links."""
+        changed: dict[ProductKey, list[SubstituteRow]] = {}
+        for at, matches in found.items():
+            rows = [self._row(match) for match in matches]
+            if rows != self.lists.get(at):
+                self._replace(at, rows)
+                product = self.index.products[at]
+                changed[(product.chain, product.sku)] = rows
+        return changed
+
+    def _replace(self, at: int, rows: list[SubstituteRow]) -> None:
+        """Make rows the product's list and move the reverse links with it."""
+        for row in self.lists.get(at, ()):
+            other = self.index.position(row["chain"], row["sku"])
+            if other is not None:
+                self._pointing_in[other].discard(at)
+        self.lists[at] = rows
+        for row in rows:
+            other = self.index.position(row["chain"], row["sku"])
+            if other is not None:
+                self._pointing_in[other].add(at)
+
+    def _row(self, match: Match) -> SubstituteRow:
+        """Write a match as the contract's Substitute fields."""
+        other = self.index.products[match.other]
+        return {
+            "level": match.level,
+            "chain": other.chain,
+            "sku": other.sku,
+            "score": match.score,
+            "reason": match.reason,
+        }

@@ -1,0 +1,89 @@
+"""Score ranked substitutes against gold pairs: precision, recall@1, recall@k and MRR per level.
+
+A gold pair says which right-hand product is the answer for a left-hand one at a level.
+Same-item levels (L1, L2) are looked up in the ranked L1+L2 list, alternatives (L3, L4)
+in the ranked L3+L4 list: finding a pair at the wrong kind of level does not count.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from substitutions.domain.matching import Level
+
+_TIERS: dict[Level, tuple[Level, ...]] = {
+    "L1": ("L1", "L2"),
+    "L2": ("L1", "L2"),
+    "L3": ("L3", "L4"),
+    "L4": ("L3", "L4"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GoldPair:
+    """One labelled answer: for `left`, `right` is a substitute at `level`."""
+
+    left: str
+    right: str
+    level: Level
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """One candidate of a left-hand product, as the matcher ranked it."""
+
+    right: str
+    level: Level
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class LevelScore:
+    """How well one level's gold pairs were found."""
+
+    level: Level
+    pairs: int
+    precision: float
+    recall_at_1: float
+    recall_at_k: float
+    mrr: float
+
+
+def evaluate(gold: Iterable[GoldPair], ranked: Mapping[str, Sequence[Ranked]], *, k: int) -> list[LevelScore]:
+    """Score the ranked candidates of each left product against the gold pairs, level by level."""
+    by_level: dict[Level, list[GoldPair]] = defaultdict(list)
+    for pair in gold:
+        by_level[pair.level].append(pair)
+    scores = []
+    for level in sorted(by_level):
+        pairs = by_level[level]
+        ranks = [_rank(pair, ranked.get(pair.left, ())) for pair in pairs]
+        answered = [
+            rank for pair, rank in zip(pairs, ranks, strict=True) if _tier(ranked.get(pair.left, ()), level)
+        ]
+        scores.append(
+            LevelScore(
+                level=level,
+                pairs=len(pairs),
+                precision=sum(rank == 1 for rank in answered) / len(answered) if answered else 0.0,
+                recall_at_1=sum(rank == 1 for rank in ranks) / len(pairs),
+                recall_at_k=sum(rank is not None and rank <= k for rank in ranks) / len(pairs),
+                mrr=sum(1 / rank for rank in ranks if rank is not None) / len(pairs),
+            )
+        )
+    return scores
+
+
+def _tier(candidates: Sequence[Ranked], level: Level) -> list[Ranked]:
+    """Return the candidates at the levels where a gold pair of this level is looked up, best first."""
+    tier = _TIERS[level]
+    kept = [candidate for candidate in candidates if candidate.level in tier]
+    return sorted(kept, key=lambda candidate: (tier.index(candidate.level), -candidate.score))
+
+
+def _rank(pair: GoldPair, candidates: Sequence[Ranked]) -> int | None:
+    """Return the 1-based rank of the gold answer among its tier's candidates, or None if missing."""
+    for rank, candidate in enumerate(_tier(candidates, pair.level), start=1):
+        if candidate.right == pair.right:
+            return rank
+    return None

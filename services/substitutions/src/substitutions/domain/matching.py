@@ -1,0 +1,404 @@
+"""Find each product's substitutes at four levels: pure, vectorised, incremental.
+
+- L1 identical: the same barcode, else the same brand, name words and size, at another chain.
+- L2 near-identical: the same item under another name at another chain: a name alike by
+  rapidfuzz (compared only inside blocks of equal size) and by meaning, the same brand.
+- L3 same kind, another brand, comparable size: embeddings of the names without brand.
+- L4 a looser alternative: related by meaning, in the same category where both say one.
+
+An `Index` holds every product with its name embedding in growable arrays; `find` scores
+a batch of products against all of them with matrix products and `process.cdist`, never a
+Python loop over pairs. Adding a product returns the products whose lists may change.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from rapidfuzz import fuzz, process
+
+from substitutions.domain.products import ParsedProduct, Size, size_bucket, sizes_compatible, variant_mask
+
+Level = Literal["L1", "L2", "L3", "L4"]
+LEVELS: tuple[Level, ...] = ("L1", "L2", "L3", "L4")
+Vectors = npt.NDArray[np.float32]
+
+_DIMENSIONS = {"mass": 0, "volume": 1, "count": 2, "length": 3, "bare": 4, None: -1}
+_NO_SIZE = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The thresholds and list lengths of each level."""
+
+    l1_size_tolerance: float = 0.02
+    l2_size_tolerance: float = 0.05
+    l2_min_score: float = 0.55
+    l2_fuzzy_weight: float = 0.5
+    l2_variant_penalty: float = 0.15
+    l3_min_similarity: float = 0.55
+    l3_max_size_ratio: float = 2.0
+    l3_size_weight: float = 0.1
+    l4_min_similarity: float = 0.45
+    keep: tuple[tuple[Level, int], ...] = (("L1", 10), ("L2", 5), ("L3", 10), ("L4", 10))
+    chunk: int = 1024
+    shortlist: int = 96
+
+    def limit(self, level: Level) -> int:
+        """Return how many substitutes of a level a product keeps."""
+        return dict(self.keep)[level]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One substitute of a product: the index of the other product, its level, score and why."""
+
+    level: Level
+    other: int
+    score: float
+    reason: str
+
+
+@dataclass(slots=True)
+class Index:
+    """Every product with its embedding, in arrays that grow as products arrive."""
+
+    dimensions: int
+    products: list[ParsedProduct] = field(default_factory=list)
+    _vectors: Vectors = field(init=False)
+    _chains: dict[str, int] = field(default_factory=dict)
+    _brands: dict[str, int] = field(default_factory=dict)
+    _categories: dict[str, int] = field(default_factory=dict)
+    _columns: dict[str, npt.NDArray[Any]] = field(init=False)
+    _by_sku: dict[tuple[str, str], int] = field(default_factory=dict)
+    _by_barcode: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    _by_key: dict[tuple[str, str], set[int]] = field(default_factory=lambda: defaultdict(set))
+    _by_bucket: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+
+    def __post_init__(self) -> None:
+        self._vectors = np.zeros((64, self.dimensions), dtype=np.float32)
+        self._columns = {
+            name: np.zeros(64, dtype=np.float64 if name == "amount" else np.int64)
+            for name in ("chain", "brand", "variant", "category", "dimension", "amount")
+        }
+
+    def __len__(self) -> int:
+        return len(self.products)
+
+    @property
+    def vectors(self) -> Vectors:
+        """Return the embeddings of the products held, one row each."""
+        return self._vectors[: len(self.products)]
+
+    def position(self, chain: str, sku: str) -> int | None:
+        """Return where a product is held, or None."""
+        return self._by_sku.get((chain, sku))
+
+    def put(self, product: ParsedProduct, vector: Vectors) -> int:
+        """Add a product, or replace the one with its chain and sku; return its position."""
+        at = self._by_sku.get((product.chain, product.sku))
+        if at is None:
+            at = len(self.products)
+            self._grow(at + 1)
+            self.products.append(product)
+            self._by_sku[(product.chain, product.sku)] = at
+        else:
+            self._unlink(at)
+            self.products[at] = product
+        self._vectors[at] = vector
+        self._link(at, product)
+        return at
+
+    def _grow(self, size: int) -> None:
+        """Double the arrays when they are full, so that adding stays cheap on average."""
+        capacity = len(self._vectors)
+        if size <= capacity:
+            return
+        capacity = max(size, capacity * 2)
+        self._vectors = np.resize(self._vectors, (capacity, self.dimensions))
+        self._columns = {name: np.resize(column, capacity) for name, column in self._columns.items()}
+
+    def _link(self, at: int, product: ParsedProduct) -> None:
+        """Record a product in the lookups and columns."""
+        columns = self._columns
+        columns["chain"][at] = _code(self._chains, product.chain)
+        columns["brand"][at] = _code(self._brands, product.brand_key) if product.brand else -1
+        columns["variant"][at] = variant_mask(product.title)
+        columns["category"][at] = _code(self._categories, product.category) if product.category else -1
+        size = product.size
+        columns["dimension"][at] = _DIMENSIONS[size.dimension if size else None]
+        columns["amount"][at] = _normal_amount(size)
+        if product.barcode:
+            self._by_barcode[product.barcode].add(at)
+        self._by_key[product.key].add(at)
+        bucket = size_bucket(size, width=_BUCKET_WIDTH)
+        self._by_bucket[_NO_SIZE if bucket is None else bucket].add(at)
+
+    def _unlink(self, at: int) -> None:
+        """Forget a product's lookups before it is replaced."""
+        old = self.products[at]
+        if old.barcode:
+            self._by_barcode[old.barcode].discard(at)
+        self._by_key[old.key].discard(at)
+        bucket = size_bucket(old.size, width=_BUCKET_WIDTH)
+        self._by_bucket[_NO_SIZE if bucket is None else bucket].discard(at)
+
+    def find(
+        self, queries: Sequence[int], policy: Policy, *, within: str | None = None
+    ) -> dict[int, list[Match]]:
+        """Find the substitutes of the products at the given positions, best first within each level.
+
+        `within` keeps only substitutes at that chain (offline matching of one file against another).
+        """
+        within_code = self._chains.get(within, -2) if within is not None else None
+        found: dict[int, list[Match]] = {query: [] for query in queries}
+        taken: dict[int, set[int]] = {query: {query} for query in queries}
+        l1 = {query: self._identical(query, policy, within) for query in queries}
+        for query, matches in l1.items():
+            found[query] += matches
+            taken[query].update(match.other for match in matches)
+        for query, matches in self._near_identical(queries, policy, taken, within_code).items():
+            found[query] += matches
+            taken[query].update(match.other for match in matches)
+        for query, matches in self._alternatives(queries, policy, taken, within_code).items():
+            found[query] += matches
+        return found
+
+    def _identical(self, query: int, policy: Policy, within: str | None) -> list[Match]:
+        """Return the listings of the same item at other chains: by barcode, else by brand, name and size."""
+        product = self.products[query]
+        matches: dict[int, Match] = {}
+        if product.barcode:
+            for other in self._by_barcode.get(product.barcode, ()):
+                if self._elsewhere(other, product.chain, within):
+                    matches[other] = Match("L1", other, 1.0, f"same barcode {product.barcode}")
+        for other in self._by_key.get(product.key, ()):
+            candidate = self.products[other]
+            if other in matches or not self._elsewhere(other, product.chain, within):
+                continue
+            if _distinct_items(product, candidate):
+                continue
+            if _same_size(product.size, candidate.size, policy.l1_size_tolerance):
+                matches[other] = Match("L1", other, 1.0, "same brand, name and size")
+        ordered = sorted(matches.values(), key=lambda match: self._order(match.other))
+        return ordered[: policy.limit("L1")]
+
+    def _elsewhere(self, other: int, chain: str, within: str | None) -> bool:
+        """Tell whether a product is at another chain than `chain`, and at `within` when given."""
+        other_chain = self.products[other].chain
+        return other_chain != chain and (within is None or other_chain == within)
+
+    def _near_identical(
+        self, queries: Sequence[int], policy: Policy, taken: dict[int, set[int]], within: int | None
+    ) -> dict[int, list[Match]]:
+        """Return the same items under other names: fuzzy names inside blocks of equal size."""
+        found: dict[int, list[Match]] = defaultdict(list)
+        by_bucket: dict[int, list[int]] = defaultdict(list)
+        for query in queries:
+            bucket = size_bucket(self.products[query].size, width=_BUCKET_WIDTH)
+            if bucket is not None:
+                by_bucket[bucket].append(query)
+        columns = self._columns
+        for bucket, block in by_bucket.items():
+            candidates = np.fromiter(
+                sorted(
+                    set().union(*(self._by_bucket.get(b, set()) for b in (bucket - 1, bucket, bucket + 1)))
+                ),
+                dtype=np.int64,
+            )
+            if within is not None:
+                candidates = candidates[columns["chain"][candidates] == within]
+            if not len(candidates):
+                continue
+            rows = np.asarray(block, dtype=np.int64)
+            fuzzy = process.cdist(
+                [self.products[row].kind for row in block],
+                [self.products[other].kind for other in candidates],
+                scorer=fuzz.token_sort_ratio,
+                dtype=np.float32,
+                workers=-1,
+            )
+            meaning = self._vectors[rows] @ self._vectors[candidates].T
+            score = policy.l2_fuzzy_weight * fuzzy / 100.0 + (1 - policy.l2_fuzzy_weight) * meaning
+            # A variant word on one side only (organic, lite) makes another item more likely, not certain.
+            differing = np.bitwise_count(
+                columns["variant"][rows][:, None] ^ columns["variant"][candidates][None, :]
+            )
+            score -= policy.l2_variant_penalty * differing.astype(np.float32)
+            brand_q, brand_c = columns["brand"][rows][:, None], columns["brand"][candidates][None, :]
+            allowed = (
+                (columns["chain"][rows][:, None] != columns["chain"][candidates][None, :])
+                & ((brand_q == brand_c) | (brand_q < 0) | (brand_c < 0))
+                & (_size_ratios(self, rows[:, None], candidates[None, :]) <= 1 + policy.l2_size_tolerance)
+                & (score >= policy.l2_min_score)
+            )
+            for i, query in enumerate(block):
+                for j in np.flatnonzero(allowed[i]):
+                    other = int(candidates[j])
+                    if other in taken[query] or not self._brand_shared(query, other):
+                        continue
+                    if _distinct_items(self.products[query], self.products[other]):
+                        continue
+                    if self._identical_elsewhere(other, query, policy):
+                        continue
+                    reason = f"same size, names {fuzzy[i, j]:.0f}% alike"
+                    found[query].append(Match("L2", other, round(float(score[i, j]), 4), reason))
+        return {query: _best(matches, policy.limit("L2")) for query, matches in found.items()}
+
+    def _identical_elsewhere(self, other: int, query: int, policy: Policy) -> bool:
+        """Tell whether `other` has an identical listing at the query's chain: items are listed once."""
+        chain, product = self.products[query].chain, self.products[other]
+        for partner in self._by_key.get(product.key, set()):
+            listing = self.products[partner]
+            same_size = _same_size(listing.size, product.size, policy.l1_size_tolerance)
+            if partner != query and listing.chain == chain and same_size:
+                return True
+        barcode = product.barcode
+        partners = self._by_barcode.get(barcode, set()) if barcode else set()
+        return any(p != query and self.products[p].chain == chain for p in partners)
+
+    def _brand_shared(self, query: int, other: int) -> bool:
+        """Tell whether two listings can be one brand's: equal, or the known brand in the other title."""
+        a, b = self.products[query], self.products[other]
+        if a.brand and b.brand:
+            return a.brand_key == b.brand_key
+        known, unknown = (a, b) if a.brand else (b, a)
+        return known.brand_key in unknown.title.replace(" ", "")
+
+    def _alternatives(
+        self, queries: Sequence[int], policy: Policy, taken: dict[int, set[int]], within: int | None
+    ) -> dict[int, list[Match]]:
+        """Return L3 (same kind, another brand, comparable size) and L4 (related) by embedding similarity.
+
+        Each chunk of queries is one matrix product; the `shortlist` most alike products of
+        each query are then judged on brand, size and category, so no mask spans all pairs.
+        """
+        found: dict[int, list[Match]] = {}
+        columns, vectors = self._columns, self.vectors
+        shortlist = min(policy.shortlist, len(self.products))
+        for start in range(0, len(queries), policy.chunk):
+            block = list(queries[start : start + policy.chunk])
+            rows = np.asarray(block, dtype=np.int64)
+            similarity = vectors[rows] @ vectors.T
+            similarity[np.arange(len(rows)), rows] = -1.0
+            if within is not None:
+                similarity[:, columns["chain"][: len(self.products)] != within] = -1.0
+            if shortlist < similarity.shape[1]:
+                near = np.argpartition(-similarity, shortlist - 1, axis=1)[:, :shortlist]
+            else:
+                near = np.broadcast_to(np.arange(similarity.shape[1]), similarity.shape)
+            alike = np.take_along_axis(similarity, near, axis=1)
+            brand_q, brand_c = columns["brand"][rows][:, None], columns["brand"][near]
+            another_brand = (brand_q != brand_c) | (brand_q < 0)
+            ratios = _size_ratios(self, rows[:, None], near)
+            comparable = ratios <= policy.l3_max_size_ratio
+            category_q, category_c = columns["category"][rows][:, None], columns["category"][near]
+            same_category = (category_q == category_c) | (category_q < 0) | (category_c < 0)
+            # Among equally alike alternatives, the one closest in size is the better buy-instead.
+            closeness = policy.l3_size_weight * np.abs(np.log2(np.where(comparable, ratios, 1.0)))
+            l3 = np.where(another_brand & comparable, alike - closeness, -1.0)
+            l4 = np.where(same_category, alike, -1.0)
+            for i, query in enumerate(block):
+                picked = _top(near[i], l3[i], policy.l3_min_similarity, policy.limit("L3"), taken[query])
+                chosen = [
+                    Match(
+                        "L3",
+                        other,
+                        score,
+                        f"same kind ({score:.2f} alike), another brand, size {self._size(other)}",
+                    )
+                    for other, score in picked
+                ]
+                skip = taken[query] | {match.other for match in chosen}
+                related = _top(near[i], l4[i], policy.l4_min_similarity, policy.limit("L4"), skip)
+                chosen += [
+                    Match("L4", other, score, f"related ({score:.2f} alike)") for other, score in related
+                ]
+                found[query] = chosen
+        return found
+
+    def _size(self, at: int) -> str:
+        """Describe a held product's size."""
+        size = self.products[at].size
+        return size.describe() if size else "unknown"
+
+    def _order(self, at: int) -> tuple[str, str]:
+        """Order products by chain and sku, so equal scores rank the same way every time."""
+        product = self.products[at]
+        return (product.chain, product.sku)
+
+    def neighbours(self, matches: Iterable[Match]) -> set[int]:
+        """Return the products a list points to: their own lists may now include the pointing product."""
+        return {match.other for match in matches}
+
+
+_BUCKET_WIDTH = 0.05
+
+
+def _code(codes: dict[str, int], value: str) -> int:
+    """Give a value a small integer code, the same one every time."""
+    return codes.setdefault(value, len(codes))
+
+
+def _normal_amount(size: Size | None) -> float:
+    """Return a size's amount on one scale per dimension: a bare number counts as kilograms or litres."""
+    if size is None:
+        return float("nan")
+    return size.amount * 1000.0 if size.dimension == "bare" else size.amount
+
+
+def _size_ratios(
+    index: Index, rows: npt.NDArray[np.int64], others: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Return how many times larger the larger size is, for broadcast pairs (inf: not comparable)."""
+    dimension, amount = index._columns["dimension"], index._columns["amount"]
+    dim_q, dim_c = dimension[rows], dimension[others]
+    bare = _DIMENSIONS["bare"]
+    metric_c = (dim_c == _DIMENSIONS["mass"]) | (dim_c == _DIMENSIONS["volume"])
+    metric_q = (dim_q == _DIMENSIONS["mass"]) | (dim_q == _DIMENSIONS["volume"])
+    same_kind = (dim_q >= 0) & (
+        (dim_q == dim_c) | ((dim_q == bare) & metric_c) | (metric_q & (dim_c == bare))
+    )
+    amount_q, amount_c = amount[rows], amount[others]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.maximum(amount_q, amount_c) / np.minimum(amount_q, amount_c)
+    return np.where(same_kind & ~np.isnan(ratio), ratio, np.inf)
+
+
+def _distinct_items(a: ParsedProduct, b: ParsedProduct) -> bool:
+    """Tell whether two global barcodes (GTINs) say these are different items.
+
+    Barcodes starting with 2 are a shop's own in-store numbers and say nothing across shops.
+    """
+    if not a.barcode or not b.barcode or a.barcode.startswith("2") or b.barcode.startswith("2"):
+        return False
+    return a.barcode != b.barcode
+
+
+def _same_size(a: Size | None, b: Size | None, tolerance: float) -> bool:
+    """Tell whether two sizes are the same, or both unknown."""
+    if a is None and b is None:
+        return True
+    return sizes_compatible(a, b, tolerance=tolerance)
+
+
+def _top(
+    positions: npt.NDArray[np.int64], scores: npt.NDArray[np.floating], minimum: float, k: int, skip: set[int]
+) -> list[tuple[int, float]]:
+    """Return up to k (position, score) pairs of the highest scores at or above a minimum, skipping some."""
+    chosen: list[tuple[int, float]] = []
+    for at in np.argsort(-scores, kind="stable"):
+        score = float(scores[at])
+        if score < minimum or len(chosen) == k:
+            break
+        if int(positions[at]) not in skip:
+            chosen.append((int(positions[at]), round(score, 4)))
+    return chosen
+
+
+def _best(matches: list[Match], k: int) -> list[Match]:
+    """Keep the k best-scored matches."""
+    return sorted(matches, key=lambda match: -match.score)[:k]

@@ -1,0 +1,231 @@
+"""Understand a product from how a shop describes it: brand, normalised name, size.
+
+Pure functions: shops write "6 x 375mL", "1.5kg", "Each", "12 pack" or only a bare number
+(Grocermatic's quantity: kilograms, litres or a count, without saying which). A size is
+turned into an amount in a base unit (grams, millilitres, pieces, millimetres) so that two
+sizes can be compared whatever their spelling.
+"""
+
+import math
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Literal
+
+Dimension = Literal["mass", "volume", "count", "length", "bare"]
+"""What a size measures; `bare` is a number without a unit (kg, L or a count)."""
+
+_MASS = {"mg": 0.001, "g": 1.0, "gm": 1.0, "gms": 1.0, "grams": 1.0, "kg": 1000.0, "kgs": 1000.0}
+_VOLUME = {"ml": 1.0, "cl": 10.0, "dl": 100.0, "l": 1000.0, "lt": 1000.0, "ltr": 1000.0, "litre": 1000.0}
+_VOLUME |= {"litres": 1000.0, "liter": 1000.0, "liters": 1000.0}
+_COUNT: tuple[str, ...] = ("pack", "pk", "each", "ea", "pieces", "piece", "pc", "pcs", "sheets", "rolls")
+_COUNT += ("roll", "tabs", "tablets", "capsules", "caps", "bags", "sachets", "pods", "serves", "stk", "wg")
+_LENGTH = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+_UNITS: dict[str, tuple[Dimension, float]] = {
+    **{unit: ("mass", f) for unit, f in _MASS.items()},
+    **{unit: ("volume", f) for unit, f in _VOLUME.items()},
+    **{unit: ("length", f) for unit, f in _LENGTH.items()},
+    **dict.fromkeys(_COUNT, ("count", 1.0)),
+}
+_UNIT = "|".join(sorted((re.escape(unit) for unit in _UNITS), key=len, reverse=True))
+_NUM = r"[0-9]+(?:[.,][0-9]+)?"
+# "6 x 375mL", "4x400g", "375mL x 6"; then "1.5kg", "12 pack", "pack of 12".
+_MULTI = re.compile(rf"\b({_NUM})\s*x\s*({_NUM})\s*({_UNIT})\b|\b({_NUM})\s*({_UNIT})\s*x\s*({_NUM})\b")
+_SINGLE = re.compile(rf"\b({_NUM})\s*({_UNIT})\b")
+_PACK_OF = re.compile(rf"\bpack\s+of\s+({_NUM})\b")
+_EACH = re.compile(r"^\s*(each|ea|1 each)\s*$")
+_BARE = re.compile(rf"^\s*({_NUM})\s*$")
+_APPROX = re.compile(r"\b(approx\.?|approximately|min\.?|per|av\.?|avg)\b")
+_WORD = re.compile(r"[a-z0-9]+")
+_APOSTROPHE = re.compile("['\u2019`]")
+_PARENS = re.compile(r"[()\[\]|]")
+
+# Words that tell a product's variant apart: a name with one and a name without are not the same item.
+VARIANT_WORDS: frozenset[str] = frozenset(
+    (
+        *("organic", "lite", "light", "diet", "zero", "sugarfree", "decaf", "unsalted", "salted"),
+        *("reduced", "low", "fat", "free", "gluten", "lactose", "skim", "skinny", "vegan"),
+        *("wholemeal", "wholegrain", "multigrain", "sensitive", "eco", "premium", "extra", "mild"),
+        *("hot", "spicy", "sweet", "sour", "smoked", "plain", "original", "crunchy", "smooth"),
+        "australian",
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """A size in a base unit: grams, millilitres, pieces or millimetres; `bare` keeps the raw number."""
+
+    amount: float
+    dimension: Dimension
+    pack: int | None = None
+
+    def describe(self) -> str:
+        """Write the size back in a short readable form."""
+        unit = {"mass": "g", "volume": "mL", "count": "pcs", "length": "mm", "bare": ""}[self.dimension]
+        amount = f"{self.amount:g}{unit}"
+        return f"{self.pack} x {amount}" if self.pack else amount
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedProduct:
+    """A product as the matcher sees it: normalised words, brand and size."""
+
+    chain: str
+    sku: str
+    name: str
+    brand: str | None
+    title: str
+    kind: str
+    size: Size | None
+    category: str | None
+    barcode: str | None
+
+    @property
+    def brand_key(self) -> str:
+        """Return the brand without spaces: shops write `25 Degrees South` and `25degrees South`."""
+        return (self.brand or "").replace(" ", "")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Return what makes two listings the same item when barcodes cannot say: brand and name words."""
+        return (self.brand_key, " ".join(sorted(self.kind.split())))
+
+
+def normalise(text: str) -> str:
+    """Lower-case text, spell `&` as `and`, drop apostrophes and punctuation."""
+    text = _APOSTROPHE.sub("", text.lower().replace("&", " and "))
+    return " ".join(_WORD.findall(text))
+
+
+def _number(text: str) -> float:
+    """Read a number written with a decimal point or comma."""
+    return float(text.replace(",", "."))
+
+
+def parse_size(text: str | None) -> Size | None:
+    """Read a size such as `2L`, `6 x 375mL`, `500g`, `Each`, `12 pack` or a bare `0.485`."""
+    if not text:
+        return None
+    lowered = _APPROX.sub(" ", text.lower())
+    if _EACH.match(lowered):
+        return Size(1.0, "count")
+    if bare := _BARE.match(lowered):
+        value = _number(bare.group(1))
+        return Size(value, "bare") if value > 0 else None
+    if multi := _MULTI.search(lowered):
+        if multi.group(1):
+            count, each, unit = multi.group(1), multi.group(2), multi.group(3)
+        else:
+            each, unit, count = multi.group(4), multi.group(5), multi.group(6)
+        dimension, factor = _UNITS[unit]
+        pack = round(_number(count))
+        if dimension == "count":
+            return Size(pack * _number(each), "count")
+        return Size(pack * _number(each) * factor, dimension, pack if pack > 1 else None)
+    if single := _SINGLE.search(lowered):
+        dimension, factor = _UNITS[single.group(2)]
+        amount = _number(single.group(1)) * factor
+        return Size(amount, dimension) if amount > 0 else None
+    if pack_of := _PACK_OF.search(lowered):
+        return Size(_number(pack_of.group(1)), "count")
+    return None
+
+
+def strip_sizes(text: str) -> str:
+    """Remove the sizes written inside a name: `Cola 1.25L` -> `Cola`."""
+    lowered = text.lower()
+    for pattern in (_MULTI, _SINGLE, _PACK_OF):
+        lowered = pattern.sub(" ", lowered)
+    return _APPROX.sub(" ", lowered)
+
+
+def sizes_compatible(a: Size | None, b: Size | None, *, tolerance: float) -> bool:
+    """Tell whether two sizes are equal within a relative tolerance (unknown sizes are not)."""
+    if a is None or b is None:
+        return False
+    ratio = size_ratio(a, b)
+    return ratio is not None and ratio <= 1 + tolerance
+
+
+def size_ratio(a: Size, b: Size) -> float | None:
+    """Return how many times larger the larger size is (1.0: equal), None if not comparable."""
+    if a.dimension == b.dimension:
+        x, y = a.amount, b.amount
+    elif a.dimension == "bare" or b.dimension == "bare":
+        bare, other = (a, b) if a.dimension == "bare" else (b, a)
+        if other.dimension == "length":
+            return None
+        # A bare quantity is kilograms or litres for weights and volumes, a count for counts.
+        x, y = (bare.amount * 1000.0 if other.dimension in ("mass", "volume") else bare.amount), other.amount
+    else:
+        return None
+    if x <= 0 or y <= 0:
+        return None
+    return max(x, y) / min(x, y)
+
+
+def size_bucket(size: Size | None, *, width: float) -> int | None:
+    """Bucket a size on a log scale: sizes within `width` share a bucket or are neighbours."""
+    if size is None:
+        return None
+    amount = size.amount * 1000.0 if size.dimension == "bare" else size.amount
+    return math.floor(math.log(amount) / math.log1p(width)) if amount > 0 else None
+
+
+def infer_brand(words: list[str], brands: Collection[str]) -> str | None:
+    """Return the longest known brand that starts the name's words, if any."""
+    for length in range(min(4, len(words)), 0, -1):
+        candidate = " ".join(words[:length])
+        if candidate in brands:
+            return candidate
+    return None
+
+
+def parse_product(
+    *,
+    chain: str,
+    sku: str,
+    name: str,
+    brand: str | None = None,
+    size: str | None = None,
+    category: str | None = None,
+    barcode: str | None = None,
+    brands: Collection[str] = (),
+) -> ParsedProduct:
+    """Parse what a shop says about a product; `brands` are known brands to find in a name without one."""
+    parsed_size = parse_size(size) or parse_size(name)
+    words = normalise(_PARENS.sub(" ", strip_sizes(name))).split()
+    brand_key = normalise(brand) if brand else None
+    if brand_key:
+        brand_words = brand_key.split()
+        if words[: len(brand_words)] == brand_words:
+            words = words[len(brand_words) :]
+    else:
+        brand_key = infer_brand(words, brands)
+        if brand_key:
+            words = words[len(brand_key.split()) :]
+    kind = " ".join(words)
+    title = f"{brand_key} {kind}".strip() if brand_key else kind
+    return ParsedProduct(
+        chain=chain,
+        sku=sku,
+        name=name,
+        brand=brand_key or None,
+        title=title,
+        kind=kind or title,
+        size=parsed_size,
+        category=normalise(category) if category else None,
+        barcode=barcode,
+    )
+
+
+_VARIANT_BITS = {word: 1 << bit for bit, word in enumerate(sorted(VARIANT_WORDS))}
+
+
+def variant_mask(title: str) -> int:
+    """Return the variant words of a title as bits, so that differences count with one XOR."""
+    mask = 0
+    for word in title.split():
+        mask |= _VARIANT_BITS.get(word, 0)
+    return mask
