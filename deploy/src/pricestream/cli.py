@@ -1,4 +1,4 @@
-"""The `pricestream` operator CLI: up, down, status, topics, demo."""
+"""The `pricestream` operator CLI: up, down, status, topics, demo, scrape, publish, match, dlq."""
 
 import asyncio
 import time
@@ -17,6 +17,7 @@ from pricestream.config import StackConfig, find_home
 from pricestream.demo import run_demo
 from pricestream.dlq import list_dead_letters, replay
 from pricestream.kafka import describe_topics
+from pricestream.matching_cli import run_match, run_rebuild, scores_table
 from pricestream.processes import StackError
 from pricestream.report import summary_table
 from pricestream.scraping_cli import publish_file, run_scrape
@@ -232,6 +233,45 @@ def compose(
 ) -> None:
     """Write docker-compose.yml from the definitions `pricestream up` uses."""
     compose_stack.main(["render", "--check"] if check else ["render"])
+
+
+@app.command()
+def match(
+    left: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Products to find substitutes for")
+    ],
+    right: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Products to look among")],
+    gold: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="CSV: left_sku,right_sku,level")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Cut-off of recall@k")] = 5,
+    out: Annotated[Path, typer.Option(help="Where the ranked pairs go (CSV)")] = Path("matches.csv"),
+) -> None:
+    """Rank, for each product of LEFT, its substitutes in RIGHT (any format the scraper imports)."""
+    from substitutions.embeddings import SentenceEncoder
+
+    report = run_match(left, right, out=out, gold=gold, k=k, encoder=SentenceEncoder(), console=console)
+    console.print(
+        f"{report.candidates} ranked pairs for {report.left} products in {report.seconds:.1f} s -> {out}"
+    )
+    if report.scores:
+        console.print(scores_table(report.scores, k=k, title=f"{left.name} -> {right.name} against {gold}"))
+
+
+substitutions_app = typer.Typer(help="The substitutions service.", no_args_is_help=True)
+app.add_typer(substitutions_app, name="substitutions")
+
+
+@substitutions_app.command("rebuild")
+def substitutions_rebuild(
+    home: HomeOption = None,
+    wait: Annotated[bool, typer.Option(help="Follow the rebuild until it ends")] = True,
+) -> None:
+    """Recompute every product's substitutes, showing progress; publish the lists that changed."""
+    status = run_rebuild(_stack(home), console, wait=wait)
+    console.print(summary_table("substitutions rebuild", status))
+    if status["status"] == "failed":
+        raise typer.Exit(1)
 
 
 dlq_app = typer.Typer(

@@ -35,8 +35,10 @@ def build_api(*, db: Database, matcher: Matcher) -> APIRouter:
         """Start recomputing every product's substitutes; follow it at GET /v1/rebuilds/latest."""
         if not matcher.ready.is_set():
             raise HTTPException(503, "the model and catalogue are still loading")
-        if matcher.progress.status != "running":
-            background.add_task(matcher.rebuild)
+        progress = matcher.begin_rebuild()
+        if progress is None:
+            return {"status": "already running"}
+        background.add_task(matcher.rebuild, progress)
         return {"status": "started"}
 
     @router.get("/rebuilds/latest")

@@ -95,12 +95,21 @@ class Matcher:
             self._time(time.perf_counter() - started)
         return queued
 
-    async def rebuild(self) -> RebuildProgress:
+    def begin_rebuild(self) -> RebuildProgress | None:
+        """Mark a rebuild as started and return its progress, or None when one is running already."""
+        if self.progress.status == "running":
+            return None
+        self.progress = RebuildProgress(status="running", phase="queued")
+        return self.progress
+
+    async def rebuild(self, progress: RebuildProgress | None = None) -> RebuildProgress:
         """Recompute every product's substitutes from the database; publish the lists that changed."""
         await self.ready.wait()
-        if self.progress.status == "running":
-            return self.progress
-        self.progress = progress = RebuildProgress(status="running", phase="loading")
+        if progress is None:
+            progress = self.begin_rebuild()
+            if progress is None:
+                return self.progress
+        progress.phase = "loading"
         started = time.perf_counter()
         try:
             async with self.lock:

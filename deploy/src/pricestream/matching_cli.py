@@ -1,0 +1,206 @@
+"""CLI work for substitutions: offline matching of two files, and a service rebuild with progress."""
+
+import csv
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pricestream.processes import StackError
+from pricestream.stack import Stack
+from scraper.domain.importers import read_rows
+from substitutions.domain.catalogue import Description
+from substitutions.domain.evaluation import GoldPair, LevelScore, evaluate
+from substitutions.domain.matching import LEVELS, Level, Policy
+from substitutions.embeddings import Encoder
+from substitutions.offline import Candidate, match_lists, ranked_by_left
+
+_CHAIN = re.compile(r"[^a-z0-9-]+")
+_COLUMNS = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+
+@dataclass(frozen=True, slots=True)
+class MatchReport:
+    """What a `pricestream match` run found and how long it took."""
+
+    left: int
+    right: int
+    candidates: int
+    seconds: float
+    scores: list[LevelScore]
+
+
+def read_products(path: Path, *, chain: str | None = None) -> tuple[list[Description], int]:
+    """Read a file in any format the scraper imports; return each product once, and the rows skipped.
+
+    A row is skipped when it has no sku or name, or repeats a product already read.
+    """
+    default_chain = chain or _CHAIN.sub("-", path.stem.lower()).strip("-") or "file"
+    descriptions: dict[tuple[str, str], Description] = {}
+    skipped = 0
+    for row in read_rows(path.name, path.read_bytes()):
+        sku, name = row.get("sku"), row.get("name")
+        if "_error" in row or sku is None or not isinstance(name, str) or not name.strip():
+            skipped += 1
+            continue
+        key = (str(row.get("chain") or default_chain), str(sku))
+        if key in descriptions:
+            skipped += 1
+            continue
+        descriptions[key] = Description(
+            chain=key[0],
+            sku=key[1],
+            name=name.strip(),
+            brand=_text(row.get("brand")),
+            size=_text(row.get("size")),
+            category=_text(row.get("category")),
+            barcode=_text(row.get("barcode")),
+        )
+    return list(descriptions.values()), skipped
+
+
+def read_gold(path: Path) -> list[GoldPair]:
+    """Read gold pairs: a CSV whose first three columns are left sku, right sku and level."""
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    pairs = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) < 3 or row[2] not in LEVELS:
+            raise ValueError(f"{path.name} line {number}: expected left_sku,right_sku,level (L1-L4)")
+        level: Level = row[2]
+        pairs.append(GoldPair(row[0], row[1], level))
+    return pairs
+
+
+def run_match(
+    left_path: Path,
+    right_path: Path,
+    *,
+    out: Path,
+    gold: Path | None,
+    k: int,
+    encoder: Encoder,
+    console: Console,
+    policy: Policy | None = None,
+) -> MatchReport:
+    """Rank the right file's products for each product of the left file; write them, score them on gold."""
+    left, skipped_left = read_products(left_path)
+    right, skipped_right = read_products(right_path)
+    if {d.chain for d in left} & {d.chain for d in right}:
+        right, _ = read_products(right_path, chain=f"{right[0].chain}-right")
+    console.print(
+        f"{left_path.name}: {len(left)} products ({skipped_left} rows repeated or unreadable); "
+        f"{right_path.name}: {len(right)} products ({skipped_right} rows repeated or unreadable)"
+    )
+    started = time.perf_counter()
+    with Progress(*_COLUMNS, console=console) as progress:
+        bars: dict[str, Any] = {}
+
+        def report(phase: str, done: int, total: int) -> None:
+            if phase not in bars:
+                bars[phase] = progress.add_task(phase, total=total)
+            progress.update(bars[phase], completed=done)
+
+        candidates = match_lists(left, right, encoder=encoder, policy=policy or Policy(), progress=report)
+    seconds = time.perf_counter() - started
+    _write(out, candidates)
+    scores = evaluate(read_gold(gold), ranked_by_left(candidates), k=k) if gold is not None else []
+    return MatchReport(len(left), len(right), len(candidates), seconds, scores)
+
+
+def scores_table(scores: list[LevelScore], *, k: int, title: str) -> Table:
+    """Show precision, recall@1, recall@k and MRR per gold level."""
+    table = Table(title=title)
+    for column in ("level", "pairs", "precision", "recall@1", f"recall@{k}", "MRR"):
+        table.add_column(column, justify="right")
+    for score in scores:
+        table.add_row(
+            score.level,
+            str(score.pairs),
+            f"{score.precision:.3f}",
+            f"{score.recall_at_1:.3f}",
+            f"{score.recall_at_k:.3f}",
+            f"{score.mrr:.3f}",
+        )
+    return table
+
+
+def run_rebuild(stack: Stack, console: Console, *, wait: bool = True) -> dict[str, Any]:
+    """Ask the substitutions service to recompute everything and follow its progress."""
+    url = stack.service_process("substitutions").url
+    try:
+        response = httpx.post(f"{url}/v1/rebuilds", timeout=30)
+    except httpx.HTTPError as exc:
+        raise StackError(f"substitutions at {url} is not reachable ({exc}): run `pricestream up`") from None
+    if response.status_code != 202:
+        raise StackError(f"substitutions refused the rebuild: {response.status_code} {response.text}")
+    status: dict[str, Any] = httpx.get(f"{url}/v1/rebuilds/latest", timeout=10).json()
+    if not wait:
+        return status
+    with Progress(*_COLUMNS, console=console) as progress:
+        bars: dict[str, Any] = {}
+        while status["status"] in ("running", "idle"):
+            phase = status["phase"] or "starting"
+            if phase not in bars:
+                bars[phase] = progress.add_task(phase, total=status["total"] or None)
+            progress.update(bars[phase], completed=status["done"], total=status["total"] or None)
+            time.sleep(0.3)
+            status = httpx.get(f"{url}/v1/rebuilds/latest", timeout=10).json()
+    return status
+
+
+def _write(path: Path, candidates: list[Candidate]) -> None:
+    """Write the ranked pairs as CSV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(_HEADER)
+        writer.writerows(_rows(candidates))
+
+
+_HEADER = (
+    "left_chain",
+    "left_sku",
+    "left_name",
+    "rank",
+    "level",
+    "score",
+    "right_chain",
+    "right_sku",
+    "right_name",
+    "reason",
+)
+
+
+def _rows(candidates: list[Candidate]) -> Iterator[tuple[object, ...]]:
+    """Flatten candidates into output rows."""
+    for c in candidates:
+        yield (
+            c.left.chain,
+            c.left.sku,
+            c.left.name,
+            c.rank,
+            c.level,
+            c.score,
+            c.right.chain,
+            c.right.sku,
+            c.right.name,
+            c.reason,
+        )
+
+
+def _text(value: object) -> str | None:
+    """Return a cell as stripped text, or None when empty."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,97 @@
+"""Match two product lists offline: for each product on the left, its candidates on the right.
+
+What `pricestream match` runs: the same parsing, levels and thresholds as the service,
+over two lists held in memory, with progress reported per phase.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from substitutions.domain.catalogue import Catalogue, Description, known_brands
+from substitutions.domain.evaluation import Ranked
+from substitutions.domain.matching import Level, Policy
+from substitutions.embeddings import Encoder, Vectors
+
+Progress = Callable[[str, int, int], None]
+"""Called with a phase name, the items done so far and the total."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One ranked candidate of a left product, with what the output file shows."""
+
+    left: Description
+    rank: int
+    right: Description
+    level: Level
+    score: float
+    reason: str
+
+
+def match_lists(
+    left: Sequence[Description],
+    right: Sequence[Description],
+    *,
+    encoder: Encoder,
+    policy: Policy,
+    progress: Progress | None = None,
+    chunk: int = 512,
+) -> list[Candidate]:
+    """Rank, for each left product, the right products at each level (L1 first, best score first)."""
+    left, right = _distinct(left), _distinct(right)
+    if {d.chain for d in left} & {d.chain for d in right}:
+        raise ValueError("the two lists must name different chains")
+    catalogue = Catalogue(dimensions=encoder.dimensions, policy=policy, brands=known_brands([*left, *right]))
+    products = [catalogue.parse(description) for description in [*left, *right]]
+    kinds = sorted({product.kind for product in products})
+    vectors: dict[str, Vectors] = {}
+    for start in range(0, len(kinds), chunk * 2):
+        batch = kinds[start : start + chunk * 2]
+        vectors |= dict(zip(batch, encoder.encode(batch), strict=True))
+        if progress is not None:
+            progress("encoding", min(start + len(batch), len(kinds)), len(kinds))
+    matrix = np.vstack([vectors[p.kind] for p in products]) if products else np.zeros((0, encoder.dimensions))
+    catalogue.load(products, matrix.astype(np.float32))
+    by_key = {(d.chain, d.sku): d for d in [*left, *right]}
+    right_chain = right[0].chain if right else ""
+    candidates: list[Candidate] = []
+    for start in range(0, len(left), chunk):
+        positions = list(range(start, min(start + chunk, len(left))))
+        found = catalogue.index.find(positions, policy, within=right_chain)
+        for at in positions:
+            ordered = sorted(found[at], key=lambda match: (match.level, -match.score))
+            for rank, match in enumerate(ordered, start=1):
+                other = catalogue.index.products[match.other]
+                candidates.append(
+                    Candidate(
+                        left=left[at],
+                        rank=rank,
+                        right=by_key[(other.chain, other.sku)],
+                        level=match.level,
+                        score=match.score,
+                        reason=match.reason,
+                    )
+                )
+        if progress is not None:
+            progress("matching", positions[-1] + 1, len(left))
+    return candidates
+
+
+def ranked_by_left(candidates: Sequence[Candidate]) -> dict[str, list[Ranked]]:
+    """Group candidates by left sku, in rank order, as the evaluation reads them."""
+    ranked: dict[str, list[Ranked]] = {}
+    for candidate in candidates:
+        ranked.setdefault(candidate.left.sku, []).append(
+            Ranked(candidate.right.sku, candidate.level, candidate.score)
+        )
+    return ranked
+
+
+def _distinct(descriptions: Sequence[Description]) -> list[Description]:
+    """Keep the first description of each product."""
+    first: dict[tuple[str, str], Description] = {}
+    for description in descriptions:
+        first.setdefault((description.chain, description.sku), description)
+    return list(first.values())
