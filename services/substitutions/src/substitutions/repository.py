@@ -1,7 +1,7 @@
 """The substitutions service's SQL: products, cached embeddings, substitute lists."""
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -76,15 +76,14 @@ class SubstitutionsRepository:
         """Cache new embeddings; a text cached meanwhile by another writer is kept as it is."""
         if not vectors:
             return
-        await self.conn.execute("CREATE TEMP TABLE new_embeddings (LIKE embeddings)")
-        records = [
-            (model, text, np.asarray(vector, dtype="<f4").tobytes()) for text, vector in vectors.items()
-        ]
-        await self.conn.copy_records_to_table("new_embeddings", records=records)
         await self.conn.execute(
-            "INSERT INTO embeddings SELECT * FROM new_embeddings ON CONFLICT (model, text) DO NOTHING"
+            """INSERT INTO embeddings (model, text, vector)
+               SELECT $1, text, vector FROM unnest($2::text[], $3::bytea[]) AS v(text, vector)
+               ON CONFLICT (model, text) DO NOTHING""",
+            model,
+            list(vectors),
+            [np.asarray(vector, dtype="<f4").tobytes() for vector in vectors.values()],
         )
-        await self.conn.execute("DROP TABLE new_embeddings")
 
     async def substitutes(
         self, *, chain: str, sku: str, levels: Sequence[str] | None = None
@@ -98,36 +97,25 @@ class SubstitutionsRepository:
         rows: list[SubstituteRow] = json.loads(raw)
         return [row for row in rows if levels is None or row["level"] in levels]
 
-    async def lists(
-        self, *, keys: Iterable[tuple[str, str]] | None = None
-    ) -> dict[tuple[str, str], list[SubstituteRow]]:
-        """Return the stored lists of some products, or of all when keys is None."""
-        if keys is None:
-            rows = await self.conn.fetch("SELECT chain, sku, substitutes FROM substitutes")
-        else:
-            chains, skus = zip(*keys, strict=True) if keys else ((), ())
-            rows = await self.conn.fetch(
-                """SELECT s.chain, s.sku, s.substitutes FROM substitutes s
-                   JOIN unnest($1::text[], $2::text[]) AS k(chain, sku) USING (chain, sku)""",
-                list(chains),
-                list(skus),
-            )
+    async def lists(self) -> dict[tuple[str, str], list[SubstituteRow]]:
+        """Return every product's stored list."""
+        rows = await self.conn.fetch("SELECT chain, sku, substitutes FROM substitutes")
         return {(row["chain"], row["sku"]): json.loads(row["substitutes"]) for row in rows}
 
     async def save_lists(self, *, lists: Mapping[tuple[str, str], list[SubstituteRow]]) -> None:
         """Store the current lists of products."""
         if not lists:
             return
-        await self.conn.execute("CREATE TEMP TABLE new_substitutes (chain text, sku text, substitutes jsonb)")
-        records = [(chain, sku, json.dumps(rows)) for (chain, sku), rows in lists.items()]
-        await self.conn.copy_records_to_table("new_substitutes", records=records)
+        keys = list(lists)
         await self.conn.execute(
             """INSERT INTO substitutes (chain, sku, substitutes)
-               SELECT chain, sku, substitutes FROM new_substitutes
+               SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
                ON CONFLICT (chain, sku)
-               DO UPDATE SET substitutes = EXCLUDED.substitutes, computed_at = now()"""
+               DO UPDATE SET substitutes = EXCLUDED.substitutes, computed_at = now()""",
+            [chain for chain, _ in keys],
+            [sku for _, sku in keys],
+            [json.dumps(lists[key]) for key in keys],
         )
-        await self.conn.execute("DROP TABLE new_substitutes")
 
     async def stats(self) -> dict[str, Any]:
         """Count products, cached embeddings and substitutes per level."""

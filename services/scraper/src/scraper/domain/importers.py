@@ -229,7 +229,12 @@ def _grocermatic_row(item: int, product: object) -> RawRow:
             if size:
                 row["size"] = size
     quantity = product.get("quantity")
-    if "size" not in row and isinstance(quantity, int | float) and not isinstance(quantity, bool) and quantity > 0:
+    if (
+        "size" not in row
+        and isinstance(quantity, int | float)
+        and not isinstance(quantity, bool)
+        and quantity > 0
+    ):
         # Grocermatic's own quantity, without its unit: kilograms, litres or a count.
         row["size"] = _number_text(quantity)
     return row

@@ -211,15 +211,25 @@ class Index:
             )
             if within is not None:
                 candidates = candidates[columns["chain"][candidates] == within]
+            rows = np.asarray(block, dtype=np.int64)
+            # Cheap column tests first, so names are compared only where the item could be the same.
+            brand_q, brand_c = columns["brand"][rows][:, None], columns["brand"][candidates][None, :]
+            possible = (
+                (columns["chain"][rows][:, None] != columns["chain"][candidates][None, :])
+                & ((brand_q == brand_c) | (brand_q < 0) | (brand_c < 0))
+                & (_size_ratios(self, rows[:, None], candidates[None, :]) <= 1 + policy.l2_size_tolerance)
+            )
+            keep = possible.any(axis=0)
+            candidates, possible = candidates[keep], possible[:, keep]
             if not len(candidates):
                 continue
-            rows = np.asarray(block, dtype=np.int64)
             fuzzy = process.cdist(
                 [self.products[row].kind for row in block],
                 [self.products[other].kind for other in candidates],
                 scorer=fuzz.token_sort_ratio,
                 dtype=np.float32,
-                workers=-1,
+                # Threads pay off only on big blocks; a single new product is compared faster alone.
+                workers=-1 if len(block) * len(candidates) > 50_000 else 1,
             )
             meaning = self._vectors[rows] @ self._vectors[candidates].T
             score = policy.l2_fuzzy_weight * fuzzy / 100.0 + (1 - policy.l2_fuzzy_weight) * meaning
@@ -228,13 +238,7 @@ class Index:
                 columns["variant"][rows][:, None] ^ columns["variant"][candidates][None, :]
             )
             score -= policy.l2_variant_penalty * differing.astype(np.float32)
-            brand_q, brand_c = columns["brand"][rows][:, None], columns["brand"][candidates][None, :]
-            allowed = (
-                (columns["chain"][rows][:, None] != columns["chain"][candidates][None, :])
-                & ((brand_q == brand_c) | (brand_q < 0) | (brand_c < 0))
-                & (_size_ratios(self, rows[:, None], candidates[None, :]) <= 1 + policy.l2_size_tolerance)
-                & (score >= policy.l2_min_score)
-            )
+            allowed = possible & (score >= policy.l2_min_score)
             for i, query in enumerate(block):
                 for j in np.flatnonzero(allowed[i]):
                     other = int(candidates[j])
