@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from substitutions.domain.matching import Index, Match, Policy, Vectors
 from substitutions.domain.products import ParsedProduct, normalise, parse_product
 
@@ -50,6 +53,7 @@ class Catalogue:
         self.brands = set(brands)
         self.lists: dict[int, list[SubstituteRow]] = {}
         self._pointing_in: dict[int, set[int]] = defaultdict(set)
+        self._floor = np.zeros(0, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -78,6 +82,10 @@ class Catalogue:
         at = self.index.put(product, vector)
         own = self.index.find([at], self.policy)[at]
         affected = {match.other for match in own} | self._pointing_in.get(at, set())
+        # Those it would now displace from their L3/L4 lists: alike above their weakest entry.
+        floors = self._floors()
+        alike = self.index.vectors @ np.asarray(vector, dtype=np.float32)
+        affected.update(int(other) for other in np.flatnonzero(alike >= floors))
         affected.discard(at)
         found = {at: own, **self.index.find(sorted(affected), self.policy)}
         return self._settle(found)
@@ -118,6 +126,27 @@ class Catalogue:
                 changed[(product.chain, product.sku)] = rows
         return changed
 
+    def _floors(self) -> npt.NDArray[np.float32]:
+        """Return, per product, the similarity a newcomer needs to enter its L3 or L4 list."""
+        held = len(self.index)
+        if len(self._floor) < held:
+            grown = np.full(max(held, 2 * len(self._floor)), self._open_floor(), dtype=np.float32)
+            grown[: len(self._floor)] = self._floor
+            self._floor = grown
+        return self._floor[:held]
+
+    def _open_floor(self) -> float:
+        """Return the similarity that enters a list with room left at L3 or L4."""
+        return min(self.policy.l3_min_similarity, self.policy.l4_min_similarity)
+
+    def _entry_floor(self, rows: list[SubstituteRow]) -> float:
+        """Return the similarity a newcomer needs to enter these L3 or L4 lists (the weakest, if full)."""
+        floors = []
+        for level, minimum in (("L3", self.policy.l3_min_similarity), ("L4", self.policy.l4_min_similarity)):
+            scores = [row["score"] for row in rows if row["level"] == level]
+            floors.append(min(scores) if len(scores) >= self.policy.limit(level) else minimum)
+        return min(floors)
+
     def _replace(self, at: int, rows: list[SubstituteRow]) -> None:
         """Make rows the product's list and move the reverse links with it."""
         for row in self.lists.get(at, ()):
@@ -125,6 +154,7 @@ class Catalogue:
             if other is not None:
                 self._pointing_in[other].discard(at)
         self.lists[at] = rows
+        self._floors()[at] = self._entry_floor(rows)
         for row in rows:
             other = self.index.position(row["chain"], row["sku"])
             if other is not None:

@@ -156,10 +156,11 @@ class Index:
         within_code = self._chains.get(within, -2) if within is not None else None
         found: dict[int, list[Match]] = {query: [] for query in queries}
         taken: dict[int, set[int]] = {query: {query} for query in queries}
-        l1 = {query: self._identical(query, policy, within) for query in queries}
-        for query, matches in l1.items():
-            found[query] += matches
-            taken[query].update(match.other for match in matches)
+        for query in queries:
+            identical = self._identical(query, policy, within)
+            found[query] += identical[: policy.limit("L1")]
+            # Listings cut by the limit are still the same item: never offer them at a looser level.
+            taken[query].update(match.other for match in identical)
         for query, matches in self._near_identical(queries, policy, taken, within_code).items():
             found[query] += matches
             taken[query].update(match.other for match in matches)
@@ -168,7 +169,7 @@ class Index:
         return found
 
     def _identical(self, query: int, policy: Policy, within: str | None) -> list[Match]:
-        """Return the listings of the same item at other chains: by barcode, else by brand, name and size."""
+        """Return every listing of the same item at other chains: by barcode, else brand, name and size."""
         product = self.products[query]
         matches: dict[int, Match] = {}
         if product.barcode:
@@ -183,8 +184,7 @@ class Index:
                 continue
             if _same_size(product.size, candidate.size, policy.l1_size_tolerance):
                 matches[other] = Match("L1", other, 1.0, "same brand, name and size")
-        ordered = sorted(matches.values(), key=lambda match: self._order(match.other))
-        return ordered[: policy.limit("L1")]
+        return sorted(matches.values(), key=lambda match: self._order(match.other))
 
     def _elsewhere(self, other: int, chain: str, within: str | None) -> bool:
         """Tell whether a product is at another chain than `chain`, and at `within` when given."""
@@ -240,9 +240,13 @@ class Index:
             score -= policy.l2_variant_penalty * differing.astype(np.float32)
             allowed = possible & (score >= policy.l2_min_score)
             for i, query in enumerate(block):
+                # A chain lists an item once: where the item was found identical, nothing else is it.
+                settled = {self.products[other].chain for other in taken[query]}
                 for j in np.flatnonzero(allowed[i]):
                     other = int(candidates[j])
-                    if other in taken[query] or not self._brand_shared(query, other):
+                    if other in taken[query] or self.products[other].chain in settled:
+                        continue
+                    if not self._brand_shared(query, other):
                         continue
                     if _distinct_items(self.products[query], self.products[other]):
                         continue
@@ -250,7 +254,7 @@ class Index:
                         continue
                     reason = f"same size, names {fuzzy[i, j]:.0f}% alike"
                     found[query].append(Match("L2", other, round(float(score[i, j]), 4), reason))
-        return {query: _best(matches, policy.limit("L2")) for query, matches in found.items()}
+        return {query: _best_per_chain(matches, self, policy.limit("L2")) for query, matches in found.items()}
 
     def _identical_elsewhere(self, other: int, query: int, policy: Policy) -> bool:
         """Tell whether `other` has an identical listing at the query's chain: items are listed once."""
@@ -394,7 +398,8 @@ def _top(
 ) -> list[tuple[int, float]]:
     """Return up to k (position, score) pairs of the highest scores at or above a minimum, skipping some."""
     chosen: list[tuple[int, float]] = []
-    for at in np.argsort(-scores, kind="stable"):
+    # Equal scores rank by position, so a product's list is the same whatever batch computed it.
+    for at in np.lexsort((positions, -np.round(scores, 4))):
         score = float(scores[at])
         if score < minimum or len(chosen) == k:
             break
@@ -403,6 +408,9 @@ def _top(
     return chosen
 
 
-def _best(matches: list[Match], k: int) -> list[Match]:
-    """Keep the k best-scored matches."""
-    return sorted(matches, key=lambda match: -match.score)[:k]
+def _best_per_chain(matches: list[Match], index: Index, k: int) -> list[Match]:
+    """Keep the best-scored match of each chain (a chain lists an item once), k at most."""
+    best: dict[str, Match] = {}
+    for match in sorted(matches, key=lambda match: -match.score):
+        best.setdefault(index.products[match.other].chain, match)
+    return list(best.values())[:k]

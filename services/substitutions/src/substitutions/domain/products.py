@@ -35,7 +35,7 @@ _SINGLE = re.compile(rf"\b({_NUM})\s*({_UNIT})\b")
 _PACK_OF = re.compile(rf"\bpack\s+of\s+({_NUM})\b")
 _EACH = re.compile(r"^\s*(each|ea|1 each)\s*$")
 _BARE = re.compile(rf"^\s*({_NUM})\s*$")
-_APPROX = re.compile(r"\b(approx\.?|approximately|min\.?|per|av\.?|avg)\b")
+_APPROX = re.compile(r"\b(?:approximately|approx|min|per|avg|av)\b\.?")
 _WORD = re.compile(r"[a-z0-9]+")
 _APOSTROPHE = re.compile("['\u2019`]")
 _PARENS = re.compile(r"[()\[\]|]")
@@ -63,8 +63,9 @@ class Size:
     def describe(self) -> str:
         """Write the size back in a short readable form."""
         unit = {"mass": "g", "volume": "mL", "count": "pcs", "length": "mm", "bare": ""}[self.dimension]
-        amount = f"{self.amount:g}{unit}"
-        return f"{self.pack} x {amount}" if self.pack else amount
+        if self.pack:
+            return f"{self.pack} x {self.amount / self.pack:g}{unit}"
+        return f"{self.amount:g}{unit}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,232 @@
+"""The substitutions service on the real stack: the world's equivalences, incremental updates, rebuild."""
+
+import asyncio
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts import CODEC, topic
+from contracts.events import ProductObserved, SubstitutionsChanged
+from contracts.events.v1 import ProductObservedPayload
+from pricestream.stack import Stack
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.integration
+
+OBSERVED = topic("products.observed.v1")
+CHANGED = topic("substitutions.changed.v1")
+
+
+def _url(stack: Stack) -> str:
+    return stack.service_process("substitutions").url
+
+
+def _substitutes(stack: Stack, chain: str, sku: str, **params: Any) -> list[dict[str, Any]] | None:
+    response = httpx.get(f"{_url(stack)}/v1/products/{chain}/{sku}/substitutions", params=params, timeout=10)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    rows: list[dict[str, Any]] = response.json()["substitutes"]
+    return rows
+
+
+def _stats(stack: Stack) -> dict[str, Any]:
+    stats: dict[str, Any] = httpx.get(f"{_url(stack)}/v1/stats", timeout=10).json()
+    return stats
+
+
+@pytest.fixture(scope="module")
+def world(stack: Stack) -> dict[str, list[str]]:
+    """Scrape every store once so each product is observed; wait until substitutions holds them all."""
+    shop = stack.config.storefront_url
+    chains = [c["chain"] for c in httpx.get(f"{shop}/v1/chains").json()["chains"]]
+    skus = {
+        chain: sorted(
+            {
+                r["sku"]
+                for r in httpx.get(
+                    f"{shop}/_truth/prices", params={"chain": chain, "day": 0}, timeout=30
+                ).json()["prices"]
+            }
+        )
+        for chain in chains
+    }
+    scraper = stack.service_process("scraper").url
+    run_id = httpx.post(f"{scraper}/v1/runs", json={"scope": "all", "day": 0}, timeout=60).json()["run_id"]
+    assert wait_until(
+        lambda: httpx.get(f"{scraper}/v1/runs/{run_id}").json()["status"] != "running", timeout=180
+    )
+    total = sum(len(s) for s in skus.values())
+    started = time.monotonic()
+    assert wait_until(lambda: _stats(stack)["matcher"]["products"] >= total, timeout=240), _stats(stack)
+    print(f"substitutions held {total} products {time.monotonic() - started:.1f} s after the scrape ended")
+    return skus
+
+
+def test_the_worlds_equivalences_are_served_at_l1_and_l2(stack: Stack, world: dict[str, list[str]]) -> None:
+    shop = stack.config.storefront_url
+    equivalences = httpx.get(f"{shop}/_truth/equivalences").json()["equivalences"]
+    truth: dict[tuple[str, str, str, str], str] = {}
+    for e in equivalences:
+        truth[(e["chain_a"], e["sku_a"], e["chain_b"], e["sku_b"])] = e["level"]
+        truth[(e["chain_b"], e["sku_b"], e["chain_a"], e["sku_a"])] = e["level"]
+    lists = {(chain, sku): _substitutes(stack, chain, sku) for chain, skus in world.items() for sku in skus}
+    assert all(rows is not None for rows in lists.values())
+    identical = [(key, row) for key, rows in lists.items() for row in rows or [] if row["level"] == "L1"]
+    correct = sum(truth.get((*key, row["chain"], row["sku"])) in ("L1", "L2") for key, row in identical)
+    first_same_item: dict[tuple[str, str, str], str] = {}
+    for (chain, sku), rows in lists.items():
+        for row in rows or []:
+            if row["level"] in ("L1", "L2"):
+                first_same_item.setdefault((chain, sku, row["chain"]), row["sku"])
+    pairs = [key for key, level in truth.items() if level in ("L1", "L2")]
+    found = sum(first_same_item.get((a, sku_a, b)) == sku_b for a, sku_a, b, sku_b in pairs)
+    stats = _stats(stack)
+    print(
+        f"L1 precision {correct}/{len(identical)}, L1+L2 recall@1 {found}/{len(pairs)}; "
+        f"incremental p50 {stats['matcher']['observe_ms_p50']} ms, "
+        f"p99 {stats['matcher']['observe_ms_p99']} ms"
+    )
+    assert correct / len(identical) >= 0.99
+    assert found / len(pairs) >= 0.95
+    levels = _substitutes(stack, *pairs[0][:2], level="L1")
+    assert levels
+    assert {row["level"] for row in levels} == {"L1"}
+
+
+def test_unknown_product_is_404_and_a_bad_level_400(stack: Stack) -> None:
+    assert _substitutes(stack, "nochain", "0") is None
+    response = httpx.get(f"{_url(stack)}/v1/products/x/y/substitutions", params={"level": "L9"})
+    assert response.status_code == 400
+
+
+async def _publish(stack: Stack, payload: ProductObservedPayload) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.config.bootstrap_servers)
+    await producer.start()
+    try:
+        record = CODEC.encode(ProductObserved.new(producer="scraper", payload=payload))
+        await producer.send_and_wait(
+            OBSERVED.name, record.value, key=record.key, headers=list(record.headers)
+        )
+    finally:
+        await producer.stop()
+
+
+async def _changes_for(
+    stack: Stack, keys: set[str], timeout: float = 60.0
+) -> dict[str, SubstitutionsChanged]:
+    """Read SubstitutionsChanged from the start of the topic until the newest one of each key is seen."""
+    consumer = AIOKafkaConsumer(
+        CHANGED.name,
+        bootstrap_servers=stack.config.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    newest: dict[str, SubstitutionsChanged] = {}
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    event = CODEC.decode(record.value, dict(record.headers))
+                    if isinstance(event, SubstitutionsChanged) and event.partition_key() in keys:
+                        newest[event.partition_key()] = event
+            if not batch and set(newest) == keys:
+                break
+    finally:
+        await consumer.stop()
+    return newest
+
+
+def test_a_new_product_links_both_ways_and_a_rename_unlinks(
+    stack: Stack, world: dict[str, list[str]]
+) -> None:
+    shop = stack.config.storefront_url
+    chain, other_chain = sorted(world)[:2]
+    known = next(
+        p
+        for sku in world[chain]
+        if (p := httpx.get(f"{shop}/v1/chains/{chain}/products/{sku}").json())
+        .get("barcode", "")
+        .startswith("93")
+    )
+    new_sku = "9990001"
+    now = datetime.now(UTC)
+    same = ProductObservedPayload(
+        chain=other_chain,
+        sku=new_sku,
+        change="new",
+        name=known["name"],
+        brand=known.get("brand"),
+        size=known.get("size"),
+        category=known.get("category"),
+        barcode=known["barcode"],
+        observed_at=now - timedelta(minutes=5),
+    )
+    asyncio.run(_publish(stack, same))
+    assert wait_until(
+        lambda: any(r["sku"] == new_sku for r in _substitutes(stack, chain, known["sku"]) or []), timeout=60
+    )
+    own = _substitutes(stack, other_chain, new_sku) or []
+    assert {"level": "L1", "chain": chain, "sku": known["sku"]}.items() <= next(
+        r for r in own if r["sku"] == known["sku"]
+    ).items()
+
+    renamed = same.model_copy(
+        update={
+            "change": "changed",
+            "name": "Garden Hose Reel 30m",
+            "brand": "Hoselink",
+            "size": "30m",
+            "category": "household",
+            "barcode": "9300000000017",
+            "observed_at": now,
+        }
+    )
+    asyncio.run(_publish(stack, renamed))
+    assert wait_until(
+        lambda: all(r["sku"] != new_sku for r in _substitutes(stack, chain, known["sku"]) or []), timeout=60
+    )
+    # An older observation arriving late changes nothing.
+    asyncio.run(_publish(stack, same.model_copy(update={"observed_at": now - timedelta(minutes=10)})))
+    newest = asyncio.run(_changes_for(stack, {f"{other_chain}:{new_sku}", f"{chain}:{known['sku']}"}))
+    assert all(s.sku != known["sku"] for s in newest[f"{other_chain}:{new_sku}"].payload.substitutes)
+    assert all(s.sku != new_sku for s in newest[f"{chain}:{known['sku']}"].payload.substitutes)
+    time.sleep(2)
+    assert all(r["sku"] != new_sku for r in _substitutes(stack, chain, known["sku"]) or [])
+
+
+def test_rebuild_from_the_cli_shows_progress_and_encodes_each_name_once(
+    stack: Stack, world: dict[str, list[str]]
+) -> None:
+    cli = Path(sys.executable).with_name("pricestream")
+    runs = []
+    for _ in range(2):
+        result = subprocess.run(
+            [str(cli), "substitutions", "rebuild", "--home", str(stack.config.home)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        runs.append(_stats(stack)["matcher"]["rebuild"])
+        print(result.stdout[-1200:])
+    first, second = runs
+    print(
+        f"rebuild of {first['products']} products: {first['seconds']} s, {first['encoded']} names encoded, "
+        f"{first['changed']} lists changed; again: {second['seconds']} s, {second['changed']} changed"
+    )
+    assert first["status"] == second["status"] == "done"
+    assert first["products"] >= sum(len(skus) for skus in world.values())
+    # Names are cached by (model, name): the second rebuild encodes none and changes nothing.
+    assert second["encoded"] == 0
+    assert second["changed"] == 0

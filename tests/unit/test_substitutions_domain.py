@@ -1,0 +1,605 @@
+"""The pure substitutions domain: sizes, product parsing, the four match levels, the catalogue, scores."""
+
+from collections import Counter
+
+import pytest
+
+from substitutions.domain.catalogue import Catalogue, Description, ProductKey, SubstituteRow, known_brands
+from substitutions.domain.evaluation import GoldPair, LevelScore, Ranked, evaluate
+from substitutions.domain.matching import Index, Level, Policy
+from substitutions.domain.products import (
+    ParsedProduct,
+    Size,
+    parse_product,
+    parse_size,
+    size_bucket,
+    size_ratio,
+    sizes_compatible,
+    strip_sizes,
+)
+from substitutions.embeddings import HashingEncoder, Vectors
+
+pytestmark = pytest.mark.unit
+
+ENCODER = HashingEncoder()
+GTIN_MILK = "9300000000011"
+GTIN_OTHER = "9300000000028"
+Link = tuple[Level, str, str]
+
+
+def _product(
+    chain: str,
+    sku: str,
+    name: str,
+    *,
+    brand: str | None = None,
+    size: str | None = None,
+    category: str | None = None,
+    barcode: str | None = None,
+) -> ParsedProduct:
+    return parse_product(
+        chain=chain, sku=sku, name=name, brand=brand, size=size, category=category, barcode=barcode
+    )
+
+
+def _vector(product: ParsedProduct) -> Vectors:
+    """Embed a product's kind (its name without brand or size), as the matcher does with its model."""
+    vector: Vectors = ENCODER.encode([product.kind])[0]
+    return vector
+
+
+def _index(*products: ParsedProduct) -> Index:
+    index = Index(dimensions=ENCODER.dimensions)
+    for product in products:
+        index.put(product, _vector(product))
+    return index
+
+
+def _links(
+    index: Index, chain: str, sku: str, *, policy: Policy | None = None, within: str | None = None
+) -> list[Link]:
+    """Return one product's substitutes as (level, chain, sku), in the order found."""
+    at = index.position(chain, sku)
+    assert at is not None
+    matches = index.find([at], policy or Policy(), within=within)[at]
+    return [
+        (match.level, index.products[match.other].chain, index.products[match.other].sku) for match in matches
+    ]
+
+
+def _at(links: list[Link], *levels: Level) -> set[tuple[str, str]]:
+    return {(chain, sku) for level, chain, sku in links if level in levels}
+
+
+def _milk(
+    chain: str, sku: str = "milk", *, barcode: str | None = None, name: str = "Pauls Full Cream Milk 2L"
+) -> ParsedProduct:
+    return _product(chain, sku, name, brand="Pauls", category="Dairy", barcode=barcode)
+
+
+# --- sizes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2L", Size(2000.0, "volume")),
+        ("6 x 375mL", Size(2250.0, "volume", 6)),
+        ("375ml x 6", Size(2250.0, "volume", 6)),
+        ("4x400g", Size(1600.0, "mass", 4)),
+        ("1 x 2L", Size(2000.0, "volume")),
+        ("500g", Size(500.0, "mass")),
+        ("1.5kg", Size(1500.0, "mass")),
+        ("1,5kg", Size(1500.0, "mass")),
+        ("Each", Size(1.0, "count")),
+        ("1 each", Size(1.0, "count")),
+        ("12 pack", Size(12.0, "count")),
+        ("pack of 12", Size(12.0, "count")),
+        ("2 x 12 pack", Size(24.0, "count")),
+        ("approx. 100g", Size(100.0, "mass")),
+        ("0.485", Size(0.485, "bare")),
+        ("30m", Size(30000.0, "length")),
+    ],
+)
+def test_shop_spellings_of_a_size_become_an_amount_in_a_base_unit(text: str, expected: Size) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", [None, "", "large", "per kg", "0", "0g"])
+def test_text_without_a_positive_size_gives_none(text: str | None) -> None:
+    assert parse_size(text) is None
+
+
+def test_sizes_are_stripped_from_names_and_read_from_them_when_no_size_is_given() -> None:
+    cola = _product("freshmart", "1", "Coca-Cola 1.25L")
+
+    assert strip_sizes("Beer 6 x 375mL Cans").split() == ["beer", "cans"]
+    assert (cola.kind, cola.size) == ("coca cola", Size(1250.0, "volume"))
+
+
+def test_the_size_field_wins_over_the_name_and_an_unreadable_one_falls_back_to_it() -> None:
+    assert _product("freshmart", "1", "Cola 2L", size="1.25L").size == Size(1250.0, "volume")
+    assert _product("freshmart", "1", "Cola 2L", size="large").size == Size(2000.0, "volume")
+
+
+def test_a_bare_number_is_kilograms_or_litres_against_weights_and_volumes() -> None:
+    assert sizes_compatible(Size(500.0, "mass"), Size(0.5, "bare"), tolerance=0.0)
+    assert sizes_compatible(Size(0.485, "bare"), Size(485.0, "volume"), tolerance=0.0)
+    assert size_ratio(Size(12.0, "count"), Size(12.0, "bare")) == 1.0
+    assert size_ratio(Size(30000.0, "length"), Size(30.0, "bare")) is None
+
+
+def test_sizes_of_different_dimensions_or_unknown_are_never_compatible() -> None:
+    assert size_ratio(Size(500.0, "mass"), Size(500.0, "volume")) is None
+    assert not sizes_compatible(Size(500.0, "mass"), Size(500.0, "volume"), tolerance=1.0)
+    assert not sizes_compatible(None, Size(500.0, "mass"), tolerance=1.0)
+    assert not sizes_compatible(None, None, tolerance=1.0)
+
+
+def test_size_ratio_is_the_larger_over_the_smaller_and_tolerance_is_inclusive() -> None:
+    one, two = Size(1000.0, "volume"), Size(2000.0, "volume")
+
+    assert size_ratio(one, two) == size_ratio(two, one) == 2.0
+    assert sizes_compatible(one, Size(1020.0, "volume"), tolerance=0.02)
+    assert not sizes_compatible(one, Size(1021.0, "volume"), tolerance=0.02)
+    assert sizes_compatible(one, two, tolerance=1.0)
+
+
+def test_size_buckets_put_close_sizes_together_and_a_bare_litre_with_its_millilitres() -> None:
+    bucket = size_bucket(Size(1000.0, "volume"), width=0.05)
+    assert bucket is not None
+
+    assert size_bucket(Size(1.0, "bare"), width=0.05) == bucket
+    assert size_bucket(Size(1040.0, "volume"), width=0.05) in {bucket, bucket + 1}
+    assert size_bucket(Size(2000.0, "volume"), width=0.05) not in {bucket - 1, bucket, bucket + 1}
+    assert size_bucket(None, width=0.05) is None
+
+
+def test_describe_writes_a_size_back_with_its_base_unit() -> None:
+    assert Size(500.0, "mass").describe() == "500g"
+    assert Size(12.0, "count").describe() == "12pcs"
+    assert Size(0.485, "bare").describe() == "0.485"
+
+
+def test_a_six_pack_of_375ml_is_described_as_such() -> None:
+    assert Size(2250.0, "volume", 6).describe() == "6 x 375mL"
+
+
+def test_approx_with_a_dot_before_a_bare_number_is_read() -> None:
+    assert parse_size("approx. 0.485") == Size(0.485, "bare")
+
+
+# --- products ----------------------------------------------------------------------------------
+
+
+def test_the_brand_field_is_stripped_from_the_start_of_the_name() -> None:
+    eggs = _product("freshmart", "1", "Pace Farm Free Range Eggs 12 pack", brand="Pace Farm")
+
+    assert (eggs.brand, eggs.kind, eggs.title) == (
+        "pace farm",
+        "free range eggs",
+        "pace farm free range eggs",
+    )
+    assert eggs.size == Size(12.0, "count")
+
+
+def test_a_brand_not_at_the_start_of_the_name_stays_in_the_kind() -> None:
+    sauce = _product("freshmart", "1", "Pasta Sauce by Dolmio 500g", brand="Dolmio")
+
+    assert (sauce.brand, sauce.kind) == ("dolmio", "pasta sauce by dolmio")
+
+
+@pytest.mark.parametrize(
+    ("brands", "brand", "kind"),
+    [
+        ({"pace", "pace farm"}, "pace farm", "free range eggs"),
+        ({"pace"}, "pace", "farm free range eggs"),
+        (set(), None, "pace farm free range eggs"),
+    ],
+)
+def test_a_missing_brand_is_the_longest_known_brand_starting_the_name(
+    brands: set[str], brand: str | None, kind: str
+) -> None:
+    eggs = parse_product(chain="freshmart", sku="1", name="Pace Farm Free Range Eggs", brands=brands)
+
+    assert (eggs.brand, eggs.kind) == (brand, kind)
+
+
+def test_apostrophes_and_ampersands_are_normalised() -> None:
+    sauce = _product("freshmart", "1", "Leggo\u2019s Tomato & Basil 500g", brand="Leggo's")
+
+    assert (sauce.brand, sauce.kind) == ("leggos", "tomato and basil")
+
+
+def test_a_name_that_is_only_the_brand_keeps_the_brand_as_its_kind() -> None:
+    assert _product("freshmart", "1", "Vegemite", brand="Vegemite").kind == "vegemite"
+
+
+def test_word_order_and_spaces_in_the_brand_do_not_change_the_key() -> None:
+    one = _product("freshmart", "1", "Free Range Eggs", brand="Pace Farm")
+    other = _product("valueway", "2", "Pace Farm Eggs Free Range", brand="Pace Farm")
+    cider = _product("freshmart", "3", "25 Degrees South Cider", brand="25 Degrees South")
+    spelt = _product("valueway", "4", "25degrees South Cider", brand="25degrees South")
+
+    assert one.key == other.key == ("pacefarm", "eggs free range")
+    assert cider.brand_key == spelt.brand_key == "25degreessouth"
+    assert cider.key == spelt.key
+    assert one.key != _product("greengrocer", "5", "Cage Eggs", brand="Pace Farm").key
+
+
+# --- matching: L1 and L2 -----------------------------------------------------------------------
+
+
+def test_the_same_barcode_at_another_chain_is_identical() -> None:
+    index = _index(
+        _milk("freshmart", barcode=GTIN_MILK),
+        _milk("valueway", name="Pauls Dairy Fresh Milk 2 Litre", barcode=GTIN_MILK),
+    )
+    at = index.position("freshmart", "milk")
+    assert at is not None
+
+    [match, *_] = index.find([at], Policy())[at]
+
+    assert (match.level, index.products[match.other].chain, match.score) == ("L1", "valueway", 1.0)
+    assert GTIN_MILK in match.reason
+
+
+def test_the_same_brand_name_and_size_without_barcode_is_identical() -> None:
+    index = _index(
+        _milk("freshmart", barcode=GTIN_MILK), _milk("greengrocer", name="Pauls Milk Full Cream 2 Litre")
+    )
+    at = index.position("freshmart", "milk")
+    assert at is not None
+
+    [match, *_] = index.find([at], Policy())[at]
+
+    assert (match.level, index.products[match.other].chain) == ("L1", "greengrocer")
+    assert match.reason == "same brand, name and size"
+    assert _links(index, "greengrocer", "milk")[0] == ("L1", "freshmart", "milk")
+
+
+def test_another_listing_at_the_same_chain_is_never_the_same_item() -> None:
+    index = _index(_milk("freshmart", barcode=GTIN_MILK), _milk("freshmart", "milk-2", barcode=GTIN_MILK))
+
+    assert _at(_links(index, "freshmart", "milk"), "L1", "L2") == set()
+
+
+def test_different_global_barcodes_are_different_items_whatever_the_names() -> None:
+    index = _index(_milk("freshmart", barcode=GTIN_MILK), _milk("valueway", barcode=GTIN_OTHER))
+
+    assert _at(_links(index, "freshmart", "milk"), "L1", "L2") == set()
+
+
+def test_an_in_store_barcode_does_not_tell_items_apart() -> None:
+    index = _index(_milk("freshmart", barcode=GTIN_MILK), _milk("valueway", barcode="2100000000017"))
+
+    assert _links(index, "freshmart", "milk")[0] == ("L1", "valueway", "milk")
+
+
+def test_a_renamed_listing_of_the_same_brand_and_size_is_near_identical() -> None:
+    index = _index(
+        _milk("freshmart", barcode="2100000000017"),
+        _milk("valueway", name="Pauls Milk Full Cream Dairy 2L", barcode="2200000000024"),
+    )
+    at = index.position("freshmart", "milk")
+    assert at is not None
+
+    [match] = [match for match in index.find([at], Policy())[at] if match.level == "L2"]
+
+    assert index.products[match.other].chain == "valueway"
+    assert Policy().l2_min_score <= match.score < 1.0
+    assert "alike" in match.reason
+
+
+def test_another_size_is_neither_identical_nor_near_identical() -> None:
+    index = _index(_milk("freshmart"), _milk("valueway", name="Pauls Full Cream Milk 1L"))
+
+    links = _links(index, "freshmart", "milk")
+
+    assert _at(links, "L1", "L2") == set()
+    assert ("valueway", "milk") in _at(links, "L4")
+
+
+def test_another_brand_of_the_same_name_and_size_is_not_near_identical() -> None:
+    index = _index(
+        _milk("freshmart"),
+        _product("valueway", "milk", "Dairy Farmers Full Cream Milk 2L", brand="Dairy Farmers"),
+    )
+
+    assert _links(index, "freshmart", "milk") == [("L3", "valueway", "milk")]
+
+
+def test_an_organic_variant_is_not_near_identical_to_a_plain_item_already_listed_at_its_chain() -> None:
+    index = _index(
+        _milk("freshmart", "plain"),
+        _milk("freshmart", "organic", name="Pauls Organic Full Cream Milk 2L"),
+        _milk("valueway", "plain"),
+    )
+
+    organic = _links(index, "freshmart", "organic")
+
+    assert _at(organic, "L1", "L2") == set()
+    assert ("valueway", "plain") in _at(organic, "L4")
+    assert _at(_links(index, "valueway", "plain"), "L1") == {("freshmart", "plain")}
+
+
+def test_a_plain_item_with_an_identical_listing_at_a_chain_has_no_near_identical_there() -> None:
+    index = _index(
+        _milk("freshmart", "plain"),
+        _milk("freshmart", "organic", name="Pauls Organic Full Cream Milk 2L"),
+        _milk("valueway", "plain"),
+    )
+
+    assert _at(_links(index, "valueway", "plain"), "L2") == set()
+
+
+# --- matching: L3, L4, within, policy ----------------------------------------------------------
+
+
+def test_a_store_brand_of_the_same_kind_and_comparable_size_is_another_brand() -> None:
+    index = _index(
+        _milk("freshmart", "2l"),
+        _milk("freshmart", "1l", name="Pauls Full Cream Milk 1L"),
+        _product("valueway", "own", "Valueway Full Cream Milk 2L", brand="Valueway", category="Dairy"),
+    )
+    at = index.position("valueway", "own")
+    assert at is not None
+
+    matches = index.find([at], Policy())[at]
+
+    assert [(m.level, index.products[m.other].sku) for m in matches] == [("L3", "2l"), ("L3", "1l")]
+    assert matches[0].score > matches[1].score
+    assert "another brand" in matches[0].reason
+    assert "2000mL" in matches[0].reason
+
+
+def test_a_related_product_of_the_same_category_is_l4_and_another_category_is_not() -> None:
+    index = _index(
+        _milk("freshmart"),
+        _product("valueway", "powder", "Pauls Full Cream Milk Powder 1kg", brand="Pauls", category="Dairy"),
+        _product(
+            "greengrocer", "powder", "Pauls Full Cream Milk Powder 1kg", brand="Pauls", category="Pantry"
+        ),
+        _product("greengrocer", "bread", "Tip Top White Bread 700g", brand="Tip Top", category="Dairy"),
+    )
+
+    assert _links(index, "freshmart", "milk") == [("L4", "valueway", "powder")]
+
+
+def test_within_keeps_only_substitutes_at_that_chain() -> None:
+    index = _index(
+        _milk("freshmart", barcode=GTIN_MILK),
+        _milk("valueway", barcode=GTIN_MILK),
+        _milk("greengrocer"),
+        _product("valueway", "own", "Valueway Full Cream Milk 2L", brand="Valueway", category="Dairy"),
+        _product(
+            "greengrocer", "own", "Greengrocer Full Cream Milk 2L", brand="Greengrocer", category="Dairy"
+        ),
+    )
+
+    links = _links(index, "freshmart", "milk", within="valueway")
+
+    assert links == [("L1", "valueway", "milk"), ("L3", "valueway", "own")]
+    assert _links(index, "freshmart", "milk", within="nowhere") == []
+
+
+def test_policy_keep_caps_each_level_and_l1_is_ordered_by_chain_and_sku() -> None:
+    index = _index(
+        _milk("valueway", barcode=GTIN_MILK),
+        _milk("greengrocer", barcode=GTIN_MILK),
+        _milk("freshmart", barcode=GTIN_MILK),
+        _product("valueway", "own", "Valueway Full Cream Milk 2L", brand="Valueway", category="Dairy"),
+        _product(
+            "greengrocer", "own", "Greengrocer Full Cream Milk 2L", brand="Greengrocer", category="Dairy"
+        ),
+    )
+    policy = Policy(keep=(("L1", 1), ("L2", 1), ("L3", 1), ("L4", 1)))
+
+    assert _at(_links(index, "valueway", "milk"), "L1") == {("freshmart", "milk"), ("greengrocer", "milk")}
+    capped = _links(index, "valueway", "milk", policy=policy)
+
+    assert capped[0] == ("L1", "freshmart", "milk")
+    assert max(Counter(level for level, _, _ in capped).values()) == 1
+    assert _at(capped, "L3") == {("valueway", "own")}
+
+
+def test_find_is_deterministic_and_a_batch_equals_one_product_at_a_time() -> None:
+    products = [
+        _milk("freshmart", barcode=GTIN_MILK),
+        _milk("valueway", barcode=GTIN_MILK),
+        _milk("greengrocer", name="Pauls Milk Full Cream Dairy 2L"),
+        _milk("greengrocer", "1l", name="Pauls Full Cream Milk 1L"),
+        _product("valueway", "own", "Valueway Full Cream Milk 2L", brand="Valueway", category="Dairy"),
+    ]
+    first, second = _index(*products), _index(*products)
+    everyone = list(range(len(products)))
+
+    batch = first.find(everyone, Policy())
+
+    assert batch == second.find(everyone, Policy())
+    assert batch == {at: first.find([at], Policy())[at] for at in everyone}
+
+
+def test_putting_a_product_again_replaces_it_and_its_links() -> None:
+    index = _index(_milk("freshmart", barcode=GTIN_MILK), _milk("valueway", barcode=GTIN_MILK))
+
+    replacement = _milk("valueway", barcode=GTIN_OTHER)
+    index.put(replacement, _vector(replacement))
+
+    assert len(index) == 2
+    assert _at(_links(index, "freshmart", "milk"), "L1", "L2") == set()
+
+
+# --- catalogue ---------------------------------------------------------------------------------
+
+
+def _catalogue() -> Catalogue:
+    return Catalogue(dimensions=ENCODER.dimensions, policy=Policy())
+
+
+def _observe(catalogue: Catalogue, description: Description) -> dict[ProductKey, list[SubstituteRow]]:
+    product = catalogue.parse(description)
+    return catalogue.observe(product, _vector(product))
+
+
+def _rows(rows: list[SubstituteRow] | None, level: Level = "L1") -> set[ProductKey]:
+    return {(row["chain"], row["sku"]) for row in rows or () if row["level"] == level}
+
+
+def _milk_description(
+    chain: str, sku: str = "milk", *, size: str = "2L", barcode: str | None = None
+) -> Description:
+    return Description(chain, sku, "Pauls Full Cream Milk", brand="Pauls", size=size, barcode=barcode)
+
+
+def test_known_brands_are_the_named_brands_and_the_chains() -> None:
+    descriptions = [
+        Description(chain="fresh-mart", sku="1", name="Leggo's Pesto", brand="Leggo's"),
+        Description(chain="valueway", sku="2", name="Milk"),
+    ]
+
+    assert known_brands(descriptions) == {"fresh mart", "leggos", "valueway"}
+
+
+def test_parse_learns_brands_and_finds_them_in_later_names() -> None:
+    catalogue = _catalogue()
+    catalogue.parse(Description(chain="freshmart", sku="1", name="Pace Farm Eggs", brand="Pace Farm"))
+
+    eggs = catalogue.parse(Description(chain="valueway", sku="2", name="Pace Farm Free Range Eggs 12pk"))
+    own = catalogue.parse(Description(chain="valueway", sku="3", name="Valueway Free Range Eggs 12pk"))
+
+    assert (eggs.brand, eggs.kind, eggs.size) == ("pace farm", "free range eggs", Size(12.0, "count"))
+    assert own.brand == "valueway"
+
+
+def test_observing_a_new_identical_product_also_returns_the_list_it_joins() -> None:
+    catalogue = _catalogue()
+    assert _observe(catalogue, _milk_description("freshmart", barcode=GTIN_MILK)) == {
+        ("freshmart", "milk"): []
+    }
+
+    changed = _observe(catalogue, _milk_description("valueway", barcode=GTIN_MILK))
+
+    assert set(changed) == {("freshmart", "milk"), ("valueway", "milk")}
+    assert _rows(changed[("freshmart", "milk")]) == {("valueway", "milk")}
+    assert _rows(catalogue.list_of("freshmart", "milk")) == {("valueway", "milk")}
+    assert _rows(catalogue.list_of("valueway", "milk")) == {("freshmart", "milk")}
+    assert set(changed[("valueway", "milk")][0]) == {"level", "chain", "sku", "score", "reason"}
+
+
+def test_observing_an_unchanged_product_again_changes_nothing() -> None:
+    catalogue = _catalogue()
+    _observe(catalogue, _milk_description("freshmart", barcode=GTIN_MILK))
+    _observe(catalogue, _milk_description("valueway", barcode=GTIN_MILK))
+
+    assert _observe(catalogue, _milk_description("valueway", barcode=GTIN_MILK)) == {}
+
+
+def test_a_product_that_no_longer_matches_leaves_its_neighbours_list() -> None:
+    catalogue = _catalogue()
+    _observe(catalogue, _milk_description("freshmart", barcode=GTIN_MILK))
+    _observe(catalogue, _milk_description("valueway", barcode=GTIN_MILK))
+
+    bread = Description(chain="valueway", sku="milk", name="Tip Top White Bread 700g", brand="Tip Top")
+    changed = _observe(catalogue, bread)
+
+    assert changed == {("freshmart", "milk"): [], ("valueway", "milk"): []}
+    assert catalogue.list_of("freshmart", "milk") == []
+    assert catalogue.list_of("nowhere", "milk") is None
+
+
+def test_rebuild_finds_the_same_identical_links_as_incremental_observation() -> None:
+    descriptions = [
+        _milk_description("freshmart", barcode=GTIN_MILK),
+        Description(chain="valueway", sku="own", name="Valueway Full Cream Milk 2L", category="Dairy"),
+        _milk_description("greengrocer"),
+        _milk_description("valueway", barcode=GTIN_MILK),
+        _milk_description("greengrocer", "1l", size="1L"),
+        _milk_description("valueway", "1l", size="1L", barcode=GTIN_OTHER),
+        Description(chain="freshmart", sku="bread", name="Tip Top White Bread 700g", brand="Tip Top"),
+    ]
+    incremental, rebuilt = _catalogue(), _catalogue()
+    products = []
+    for description in descriptions:
+        product = incremental.parse(description)
+        incremental.observe(product, _vector(product))
+        products.append(product)
+    rebuilt.load(products, ENCODER.encode([product.kind for product in products]))
+
+    lists = rebuilt.rebuild(chunk=3)
+
+    assert set(lists) == {(product.chain, product.sku) for product in products}
+    for chain, sku in lists:
+        assert _rows(rebuilt.list_of(chain, sku)) == _rows(incremental.list_of(chain, sku))
+    assert _rows(lists[("freshmart", "milk")]) == {("greengrocer", "milk"), ("valueway", "milk")}
+    assert _rows(lists[("valueway", "1l")]) == {("greengrocer", "1l")}
+
+
+def test_adopted_lists_make_rebuild_report_only_real_changes() -> None:
+    products = [
+        _catalogue().parse(description)
+        for description in (
+            _milk_description("freshmart", barcode=GTIN_MILK),
+            _milk_description("valueway", barcode=GTIN_MILK),
+            _milk_description("greengrocer"),
+        )
+    ]
+    vectors = ENCODER.encode([product.kind for product in products])
+    first = _catalogue()
+    first.load(products, vectors)
+    stored = first.rebuild()
+    assert first.rebuild() == {}
+
+    restarted = _catalogue()
+    restarted.load(products, vectors)
+    stale = stored | {("valueway", "milk"): [], ("nowhere", "milk"): []}
+    restarted.adopt(stale)
+
+    assert restarted.rebuild() == {("valueway", "milk"): stored[("valueway", "milk")]}
+    assert restarted.rebuild() == {}
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def _score(scores: list[LevelScore], level: Level) -> LevelScore:
+    [score] = [score for score in scores if score.level == level]
+    return score
+
+
+def test_evaluation_gives_precision_recall_and_mrr_of_known_rankings() -> None:
+    gold = [GoldPair("q1", "r1", "L1"), GoldPair("q2", "r2", "L1"), GoldPair("q3", "r3", "L1")]
+    ranked = {
+        "q1": [Ranked("r1", "L1", 1.0)],
+        "q2": [Ranked("r2", "L2", 0.9), Ranked("x", "L1", 1.0)],
+        "q3": [],
+    }
+
+    [score] = evaluate(gold, ranked, k=2)
+
+    assert (score.level, score.pairs) == ("L1", 3)
+    assert score.precision == pytest.approx(1 / 2)
+    assert score.recall_at_1 == pytest.approx(1 / 3)
+    assert score.recall_at_k == pytest.approx(2 / 3)
+    assert score.mrr == pytest.approx((1 + 1 / 2) / 3)
+    assert evaluate(gold, ranked, k=1)[0].recall_at_k == pytest.approx(1 / 3)
+
+
+def test_a_same_item_pair_found_only_as_an_alternative_does_not_count() -> None:
+    gold = [GoldPair("q", "r", "L1"), GoldPair("q", "alt", "L4")]
+    ranked = {"q": [Ranked("r", "L3", 0.9), Ranked("alt", "L3", 0.95)]}
+
+    scores = evaluate(gold, ranked, k=10)
+
+    assert [score.level for score in scores] == ["L1", "L4"]
+    assert _score(scores, "L1") == LevelScore("L1", 1, 0.0, 0.0, 0.0, 0.0)
+    assert _score(scores, "L4") == LevelScore("L4", 1, 1.0, 1.0, 1.0, 1.0)
+
+
+def test_within_a_tier_alternatives_rank_by_level_then_score() -> None:
+    gold = [GoldPair("q", "best", "L3")]
+    ranked = {"q": [Ranked("l4", "L4", 0.99), Ranked("other", "L3", 0.8), Ranked("best", "L3", 0.7)]}
+
+    score = _score(evaluate(gold, ranked, k=10), "L3")
+
+    assert (score.recall_at_1, score.mrr, score.recall_at_k) == (0.0, 0.5, 1.0)

@@ -1,0 +1,82 @@
+"""Substitutes found with the real model: the simulated world's truth and hand-labelled real pairs."""
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from pricestream.matching_cli import read_gold, read_products
+from pricestream.storefront.catalog import DEFAULT_CATEGORIES, builtin_catalog
+from substitutions.domain.catalogue import Catalogue, Description, known_brands
+from substitutions.domain.evaluation import evaluate
+from substitutions.domain.matching import Policy
+from substitutions.embeddings import SentenceEncoder
+from substitutions.offline import match_lists, ranked_by_left
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+AU = ROOT.parent / "shared" / "data" / "au-grocery-2023"
+GOLD = ROOT / "tests" / "data" / "substitutions" / "coles_woolworths_gold.csv"
+
+
+@pytest.fixture(scope="module")
+def encoder() -> SentenceEncoder:
+    """Load all-MiniLM-L6-v2 once for the module."""
+    return SentenceEncoder()
+
+
+@pytest.mark.parametrize("seed", [7, 23])
+def test_world_equivalences_are_found_at_l1_and_l2(encoder: SentenceEncoder, seed: int) -> None:
+    catalog = builtin_catalog(seed, 3, 240, DEFAULT_CATEGORIES)
+    descriptions = [
+        Description(c.slug, p.sku, p.name, p.brand, p.size, p.category, p.barcode)
+        for c in catalog.chains
+        for p in c.products
+    ]
+    catalogue = Catalogue(dimensions=encoder.dimensions, policy=Policy(), brands=known_brands(descriptions))
+    products = [catalogue.parse(d) for d in descriptions]
+    catalogue.load(products, encoder.encode([p.kind for p in products]))
+    catalogue.rebuild()
+
+    truth: dict[tuple[str, str, str, str], str] = {}
+    for e in catalog.equivalences:
+        truth[(e.chain_a, e.sku_a, e.chain_b, e.sku_b)] = e.level
+        truth[(e.chain_b, e.sku_b, e.chain_a, e.sku_a)] = e.level
+    identical = correct = 0
+    same_item: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for d in descriptions:
+        for row in catalogue.list_of(d.chain, d.sku) or []:
+            if row["level"] == "L1":
+                identical += 1
+                # The world calls a pair L2 when one listing carries an in-store barcode, even
+                # under an equal name; the item is the same either way.
+                correct += truth.get((d.chain, d.sku, row["chain"], row["sku"])) in ("L1", "L2")
+            if row["level"] in ("L1", "L2"):
+                same_item[(d.chain, d.sku, row["chain"])].append(row["sku"])
+    pairs = [key for key, level in truth.items() if level in ("L1", "L2")]
+    first = sum(same_item.get((a, sku_a, b), [None])[0] == sku_b for a, sku_a, b, sku_b in pairs)
+    precision, recall = correct / identical, first / len(pairs)
+    print(
+        f"seed {seed}: L1 precision {correct}/{identical} = {precision:.3f}, "
+        f"L1+L2 recall@1 {first}/{len(pairs)} = {recall:.3f}"
+    )
+    assert precision >= 0.99
+    assert recall >= 0.95
+
+
+@pytest.mark.skipif(not AU.is_dir(), reason="the real au-grocery-2023 catalogues are not beside the project")
+def test_labelled_coles_woolworths_pairs_are_recalled(encoder: SentenceEncoder) -> None:
+    coles, _ = read_products(AU / "coles.json")
+    woolworths, _ = read_products(AU / "woolworths.json")
+    candidates = match_lists(coles, woolworths, encoder=encoder, policy=Policy())
+    scores = {s.level: s for s in evaluate(read_gold(GOLD), ranked_by_left(candidates), k=5)}
+    for s in scores.values():
+        print(
+            f"{s.level}: {s.pairs} pairs, precision {s.precision:.3f}, recall@1 {s.recall_at_1:.3f}, "
+            f"recall@5 {s.recall_at_k:.3f}, MRR {s.mrr:.3f}"
+        )
+    assert scores["L1"].pairs + scores["L3"].pairs >= 300
+    assert scores["L1"].precision >= 0.95
+    assert scores["L1"].recall_at_1 >= 0.9
+    assert scores["L3"].recall_at_k >= 0.85
