@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from substitutions.domain.matching import Index, Match, Policy, Vectors
+from substitutions.domain.matching import Index, Level, Match, Policy, Vectors
 from substitutions.domain.products import ParsedProduct, normalise, parse_product
 
 SubstituteRow = dict[str, Any]
@@ -142,7 +142,11 @@ class Catalogue:
     def _entry_floor(self, rows: list[SubstituteRow]) -> float:
         """Return the similarity a newcomer needs to enter these L3 or L4 lists (the weakest, if full)."""
         floors = []
-        for level, minimum in (("L3", self.policy.l3_min_similarity), ("L4", self.policy.l4_min_similarity)):
+        levels: tuple[tuple[Level, float], ...] = (
+            ("L3", self.policy.l3_min_similarity),
+            ("L4", self.policy.l4_min_similarity),
+        )
+        for level, minimum in levels:
             scores = [row["score"] for row in rows if row["level"] == level]
             floors.append(min(scores) if len(scores) >= self.policy.limit(level) else minimum)
         return min(floors)
