@@ -14,7 +14,7 @@ from rich.table import Table
 from contracts import SERVICES, TOPICS
 from pricestream import compose as compose_stack
 from pricestream.config import StackConfig, find_home
-from pricestream.demo import run_demo
+from pricestream.demo import example_substitutions, run_demo
 from pricestream.dlq import list_dead_letters, replay
 from pricestream.kafka import describe_topics
 from pricestream.matching_cli import run_match, run_rebuild, scores_table
@@ -161,6 +161,8 @@ def demo(
         colour = "green" if processed >= published else "red"
         table.add_row(service, topic, str(published), f"[{colour}]{processed}[/{colour}]")
     console.print(table)
+    if scrape:
+        console.print(example_substitutions(stack.config.storefront_url, urls["substitutions"]))
     console.print("Next: `pricestream status`, `pricestream topics`, and each service's /asyncapi.json")
     if any(processed < published for _, _, published, processed in rows):
         console.print("[red]some events were not processed in time[/red]")

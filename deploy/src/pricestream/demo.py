@@ -11,6 +11,7 @@ from uuid import uuid4
 import httpx
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+from rich.table import Table
 
 from contracts import CODEC, SERVICES, Event, consumed_by, topic_for
 from contracts.events import (
@@ -19,15 +20,12 @@ from contracts.events import (
     ProductObserved,
     RescrapeRequested,
     StoreGroupChanged,
-    Substitute,
-    SubstitutionsChanged,
 )
 from contracts.events.v1 import (
     PricesScrapedPayload,
     ProductObservedPayload,
     RescrapeRequestedPayload,
     StoreGroupChangedPayload,
-    SubstitutionsChangedPayload,
 )
 
 PRODUCTS = [
@@ -42,8 +40,8 @@ PRODUCTS = [
 def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterator[Event]:
     """Yield a small, deterministic world: products, prices per store, a group, a re-scrape.
 
-    With `prices` False only the flow no service produces yet (substitutions) is sampled:
-    prices, products, groups and re-scrapes then come from the scraper and grouping.
+    With `prices` False nothing is sampled: prices, products, groups, re-scrapes and
+    substitutes then come from the services themselves.
     """
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -79,7 +77,6 @@ def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterato
             ),
         )
     if not prices:
-        yield from _sample_substitutions(producer)
         return
     members = tuple(f"{7700 + s}" for s in range(2, stores + 1))
     yield StoreGroupChanged.new(
@@ -97,19 +94,6 @@ def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterato
         producer=producer,
         payload=RescrapeRequestedPayload(
             chain="coles", store_id="7701", reason="manual", group_id="coles-demo-1"
-        ),
-    )
-    yield from _sample_substitutions(producer)
-
-
-def _sample_substitutions(producer: str) -> Iterator[Event]:
-    """Yield one product's substitutes, until the substitutions service computes them."""
-    yield SubstitutionsChanged.new(
-        producer=producer,
-        payload=SubstitutionsChangedPayload(
-            chain="coles",
-            sku="1001",
-            substitutes=(Substitute(level="L3", chain="woolworths", sku="2001", score=0.8, reason="demo"),),
         ),
     )
 
@@ -177,3 +161,43 @@ def run_demo(
         if all(done >= published for _, _, published, done in rows) or time.monotonic() > deadline:
             return rows
         time.sleep(0.3)
+
+
+def example_substitutions(storefront_url: str, substitutions_url: str, *, timeout_s: float = 60.0) -> Table:
+    """Show, for a product of each true equivalence level, the best substitute the service found per level."""
+    equivalences = httpx.get(f"{storefront_url}/_truth/equivalences", timeout=10).json()["equivalences"]
+    picks: dict[str, dict[str, str]] = {}
+    for equivalence in equivalences:
+        picks.setdefault(equivalence["level"], equivalence)
+    table = Table(title="example substitutions (truth: the storefront's equivalences)")
+    for column in ("product", "level", "substitute", "at", "score", "reason", "truth"):
+        table.add_column(column, overflow="fold")
+    for level, pick in sorted(picks.items()):
+        url = f"{substitutions_url}/v1/products/{pick['chain_a']}/{pick['sku_a']}/substitutions"
+        deadline = time.monotonic() + timeout_s
+        response = httpx.get(url, timeout=10)
+        while response.status_code == 404 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            response = httpx.get(url, timeout=10)
+        if response.status_code != 200:
+            table.add_row(f"{pick['chain_a']}/{pick['sku_a']}", "-", "not computed yet", "", "", "", level)
+            continue
+        found = response.json()
+        best: dict[str, dict[str, object]] = {}
+        for row in found["substitutes"]:
+            if row["chain"] == pick["chain_b"] and row["sku"] == pick["sku_b"]:
+                best[str(row["level"])] = row  # the true pair is the one worth showing
+            else:
+                best.setdefault(str(row["level"]), row)
+        for shown, (at_level, row) in enumerate(sorted(best.items())):
+            is_truth = row["chain"] == pick["chain_b"] and row["sku"] == pick["sku_b"]
+            table.add_row(
+                str(found["name"]) if shown == 0 else "",
+                at_level,
+                str(row["name"]),
+                str(row["chain"]),
+                f"{row['score']:.2f}",
+                str(row["reason"]),
+                f"{level} pair" if is_truth else "",
+            )
+    return table

@@ -25,10 +25,17 @@ def build_api(*, db: Database, matcher: Matcher) -> APIRouter:
     ) -> dict[str, Any]:
         """Return a product's substitutes, best first within each level."""
         async with db.pool.acquire() as conn:
-            rows = await SubstitutionsRepository(conn).substitutes(chain=chain, sku=sku, levels=level)
-        if rows is None:
-            raise HTTPException(404, f"no substitutes computed for {chain}/{sku}")
-        return {"chain": chain, "sku": sku, "substitutes": rows}
+            repo = SubstitutionsRepository(conn)
+            rows = await repo.substitutes(chain=chain, sku=sku, levels=level)
+            if rows is None:
+                raise HTTPException(404, f"no substitutes computed for {chain}/{sku}")
+            names = await repo.names(keys=[(chain, sku), *((row["chain"], row["sku"]) for row in rows)])
+        return {
+            "chain": chain,
+            "sku": sku,
+            "name": names.get((chain, sku)),
+            "substitutes": [{**row, "name": names.get((row["chain"], row["sku"]))} for row in rows],
+        }
 
     @router.post("/rebuilds", status_code=202)
     async def start_rebuild(background: BackgroundTasks) -> dict[str, Any]:

@@ -97,6 +97,16 @@ class SubstitutionsRepository:
         rows: list[SubstituteRow] = json.loads(raw)
         return [row for row in rows if levels is None or row["level"] in levels]
 
+    async def names(self, *, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Return the names of products by chain and sku."""
+        rows = await self.conn.fetch(
+            """SELECT p.chain, p.sku, p.name FROM products p
+               JOIN unnest($1::text[], $2::text[]) AS k(chain, sku) USING (chain, sku)""",
+            [chain for chain, _ in keys],
+            [sku for _, sku in keys],
+        )
+        return {(row["chain"], row["sku"]): row["name"] for row in rows}
+
     async def lists(self) -> dict[tuple[str, str], list[SubstituteRow]]:
         """Return every product's stored list."""
         rows = await self.conn.fetch("SELECT chain, sku, substitutes FROM substitutes")
