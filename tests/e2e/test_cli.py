@@ -1,5 +1,6 @@
 """The operator CLI end to end: up, status, demo, topics, up again, port clash, down."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def test_up_status_demo_topics_down(config: StackConfig) -> None:
     demo = _run("demo", config=config)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "finished" in demo.stdout, "the demo scraped the storefront"
+    assert "example substitutions" in demo.stdout
     print(demo.stdout)
 
     lag = _run("status", config=config)
@@ -136,3 +138,38 @@ def test_port_in_use_is_a_clear_error(config: StackConfig, tmp_path: Path) -> No
         _run("down", config=clash)
     assert result.returncode == 2
     assert f"port {port} for the broker is in use" in result.stdout
+
+
+def test_match_ranks_one_file_in_another_and_scores_gold_pairs(tmp_path: Path) -> None:
+    left, right, gold, out = (tmp_path / name for name in ("left.csv", "right.csv", "gold.csv", "out.csv"))
+    left.write_text(
+        "chain,sku,name,brand,size,price\n"
+        "coles,c1,Full Cream Milk,Dairy Farmers,2L,3.20\n"
+        "coles,c2,Free Range Eggs 12 Pack,Coles,700g,5.60\n"
+        "coles,c3,Crunchy Peanut Butter,Bega,375g,4.50\n"
+        "coles,c3,Crunchy Peanut Butter,Bega,375g,4.50\n"
+    )
+    right.write_text(
+        "chain,sku,name,size,price\n"
+        "woolworths,w1,Dairy Farmers Full Cream Milk,2L,3.10\n"
+        "woolworths,w2,Woolworths 12 Large Free Range Eggs,0.7,5.20\n"
+        "woolworths,w3,Bega Peanut Butter Crunchy,375g,4.60\n"
+        "woolworths,w4,Kraft Crunchy Peanut Butter,375g,4.40\n"
+        "woolworths,w5,Omo Laundry Liquid,2L,19.00\n"
+    )
+    gold.write_text("coles_sku,woolworths_sku,level\nc1,w1,L1\nc2,w2,L3\nc3,w3,L1\n")
+    argv = [CLI, "match", str(left), str(right), "--gold", str(gold), "--k", "2", "--out", str(out)]
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"}, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    print(result.stdout)
+    assert "left.csv: 3 products (1 rows repeated or unreadable)" in result.stdout
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    best = {row["left_sku"]: row for row in rows if row["rank"] == "1"}
+    assert (best["c1"]["right_sku"], best["c1"]["level"]) == ("w1", "L1")
+    assert best["c3"]["right_sku"] == "w3"
+    assert all(row["right_sku"] != "w5" or row["level"] == "L4" for row in rows)
+    table = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 5}
+    assert "1.000" in table["L1"], "both identical pairs ranked first"
