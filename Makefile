@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean bench-scrape bench-grouping bench-bargains bench-substitutions
+.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean bench bench-scrape bench-grouping bench-bargains bench-substitutions
 
 install: $(STAMP)
 
@@ -60,6 +60,9 @@ bench-scrape: install
 
 bench-bargains: install
 	$(BIN)/python -m benchmarks.bargains_recompute
+
+bench: install
+	$(BIN)/pricestream bench
 
 bench-substitutions: install
 	$(BIN)/python -m benchmarks.substitutions_match

@@ -1,6 +1,7 @@
 """The operator CLI end to end: up, status, demo, topics, up again, port clash, down."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -173,3 +174,23 @@ def test_match_ranks_one_file_in_another_and_scores_gold_pairs(tmp_path: Path) -
     assert all(row["right_sku"] != "w5" or row["level"] == "L4" for row in rows)
     table = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 5}
     assert "1.000" in table["L1"], "both identical pairs ranked first"
+
+
+def test_bench_measures_raw_limits_pipeline_and_latency_on_a_small_plan(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    argv = [CLI, "bench", "--stores", "40", "--products", "100", "--zones", "4", "--rate", "1000"]
+    argv += ["--seconds", "3", "--out", str(out)]
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"}, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    print(result.stdout)
+    figures = json.loads(out.read_text())
+    assert figures["raw_produce_messages_per_s"] > 0
+    assert figures["raw_copy_rows_per_s"] > 0
+    assert figures["pipeline_observations"] == 2 * (40 + 30) * 100
+    assert figures["pipeline_observations_per_s"] > 0
+    # Every discounted price became a bargain, and its BargainsChanged was seen.
+    assert figures["latency_bargain_events_seen"] == figures["latency_events"] == 30
+    assert 0 < figures["latency_p50_s"] <= figures["latency_p99_s"]
+    assert set(figures["peak_rss_mb"]) == set(SERVICES)

@@ -1,6 +1,7 @@
 """The `pricestream` operator CLI: up, down, status, topics, demo, scrape, publish, match, dlq."""
 
 import asyncio
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from contracts import SERVICES, TOPICS
 from pricestream import compose as compose_stack
+from pricestream.bench import BenchPlan, bench_table, machine_description, run_bench
 from pricestream.config import StackConfig, find_home
 from pricestream.demo import example_substitutions, run_demo
 from pricestream.dlq import list_dead_letters, replay
@@ -258,6 +260,29 @@ def match(
     )
     if report.scores:
         console.print(scores_table(report.scores, k=k, title=f"{left.name} -> {right.name} against {gold}"))
+
+
+@app.command()
+def bench(
+    stores: Annotated[int, typer.Option(help="Stores priced (in zones), besides the latency stores")] = 2_000,
+    products: Annotated[int, typer.Option(help="Products per store (one event per store and round)")] = 500,
+    zones: Annotated[int, typer.Option(help="Pricing zones of those stores")] = 40,
+    rate: Annotated[int, typer.Option(help="Observations/s of the latency phase")] = 10_000,
+    seconds: Annotated[float, typer.Option(help="Length of the latency phase")] = 20.0,
+    out: Annotated[Path, typer.Option(help="Where the figures go (JSON)")] = Path(
+        "bench-results/pipeline.json"
+    ),
+) -> None:
+    """Measure raw broker and PostgreSQL limits next to pricestream's end-to-end rate and latency."""
+    plan = BenchPlan(
+        stores=stores, products=products, zones=zones, latency_rate=rate, latency_seconds=seconds
+    )
+    figures = run_bench(plan, console)
+    figures["machine"] = machine_description()
+    console.print(bench_table(figures))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    console.print(f"figures written to {out}")
 
 
 substitutions_app = typer.Typer(help="The substitutions service.", no_args_is_help=True)

@@ -1,0 +1,442 @@
+"""`pricestream bench`: raw limits of this machine next to pricestream's end-to-end rate and latency.
+
+On a fresh local stack of its own (free ports, a temporary home):
+1. raw limits: aiokafka produce and consume of small messages, produce of the benchmark's
+   own PricesScraped events, and PostgreSQL COPY rows/s;
+2. throughput: two rounds of prices for every store (a regular price 20 days ago and the
+   same price yesterday, so bargains have an established history), published as fast as
+   the producer goes; timed until grouping and bargains have processed every event;
+3. latency: at a steady rate, fresh discounted prices for stores with that history; each
+   one's BargainsChanged is awaited on its topic, giving p50 and p99 from price to bargain;
+4. peak resident memory of each service.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import socket
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.console import Console
+from rich.table import Table
+
+from contracts import SERVICES, topic
+from pricestream.config import StackConfig
+from pricestream.demo import processed_counts
+from pricestream.kafka import partitions_of
+from pricestream.stack import Stack
+
+PRICES = topic("prices.scraped.v1")
+BARGAINS = topic("bargains.changed.v1")
+HEADERS = [("event_type", b"PricesScraped"), ("schema_version", b"1")]
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BenchPlan:
+    """How big each phase is."""
+
+    stores: int = 2_000
+    products: int = 500
+    zones: int = 40
+    latency_rate: int = 10_000
+    latency_seconds: float = 20.0
+    raw_messages: int = 200_000
+    copy_rows: int = 1_000_000
+
+    @property
+    def latency_stores(self) -> int:
+        """Return how many stores the latency phase discounts, one event each."""
+        return max(1, round(self.latency_rate * self.latency_seconds / self.products))
+
+
+def run_bench(plan: BenchPlan, console: Console) -> dict[str, Any]:
+    """Bring a stack up in a temporary home, measure every phase, bring it down; return the figures."""
+    with tempfile.TemporaryDirectory(prefix="pricestream-bench-") as home:
+        stack = Stack(_config(Path(home) / ".pricestream"))
+        try:
+            with console.status("starting a stack of its own..."):
+                stack.up(report=lambda line: None)
+            return asyncio.run(_measure(stack, plan, console))
+        finally:
+            with console.status("bringing the bench stack down..."):
+                stack.down(report=lambda line: None)
+
+
+async def _measure(stack: Stack, plan: BenchPlan, console: Console) -> dict[str, Any]:
+    """Run the phases in order on a running stack."""
+    bootstrap = stack.config.bootstrap_servers
+    figures: dict[str, Any] = {"plan": asdict(plan)}
+    with console.status("raw limits: broker produce and consume..."):
+        figures |= await _raw_broker(bootstrap, plan.raw_messages)
+    with console.status("raw limits: PostgreSQL COPY..."):
+        figures["raw_copy_rows_per_s"] = await _raw_copy(stack, plan.copy_rows)
+    history, latency_stores = _history(plan)
+    with console.status("raw limits: producing the benchmark's own events..."):
+        figures |= await _raw_events(bootstrap, history[: len(history) // 4], plan.products)
+    figures |= await _throughput(stack, history, plan, console)
+    figures |= await _latency(stack, latency_stores, plan, console)
+    figures["peak_rss_mb"] = _peak_rss(stack)
+    figures["ratios"] = {
+        "pipeline_vs_raw_event_produce": _ratio(
+            figures["pipeline_observations_per_s"], figures["raw_event_produce_observations_per_s"]
+        ),
+        "pipeline_vs_raw_copy_rows": _ratio(
+            figures["pipeline_observations_per_s"], figures["raw_copy_rows_per_s"]
+        ),
+        "grouping_vs_raw_copy_rows": _ratio(
+            figures["grouping_observations_per_s"], figures["raw_copy_rows_per_s"]
+        ),
+        "bargains_vs_raw_copy_rows": _ratio(
+            figures["bargains_observations_per_s"], figures["raw_copy_rows_per_s"]
+        ),
+    }
+    return figures
+
+
+async def _raw_broker(bootstrap: str, count: int) -> dict[str, Any]:
+    """Produce then consume `count` small messages on a topic of their own."""
+    name = f"bench.raw.{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=PRICES.partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    payload = b"x" * 100
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(name, payload, key=str(i % 64).encode()) for i in range(count)]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    produce_s = time.perf_counter() - started
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=10_000
+    )
+    await consumer.start()
+    try:
+        parts = await partitions_of(consumer, name)
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        seen = 0
+        started = time.perf_counter()
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=1_000, max_records=10_000)
+            seen += sum(len(records) for records in batch.values())
+        consume_s = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+    return {
+        "raw_messages": count,
+        "raw_produce_messages_per_s": round(count / produce_s),
+        "raw_consume_messages_per_s": round(count / consume_s),
+    }
+
+
+async def _raw_copy(stack: Stack, rows: int) -> int:
+    """COPY rows shaped like price observations into a scratch table; return rows/s."""
+    conn = await asyncpg.connect(stack.postgres.dsn(database=stack.config.database))
+    now = datetime.now(UTC)
+    records = [(f"s{i % 2000:05d}", f"p{i % 500}", 100 + i % 2000, now) for i in range(rows)]
+    try:
+        await conn.execute(
+            "CREATE TABLE bench_copy (store_id text, sku text, price_cents integer, observed_at timestamptz)"
+        )
+        started = time.perf_counter()
+        await conn.copy_records_to_table("bench_copy", records=records)
+        elapsed = time.perf_counter() - started
+        await conn.execute("DROP TABLE bench_copy")
+    finally:
+        await conn.close()
+    return round(rows / elapsed)
+
+
+def _history(plan: BenchPlan) -> tuple[list[tuple[bytes, bytes]], list[tuple[str, list[int]]]]:
+    """Build two rounds of prices for every store (20 days ago, yesterday) and name the latency stores.
+
+    `bench` stores share their zone's prices (grouping finds the zones); `benchlat` stores
+    each have prices of their own and are discounted later, one event each.
+    """
+    rng = random.Random(11)
+    base = [rng.randint(99, 2999) for _ in range(plan.products)]
+    zone_prices = [[round(p * (1 + 0.013 * zone)) for p in base] for zone in range(plan.zones)]
+    latency = [
+        (f"l{store:05d}", [round(p * rng.uniform(0.9, 1.1)) for p in base])
+        for store in range(plan.latency_stores)
+    ]
+    stores = [("bench", f"s{store:05d}", zone_prices[store % plan.zones]) for store in range(plan.stores)]
+    stores += [("benchlat", store_id, prices) for store_id, prices in latency]
+    now = datetime.now(UTC)
+    records = []
+    for days_ago in (20, 1):
+        at = _iso(now - timedelta(days=days_ago))
+        for chain, store_id, prices in stores:
+            records.append(_event(chain, store_id, {f"p{i}": price for i, price in enumerate(prices)}, at))
+    return records, latency
+
+
+async def _raw_events(bootstrap: str, records: list[tuple[bytes, bytes]], per_event: int) -> dict[str, Any]:
+    """Produce the benchmark's own events to a scratch topic: the broker's limit for this traffic."""
+    name = f"bench.events.{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=PRICES.partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+    seconds = await _produce(bootstrap, name, records)
+    return {
+        "raw_event_produce_events_per_s": round(len(records) / seconds),
+        "raw_event_produce_observations_per_s": round(len(records) * per_event / seconds),
+    }
+
+
+async def _throughput(
+    stack: Stack, records: list[tuple[bytes, bytes]], plan: BenchPlan, console: Console
+) -> dict[str, Any]:
+    """Publish every history event at once; time until grouping and bargains processed them all."""
+    urls = {name: stack.service_process(name).url for name in ("grouping", "bargains")}
+    before = {name: processed_counts(url)[PRICES.name] for name, url in urls.items()}
+    observations = len(records) * plan.products
+    started = time.perf_counter()
+    produce_s = await _produce(stack.config.bootstrap_servers, PRICES.name, records)
+    done: dict[str, float] = {}
+    backlog_peak = 0
+    with console.status(f"grouping and bargains process {observations:,} observations...") as status:
+        while len(done) < len(urls):
+            await asyncio.sleep(0.5)
+            for name, url in urls.items():
+                processed = processed_counts(url)[PRICES.name] - before[name]
+                backlog_peak = max(backlog_peak, len(records) - processed)
+                if processed >= len(records) and name not in done:
+                    done[name] = time.perf_counter() - started
+            status.update(f"processing {observations:,} observations: {', '.join(done) or 'none'} done")
+    return {
+        "pipeline_events": len(records),
+        "pipeline_observations": observations,
+        "pipeline_stores": plan.stores + plan.latency_stores,
+        "pipeline_produce_s": round(produce_s, 2),
+        "grouping_s": round(done["grouping"], 2),
+        "bargains_s": round(done["bargains"], 2),
+        "grouping_observations_per_s": round(observations / done["grouping"]),
+        "bargains_observations_per_s": round(observations / done["bargains"]),
+        "pipeline_observations_per_s": round(observations / max(done.values())),
+        "backlog_peak_events": backlog_peak,
+    }
+
+
+async def _latency(
+    stack: Stack, stores: list[tuple[str, list[int]]], plan: BenchPlan, console: Console
+) -> dict[str, Any]:
+    """Publish discounted prices at a steady rate; time each until its BargainsChanged arrives."""
+    bootstrap = stack.config.bootstrap_servers
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    parts = await partitions_of(consumer, BARGAINS.name)
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for part in parts:
+        await consumer.position(part)
+    arrived: dict[str, float] = {}
+    all_arrived = asyncio.Event()
+
+    async def listen() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    payload = json.loads(record.value)["payload"]
+                    if payload["chain"] == "benchlat":
+                        arrived.setdefault(payload["store_id"], now)
+            if len(arrived) >= len(stores):
+                all_arrived.set()
+
+    listener = asyncio.create_task(listen())
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    sent: dict[str, float] = {}
+    interval = plan.products / plan.latency_rate
+    rng = random.Random(5)
+    try:
+        with console.status(
+            f"latency: {plan.latency_rate:,} observations/s for {plan.latency_seconds:.0f} s..."
+        ):
+            started = time.perf_counter()
+            for number, (store_id, prices) in enumerate(stores):
+                await asyncio.sleep(max(0.0, started + number * interval - time.perf_counter()))
+                discounted = {
+                    f"p{i}": round(price * 0.7) if rng.random() < 0.1 else price
+                    for i, price in enumerate(prices)
+                }
+                key, value = _event("benchlat", store_id, discounted, _iso(datetime.now(UTC)))
+                await producer.send_and_wait(PRICES.name, value, key=key, headers=HEADERS)
+                sent[store_id] = time.perf_counter()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_arrived.wait(), timeout=60)
+    finally:
+        listener.cancel()
+        await producer.stop()
+        await consumer.stop()
+    latencies = sorted(arrived[store] - sent[store] for store in sent if store in arrived)
+    return {
+        "latency_rate_observations_per_s": plan.latency_rate,
+        "latency_events": len(sent),
+        "latency_bargain_events_seen": len(latencies),
+        "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "latency_p99_s": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3)
+        if latencies
+        else None,
+    }
+
+
+async def _produce(bootstrap: str, name: str, records: list[tuple[bytes, bytes]]) -> float:
+    """Produce records as fast as the producer goes; return the seconds it took."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(name, value, key=key, headers=HEADERS) for key, value in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+def _event(chain: str, store_id: str, prices: dict[str, int], at: str) -> tuple[bytes, bytes]:
+    """Write one PricesScraped as JSON directly (model objects would make the producer the bottleneck)."""
+    observations = ",".join(
+        f'{{"sku":"{sku}","price_cents":{price},"observed_at":"{at}"}}' for sku, price in prices.items()
+    )
+    event_id = str(uuid.uuid4())
+    value = (
+        f'{{"event_id":"{event_id}","event_type":"PricesScraped","schema_version":1,'
+        f'"occurred_at":"{_iso(datetime.now(UTC))}","producer":"bench","correlation_id":"{event_id}",'
+        f'"payload":{{"chain":"{chain}","store_id":"{store_id}","source":"import",'
+        f'"observations":[{observations}]}}}}'
+    )
+    return f"{chain}:{store_id}".encode(), value.encode()
+
+
+def _iso(moment: datetime) -> str:
+    """Write a UTC time as the contracts expect it."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _peak_rss(stack: Stack) -> dict[str, int | None]:
+    """Read each service's peak resident memory (VmHWM) in MiB."""
+    peaks: dict[str, int | None] = {}
+    for name in SERVICES:
+        pid = stack.services[name].pid
+        peaks[name] = None
+        if pid is None:
+            continue
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[name] = round(int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+    return peaks
+
+
+def _ratio(part: float, whole: float) -> float:
+    """Return part / whole, rounded."""
+    return round(part / whole, 3) if whole else 0.0
+
+
+def _config(home: Path) -> StackConfig:
+    """Return a stack config on free ports."""
+    ports = _free_ports(3 + len(SERVICES) + 1)
+    return StackConfig(
+        home=home,
+        broker_port=ports[0],
+        postgres_port=ports[1],
+        storefront_port=ports[2],
+        http_port_base=_free_range(len(SERVICES)),
+    )
+
+
+def _free_ports(count: int) -> list[int]:
+    """Return ports nothing listens on now."""
+    ports = []
+    for _ in range(count):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+    return ports
+
+
+def _free_range(count: int) -> int:
+    """Return the first of `count` consecutive free ports."""
+    for base in _free_ports(50):
+        if base + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no range of free ports found")
+
+
+def bench_table(figures: dict[str, Any]) -> Table:
+    """Show the figures side by side: raw limits, pipeline, latency, memory, ratios."""
+    table = Table(title="pricestream bench (this machine)")
+    table.add_column("what")
+    table.add_column("figure", justify="right")
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            for inner, figure in value.items():
+                table.add_row(f"{key}.{inner}", _show(figure))
+        else:
+            table.add_row(key, _show(value))
+    return table
+
+
+def _show(value: object) -> str:
+    """Format a figure for the table."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def machine_description() -> dict[str, object]:
+    """Describe the machine the figures came from: CPU model, cores, memory."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    except (OSError, StopIteration):
+        memory_kb = 0
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_kb / 1024 / 1024, 1)}
