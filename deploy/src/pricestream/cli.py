@@ -2,12 +2,9 @@
 
 import asyncio
 import json
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +21,7 @@ from pricestream.processes import StackError
 from pricestream.report import summary_table
 from pricestream.scraping_cli import publish_file, run_scrape
 from pricestream.stack import Stack
+from pricestream.story import Story, run_story, story_report
 
 app = typer.Typer(help="Operate pricestream's local stack.", no_args_is_help=True, add_completion=False)
 console = Console()
@@ -136,26 +134,47 @@ def topics(home: HomeOption = None) -> None:
 @app.command()
 def demo(
     home: HomeOption = None,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days to scrape, one run each")] = 16,
+    scrape: Annotated[
+        bool, typer.Option(help="Run the simulated world (else: publish sample events)")
+    ] = True,
     stores: Annotated[int, typer.Option(help="Sample stores, when --no-scrape")] = 20,
-    scrape: Annotated[bool, typer.Option(help="Scrape the simulated storefront for prices")] = True,
 ) -> None:
-    """Scrape the storefront, publish the other flows' sample events, show every service received them."""
+    """Run the simulated world through several days and report what pricestream made of it."""
     stack = _stack(home)
     urls = {name: f"http://127.0.0.1:{stack.config.service_port(name)}" for name in SERVICES}
-    names = [spec.name for spec in TOPICS]
-
-    def scrape_storefront() -> Counter[str]:
-        before = _messages(stack, names)
-        summary = run_scrape(stack, console, scope="plan", day=None, chains=[], wait=True)
-        console.print(summary_table(f"scrape run {summary['run_id']}", summary))
-        with console.status("grouping finds the stores that charge the same..."):
-            groups = _settled_groups(urls["grouping"])
-        console.print(summary_table("store groups (grouping /v1/stats)", groups))
-        return _messages(stack, names) - before
-
-    rows = run_demo(
-        stack.config.bootstrap_servers, urls, stores=stores, scrape=scrape_storefront if scrape else None
+    if not scrape:
+        _sample_demo(stack, urls, stores)
+        return
+    figures = run_story(stack, console, Story(days=days))
+    console.print(story_report(figures))
+    console.print(example_substitutions(stack.config.storefront_url, urls["substitutions"]))
+    out = stack.config.home / "demo.json"
+    out.write_text(json.dumps(figures, indent=2, default=str))
+    look = Table(title="where to look next")
+    look.add_column("what")
+    look.add_column("where", overflow="fold")
+    look.add_row("health of everything, consumer lag", "pricestream status")
+    look.add_row("topics and messages held", "pricestream topics")
+    look.add_row("store groups", f"{urls['grouping']}/v1/groups  {urls['grouping']}/v1/stats")
+    look.add_row(
+        "bargains, illusory flags",
+        f"{urls['bargains']}/v1/bargains  {urls['bargains']}/v1/flags?kind=illusory",
     )
+    look.add_row(
+        "a product's substitutes", f"{urls['substitutions']}/v1/products/{{chain}}/{{sku}}/substitutions"
+    )
+    look.add_row("event contracts (AsyncAPI)", "  ".join(f"{url}/asyncapi.json" for url in urls.values()))
+    look.add_row("these figures as JSON", str(out))
+    console.print(look)
+    if figures["consumer_lag"] or figures["dead_letters"]:
+        console.print("[red]some events were not processed[/red]")
+        raise typer.Exit(1)
+
+
+def _sample_demo(stack: Stack, urls: dict[str, str], stores: int) -> None:
+    """Publish the sample world's events and show every service processed its share."""
+    rows = run_demo(stack.config.bootstrap_servers, urls, stores=stores)
     table = Table(title="events published and processed by each service")
     for column in ("service", "topic", "published", "processed"):
         table.add_column(column, justify="right" if column in ("published", "processed") else "left")
@@ -163,31 +182,10 @@ def demo(
         colour = "green" if processed >= published else "red"
         table.add_row(service, topic, str(published), f"[{colour}]{processed}[/{colour}]")
     console.print(table)
-    if scrape:
-        console.print(example_substitutions(stack.config.storefront_url, urls["substitutions"]))
     console.print("Next: `pricestream status`, `pricestream topics`, and each service's /asyncapi.json")
     if any(processed < published for _, _, published, processed in rows):
         console.print("[red]some events were not processed in time[/red]")
         raise typer.Exit(1)
-
-
-def _settled_groups(grouping_url: str, timeout_s: float = 30.0) -> dict[str, object]:
-    """Wait until grouping's figures stop changing (its cycle has placed the stores)."""
-    deadline = time.monotonic() + timeout_s
-    last: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        now: dict[str, object] = httpx.get(f"{grouping_url}/v1/stats", timeout=10).json()
-        if now == last and now.get("groups") and now.get("stores_unplaced") == 0:
-            break
-        last = now
-        time.sleep(2)
-    return last
-
-
-def _messages(stack: Stack, names: list[str]) -> Counter[str]:
-    """Count the messages each topic holds."""
-    infos = asyncio.run(describe_topics(stack.config.bootstrap_servers, names))
-    return Counter({info.name: info.messages for info in infos})
 
 
 @app.command()

@@ -1,10 +1,11 @@
 """The scraper's HTTP API: scrape runs, the store directory, and the ingest endpoint."""
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from scraper.domain.planning import Scope
 from scraper.ingestion import Ingestor
@@ -22,6 +23,17 @@ class RunRequest(BaseModel):
     scope: Scope = "plan"
     day: int | None = Field(default=None, ge=0)
     chains: list[str] = Field(default_factory=list)
+    as_of: AwareDatetime | None = Field(
+        default=None, description="The past moment the run stands for (replaying a day); default: now"
+    )
+
+    @field_validator("as_of")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        """Refuse a moment in the future: observations from the future are rejected downstream."""
+        if value is not None and value > datetime.now(UTC) + timedelta(minutes=1):
+            raise ValueError("as_of is in the future")
+        return value.astimezone(UTC) if value is not None else None
 
 
 class IngestRequest(BaseModel):
@@ -47,7 +59,9 @@ def build_api(
     @router.post("/runs", status_code=202)
     async def start_run(request: RunRequest) -> dict[str, str]:
         """Plan a run and start it in the background."""
-        run_id = await runner.start_run(scope=request.scope, day=request.day, chains=request.chains)
+        run_id = await runner.start_run(
+            scope=request.scope, day=request.day, chains=request.chains, as_of=request.as_of
+        )
         return {"run_id": run_id}
 
     @router.get("/runs")

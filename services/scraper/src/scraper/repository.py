@@ -136,10 +136,16 @@ class ScraperRepository:
 
     # --- runs and tasks -------------------------------------------------------------------
 
-    async def create_run(self, *, run_id: str, scope: str, day: int | None, tasks: Sequence[Task]) -> None:
+    async def create_run(
+        self, *, run_id: str, scope: str, day: int | None, as_of: datetime | None, tasks: Sequence[Task]
+    ) -> None:
         """Record a run and every page it has to fetch."""
         await self.conn.execute(
-            "INSERT INTO scrape_runs (run_id, scope, day) VALUES ($1, $2, $3)", run_id, scope, day
+            "INSERT INTO scrape_runs (run_id, scope, day, as_of) VALUES ($1, $2, $3, $4)",
+            run_id,
+            scope,
+            day,
+            as_of,
         )
         await self.conn.copy_records_to_table(
             "scrape_tasks",
@@ -154,10 +160,10 @@ class ScraperRepository:
         )
         return [r["run_id"] for r in rows]
 
-    async def run_day(self, *, run_id: str) -> int | None:
-        """Return the storefront day a run scrapes (None: the shop's clock)."""
-        day: int | None = await self.conn.fetchval("SELECT day FROM scrape_runs WHERE run_id = $1", run_id)
-        return day
+    async def run_day(self, *, run_id: str) -> tuple[int | None, datetime | None]:
+        """Return the storefront day a run scrapes (None: the shop's clock) and the moment it stands for."""
+        row = await self.conn.fetchrow("SELECT day, as_of FROM scrape_runs WHERE run_id = $1", run_id)
+        return (row["day"], row["as_of"]) if row is not None else (None, None)
 
     async def pending_tasks(self, *, run_id: str) -> list[Task]:
         """Return the pages of a run not fetched yet, store by store."""
@@ -172,8 +178,8 @@ class ScraperRepository:
         )
         return [Task(**dict(r)) for r in rows]
 
-    async def complete_task(self, *, task: Task, observations: int) -> None:
-        """Mark a page done and its store as just scraped."""
+    async def complete_task(self, *, task: Task, observations: int, scraped_at: datetime) -> None:
+        """Mark a page done and its store as scraped at `scraped_at`."""
         await self.conn.execute(
             """UPDATE scrape_tasks SET done_at = now(), observations = $6
                WHERE run_id = $1 AND chain = $2 AND store_id = $3 AND category = $4 AND page = $5""",
@@ -185,9 +191,11 @@ class ScraperRepository:
             observations,
         )
         await self.conn.execute(
-            "UPDATE stores SET last_scraped_at = now() WHERE chain = $1 AND store_id = $2",
+            """UPDATE stores SET last_scraped_at = greatest(last_scraped_at, $3)
+               WHERE chain = $1 AND store_id = $2""",
             task.chain,
             task.store_id,
+            scraped_at,
         )
 
     async def finish_run(self, *, run_id: str, status: str, error: str | None = None) -> None:

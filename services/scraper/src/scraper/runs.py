@@ -47,9 +47,18 @@ class ScrapeRunner:
     # --- starting runs ----------------------------------------------------------------
 
     async def start_run(
-        self, *, scope: Scope = "plan", day: int | None = None, chains: Sequence[str] = ()
+        self,
+        *,
+        scope: Scope = "plan",
+        day: int | None = None,
+        chains: Sequence[str] = (),
+        as_of: datetime | None = None,
     ) -> str:
-        """Sync the store directory, plan the stores, record the run's pages; return its id."""
+        """Sync the store directory, plan the stores, record the run's pages; return its id.
+
+        `as_of` makes the run stand for a past moment: it plans for then and its prices are
+        observed then (replaying a simulated day); by default each page is observed when fetched.
+        """
         requested_chains = list(chains)
         chains = requested_chains or await self.shop.chains()
         directories = {chain: await self.shop.stores(chain) for chain in chains}
@@ -70,7 +79,7 @@ class ScrapeRunner:
             planned = plan_stores(
                 await repo.store_states(chains=chains),
                 rescrape=rescrape,
-                now=datetime.now(UTC),
+                now=as_of or datetime.now(UTC),
                 policy=self.policy,
                 scope=scope,
             )
@@ -80,7 +89,7 @@ class ScrapeRunner:
                 for category in categories[store.chain]
                 for page in range(1, int(category["pages"]) + 1)
             ]
-            await repo.create_run(run_id=run_id, scope=scope, day=day, tasks=tasks)
+            await repo.create_run(run_id=run_id, scope=scope, day=day, as_of=as_of, tasks=tasks)
             await repo.clear_rescrapes(
                 stores=[(s.chain, s.store_id) for s in planned if s.reason == "rescrape"]
             )
@@ -128,7 +137,7 @@ class ScrapeRunner:
         async with self.db.pool.acquire() as conn:
             repo = ScraperRepository(conn)
             tasks = await repo.pending_tasks(run_id=run_id)
-            day = await repo.run_day(run_id=run_id)
+            day, as_of = await repo.run_day(run_id=run_id)
         queue: asyncio.Queue[Task] = asyncio.Queue()
         for task in tasks:
             queue.put_nowait(task)
@@ -142,7 +151,7 @@ class ScrapeRunner:
                 except asyncio.QueueEmpty:
                     return
                 try:
-                    await self.scrape_page(task, day)
+                    await self.scrape_page(task, day, as_of)
                 except FetchError as exc:
                     failures.append(str(exc))
                     log.warning("page failed, left for a later resume", run_id=run_id, error=str(exc))
@@ -167,10 +176,10 @@ class ScrapeRunner:
             retries=dict(self.shop.fetcher.stats.retries),
         )
 
-    async def scrape_page(self, task: Task, day: int | None) -> None:
+    async def scrape_page(self, task: Task, day: int | None, as_of: datetime | None = None) -> None:
         """Fetch one page, then stage its events and mark it done in one transaction."""
         body = await self.shop.page(task.chain, task.store_id, task.category, task.page, day)
-        observed_at = datetime.now(UTC)
+        observed_at = as_of or datetime.now(UTC)
         verdicts = [
             validate_row(
                 _listing_row(listing, task.category),
@@ -197,7 +206,7 @@ class ScrapeRunner:
                 page=PageRef(category=task.category, page=task.page),
             )
             await repo.quarantine(source="scrape", rejected=rejected)
-            await repo.complete_task(task=task, observations=len(accepted))
+            await repo.complete_task(task=task, observations=len(accepted), scraped_at=observed_at)
         self.counters.pages.inc()
         self.counters.observations.inc(len(accepted))
 
