@@ -22,7 +22,13 @@ SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "
 
 
 def _run(*args: str, config: StackConfig, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
+    # A smaller simulated world than the default, so the 16-day story fits the test's time.
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "PRICESTREAM_WORLD_STORES_PER_CHAIN": "12",
+        "PRICESTREAM_WORLD_PRODUCTS_PER_CHAIN": "120",
+    }
     argv = [CLI, *args, "--home", str(config.home)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
 

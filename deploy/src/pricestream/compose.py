@@ -235,6 +235,9 @@ def service_environment(name: str, config: StackConfig) -> dict[str, str]:
     if name == "scraper":
         env["SCRAPER_STOREFRONT_URL"] = f"http://storefront:{config.storefront_port}"
         env["SCRAPER_INGEST_TOKEN"] = _required("SCRAPER_INGEST_TOKEN")
+    if name == "grouping":
+        # Live prices: only the last week's count (the local stack also replays past days).
+        env["GROUPING_FRESHNESS_H"] = "168"
     # One HEALTHCHECK in the image serves every service, so each tells it its port.
     env["HEALTHCHECK_PORT"] = port
     return env

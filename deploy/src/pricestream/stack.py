@@ -29,6 +29,10 @@ class ComponentStatus:
     detail: str
 
 
+# Grouping's freshness window on the local stack, in hours: wide enough for the demo's replay.
+LOCAL_GROUPING_FRESHNESS_H = 24 * 30
+
+
 class Stack:
     """Start, inspect and stop the whole local stack under one home folder."""
 
@@ -85,6 +89,9 @@ class Stack:
         if name == "scraper":
             env["SCRAPER_STOREFRONT_URL"] = self.config.storefront_url
             env["SCRAPER_INGEST_TOKEN"] = self.ingest_token
+        if name == "grouping":
+            # The local stack replays past simulated days (the demo's 16): their prices count.
+            env["GROUPING_FRESHNESS_H"] = str(LOCAL_GROUPING_FRESHNESS_H)
         return ServiceProcess(name=name, port=port, env=env)
 
     # --- up ---------------------------------------------------------------------------

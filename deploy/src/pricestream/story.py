@@ -57,6 +57,16 @@ def run_story(stack: Stack, console: Console, story: Story) -> dict[str, Any]:
             runs.append(run)
             note = f"day {day}: {run['stores']} stores, {run['observations']:,} prices"
             progress.update(bar, advance=1, note=note)
+            if day == 0:
+                # A day passes between scrapes: grouping places the new stores and the scraper
+                # learns who is an anchor, so later days scrape anchors and samples only.
+                progress.update(bar, note="day 0: grouping places the stores...")
+                _settle(
+                    stack,
+                    story.settle_timeout_s,
+                    lambda text: progress.update(bar, note=text),
+                    only={("grouping", "prices.scraped.v1"), ("scraper", "groups.changed.v1")},
+                )
         settle = progress.add_task("services catching up", total=None, note="")
         lag = _settle(stack, story.settle_timeout_s, lambda text: progress.update(settle, note=text))
         progress.update(settle, total=1, completed=1, note=f"lag {lag}")
@@ -76,16 +86,19 @@ def _finished(scraper: str, run_id: str, timeout_s: float = 300.0) -> dict[str, 
     raise StackError(f"scrape run {run_id} did not finish in {timeout_s:.0f} s")
 
 
-def _settle(stack: Stack, timeout_s: float, show: Any) -> int:
-    """Wait until every consumer group has consumed everything and grouping's figures hold still."""
+def _settle(stack: Stack, timeout_s: float, show: Any, *, only: set[tuple[str, str]] | None = None) -> int:
+    """Wait until consumers have consumed everything and grouping's figures hold still; return the lag.
+
+    `only` limits the wait to some (consumer group, topic) pairs; by default every one counts.
+    """
     deadline = time.monotonic() + timeout_s
     grouping = stack.service_process("grouping").url
     quiet, last_stats = 0, None
     lag = -1
     while time.monotonic() < deadline:
-        lag = sum(row[4] for row in stack.lag())
+        lag = sum(row[4] for row in stack.lag() if only is None or (row[0], row[1]) in only)
         stats = httpx.get(f"{grouping}/v1/stats", timeout=10).json()
-        quiet = quiet + 1 if lag == 0 and stats == last_stats and stats["stores_unplaced"] == 0 else 0
+        quiet = quiet + 1 if lag == 0 and stats == last_stats and stats["groups"] else 0
         show(f"lag {lag} messages, {stats['groups']} groups")
         if quiet >= 3:
             break
