@@ -1,42 +1,14 @@
 """Small helpers shared by the test tiers."""
 
 import contextlib
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from contracts import SERVICES
 from pricestream.config import StackConfig
+from pricestream.ports import free_port, free_port_range
 from pricestream.stack import Stack
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_port_range(count: int) -> int:
-    """Return the first of `count` consecutive free ports."""
-    for _ in range(200):
-        base = free_port()
-        if base + count > 65535:
-            continue
-        try:
-            socks = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no range of free ports found")
 
 
 def stack_config(home: Path) -> StackConfig:

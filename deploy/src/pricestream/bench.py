@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import statistics
 import tempfile
 import time
@@ -37,6 +36,7 @@ from contracts import SERVICES, topic
 from pricestream.config import StackConfig
 from pricestream.demo import processed_counts
 from pricestream.kafka import partitions_of
+from pricestream.ports import free_port, free_port_range
 from pricestream.stack import Stack
 
 PRICES = topic("prices.scraped.v1")
@@ -363,44 +363,13 @@ def _ratio(part: float, whole: float) -> float:
 
 def _config(home: Path) -> StackConfig:
     """Return a stack config on free ports."""
-    ports = _free_ports(3 + len(SERVICES) + 1)
     return StackConfig(
         home=home,
-        broker_port=ports[0],
-        postgres_port=ports[1],
-        storefront_port=ports[2],
-        http_port_base=_free_range(len(SERVICES)),
+        broker_port=free_port(),
+        postgres_port=free_port(),
+        storefront_port=free_port(),
+        http_port_base=free_port_range(len(SERVICES)),
     )
-
-
-def _free_ports(count: int) -> list[int]:
-    """Return ports nothing listens on now."""
-    ports = []
-    for _ in range(count):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
-    return ports
-
-
-def _free_range(count: int) -> int:
-    """Return the first of `count` consecutive free ports."""
-    for base in _free_ports(50):
-        if base + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no range of free ports found")
 
 
 def bench_table(figures: dict[str, Any]) -> Table:
