@@ -63,7 +63,7 @@ def build(
     parsed = time.perf_counter()
     kinds = sorted({product.kind for product in products})
     vectors = dict(zip(kinds, encoder.encode(kinds), strict=True))
-    catalogue.load(products, np.vstack([vectors[product.kind] for product in products]))
+    catalogue.load(products, (vectors[product.kind] for product in products))
     encoded = time.perf_counter()
     catalogue.rebuild()
     matched = time.perf_counter()

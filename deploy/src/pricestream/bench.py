@@ -109,23 +109,11 @@ async def _measure(stack: Stack, plan: BenchPlan, console: Console) -> dict[str,
 
 async def _raw_broker(bootstrap: str, count: int) -> dict[str, Any]:
     """Produce then consume `count` small messages on a topic of their own."""
-    name = f"bench.raw.{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=PRICES.partitions, replication_factor=1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    await producer.start()
+    name = await _scratch_topic(bootstrap, "bench.raw")
     payload = b"x" * 100
-    started = time.perf_counter()
-    try:
-        futures = [await producer.send(name, payload, key=str(i % 64).encode()) for i in range(count)]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    produce_s = time.perf_counter() - started
+    produce_s = await _produce(
+        bootstrap, name, [(str(i % 64).encode(), payload) for i in range(count)], headers=[]
+    )
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=10_000
     )
@@ -193,14 +181,7 @@ def _history(plan: BenchPlan) -> tuple[list[tuple[bytes, bytes]], list[tuple[str
 
 async def _raw_events(bootstrap: str, records: list[tuple[bytes, bytes]], per_event: int) -> dict[str, Any]:
     """Produce the benchmark's own events to a scratch topic: the broker's limit for this traffic."""
-    name = f"bench.events.{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=PRICES.partitions, replication_factor=1)])
-    finally:
-        await admin.close()
-    seconds = await _produce(bootstrap, name, records)
+    seconds = await _produce(bootstrap, await _scratch_topic(bootstrap, "bench.events"), records)
     return {
         "raw_event_produce_events_per_s": round(len(records) / seconds),
         "raw_event_produce_observations_per_s": round(len(records) * per_event / seconds),
@@ -306,13 +287,31 @@ async def _latency(
     }
 
 
-async def _produce(bootstrap: str, name: str, records: list[tuple[bytes, bytes]]) -> float:
+async def _scratch_topic(bootstrap: str, prefix: str) -> str:
+    """Create a topic of the benchmark's own, partitioned like the prices topic; return its name."""
+    name = f"{prefix}.{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=PRICES.partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name
+
+
+async def _produce(
+    bootstrap: str,
+    name: str,
+    records: list[tuple[bytes, bytes]],
+    *,
+    headers: list[tuple[str, bytes]] = HEADERS,
+) -> float:
     """Produce records as fast as the producer goes; return the seconds it took."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
     await producer.start()
     started = time.perf_counter()
     try:
-        futures = [await producer.send(name, value, key=key, headers=HEADERS) for key, value in records]
+        futures = [await producer.send(name, value, key=key, headers=headers) for key, value in records]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -4,7 +4,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -37,16 +37,12 @@ PRODUCTS = [
 ]
 
 
-def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterator[Event]:
-    """Yield a small, deterministic world: products, prices per store, a group, a re-scrape.
-
-    With `prices` False nothing is sampled: prices, products, groups, re-scrapes and
-    substitutes then come from the services themselves.
-    """
+def sample_events(*, stores: int, seed: int = 7) -> Iterator[Event]:
+    """Yield a small, deterministic world: products, prices per store, a group, a re-scrape."""
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(microsecond=0)
     producer = "demo"
-    for sku, name, brand, size, _ in PRODUCTS if prices else ():
+    for sku, name, brand, size, _ in PRODUCTS:
         yield ProductObserved.new(
             producer=producer,
             payload=ProductObservedPayload(
@@ -60,7 +56,7 @@ def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterato
                 observed_at=now,
             ),
         )
-    for store in range(1, stores + 1 if prices else 1):
+    for store in range(1, stores + 1):
         observations = tuple(
             PriceObservation(
                 sku=sku,
@@ -76,8 +72,6 @@ def sample_events(*, stores: int, seed: int = 7, prices: bool = True) -> Iterato
                 chain="coles", store_id=f"{7700 + store}", source="scrape", observations=observations
             ),
         )
-    if not prices:
-        return
     members = tuple(f"{7700 + s}" for s in range(2, stores + 1))
     yield StoreGroupChanged.new(
         producer=producer,
@@ -139,18 +133,14 @@ def run_demo(
     service_urls: dict[str, str],
     *,
     stores: int = 20,
-    scrape: Callable[[], Counter[str]] | None = None,
     timeout_s: float = 60.0,
 ) -> list[tuple[str, str, int, int]]:
-    """Feed events in and wait until each service processed what it subscribes to.
+    """Publish the sample world and wait until each service processed what it subscribes to.
 
-    Prices come from `scrape` (which returns the events it published per topic) when
-    given, else from the sample world. Returns rows of (service, topic, published,
-    processed by the service) for the report.
+    Returns rows of (service, topic, published, processed by the service) for the report.
     """
     before = {name: processed_counts(url) for name, url in service_urls.items()}
-    sent = scrape() if scrape else Counter()
-    sent += asyncio.run(publish(bootstrap_servers, list(sample_events(stores=stores, prices=scrape is None))))
+    sent = asyncio.run(publish(bootstrap_servers, list(sample_events(stores=stores))))
     deadline = time.monotonic() + timeout_s
     while True:
         rows = []

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import numpy as np
 import structlog
 
 from contracts import Event
@@ -137,10 +136,6 @@ class Matcher:
         log.info("rebuild finished", **progress.as_dict())
         return progress
 
-    def substitutes(self, chain: str, sku: str) -> list[SubstituteRow] | None:
-        """Return a product's current list from memory (None: unknown product)."""
-        return None if self.catalogue is None else self.catalogue.list_of(chain, sku)
-
     def stats(self) -> dict[str, Any]:
         """Describe the matcher: products held, incremental timings, last rebuild."""
         timings = sorted(self.timings_ms)
@@ -170,7 +165,7 @@ class Matcher:
             if progress is not None:
                 progress.phase, progress.products, progress.total = "encoding", len(products), len(missing)
             vectors = {**cached, **await self._encode(repo, encoder, missing, progress)}
-        catalogue.load(products, _stack([vectors[product.kind] for product in products], encoder))
+        catalogue.load(products, (vectors[product.kind] for product in products))
         return catalogue, len(missing)
 
     async def _vectors(
@@ -220,11 +215,6 @@ class Matcher:
         self.timings_ms.append(round(seconds * 1000, 3))
         if len(self.timings_ms) > 10_000:
             del self.timings_ms[:5_000]
-
-
-def _stack(vectors: list[Vectors], encoder: Encoder) -> Vectors:
-    """Stack row vectors into a matrix, also when there are none."""
-    return np.vstack(vectors) if vectors else np.zeros((0, encoder.dimensions), dtype=np.float32)
 
 
 def _events(changed: Mapping[ProductKey, list[SubstituteRow]]) -> Iterable[Event]:

@@ -7,8 +7,6 @@ over two lists held in memory, with progress reported per phase.
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from substitutions.domain.catalogue import Catalogue, Description, known_brands
 from substitutions.domain.evaluation import Ranked
 from substitutions.domain.matching import Level, Policy
@@ -52,8 +50,7 @@ def match_lists(
         vectors |= dict(zip(batch, encoder.encode(batch), strict=True))
         if progress is not None:
             progress("encoding", min(start + len(batch), len(kinds)), len(kinds))
-    matrix = np.vstack([vectors[p.kind] for p in products]) if products else np.zeros((0, encoder.dimensions))
-    catalogue.load(products, matrix.astype(np.float32))
+    catalogue.load(products, (vectors[p.kind] for p in products))
     by_key = {(d.chain, d.sku): d for d in [*left, *right]}
     right_chain = right[0].chain if right else ""
     candidates: list[Candidate] = []

@@ -72,8 +72,8 @@ class Catalogue:
             brands=self.brands,
         )
 
-    def load(self, products: Sequence[ParsedProduct], vectors: Vectors) -> None:
-        """Hold products with their embeddings, without computing lists."""
+    def load(self, products: Sequence[ParsedProduct], vectors: Iterable[Vectors]) -> None:
+        """Hold products with their embeddings (one row each, in order), without computing lists."""
         for product, vector in zip(products, vectors, strict=True):
             self.index.put(product, vector)
 

@@ -57,10 +57,9 @@ def evaluate(gold: Iterable[GoldPair], ranked: Mapping[str, Sequence[Ranked]], *
     scores = []
     for level in sorted(by_level):
         pairs = by_level[level]
-        ranks = [_rank(pair, ranked.get(pair.left, ())) for pair in pairs]
-        answered = [
-            rank for pair, rank in zip(pairs, ranks, strict=True) if _tier(ranked.get(pair.left, ()), level)
-        ]
+        tiers = [_tier(ranked.get(pair.left, ()), level) for pair in pairs]
+        ranks = [_rank(pair, tier) for pair, tier in zip(pairs, tiers, strict=True)]
+        answered = [rank for rank, tier in zip(ranks, tiers, strict=True) if tier]
         scores.append(
             LevelScore(
                 level=level,
@@ -81,9 +80,9 @@ def _tier(candidates: Sequence[Ranked], level: Level) -> list[Ranked]:
     return sorted(kept, key=lambda candidate: (tier.index(candidate.level), -candidate.score))
 
 
-def _rank(pair: GoldPair, candidates: Sequence[Ranked]) -> int | None:
+def _rank(pair: GoldPair, tier: Sequence[Ranked]) -> int | None:
     """Return the 1-based rank of the gold answer among its tier's candidates, or None if missing."""
-    for rank, candidate in enumerate(_tier(candidates, pair.level), start=1):
+    for rank, candidate in enumerate(tier, start=1):
         if candidate.right == pair.right:
             return rank
     return None

@@ -12,7 +12,7 @@ Python loop over pairs. Adding a product returns the products whose lists may ch
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -337,10 +337,6 @@ class Index:
         """Order products by chain and sku, so equal scores rank the same way every time."""
         product = self.products[at]
         return (product.chain, product.sku)
-
-    def neighbours(self, matches: Iterable[Match]) -> set[int]:
-        """Return the products a list points to: their own lists may now include the pointing product."""
-        return {match.other for match in matches}
 
 
 _BUCKET_WIDTH = 0.05
