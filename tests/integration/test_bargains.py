@@ -242,6 +242,33 @@ def test_replaying_all_events_gives_the_same_history(stack: Stack) -> None:
     assert history == replayed
 
 
+def test_price_counts_agree_with_every_stores_current_price(stack: Stack) -> None:
+    """The counts kept for chain medians equal a count of each store's latest segment."""
+
+    async def both() -> tuple[list[Any], list[Any]]:
+        conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
+        try:
+            kept = await conn.fetch(
+                """SELECT chain, sku, seen_on, price_cents, stores FROM price_counts WHERE stores <> 0
+                   ORDER BY 1, 2, 3, 4"""
+            )
+            counted = await conn.fetch(
+                """SELECT chain, sku, (ends_at AT TIME ZONE 'UTC')::date AS seen_on, price_cents,
+                          count(*)::int AS stores
+                   FROM (SELECT DISTINCT ON (chain, store_id, sku) * FROM history
+                         ORDER BY chain, store_id, sku, starts_at DESC) AS latest
+                   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"""
+            )
+        finally:
+            await conn.close()
+        return kept, counted
+
+    kept, counted = asyncio.run(both())
+    print(f"\n{len(kept)} price counts over {sum(r['stores'] for r in kept)} store prices")
+    assert counted
+    assert [tuple(r) for r in kept] == [tuple(r) for r in counted]
+
+
 def _post_rows(stack: Stack, chain: str, store: str, rows: list[dict[str, Any]]) -> None:
     response = httpx.post(
         f"{stack.service_process('scraper').url}/v1/observations",

@@ -2,6 +2,7 @@
 
 import functools
 import random
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from bargains.domain.bargains import (
     median,
     regular_price,
 )
-from bargains.domain.history import Segment, fold, trim
+from bargains.domain.history import Segment, count_moves, fold, trim
 from pricestream.storefront.world import World, WorldConfig
 
 pytestmark = pytest.mark.unit
@@ -199,19 +200,22 @@ def test_no_historical_low_on_a_short_history_an_equal_price_or_an_old_low() -> 
 
 
 def test_cross_chain_is_a_bargain_well_below_the_other_chains_median() -> None:
-    bargain = cross_chain(300, [400, 420, 380], observed_at=_at(0), policy=Policy())
+    # Five stores at two other chains: 400 at two, 420 at one, 380 at two.
+    others = {400: 2, 420: 1, 380: 2}
+    bargain = cross_chain(300, others, chains=2, observed_at=_at(0), policy=Policy())
 
     assert bargain is not None
     assert (bargain.kind, bargain.reference_cents) == ("cross_chain", 400)
     assert bargain.score == pytest.approx(0.25)
-    assert bargain.reason == "$3.00, 25% below the median $4.00 at 3 other chains"
-    assert cross_chain(370, [400, 420, 380], observed_at=_at(0)) is None  # 7.5% is not enough
-    assert cross_chain(300, [], observed_at=_at(0)) is None
-    assert cross_chain(100, [400, 420], observed_at=_at(0)) is None  # a third of the median: an outlier
+    assert bargain.reason == "$3.00, 25% below the median $4.00 at 2 other chains"
+    assert cross_chain(370, others, chains=2, observed_at=_at(0)) is None  # 7.5% is not enough
+    assert cross_chain(300, {}, chains=0, observed_at=_at(0)) is None
+    assert cross_chain(300, {400: 0}, chains=1, observed_at=_at(0)) is None  # no store charges it now
+    assert cross_chain(100, {400: 1, 420: 1}, chains=1, observed_at=_at(0)) is None  # an outlier
 
 
 def test_an_outlier_is_below_a_third_or_above_three_times_the_median() -> None:
-    assert median([100, 400, 300, 200]) == 250.0
+    assert median({100: 1, 400: 1, 300: 1, 200: 1}) == 250.0
     assert is_outlier(99, 300.0)
     assert not is_outlier(100, 300.0)
     assert not is_outlier(900, 300.0)
@@ -288,3 +292,37 @@ def test_true_specials_are_found_and_illusory_ones_flagged(day: int) -> None:
     assert scores.precision >= MIN_PRECISION
     assert scores.recall >= MIN_RECALL
     assert scores.illusory_flagged >= MIN_ILLUSORY_FLAGGED
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_median_of_counted_prices_is_the_median_of_every_store(seed: int) -> None:
+    rng = random.Random(seed)
+    counts = {rng.randrange(100, 110): rng.randrange(0, 4) for _ in range(rng.randrange(1, 6))}
+    counts[rng.randrange(100, 110)] = 1 + rng.randrange(3)  # at least one store
+    every_store = [price for price, stores in counts.items() for _ in range(stores)]
+
+    assert median(counts) == statistics.median(every_store)
+
+
+def test_a_median_of_no_store_is_an_error() -> None:
+    with pytest.raises(ValueError, match="at least one store"):
+        median({300: 0})
+
+
+def test_a_store_moves_between_counts_only_when_its_price_or_day_changes() -> None:
+    monday, later_monday, tuesday = _at(0), _at(0) + timedelta(hours=5), _at(1)
+    first = (Segment(300, None, monday, monday),)
+    same_day = (Segment(300, None, monday, later_monday),)
+    next_day = (Segment(300, None, monday, tuesday),)
+    cheaper = (*first, Segment(250, 300, tuesday, tuesday))
+
+    assert count_moves("milk", (), first) == [("milk", 300, monday.date(), 1)]
+    assert count_moves("milk", first, same_day) == []
+    assert count_moves("milk", first, next_day) == [
+        ("milk", 300, monday.date(), -1),
+        ("milk", 300, tuesday.date(), 1),
+    ]
+    assert count_moves("milk", next_day, cheaper) == [
+        ("milk", 300, tuesday.date(), -1),
+        ("milk", 250, tuesday.date(), 1),
+    ]

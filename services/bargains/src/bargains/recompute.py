@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from bargains.domain.bargains import Policy, assess, cross_chain, is_outlier, median
-from bargains.domain.history import Segment, fold
+from bargains.domain.history import Segment, count_moves, fold
 from bargains.repository import BargainsRepository, StoredBargain
 from bargains.settings import BargainsSettings
 from contracts import Event
@@ -95,6 +95,7 @@ class Recomputer:
         chain, store = prices.chain, prices.store_id
         skus = [o.sku for o in prices.observations]
         histories = await repo.histories(chain=chain, store_id=store, skus=skus)
+        before = dict(histories)
         changed: dict[str, tuple[Segment, ...]] = {}
         for o in prices.observations:
             old = histories.get(o.sku, ())
@@ -104,6 +105,10 @@ class Recomputer:
             if new != old:
                 changed[o.sku] = histories[o.sku] = new
         await repo.replace_histories(chain=chain, store_id=store, histories=changed)
+        await repo.move_current_prices(
+            chain=chain,
+            moves=[m for sku, new in changed.items() for m in count_moves(sku, before.get(sku, ()), new)],
+        )
         if await repo.anchor_of(chain=chain, store_id=store) != store:
             return []  # A member's sample: its anchor's bargains answer for it.
         return await self._reassess(
@@ -122,8 +127,8 @@ class Recomputer:
         now = datetime.now(UTC)
         fresh_after = now - self.policy.freshness
         medians = {
-            sku: median(prices)
-            for sku, prices in (
+            sku: median(counts)
+            for sku, counts in (
                 await repo.current_prices(chain=chain, skus=skus, fresh_after=fresh_after)
             ).items()
         }
@@ -145,8 +150,9 @@ class Recomputer:
             assessment = assess(history, now=now, policy=self.policy)
             found_all = list(assessment.bargains)
             if others.get(sku) and not assessment.flags:
+                counts, chains = others[sku]
                 cheaper = cross_chain(
-                    latest.price_cents, others[sku], observed_at=latest.ends_at, policy=self.policy
+                    latest.price_cents, counts, chains=chains, observed_at=latest.ends_at, policy=self.policy
                 )
                 found_all += [cheaper] if cheaper else []
             for found in found_all:

@@ -2,10 +2,10 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from bargains.domain.history import Segment
+from bargains.domain.history import Segment, utc_day
 from contracts.events.v1 import StoreGroupChangedPayload
 from servicekit.db import Connection
 
@@ -73,24 +73,53 @@ class BargainsRepository:
             columns=("chain", "store_id", "sku", "price_cents", "was_price_cents", "starts_at", "ends_at"),
         )
 
-    async def current_prices(
-        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
-    ) -> dict[str, list[int]]:
-        """Return each product's current price at every store of the chain that holds one."""
-        rows = await self.conn.fetch(
-            """SELECT DISTINCT ON (store_id, sku) sku, price_cents FROM history
-               WHERE chain = $1 AND sku = ANY($2::text[]) AND ends_at >= $3
-               ORDER BY store_id, sku, starts_at DESC""",
+    async def move_current_prices(self, *, chain: str, moves: Sequence[tuple[str, int, date, int]]) -> None:
+        """Add (sku, price_cents, seen_on, +1 or -1) to the stores counted at each price."""
+        if not moves:
+            return
+        skus, prices, days, deltas = zip(*moves, strict=True)
+        # Rows taken in one order (ORDER BY) lock in one order, so concurrent batches cannot deadlock.
+        await self.conn.execute(
+            """INSERT INTO price_counts (chain, sku, seen_on, price_cents, stores)
+               SELECT $1, sku, seen_on, price_cents, sum(delta)
+               FROM unnest($2::text[], $3::date[], $4::int[], $5::int[])
+                    AS m(sku, seen_on, price_cents, delta)
+               GROUP BY sku, seen_on, price_cents ORDER BY sku, seen_on, price_cents
+               ON CONFLICT (chain, sku, seen_on, price_cents)
+               DO UPDATE SET stores = price_counts.stores + EXCLUDED.stores""",
             chain,
             list(skus),
-            fresh_after,
+            list(days),
+            list(prices),
+            list(deltas),
         )
-        return _prices_by_sku(rows)
+        await self.conn.execute(
+            "DELETE FROM price_counts WHERE chain = $1 AND sku = ANY($2::text[]) AND stores = 0",
+            chain,
+            sorted(set(skus)),
+        )
+
+    async def current_prices(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, dict[int, int]]:
+        """Return how many stores of the chain charge each price of products, seen since a day."""
+        rows = await self.conn.fetch(
+            """SELECT sku, price_cents, sum(stores)::int AS stores FROM price_counts
+               WHERE chain = $1 AND sku = ANY($2::text[]) AND seen_on >= $3 AND stores > 0
+               GROUP BY sku, price_cents""",
+            chain,
+            list(skus),
+            utc_day(fresh_after),
+        )
+        found: dict[str, dict[int, int]] = {}
+        for r in rows:
+            found.setdefault(r["sku"], {})[r["price_cents"]] = r["stores"]
+        return found
 
     async def other_chain_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
-    ) -> dict[str, list[int]]:
-        """Return the current prices of the same products at other chains (same barcode, L1/L2)."""
+    ) -> dict[str, tuple[dict[int, int], int]]:
+        """Return the same products' prices at other chains (same barcode, L1/L2) and how many chains."""
         rows = await self.conn.fetch(
             """WITH mine AS (SELECT sku, barcode FROM products
                              WHERE chain = $1 AND sku = ANY($2::text[]) AND barcode IS NOT NULL),
@@ -99,15 +128,21 @@ class BargainsRepository:
                               UNION
                               SELECT sku, other_chain, other_sku FROM equivalents
                               WHERE chain = $1 AND sku = ANY($2::text[]))
-               SELECT DISTINCT ON (h.chain, h.store_id, h.sku, l.sku) l.sku, h.price_cents
-               FROM links l JOIN history h ON h.chain = l.other_chain AND h.sku = l.other_sku
-               WHERE h.ends_at >= $3
-               ORDER BY h.chain, h.store_id, h.sku, l.sku, h.starts_at DESC""",
+               SELECT l.sku, c.chain, c.price_cents, sum(c.stores)::int AS stores
+               FROM links l JOIN price_counts c ON c.chain = l.other_chain AND c.sku = l.other_sku
+               WHERE c.seen_on >= $3 AND c.stores > 0
+               GROUP BY l.sku, c.chain, c.price_cents""",
             chain,
             list(skus),
-            fresh_after,
+            utc_day(fresh_after),
         )
-        return _prices_by_sku(rows)
+        counts: dict[str, dict[int, int]] = {}
+        chains: dict[str, set[str]] = {}
+        for r in rows:
+            by_price = counts.setdefault(r["sku"], {})
+            by_price[r["price_cents"]] = by_price.get(r["price_cents"], 0) + r["stores"]
+            chains.setdefault(r["sku"], set()).add(r["chain"])
+        return {sku: (by_price, len(chains[sku])) for sku, by_price in counts.items()}
 
     async def save_product(self, *, chain: str, sku: str, barcode: str | None) -> None:
         """Remember a product's barcode, the key to the same product at other chains."""
@@ -310,11 +345,3 @@ class BargainsRepository:
             limit,
         )
         return [dict(r) for r in rows]
-
-
-def _prices_by_sku(rows: Sequence[Any]) -> dict[str, list[int]]:
-    """Collect (sku, price_cents) rows into prices per product."""
-    found: dict[str, list[int]] = {}
-    for r in rows:
-        found.setdefault(r["sku"], []).append(r["price_cents"])
-    return found

@@ -5,8 +5,7 @@ calendar days a price was seen; a was-price the shop shows is never trusted as t
 which is what tells a real special from a price raised just before its "discount".
 """
 
-import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal, NamedTuple
@@ -103,9 +102,23 @@ def assess(history: tuple[Segment, ...], *, now: datetime, policy: Policy = DEFA
     return Assessment(bargains=tuple(bargain for bargain in found if bargain is not None))
 
 
-def median(prices: Sequence[int]) -> float:
-    """Return the median of some prices in cents."""
-    return float(statistics.median(prices))
+def median(stores_by_price: Mapping[int, int]) -> float:
+    """Return the median price over stores, given how many stores charge each price (cents)."""
+    total = sum(stores_by_price.values())
+    if total <= 0:
+        raise ValueError("a median needs at least one store")
+    prices = sorted(price for price, stores in stores_by_price.items() if stores > 0)
+
+    def nth(k: int) -> int:
+        """Return the k-th price (from 0) of all stores' prices in order."""
+        seen = 0
+        for price in prices:
+            seen += stores_by_price[price]
+            if k < seen:
+                return price
+        raise AssertionError("k is below the total")
+
+    return (nth((total - 1) // 2) + nth(total // 2)) / 2
 
 
 def is_outlier(price_cents: int, median_cents: float) -> bool:
@@ -115,13 +128,17 @@ def is_outlier(price_cents: int, median_cents: float) -> bool:
 
 def cross_chain(
     price_cents: int,
-    other_chain_prices: Sequence[int],
+    other_chain_prices: Mapping[int, int],
     *,
+    chains: int,
     observed_at: datetime,
     policy: Policy = DEFAULT_POLICY,
 ) -> Bargain | None:
-    """Return a bargain when a price is well below the median current price of the product at other chains."""
-    if not other_chain_prices:
+    """Return a bargain when a price is well below the median current price of the product at other chains.
+
+    `other_chain_prices` counts the stores of the other `chains` charging each price.
+    """
+    if not any(other_chain_prices.values()):
         return None
     reference = median(other_chain_prices)
     if is_outlier(price_cents, reference):
@@ -129,7 +146,6 @@ def cross_chain(
     share = 1 - price_cents / reference
     if share < policy.min_discount:
         return None
-    chains = len(other_chain_prices)
     return Bargain(
         kind="cross_chain",
         price_cents=price_cents,

@@ -12,7 +12,7 @@
 """
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +44,23 @@ def trim(history: tuple[Segment, ...], before: datetime) -> tuple[Segment, ...]:
     # The latest segment stays so that a late, older observation is still recognised as older.
     kept = tuple(segment for segment in history[:-1] if segment.ends_at >= before)
     return (*kept, *history[-1:])
+
+
+def utc_day(at: datetime) -> date:
+    """Return the UTC calendar day of a moment: current prices are counted by the day last seen."""
+    return at.astimezone(UTC).date()
+
+
+def count_moves(
+    sku: str, old: tuple[Segment, ...], new: tuple[Segment, ...]
+) -> list[tuple[str, int, date, int]]:
+    """Return how a history change moves the store's count: (sku, price, day last seen, -1 or +1)."""
+    before = (old[-1].price_cents, utc_day(old[-1].ends_at)) if old else None
+    after = (new[-1].price_cents, utc_day(new[-1].ends_at)) if new else None
+    moves: list[tuple[str, int, date, int]] = []
+    if before != after:
+        if before is not None:
+            moves.append((sku, *before, -1))
+        if after is not None:
+            moves.append((sku, *after, +1))
+    return moves
