@@ -104,7 +104,10 @@ class Recomputer:
             )
             if new != old:
                 changed[o.sku] = histories[o.sku] = new
-        await repo.replace_histories(chain=chain, store_id=store, histories=changed)
+        # fold only extends a history's newest segment or appends one: nothing older changes.
+        await repo.save_newest_segments(
+            chain=chain, store_id=store, segments={sku: history[-1] for sku, history in changed.items()}
+        )
         await repo.move_current_prices(
             chain=chain,
             moves=[m for sku, new in changed.items() for m in count_moves(sku, before.get(sku, ()), new)],
@@ -126,19 +129,15 @@ class Recomputer:
     ) -> list[Event]:
         now = datetime.now(UTC)
         fresh_after = now - self.policy.freshness
-        medians = {
-            sku: median(counts)
-            for sku, counts in (
-                await repo.current_prices(chain=chain, skus=skus, fresh_after=fresh_after)
-            ).items()
-        }
-        others = await repo.other_chain_prices(chain=chain, skus=skus, fresh_after=fresh_after)
+        # Only products with a fresh price can be bargains: the others need no medians.
+        fresh = [sku for sku in skus if sku in histories and histories[sku][-1].ends_at >= fresh_after]
+        held = await repo.current_prices(chain=chain, skus=fresh, fresh_after=fresh_after)
+        medians = {sku: median(by_price) for sku, by_price in held.items()}
+        others = await repo.other_chain_prices(chain=chain, skus=fresh, fresh_after=fresh_after)
         desired: dict[str, StoredBargain] = {}
         flags: list[tuple[str, str, str, datetime]] = []
-        for sku in skus:
-            history = histories.get(sku, ())
-            if not history or history[-1].ends_at < fresh_after:
-                continue
+        for sku in fresh:
+            history = histories[sku]
             latest = history[-1]
             if sku in medians and is_outlier(latest.price_cents, medians[sku]):
                 # Suspicious, never a bargain: likely a typo or a unit mix-up at the shop.
@@ -244,6 +243,7 @@ class Expirer:
         async with self.db.pool.acquire() as conn, conn.transaction():
             repo = BargainsRepository(conn)
             stale = await repo.stale_bargains(before=horizon)
+            await repo.forget_empty_price_counts()
             if stale:
                 await repo.delete_bargains(bargain_ids=[b.bargain_id for b in stale])
                 await enqueue(conn, events_for([("expired", b) for b in stale]))

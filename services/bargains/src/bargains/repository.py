@@ -51,26 +51,22 @@ class BargainsRepository:
             )
         return {sku: tuple(segments) for sku, segments in found.items()}
 
-    async def replace_histories(
-        self, *, chain: str, store_id: str, histories: dict[str, tuple[Segment, ...]]
-    ) -> None:
-        """Store the new histories of products whose history changed."""
-        if not histories:
+    async def save_newest_segments(self, *, chain: str, store_id: str, segments: dict[str, Segment]) -> None:
+        """Insert or extend each product's newest segment: the only one a new observation touches."""
+        if not segments:
             return
         await self.conn.execute(
-            "DELETE FROM history WHERE chain = $1 AND store_id = $2 AND sku = ANY($3::text[])",
+            """INSERT INTO history (chain, store_id, sku, price_cents, was_price_cents, starts_at, ends_at)
+               SELECT $1, $2, s.* FROM unnest($3::text[], $4::int[], $5::int[], $6::timestamptz[],
+                                              $7::timestamptz[]) AS s
+               ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at""",
             chain,
             store_id,
-            list(histories),
-        )
-        await self.conn.copy_records_to_table(
-            "history",
-            records=[
-                (chain, store_id, sku, s.price_cents, s.was_price_cents, s.starts_at, s.ends_at)
-                for sku, segments in histories.items()
-                for s in segments
-            ],
-            columns=("chain", "store_id", "sku", "price_cents", "was_price_cents", "starts_at", "ends_at"),
+            list(segments),
+            [s.price_cents for s in segments.values()],
+            [s.was_price_cents for s in segments.values()],
+            [s.starts_at for s in segments.values()],
+            [s.ends_at for s in segments.values()],
         )
 
     async def move_current_prices(self, *, chain: str, moves: Sequence[tuple[str, int, date, int]]) -> None:
@@ -93,16 +89,13 @@ class BargainsRepository:
             list(prices),
             list(deltas),
         )
-        await self.conn.execute(
-            "DELETE FROM price_counts WHERE chain = $1 AND sku = ANY($2::text[]) AND stores = 0",
-            chain,
-            sorted(set(skus)),
-        )
 
     async def current_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
     ) -> dict[str, dict[int, int]]:
         """Return how many stores of the chain charge each price of products, seen since a day."""
+        if not skus:
+            return {}
         rows = await self.conn.fetch(
             """SELECT sku, price_cents, sum(stores)::int AS stores FROM price_counts
                WHERE chain = $1 AND sku = ANY($2::text[]) AND seen_on >= $3 AND stores > 0
@@ -120,6 +113,8 @@ class BargainsRepository:
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
     ) -> dict[str, tuple[dict[int, int], int]]:
         """Return the same products' prices at other chains (same barcode, L1/L2) and how many chains."""
+        if not skus:
+            return {}
         rows = await self.conn.fetch(
             """WITH mine AS (SELECT sku, barcode FROM products
                              WHERE chain = $1 AND sku = ANY($2::text[]) AND barcode IS NOT NULL),
@@ -233,6 +228,8 @@ class BargainsRepository:
 
     async def save_bargains(self, *, bargains: Sequence[StoredBargain]) -> None:
         """Insert or update bargains."""
+        if not bargains:
+            return
         await self.conn.executemany(
             """INSERT INTO bargains (bargain_id, chain, store_id, sku, category, kind, price_cents,
                                      reference_cents, score, reason, observed_at)
@@ -261,6 +258,8 @@ class BargainsRepository:
 
     async def delete_bargains(self, *, bargain_ids: Sequence[str]) -> None:
         """Remove bargains that no longer apply."""
+        if not bargain_ids:
+            return
         await self.conn.execute("DELETE FROM bargains WHERE bargain_id = ANY($1::text[])", list(bargain_ids))
 
     async def replace_flags(
@@ -278,11 +277,18 @@ class BargainsRepository:
             store_id,
             list(skus),
         )
+        if not flags:
+            return
         await self.conn.executemany(
             """INSERT INTO flags (chain, store_id, sku, kind, reason, observed_at)
                VALUES ($1, $2, $3, $4, $5, $6)""",
             [(chain, store_id, *flag) for flag in flags],
         )
+
+    async def forget_empty_price_counts(self) -> int:
+        """Delete counts no store holds any more; return how many."""
+        result: str = await self.conn.execute("DELETE FROM price_counts WHERE stores = 0")
+        return int(result.rsplit(" ", 1)[-1])
 
     async def stale_bargains(self, *, before: datetime) -> list[StoredBargain]:
         """Return bargains resting on prices observed before the freshness horizon."""

@@ -1,5 +1,6 @@
 -- How many stores of a chain charge each price for a product now, by the UTC day their price
--- was last seen: a chain-wide median from a few rows instead of every store's history.
+-- was last seen: a chain-wide median from a few rows instead of every store's history. A count
+-- that falls to zero stays until the expiry task deletes it (one statement less per batch).
 CREATE TABLE price_counts (
     chain text NOT NULL,
     sku text NOT NULL,
