@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+import asyncpg
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -127,5 +128,25 @@ async def test_handler_that_recovers_is_not_dead_lettered() -> None:
     async with TestKafkaBroker(broker) as test_broker:
         await test_broker.publish(value, topic=PRICES.name, headers=headers)
     assert len(calls) == 2
+    assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 0
+    assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 1
+
+
+async def test_an_away_database_is_waited_for_beyond_the_attempts_never_dead_lettered() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics, max_attempts=2)
+    calls: list[int] = []
+
+    @subscribe(broker, PRICES, group_id="test")
+    async def on_prices_scraped(event: PricesScraped) -> None:
+        calls.append(1)
+        if len(calls) <= 4:  # more outages than attempts: PostgreSQL restarting
+            raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+
+    value, headers = _valid_record()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(value, topic=PRICES.name, headers=headers)
+    assert len(calls) == 5
+    assert _metric(metrics, "pricestream_messages_failed_total", topic=PRICES.name, reason="transient") == 4
     assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 0
     assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 1

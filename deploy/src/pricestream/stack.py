@@ -170,6 +170,10 @@ class Stack:
         if process.running():
             report(f"{name}: already running on {launch.url}")
             return launch
+        # A service killed a moment ago can hold its port until its last threads are gone.
+        deadline = time.monotonic() + 10
+        while port_in_use(launch.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
         ensure_port_free(launch.port, f"{name} service", "--http-port-base")
         process.start([sys.executable, "-m", name], env=launch.env)
         report(f"{name}: starting on {launch.url}")

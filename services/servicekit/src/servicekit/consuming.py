@@ -5,6 +5,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+import asyncpg
 import structlog
 from aiokafka import ConsumerRecord
 from faststream import BaseMiddleware, ContextRepo
@@ -19,6 +20,23 @@ from servicekit.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 Handler = Callable[..., Awaitable[Any]]
+
+# Errors that say a dependency is away (PostgreSQL restarting, the network), not that the
+# message is bad: dead-lettering them would divert good events, so they are retried until
+# the dependency is back, without counting against the attempts.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, broken pipe
+    TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,  # dropped in the middle of a query
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.ClientCannotConnectError,
+    asyncpg.exceptions.AdminShutdownError,  # the server is stopping (57P01)
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,  # the server is starting or stopping (57P03)
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure or deadlock: try again
+)
+TRANSIENT_BACKOFF_MAX_S = 5.0
 
 
 async def decode_contract(msg: StreamMessage[Any], _original: Any = None) -> Event:
@@ -52,6 +70,8 @@ class ConsumeGuard:
     A message that breaks its contract goes to the DLQ at once (retrying cannot fix it);
     one whose handler raises is retried `max_attempts` times with backoff first. Either
     way the partition moves on, and the DLQ keeps the original bytes to replay later.
+    A handler failing because PostgreSQL or the network is away (TRANSIENT_ERRORS) is
+    retried until it is back: the message is good, and the partition waits for it.
     """
 
     def __init__(
@@ -80,7 +100,8 @@ class ConsumeGuard:
         record: ConsumerRecord = msg.raw_message
         topic = record.topic
         self.metrics.consumed.labels(topic).inc()
-        for attempt in range(1, self.max_attempts + 1):
+        attempt, outage = 1, 0
+        while True:
             started = time.perf_counter()
             try:
                 result = await call_next(msg)
@@ -88,10 +109,25 @@ class ConsumeGuard:
                 self.metrics.failed.labels(topic, exc.reason).inc()
                 await self._dead_letter(broker, record, reason=exc.reason, error=str(exc), attempts=attempt)
                 return None
+            except TRANSIENT_ERRORS as exc:
+                # Wait for the dependency however long it takes, without using up attempts: the
+                # offset stays uncommitted meanwhile, and a shutdown cancels the wait uncommitted.
+                self.metrics.failed.labels(topic, "transient").inc()
+                outage += 1
+                delay = min(max(self.backoff_s, 0.05) * 2 ** min(outage - 1, 10), TRANSIENT_BACKOFF_MAX_S)
+                log.warning(
+                    "dependency unavailable, retrying",
+                    topic=topic,
+                    offset=record.offset,
+                    retries=outage,
+                    retry_in_s=delay,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                await asyncio.sleep(delay)
             except Exception as exc:
                 self.metrics.failed.labels(topic, "handler_error").inc()
                 error = f"{type(exc).__name__}: {exc}"
-                if attempt == self.max_attempts:
+                if attempt >= self.max_attempts:
                     await self._dead_letter(
                         broker, record, reason="handler_error", error=error, attempts=attempt
                     )
@@ -104,11 +140,11 @@ class ConsumeGuard:
                     error=error,
                 )
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                attempt += 1
             else:
                 self.metrics.handler_seconds.labels(topic).observe(time.perf_counter() - started)
                 self.metrics.processed.labels(topic).inc()
                 return result
-        return None
 
     async def _dead_letter(
         self, broker: Any, record: ConsumerRecord, *, reason: str, error: str, attempts: int

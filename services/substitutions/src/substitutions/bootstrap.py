@@ -45,7 +45,7 @@ def bootstrap(settings: SubstitutionsSettings) -> Service:
         ),
         policy=policy_from(settings),
     )
-    broker.include_router(build_router(db=db, group_id=settings.service_name, matcher=matcher))
+    broker.include_router(build_router(group_id=settings.service_name, matcher=matcher))
     declare_publishers(broker, settings.service_name)
     return Service(
         settings=settings,

@@ -7,8 +7,9 @@ reporting progress, while observations wait on the same lock.
 """
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -58,6 +59,8 @@ class Matcher:
         self._encoder_factory = encoder_factory
         self.encoder: Encoder | None = None
         self.catalogue: Catalogue | None = None
+        # Set while the catalogue holds a change whose transaction has not committed yet.
+        self.uncommitted = False
         self.ready = asyncio.Event()
         self.lock = asyncio.Lock()
         self.progress = RebuildProgress()
@@ -69,12 +72,28 @@ class Matcher:
         started = time.perf_counter()
         self.encoder = await asyncio.to_thread(self._encoder_factory)
         async with self.lock:
-            catalogue, _ = await self._load()
-            async with self.db.pool.acquire() as conn:
-                catalogue.adopt(await SubstitutionsRepository(conn).lists())
-            self.catalogue = catalogue
+            await self._reload()
         self.ready.set()
-        log.info("catalogue loaded", products=len(catalogue), seconds=round(time.perf_counter() - started, 2))
+        log.info("catalogue loaded", products=len(self), seconds=round(time.perf_counter() - started, 2))
+
+    async def _reload(self) -> None:
+        """Load the catalogue and its stored lists as the database has them."""
+        catalogue, _ = await self._load()
+        async with self.db.pool.acquire() as conn:
+            catalogue.adopt(await SubstitutionsRepository(conn).lists())
+        self.catalogue, self.uncommitted = catalogue, False
+
+    def __len__(self) -> int:
+        """Return how many products the catalogue holds."""
+        return len(self.catalogue) if self.catalogue else 0
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """Open the transaction of an observation; the catalogue counts as committed only if it commits."""
+        async with self.db.pool.acquire() as conn:
+            async with conn.transaction():
+                yield conn
+            self.uncommitted = False
 
     async def observe(self, conn: Connection, *, description: Description, observed_at: datetime) -> int:
         """Store a product's description; if it changed, update the lists it affects. Return events queued."""
@@ -83,10 +102,15 @@ class Matcher:
         if not await repo.upsert_product(description=description, observed_at=observed_at):
             return 0
         async with self.lock:
+            if self.uncommitted:
+                # The last observation changed the catalogue, then its transaction failed (the
+                # database went away): the catalogue must not run ahead of what was stored.
+                await self._reload()
             catalogue, encoder = self._parts()
             started = time.perf_counter()
             product = catalogue.parse(description)
             vector = (await self._vectors(repo, encoder, [product.kind]))[product.kind]
+            self.uncommitted = True
             changed = catalogue.observe(product, vector)
             await repo.save_lists(lists=changed)
             queued = await enqueue(conn, _events(changed))
@@ -142,7 +166,7 @@ class Matcher:
         return {
             "ready": self.ready.is_set(),
             "model": self.encoder.model_name if self.encoder else None,
-            "products": len(self.catalogue) if self.catalogue else 0,
+            "products": len(self),
             "observed": self.observed,
             "observe_ms_p50": timings[len(timings) // 2] if timings else None,
             "observe_ms_p99": timings[int(len(timings) * 0.99)] if timings else None,
