@@ -51,6 +51,8 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
     _run("down", config=config)
 
 
+# Up, then 16 simulated days with a short night after each (the demo's own limit is 360 s).
+@pytest.mark.timeout(480)
 def test_up_status_and_the_demo_story(config: StackConfig) -> None:
     up = _up(config)
     assert up.returncode == 0, up.stdout + up.stderr
@@ -61,7 +63,7 @@ def test_up_status_and_the_demo_story(config: StackConfig) -> None:
     assert status.returncode == 0, status.stdout
     assert status.stdout.count("healthy") == 3 + len(SERVICES), "broker, postgres, storefront, services"
 
-    demo = _run("demo", config=config, timeout=280)
+    demo = _run("demo", config=config, timeout=360)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     print(demo.stdout)
     assert "example substitutions" in demo.stdout
@@ -69,7 +71,21 @@ def test_up_status_and_the_demo_story(config: StackConfig) -> None:
     story = json.loads((config.home / "demo.json").read_text())
     # The story against the storefront's truth: zones, bargains, substitutes, nothing lost.
     assert story["days"] == 16
+    # Groups against the zones of the last day, after each chain re-zoned two stores on day 3.
     assert min(story["ari_per_chain"].values()) >= 0.9, story["ari_per_chain"]
+    assert "zone changes" in demo.stdout
+    moves = story["zone_changes"]
+    assert story["zone_moves"] == len(moves) == 2 * 3
+    for move in moves:
+        assert move["day_moved"] == 3
+        # Grouping saw it (its group changed after the move) and placed it with its new zone: at
+        # the end most other stores of its group are in that zone on the last day.
+        assert (move["noticed_day"] or 0) >= 3, move
+        assert move["end_group_zone"] == move["to_zone"], move
+    assert story["zone_moves_noticed"] == story["zone_moves_with_new_zone"] == len(moves)
+    # The groups followed the moves: they fit the zones of the last day better than those of day 0.
+    for chain, ari in story["ari_per_chain"].items():
+        assert ari > story["ari_per_chain_first_day_zones"][chain], story
     assert story["prices_held"] < story["prices_answerable"], "member prices were pruned"
     assert story["discount_precision"] >= 0.9
     assert story["discount_recall"] >= 0.8

@@ -73,6 +73,83 @@ def test_every_store_is_in_exactly_one_zone_and_zones_differ_in_size(world: Worl
             assert all(world.zone_of(chain.slug, store_id) == zone for store_id in store_ids)
 
 
+def test_zones_never_change_unless_zone_moves_are_configured(world: World) -> None:
+    assert world.zone_moves() == ()
+    for chain in world.chains:
+        assert world.zone_moves(chain.slug) == ()
+        assert world.zones(chain.slug, 40) == world.zones(chain.slug)
+        store_id = world.stores(chain.slug)[5].id
+        assert {world.zone_of(chain.slug, store_id, day) for day in range(0, 60, 7)} == {
+            world.zone_of(chain.slug, store_id)
+        }
+
+
+@pytest.fixture(scope="module")
+def moving() -> World:
+    """Return the default world with two stores per chain re-zoned on day 5."""
+    return World.build(WorldConfig(zone_moves_per_chain=2, zone_move_day=5))
+
+
+def test_zone_moves_re_zone_a_few_stores_per_chain_on_the_move_day(world: World, moving: World) -> None:
+    moves = moving.zone_moves()
+    assert [move.chain for move in moves] == [c.slug for c in moving.chains for _ in range(2)]
+    for chain in moving.chains:
+        assert moving.zone_moves(chain.slug) == tuple(m for m in moves if m.chain == chain.slug)
+        # The layout before the move day is the unmoved world's.
+        assert moving.zones(chain.slug, 4) == world.zones(chain.slug)
+        after = moving.zones(chain.slug, 5)
+        assert moving.zones(chain.slug, 60) == after
+        assert all(len(store_ids) >= 2 for store_ids in after.values()), "every zone keeps two stores"
+    for move in moves:
+        assert move.day == 5
+        assert move.from_zone != move.to_zone
+        assert move.from_zone == world.zone_of(move.chain, move.store_id)
+        assert moving.zone_of(move.chain, move.store_id, 4) == move.from_zone
+        assert moving.zone_of(move.chain, move.store_id, 5) == move.to_zone
+        assert move.store_id in moving.zones(move.chain, 5)[move.to_zone]
+        assert move.store_id not in moving.zones(move.chain, 5)[move.from_zone]
+
+
+def test_zone_moves_are_fixed_by_the_seed() -> None:
+    config = WorldConfig(zone_moves_per_chain=3, zone_move_day=2)
+    again = World.build(config).zone_moves()
+    assert again == World.build(config).zone_moves()
+    assert again != World.build(WorldConfig(seed=8, zone_moves_per_chain=3, zone_move_day=2)).zone_moves()
+    # Asking for moves later gives the same world as building it with them.
+    assert World.build(WorldConfig()).with_zone_moves(3, 2).zone_moves() == again
+    assert World.build(config).with_zone_moves(0, 2).zone_moves() == ()
+
+
+def test_a_moved_store_charges_its_new_zones_prices_from_the_move_day(world: World, moving: World) -> None:
+    for move in moving.zone_moves():
+        exceptions = moving.exceptions(move.chain)
+        peers = {
+            zone: next(
+                s
+                for s in world.zones(move.chain)[zone]
+                if s != move.store_id and moving.zone_of(move.chain, s, 60) == zone
+            )
+            for zone in (move.from_zone, move.to_zone)
+        }
+        for product in moving.products(move.chain)[:60]:
+            if any((s, product.sku) in exceptions for s in (move.store_id, *peers.values())):
+                continue
+            for day, zone in ((4, move.from_zone), (5, move.to_zone), (20, move.to_zone)):
+                price = moving.price(move.chain, move.store_id, product.sku, day)
+                peer = moving.price(move.chain, peers[zone], product.sku, day)
+                assert (price.price_cents, price.was_price_cents) == (peer.price_cents, peer.was_price_cents)
+    # Every store that does not move charges what it charges in the world without moves.
+    moved = {(m.chain, m.store_id) for m in moving.zone_moves()}
+    for chain in ("freshmart", "valueway"):
+        stays = [s for s in moving.stores(chain) if (chain, s.id) not in moved][:6]
+        for day in (0, 5, 13):
+            for store in stays:
+                for product in moving.products(chain)[:30]:
+                    assert moving.price(chain, store.id, product.sku, day) == world.price(
+                        chain, store.id, product.sku, day
+                    )
+
+
 def test_barcodes_are_valid_ean13() -> None:
     assert ean13("400638133393") == "4006381333931"
     world = World.build(WorldConfig(seed=11))
@@ -123,6 +200,15 @@ def test_a_bad_config_is_refused() -> None:
         WorldConfig(special_share=1.5)
     with pytest.raises(ValueError, match="too small"):
         World.build(WorldConfig(products_per_chain=50_000))
+    with pytest.raises(ValueError, match="zone_moves_per_chain"):
+        WorldConfig(zone_moves_per_chain=-1)
+    with pytest.raises(ValueError, match="zone_move_day"):
+        WorldConfig(zone_moves_per_chain=1, zone_move_day=0)
+    with pytest.raises(ValueError, match="zones_per_chain >= 2"):
+        WorldConfig(zones_per_chain=1, zone_moves_per_chain=1)
+    # 6 stores in 2 zones of 3: each zone keeps two, so only two stores can move.
+    with pytest.raises(ValueError, match="can move 2 stores, not 3"):
+        World.build(WorldConfig(stores_per_chain=6, zones_per_chain=2, zone_moves_per_chain=3))
 
 
 # --- the world: prices -------------------------------------------------------------------------
@@ -424,6 +510,47 @@ async def test_truth_endpoints_match_the_world(client: httpx.AsyncClient, world:
     equivalences = (await client.get("/_truth/equivalences")).json()["equivalences"]
     assert len(equivalences) == len(world.equivalences())
     assert set(equivalences[0]) == {"level", "chain_a", "sku_a", "chain_b", "sku_b"}
+
+
+async def test_truth_zones_follow_the_clock_and_zone_moves_are_set_at_run_time(world: World) -> None:
+    async with _client(create_app(world, rate_limit_rps=0, error_rate=0)) as client:
+        assert (await client.get("/_truth/zone-moves")).json() == {"moves": []}
+        assert (await client.get("/_control/zone-moves")).json() == {"per_chain": 0, "day": 3}
+        before = (await client.get("/_truth/zones")).json()
+        assert before["day"] == 0
+        changed = await client.post("/_control/zone-moves", json={"per_chain": 2, "day": 4})
+        assert changed.json() == {"per_chain": 2, "day": 4}
+        moves = (await client.get("/_truth/zone-moves")).json()["moves"]
+        assert len(moves) == 2 * len(world.chains)
+        move = moves[0]
+        assert set(move) == {"chain", "store_id", "from_zone", "to_zone", "day"}
+        assert move["day"] == 4
+        on_day_3 = (await client.get("/_truth/zones", params={"day": 3})).json()
+        assert on_day_3 == {"day": 3, "chains": before["chains"]}
+        await client.post("/v1/clock", json={"day": 4})
+        after = (await client.get("/_truth/zones")).json()
+        assert after["day"] == 4
+        assert after["chains"][move["chain"]][move["store_id"]] == move["to_zone"]
+        changed_stores = {
+            (chain, store)
+            for chain, zones in after["chains"].items()
+            for store, zone in zones.items()
+            if before["chains"][chain][store] != zone
+        }
+        assert changed_stores == {(m["chain"], m["store_id"]) for m in moves}
+        # The shop charges the new zone's prices: the page a store shows is the moved world's.
+        url = f"/v1/chains/{move['chain']}/stores/{move['store_id']}/categories/dairy"
+        page = (await client.get(url)).json()["products"]
+        moved_world = world.with_zone_moves(2, 4)
+        first = moved_world.price(move["chain"], move["store_id"], page[0]["sku"], 4)
+        assert round(page[0]["price"] * 100) == first.price_cents
+        too_many = await client.post("/_control/zone-moves", json={"per_chain": 29})
+        assert too_many.status_code == 422
+        assert (await client.post("/_control/zone-moves", json={"per_chain": 0})).json() == {
+            "per_chain": 0,
+            "day": 4,
+        }
+        assert (await client.get("/_truth/zone-moves")).json() == {"moves": []}
 
 
 async def test_truth_counts_pages_served_and_refusals(world: World) -> None:

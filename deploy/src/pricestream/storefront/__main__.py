@@ -24,6 +24,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--products-per-chain", type=int, default=defaults.products_per_chain)
     parser.add_argument("--exception-share", type=float, default=defaults.exception_share)
     parser.add_argument(
+        "--zone-moves-per-chain",
+        type=int,
+        default=defaults.zone_moves_per_chain,
+        help="stores each chain re-zones (also POST /_control/zone-moves)",
+    )
+    parser.add_argument("--zone-move-day", type=int, default=defaults.zone_move_day)
+    parser.add_argument(
         "--rate-limit-rps", type=float, default=0.0, help="per client; 0 turns throttling off"
     )
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of shop requests answered 503")
@@ -36,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
                 zones_per_chain=args.zones_per_chain,
                 products_per_chain=args.products_per_chain,
                 exception_share=args.exception_share,
+                zone_moves_per_chain=args.zone_moves_per_chain,
+                zone_move_day=args.zone_move_day,
                 catalog_path=args.catalog,
             )
         )

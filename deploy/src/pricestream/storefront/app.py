@@ -63,6 +63,15 @@ class ControlChange(BaseModel):
     error_rate: float | None = Field(default=None, ge=0, le=1)
 
 
+class ZoneMovesChange(BaseModel):
+    """How many stores each chain re-zones, and on which day (left out: the day it has)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_chain: int = Field(ge=0)
+    day: int | None = Field(default=None, ge=1)
+
+
 class Storefront:
     """The shops' state (clock, failure settings, what was answered) and the handlers of every route."""
 
@@ -195,19 +204,53 @@ class Storefront:
             self.error_rate = change.error_rate
         return await self.control()
 
+    async def zone_moves(self) -> JSONResponse:
+        """Tell how many stores each chain re-zones, and on which day."""
+        config = self.world.config
+        return JSONResponse({"per_chain": config.zone_moves_per_chain, "day": config.zone_move_day})
+
+    async def set_zone_moves(self, change: ZoneMovesChange) -> JSONResponse:
+        """Re-zone stores: the world's prices change from the move day on, for past days too."""
+        day = self.world.config.zone_move_day if change.day is None else change.day
+        try:
+            self.world = self.world.with_zone_moves(change.per_chain, day)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from error
+        return await self.zone_moves()
+
     # --- ground truth ----------------------------------------------------------------------------
 
-    async def truth_zones(self) -> JSONResponse:
-        """Map every store to its pricing zone."""
+    async def truth_zones(self, day: DayQuery = None) -> JSONResponse:
+        """Map every store to its pricing zone on a day (stores re-zoned on a move day change zone)."""
+        on_day = self.day if day is None else day
         world = self.world
         return JSONResponse(
             {
+                "day": on_day,
                 "chains": {
                     chain.slug: {
-                        store.id: world.zone_of(chain.slug, store.id) for store in world.stores(chain.slug)
+                        store.id: world.zone_of(chain.slug, store.id, on_day)
+                        for store in world.stores(chain.slug)
                     }
                     for chain in world.chains
-                }
+                },
+            }
+        )
+
+    async def truth_zone_moves(self) -> JSONResponse:
+        """List the stores re-zoned, with their zones before and after and the day they moved."""
+        return JSONResponse(
+            {
+                "moves": [
+                    {
+                        "chain": m.chain,
+                        "store_id": m.store_id,
+                        "from_zone": m.from_zone,
+                        "to_zone": m.to_zone,
+                        "day": m.day,
+                    }
+                    for m in self.world.zone_moves()
+                ]
             }
         )
 
@@ -305,9 +348,12 @@ def create_app(world: World, *, rate_limit_rps: float, error_rate: float) -> Fas
     controls.add_api_route("/v1/clock", shop.set_clock, methods=["POST"])
     controls.add_api_route("/_control", shop.control, methods=["GET"])
     controls.add_api_route("/_control", shop.set_control, methods=["POST"])
+    controls.add_api_route("/_control/zone-moves", shop.zone_moves, methods=["GET"])
+    controls.add_api_route("/_control/zone-moves", shop.set_zone_moves, methods=["POST"])
 
     truth = APIRouter(prefix="/_truth", tags=["ground truth"])
     truth.add_api_route("/zones", shop.truth_zones, methods=["GET"])
+    truth.add_api_route("/zone-moves", shop.truth_zone_moves, methods=["GET"])
     truth.add_api_route("/prices", shop.truth_prices, methods=["GET"])
     truth.add_api_route("/specials", shop.truth_specials, methods=["GET"])
     truth.add_api_route("/equivalences", shop.truth_equivalences, methods=["GET"])

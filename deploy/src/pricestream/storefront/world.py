@@ -5,6 +5,8 @@ same prices, and the ground truth (zones, specials, equivalences) is known exact
 
 - each chain sets a base regular price per product; some drift a little every 28 days;
 - each pricing zone multiplies the regular price by its own factor, the same in all its stores;
+- a chain may re-zone a few stores on a given day ("zone moves", off unless configured): from that
+  day on a moved store charges its new zone's prices, so a store's zone is a function of the day;
 - a few (store, product) pairs deviate from their zone by 10-60 cents, every day ("exceptions");
 - each week some zone x product pairs are on special: a true special cuts 15-40% off the regular
   price; an illusory one raises the shelf price ~25% for the 5 days before, then "discounts" it
@@ -15,7 +17,7 @@ import hashlib
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -109,6 +111,11 @@ class WorldConfig:
     special_share: float = 0.10
     illusory_share: float = 0.3
     catalog_path: Path | None = None
+    # A chain re-zones this many of its stores (0: zones never change); each moved store charges its
+    # new zone's prices from zone_move_day on. Day 3 leaves the first weekly member checks (day 7 on)
+    # to see the move within a 16-day story.
+    zone_moves_per_chain: int = 0
+    zone_move_day: int = 3
 
     def __post_init__(self) -> None:
         """Reject a config that cannot build a sensible world."""
@@ -121,6 +128,10 @@ class WorldConfig:
         shares = (self.exception_share, self.out_of_stock_share, self.special_share, self.illusory_share)
         if not all(0.0 <= share <= 1.0 for share in shares):
             raise ValueError("every share must be between 0 and 1")
+        if self.zone_moves_per_chain < 0 or self.zone_move_day < 1:
+            raise ValueError("need zone_moves_per_chain >= 0 and zone_move_day >= 1")
+        if self.zone_moves_per_chain and self.zones_per_chain < 2:
+            raise ValueError("zone moves need zones_per_chain >= 2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +196,17 @@ class Special:
     regular_cents: int
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneMove:
+    """A store its chain re-zones (ground truth): it charges `to_zone`'s prices from `day` on."""
+
+    chain: str
+    store_id: str
+    from_zone: str
+    to_zone: str
+    day: int
+
+
 class _ZonePrice(NamedTuple):
     """What every store of a zone charges for a product on a day, before store exceptions."""
 
@@ -201,6 +223,9 @@ class _ChainWorld:
     chain: Chain
     stores: tuple[Store, ...]
     store_zone: dict[str, str]
+    """Each store's zone before any move."""
+    moves: dict[str, ZoneMove]
+    """The moved stores' moves, by store id."""
     zone_factor: dict[str, float]
     products: tuple[Product, ...]
     by_sku: dict[str, Product]
@@ -215,6 +240,7 @@ class World:
     def __init__(self, config: WorldConfig, catalog: Catalog) -> None:
         """Lay out stores, zones, shelves and exceptions for the catalog's chains."""
         self.config = config
+        self._catalog = catalog
         self._chains = {chain.slug: _build_chain(config, chain) for chain in catalog.chains}
         self._equivalences = catalog.equivalences
         # Scrapers ask for the same zone x product x day from every store of a zone: compute it once.
@@ -231,6 +257,10 @@ class World:
             rows = read_au_grocery(config.catalog_path)
             catalog = au_grocery_catalog(rows, config.seed, config.products_per_chain, config.categories)
         return cls(config, catalog)
+
+    def with_zone_moves(self, per_chain: int, day: int) -> "World":
+        """Return this world with another set of zone moves; everything else (catalog included) stays."""
+        return World(replace(self.config, zone_moves_per_chain=per_chain, zone_move_day=day), self._catalog)
 
     # --- what the shops show ---------------------------------------------------------------
 
@@ -268,7 +298,7 @@ class World:
     def page(self, chain: str, store_id: str, category: str, page: int, day: int) -> list[Listing]:
         """Return one page of a category as a store shows it on a day; pages count from 1."""
         world = self._chain(chain)
-        zone = self.zone_of(chain, store_id)
+        zone = self.zone_of(chain, store_id, day)
         pages = self.category(chain, category).pages
         if not 1 <= page <= pages:
             raise NotFoundError(f"category {category!r} has pages 1 to {pages}, not {page}")
@@ -287,25 +317,32 @@ class World:
     def price(self, chain: str, store_id: str, sku: str, day: int) -> ShelfPrice:
         """Return what a store charges for a product on a day."""
         world = self._chain(chain)
-        zone = self.zone_of(chain, store_id)
+        zone = self.zone_of(chain, store_id, day)
         self.product(chain, sku)  # an unknown sku is NotFoundError, not a KeyError deep in pricing
         return self._store_price(world, zone, store_id, sku, day)
 
     # --- ground truth ------------------------------------------------------------------------
 
-    def zone_of(self, chain: str, store_id: str) -> str:
-        """Return the pricing zone of a store."""
-        zone = self._chain(chain).store_zone.get(store_id)
+    def zone_of(self, chain: str, store_id: str, day: int = 0) -> str:
+        """Return the pricing zone of a store on a day (day 0 unless given)."""
+        world = self._chain(chain)
+        zone = world.store_zone.get(store_id)
         if zone is None:
             raise NotFoundError(f"chain {chain!r} has no store {store_id!r}")
-        return zone
+        move = world.moves.get(store_id)
+        return move.to_zone if move is not None and day >= move.day else zone
 
-    def zones(self, chain: str) -> dict[str, tuple[str, ...]]:
-        """Return each pricing zone of a chain with its store ids."""
+    def zones(self, chain: str, day: int = 0) -> dict[str, tuple[str, ...]]:
+        """Return each pricing zone of a chain with its store ids on a day (day 0 unless given)."""
         members: dict[str, list[str]] = {zone: [] for zone in self._chain(chain).zone_factor}
-        for store_id, zone in self._chain(chain).store_zone.items():
-            members[zone].append(store_id)
+        for store_id in self._chain(chain).store_zone:
+            members[self.zone_of(chain, store_id, day)].append(store_id)
         return {zone: tuple(store_ids) for zone, store_ids in members.items()}
+
+    def zone_moves(self, chain: str | None = None) -> tuple[ZoneMove, ...]:
+        """Return the stores re-zoned in one chain (every chain unless given), ordered by chain and store."""
+        worlds = self._chains.values() if chain is None else (self._chain(chain),)
+        return tuple(move for world in worlds for move in world.moves.values())
 
     def exceptions(self, chain: str) -> dict[tuple[str, str], int]:
         """Return the (store id, sku) pairs that deviate from their zone, with the deviation in cents."""
@@ -424,6 +461,7 @@ def _build_chain(config: WorldConfig, catalog: ChainCatalog) -> _ChainWorld:
     """Lay out one chain: stores, zones, shelves by category, and the stores' exceptions."""
     stores = _stores(config.seed, catalog, config.stores_per_chain)
     store_zone, zone_factor = _zones(config.seed, catalog, stores, config.zones_per_chain)
+    moves = _moves(config, catalog, store_zone, list(zone_factor))
     shelves = {
         slug: shelf
         for slug in config.categories
@@ -437,6 +475,7 @@ def _build_chain(config: WorldConfig, catalog: ChainCatalog) -> _ChainWorld:
         chain=Chain(catalog.slug, catalog.name),
         stores=stores,
         store_zone=store_zone,
+        moves=moves,
         zone_factor=zone_factor,
         products=catalog.products,
         by_sku={product.sku: product for product in catalog.products},
@@ -481,6 +520,33 @@ def _zones(
         store_zone.update(dict.fromkeys(shuffled[start : start + size], zone_id))
         start += size
     return dict(sorted(store_zone.items())), dict(zip(zone_ids, factors, strict=True))
+
+
+def _moves(
+    config: WorldConfig, catalog: ChainCatalog, store_zone: dict[str, str], zone_ids: list[str]
+) -> dict[str, ZoneMove]:
+    """Pick the stores a chain re-zones on the move day, each to another zone drawn at random."""
+    count = config.zone_moves_per_chain
+    if not count:
+        return {}
+    rng = random.Random(f"{config.seed}/moves/{catalog.slug}")
+    left = Counter(store_zone.values())
+    moves: dict[str, ZoneMove] = {}
+    for store_id in rng.sample(sorted(store_zone), len(store_zone)):
+        if len(moves) == count:
+            break
+        zone = store_zone[store_id]
+        # A zone keeps at least two of its stores, so it stays a group worth finding after the moves.
+        if left[zone] <= 2:
+            continue
+        left[zone] -= 1
+        to_zone = rng.choice([other for other in zone_ids if other != zone])
+        moves[store_id] = ZoneMove(catalog.slug, store_id, zone, to_zone, config.zone_move_day)
+    if len(moves) < count:
+        raise ValueError(
+            f"chain {catalog.slug!r} can move {len(moves)} stores, not {count}, while every zone keeps two"
+        )
+    return dict(sorted(moves.items()))
 
 
 def _split(total: int, weights: list[float]) -> list[int]:

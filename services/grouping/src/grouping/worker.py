@@ -282,6 +282,19 @@ class GroupingWorker:
             )
             report.events.append(StoreGroupChanged.new(producer=PRODUCER, payload=payload))
             report.merged += 1
+        if change.absorbed:
+            # Groups that were apart now match: one anchor's prices changed (its chain re-zoned it,
+            # while its members stayed in the old zone) or they were one zone all along. Members on
+            # both sides were confirmed against their own anchor only, before that, and their pruned
+            # prices cannot be compared with the survivor's: fresh prices re-check them (new prices
+            # make a member due for a health check against its anchor).
+            absorbed_members = [m for absorbed_id in change.absorbed for m in groups[absorbed_id].members]
+            for member in [*survivor.members, *absorbed_members]:
+                report.rescrapes += 1
+                rescrape = RescrapeRequestedPayload(
+                    chain=survivor.chain, store_id=member, reason="health_check", group_id=survivor.group_id
+                )
+                report.events.append(RescrapeRequested.new(producer=PRODUCER, payload=rescrape))
         await repo.place(chain=survivor.chain, group_id=survivor.group_id, store_ids=list(change.joined))
         report.joined += len(change.joined)
         await self._announce(
