@@ -1,10 +1,12 @@
 """Group changes from a clustering: every member matches its group's anchor, always."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from grouping.domain.changes import Cluster, Form, Grow, plan_changes
+from grouping.worker import due_for_regroup
 
 pytestmark = pytest.mark.unit
 
@@ -67,3 +69,29 @@ def test_an_existing_group_alone_changes_nothing() -> None:
         matches=_matches(set()),
     )
     assert changes == []
+
+
+def test_a_chain_is_regrouped_when_quiet_or_when_busy_for_too_long() -> None:
+    start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    quiet, longest = timedelta(seconds=2), timedelta(seconds=60)
+
+    def due(latest: datetime, regrouped_at: datetime | None, now: datetime) -> bool:
+        return due_for_regroup(
+            latest=latest,
+            regrouped_at=regrouped_at,
+            waiting_since=start,
+            now=now,
+            quiet=quiet,
+            longest_wait=longest,
+        )
+
+    assert due(start, None, start + timedelta(seconds=3)), "quiet for 3 s: regroup"
+    assert not due(start, None, start + timedelta(seconds=1)), "prices a second ago: wait"
+    # Prices arrive every second without a pause: after a minute it regroups anyway.
+    assert not due(start + timedelta(seconds=59), None, start + timedelta(seconds=59.5))
+    assert due(start + timedelta(seconds=60), None, start + timedelta(seconds=60.5))
+    regrouped = start + timedelta(seconds=61)
+    assert not due(start + timedelta(seconds=90), regrouped, start + timedelta(seconds=90.5))
+    assert due(start + timedelta(seconds=121), regrouped, start + timedelta(seconds=121.5))
+    # Nothing new since the last regroup: nothing to do, however long ago it was.
+    assert not due(start, regrouped, start + timedelta(hours=1))

@@ -45,9 +45,9 @@ class Story:
     zone_moves_per_chain: int = 2
     zone_move_day: int = 3
     # The night after a day's scrape: grouping judges stores whose prices went quiet 2 s ago
-    # (GROUPING_QUIET_S) in cycles of 1 s, and regroups a chain only once none of its stores got
-    # prices for that long. Back-to-back days would never leave a chain quiet; a night of 5 s
-    # or more would let the scraper re-scrape at the wall clock's time (see _night).
+    # (GROUPING_QUIET_S) in cycles of 1 s, and regroups a chain once none of its stores got
+    # prices for that long (a busy chain only every GROUPING_REGROUP_BUSY_EVERY_S, 60 s). A night
+    # of 5 s or more would let the scraper re-scrape at the wall clock's time (see _night).
     night_s: float = 3.5
 
 

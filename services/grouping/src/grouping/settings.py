@@ -23,4 +23,7 @@ class GroupingSettings(ServiceSettings):
     quiet_s: float = Field(
         default=2.0, ge=0, description="Wait after a store's last prices before judging it"
     )
+    regroup_busy_every_s: float = Field(
+        default=60.0, gt=0, description="Regroup a chain whose prices never pause at least this often"
+    )
     cycle_s: float = Field(default=1.0, gt=0, description="How often groups are updated")

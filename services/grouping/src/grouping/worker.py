@@ -72,6 +72,26 @@ class CycleReport:
         return bool(self.events)
 
 
+def due_for_regroup(
+    *,
+    latest: datetime,
+    regrouped_at: datetime | None,
+    waiting_since: datetime,
+    now: datetime,
+    quiet: timedelta,
+    longest_wait: timedelta,
+) -> bool:
+    """Tell whether a chain is due a regroup: new prices since the last, and quiet or waited long enough.
+
+    Waiting for a quiet chain spares regroups in the middle of its scrape; a chain that is
+    never quiet (scraped without a pause) is still regrouped now and then, with its stores
+    that have gone quiet.
+    """
+    if regrouped_at is not None and regrouped_at > latest:
+        return False
+    return latest < now - quiet or now - (regrouped_at or waiting_since) >= longest_wait
+
+
 class GroupingWorker:
     """Runs grouping cycles in the background; one replica at a time holds the cycle lock."""
 
@@ -82,6 +102,8 @@ class GroupingWorker:
         self.settings = settings
         self.gauges = gauges
         self._regrouped_at: dict[str, datetime] = {}
+        # When a chain not regrouped yet was first seen: a busy chain's wait counts from there.
+        self._first_seen: dict[str, datetime] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Cycle until stopping is set."""
@@ -122,9 +144,13 @@ class GroupingWorker:
             repo = GroupingRepository(conn)
             await self._health_checks(repo, report, now=now, since=since, quiet_before=quiet_before)
             for chain, latest in (await repo.latest_by_chain()).items():
-                if (
-                    latest >= quiet_before
-                    or self._regrouped_at.get(chain, datetime.min.replace(tzinfo=UTC)) > latest
+                if not due_for_regroup(
+                    latest=latest,
+                    regrouped_at=self._regrouped_at.get(chain),
+                    waiting_since=self._first_seen.setdefault(chain, now),
+                    now=now,
+                    quiet=timedelta(seconds=self.settings.quiet_s),
+                    longest_wait=timedelta(seconds=self.settings.regroup_busy_every_s),
                 ):
                     continue
                 await self._regroup(repo, report, chain=chain, since=since, quiet_before=quiet_before)
