@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import random
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from bargains.domain.bargains import median
 from bargains.domain.history import Segment, fold
+from bargains.repository import BargainsRepository
 from contracts import CODEC, topic
 from contracts.events import PricesScraped
 from pricestream.demo import processed_counts
@@ -267,6 +270,36 @@ def test_price_counts_agree_with_every_stores_current_price(stack: Stack) -> Non
     print(f"\n{len(kept)} price counts over {sum(r['stores'] for r in kept)} store prices")
     assert counted
     assert [tuple(r) for r in kept] == [tuple(r) for r in counted]
+
+
+def test_medians_taken_in_the_database_equal_the_median_of_every_store(stack: Stack) -> None:
+    """The SQL median of counted prices is the domain's: odd and even counts; stale, empty ones left out."""
+    rng = random.Random(8)
+    today = datetime.now(UTC)
+    counts = {
+        f"m{n}": {rng.randrange(100, 130): rng.randrange(1, 5) for _ in range(rng.randrange(1, 8))}
+        for n in range(60)
+    }
+    moves = [
+        (sku, price, today.date(), n) for sku, by_price in counts.items() for price, n in by_price.items()
+    ]
+    moves += [("m0", 9_999, (today - timedelta(days=30)).date(), 1), ("m1", 5, today.date(), 0)]
+
+    async def medians() -> dict[str, float]:
+        conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
+        transaction = conn.transaction()
+        await transaction.start()
+        try:  # rolled back: the service's tables keep nothing of it
+            repo = BargainsRepository(conn)
+            await repo.move_current_prices(chain="median-check", moves=moves)
+            return await repo.current_medians(
+                chain="median-check", skus=list(counts), fresh_after=today - timedelta(days=7)
+            )
+        finally:
+            await transaction.rollback()
+            await conn.close()
+
+    assert asyncio.run(medians()) == {sku: median(by_price) for sku, by_price in counts.items()}
 
 
 def _post_rows(stack: Stack, chain: str, store: str, rows: list[dict[str, Any]]) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from bargains.domain.bargains import Policy, assess, cross_chain, is_outlier, median
+from bargains.domain.bargains import Policy, assess, cross_chain, is_outlier
 from bargains.domain.history import Segment, count_moves, fold
 from bargains.repository import BargainsRepository, StoredBargain
 from bargains.settings import BargainsSettings
@@ -131,8 +131,7 @@ class Recomputer:
         fresh_after = now - self.policy.freshness
         # Only products with a fresh price can be bargains: the others need no medians.
         fresh = [sku for sku in skus if sku in histories and histories[sku][-1].ends_at >= fresh_after]
-        held = await repo.current_prices(chain=chain, skus=fresh, fresh_after=fresh_after)
-        medians = {sku: median(by_price) for sku, by_price in held.items()}
+        medians = await repo.current_medians(chain=chain, skus=fresh, fresh_after=fresh_after)
         others = await repo.other_chain_prices(chain=chain, skus=fresh, fresh_after=fresh_after)
         desired: dict[str, StoredBargain] = {}
         flags: list[tuple[str, str, str, datetime]] = []

@@ -90,24 +90,35 @@ class BargainsRepository:
             list(deltas),
         )
 
-    async def current_prices(
+    async def current_medians(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
-    ) -> dict[str, dict[int, int]]:
-        """Return how many stores of the chain charge each price of products, seen since a day."""
+    ) -> dict[str, float]:
+        """Return each product's median price over the chain's stores seen since a day.
+
+        The median is taken in the database from the counted prices (the mean of the two
+        middle stores' prices for an even count), so a product priced differently at many
+        stores costs one row here, not one per price.
+        """
         if not skus:
             return {}
         rows = await self.conn.fetch(
-            """SELECT sku, price_cents, sum(stores)::int AS stores FROM price_counts
-               WHERE chain = $1 AND sku = ANY($2::text[]) AND seen_on >= $3 AND stores > 0
-               GROUP BY sku, price_cents""",
+            """WITH counted AS (
+                   SELECT sku, price_cents, sum(stores) AS stores FROM price_counts
+                   WHERE chain = $1 AND sku = ANY($2::text[]) AND seen_on >= $3 AND stores > 0
+                   GROUP BY sku, price_cents),
+               running AS (
+                   SELECT sku, price_cents,
+                          sum(stores) OVER (PARTITION BY sku ORDER BY price_cents) AS upto,
+                          sum(stores) OVER (PARTITION BY sku) AS total
+                   FROM counted)
+               SELECT sku, (min(price_cents) FILTER (WHERE upto > (total - 1) / 2)
+                            + min(price_cents) FILTER (WHERE upto > total / 2)) / 2.0 AS median
+               FROM running GROUP BY sku""",
             chain,
             list(skus),
             utc_day(fresh_after),
         )
-        found: dict[str, dict[int, int]] = {}
-        for r in rows:
-            found.setdefault(r["sku"], {})[r["price_cents"]] = r["stores"]
-        return found
+        return {r["sku"]: float(r["median"]) for r in rows}
 
     async def other_chain_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
