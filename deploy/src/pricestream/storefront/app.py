@@ -3,6 +3,7 @@
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -239,20 +240,7 @@ class Storefront:
 
     async def truth_zone_moves(self) -> JSONResponse:
         """List the stores re-zoned, with their zones before and after and the day they moved."""
-        return JSONResponse(
-            {
-                "moves": [
-                    {
-                        "chain": m.chain,
-                        "store_id": m.store_id,
-                        "from_zone": m.from_zone,
-                        "to_zone": m.to_zone,
-                        "day": m.day,
-                    }
-                    for m in self.world.zone_moves()
-                ]
-            }
-        )
+        return JSONResponse({"moves": [asdict(move) for move in self.world.zone_moves()]})
 
     async def truth_prices(self, chain: str, day: DayQuery = None) -> JSONResponse:
         """List what every store of a chain charges for every product on a day, in cents."""
