@@ -1,6 +1,7 @@
 """The consume guard: retries, DLQ routing and metrics, on FastStream's in-memory broker."""
 
 import json
+import uuid
 from typing import Any
 
 import asyncpg
@@ -11,7 +12,7 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts import CODEC, topic
 from contracts.events import PricesScraped
 from contracts.schema import EXAMPLE_DIR
-from servicekit.consuming import ConsumeGuard, subscribe
+from servicekit.consuming import ConsumeGuard, subscribe, subscribe_batch
 from servicekit.metrics import Metrics
 
 pytestmark = pytest.mark.unit
@@ -32,6 +33,14 @@ def _guarded_broker(metrics: Metrics, max_attempts: int = 3) -> tuple[KafkaBroke
 def _valid_record() -> tuple[bytes, dict[str, str]]:
     record = CODEC.encode(CODEC.decode((EXAMPLE_DIR / "PricesScraped.v1.json").read_bytes()))
     return record.value, {k: v.decode() for k, v in record.headers}
+
+
+def _valid_value(store_id: str) -> bytes:
+    # A valid PricesScraped of one store; its headers are those of _valid_record.
+    doc = json.loads((EXAMPLE_DIR / "PricesScraped.v1.json").read_text())
+    doc["event_id"] = str(uuid.uuid5(uuid.NAMESPACE_DNS, store_id))
+    doc["payload"]["store_id"] = store_id
+    return CODEC.encode(CODEC.decode(json.dumps(doc).encode())).value
 
 
 async def test_valid_event_reaches_handler_typed_and_is_counted() -> None:
@@ -150,3 +159,165 @@ async def test_an_away_database_is_waited_for_beyond_the_attempts_never_dead_let
     assert _metric(metrics, "pricestream_messages_failed_total", topic=PRICES.name, reason="transient") == 4
     assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 0
     assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 1
+
+
+async def test_batch_subscriber_gets_valid_events_as_one_typed_list_counted_per_event() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics)
+    batches: list[list[PricesScraped]] = []
+
+    @subscribe_batch(broker, PRICES, group_id="test", max_records=10)
+    async def on_prices_scraped(events: list[PricesScraped]) -> None:
+        batches.append(events)
+
+    _, headers = _valid_record()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish_batch(
+            _valid_value("1"), _valid_value("2"), _valid_value("3"), topic=PRICES.name, headers=headers
+        )
+        await test_broker.publish(_valid_value("4"), topic=PRICES.name, headers=headers)
+
+    assert [[e.payload.store_id for e in batch] for batch in batches] == [["1", "2", "3"], ["4"]]
+    assert all(isinstance(e, PricesScraped) for batch in batches for e in batch)
+    assert _metric(metrics, "pricestream_messages_consumed_total", topic=PRICES.name) == 4
+    assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 4
+    assert _metric(metrics, "pricestream_handler_duration_seconds_count", topic=PRICES.name) == 2, (
+        "one handler call per batch"
+    )
+    assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 0
+
+
+async def test_off_contract_records_of_a_batch_are_dead_lettered_alone() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics)
+    batches: list[list[str]] = []
+    dead: list[tuple[bytes, dict[str, str]]] = []
+
+    @subscribe_batch(broker, PRICES, group_id="test", max_records=10)
+    async def on_prices_scraped(events: list[PricesScraped]) -> None:
+        batches.append([e.payload.store_id for e in events])
+
+    @broker.subscriber(PRICES.dlq)
+    async def on_dlq(message: KafkaMessage) -> None:
+        dead.append((message.body, message.headers))
+
+    doc = json.loads(_valid_value("bad"))
+    doc["payload"]["observations"][0]["price_cents"] = -5
+    invalid = json.dumps(doc).encode()
+    _, headers = _valid_record()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish_batch(
+            _valid_value("1"), invalid, _valid_value("2"), b"{not json", topic=PRICES.name, headers=headers
+        )
+
+    assert batches == [["1", "2"]], "the valid records reach the handler together, in order"
+    assert [(body, h["dlq_reason"]) for body, h in dead] == [(invalid, "invalid"), (b"{not json", "not_json")]
+    assert "price_cents" in dead[0][1]["dlq_error"]
+    assert all(h["dlq_attempts"] == "1" for _, h in dead), "a contract error is not retried"
+    assert dead[0][1]["event_type"] == "PricesScraped", "original headers are kept"
+    assert _metric(metrics, "pricestream_messages_consumed_total", topic=PRICES.name) == 4
+    assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 2
+    assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 2
+    assert _metric(metrics, "pricestream_messages_failed_total", topic=PRICES.name, reason="invalid") == 1
+    assert _metric(metrics, "pricestream_messages_failed_total", topic=PRICES.name, reason="not_json") == 1
+
+
+async def test_a_batch_of_only_off_contract_records_never_calls_the_handler() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics)
+    calls: list[list[PricesScraped]] = []
+    dead: list[dict[str, str]] = []
+
+    @subscribe_batch(broker, PRICES, group_id="test", max_records=10)
+    async def on_prices_scraped(events: list[PricesScraped]) -> None:
+        calls.append(events)
+
+    @broker.subscriber(PRICES.dlq)
+    async def on_dlq(message: KafkaMessage) -> None:
+        dead.append(message.headers)
+
+    _, headers = _valid_record()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish_batch(b"{not json", b"[]", topic=PRICES.name, headers=headers)
+
+    assert calls == []
+    assert [h["dlq_reason"] for h in dead] == ["not_json", "invalid"]
+    assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 0
+
+
+async def test_a_failing_batch_is_handled_one_by_one_and_only_the_bad_event_dead_lettered() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics, max_attempts=3)
+    calls: list[list[str]] = []
+    handled: list[str] = []
+    dead: list[tuple[bytes, dict[str, str]]] = []
+
+    @subscribe_batch(broker, PRICES, group_id="test", max_records=10)
+    async def on_prices_scraped(events: list[PricesScraped]) -> None:
+        stores = [e.payload.store_id for e in events]
+        calls.append(stores)
+        if "poison" in stores:
+            raise RuntimeError("poison pill")
+        handled.extend(stores)
+
+    @broker.subscriber(PRICES.dlq)
+    async def on_dlq(message: KafkaMessage) -> None:
+        dead.append((message.body, message.headers))
+
+    poison = _valid_value("poison")
+    _, headers = _valid_record()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish_batch(
+            _valid_value("1"), poison, _valid_value("3"), topic=PRICES.name, headers=headers
+        )
+
+    assert calls == [["1", "poison", "3"], ["1"], ["poison"], ["poison"], ["poison"], ["3"]], (
+        "the batch once, then each event alone, the bad one with its attempts"
+    )
+    assert handled == ["1", "3"]
+    assert len(dead) == 1
+    body, dlq_headers = dead[0]
+    assert body == poison, "the DLQ keeps the bad event's original bytes"
+    assert dlq_headers["dlq_reason"] == "handler_error"
+    assert dlq_headers["dlq_attempts"] == "3"
+    assert "RuntimeError: poison pill" in dlq_headers["dlq_error"]
+    assert _metric(metrics, "pricestream_messages_consumed_total", topic=PRICES.name) == 3
+    assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 2
+    assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 1
+    assert (
+        _metric(metrics, "pricestream_messages_failed_total", topic=PRICES.name, reason="handler_error") == 3
+    )
+
+
+async def test_a_batch_whose_database_is_away_is_retried_whole_never_dead_lettered() -> None:
+    metrics = Metrics()
+    broker, _ = _guarded_broker(metrics, max_attempts=1)
+    calls: list[list[str]] = []
+    dead: list[Any] = []
+
+    @subscribe_batch(broker, PRICES, group_id="test", max_records=10)
+    async def on_prices_scraped(events: list[PricesScraped]) -> None:
+        calls.append([e.payload.store_id for e in events])
+        if len(calls) == 1:
+            raise ConnectionError("connection refused")
+        if len(calls) <= 3:  # more outages than attempts: PostgreSQL restarting
+            raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+
+    @broker.subscriber(PRICES.dlq)
+    async def on_dlq(message: KafkaMessage) -> None:
+        dead.append(message.headers)
+
+    _, headers = _valid_record()
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish_batch(
+            _valid_value("1"), _valid_value("2"), _valid_value("3"), topic=PRICES.name, headers=headers
+        )
+
+    assert calls == [["1", "2", "3"]] * 4, "the whole batch is retried, never split"
+    assert dead == []
+    assert _metric(metrics, "pricestream_messages_failed_total", topic=PRICES.name, reason="transient") == 3
+    assert (
+        _metric(metrics, "pricestream_messages_failed_total", topic=PRICES.name, reason="handler_error") == 0
+    )
+    assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 0
+    assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 3

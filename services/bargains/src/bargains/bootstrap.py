@@ -18,7 +18,14 @@ def bootstrap(settings: BargainsSettings) -> Service:
     """Wire the bargains service; nothing connects until the service starts."""
     broker, db, metrics = make_parts(settings, migrations=MIGRATIONS)
     recomputer = Recomputer(policy=policy_from(settings))
-    broker.include_router(build_router(db=db, group_id=settings.service_name, recomputer=recomputer))
+    broker.include_router(
+        build_router(
+            db=db,
+            group_id=settings.service_name,
+            recomputer=recomputer,
+            max_batch=settings.consumer_max_batch,
+        )
+    )
     declare_publishers(broker, settings.service_name)
     return Service(
         settings=settings,

@@ -6,22 +6,23 @@ from bargains.recompute import Recomputer
 from bargains.repository import BargainsRepository
 from contracts import topic
 from contracts.events import PricesScraped, ProductObserved, StoreGroupChanged, SubstitutionsChanged
-from servicekit.consuming import subscribe
+from servicekit.consuming import subscribe, subscribe_batch
 from servicekit.db import Database
-from servicekit.idempotency import mark_processed
+from servicekit.idempotency import mark_processed, mark_processed_many
 from servicekit.outbox import enqueue
 
 
-def build_router(*, db: Database, group_id: str, recomputer: Recomputer) -> KafkaRouter:
+def build_router(*, db: Database, group_id: str, recomputer: Recomputer, max_batch: int) -> KafkaRouter:
     """Subscribe bargains to prices, group changes and substitutions."""
     router = KafkaRouter()
 
-    @subscribe(router, topic("prices.scraped.v1"), group_id=group_id)
-    async def on_prices_scraped(event: PricesScraped) -> None:
-        """Recompute the bargains of the products this batch priced."""
+    @subscribe_batch(router, topic("prices.scraped.v1"), group_id=group_id, max_records=max_batch)
+    async def on_prices_scraped(events: list[PricesScraped]) -> None:
+        """Recompute the bargains of the products these batches priced."""
         async with db.pool.acquire() as conn, conn.transaction():
-            if await mark_processed(conn, event):
-                await enqueue(conn, await recomputer.on_prices(BargainsRepository(conn), event.payload))
+            batches = [event.payload for event in await mark_processed_many(conn, events)]
+            if batches:
+                await enqueue(conn, await recomputer.on_prices(BargainsRepository(conn), batches))
 
     @subscribe(router, topic("groups.changed.v1"), group_id=group_id)
     async def on_groups_changed(event: StoreGroupChanged) -> None:

@@ -27,6 +27,9 @@ from servicekit.outbox import enqueue
 log = structlog.get_logger(__name__)
 PRODUCER = "bargains"
 
+Key = tuple[str, str]
+"""A product at a store: (store_id, sku)."""
+
 
 def policy_from(settings: BargainsSettings) -> Policy:
     """Build the domain policy from settings."""
@@ -90,60 +93,87 @@ class Recomputer:
     def __init__(self, *, policy: Policy) -> None:
         self.policy = policy
 
-    async def on_prices(self, repo: BargainsRepository, prices: PricesScrapedPayload) -> list[Event]:
-        """Update history with a batch of prices; return the BargainsChanged it causes."""
-        chain, store = prices.chain, prices.store_id
-        skus = [o.sku for o in prices.observations]
-        histories = await repo.histories(chain=chain, store_id=store, skus=skus)
+    async def on_prices(
+        self, repo: BargainsRepository, batches: Sequence[PricesScrapedPayload]
+    ) -> list[Event]:
+        """Fold batches of prices into history; return the BargainsChanged they cause."""
+        by_chain: dict[str, list[PricesScrapedPayload]] = defaultdict(list)
+        for batch in batches:
+            by_chain[batch.chain].append(batch)
+        events: list[Event] = []
+        for chain, chain_batches in by_chain.items():
+            events += await self._on_chain_prices(repo, chain, chain_batches)
+        return events
+
+    async def _on_chain_prices(
+        self, repo: BargainsRepository, chain: str, batches: list[PricesScrapedPayload]
+    ) -> list[Event]:
+        """Fold one chain's batches, in order, with a fixed number of statements however many."""
+        keys = list(dict.fromkeys((batch.store_id, o.sku) for batch in batches for o in batch.observations))
+        histories = await repo.histories(chain=chain, keys=keys)
         before = dict(histories)
-        changed: dict[str, tuple[Segment, ...]] = {}
-        for o in prices.observations:
-            old = histories.get(o.sku, ())
-            new = fold(
-                old, price_cents=o.price_cents, was_price_cents=o.was_price_cents, observed_at=o.observed_at
-            )
-            if new != old:
-                changed[o.sku] = histories[o.sku] = new
-        # fold only extends a history's newest segment or appends one: nothing older changes.
-        await repo.save_newest_segments(
-            chain=chain, store_id=store, segments={sku: history[-1] for sku, history in changed.items()}
+        categories: dict[Key, str | None] = {}
+        for batch in batches:
+            category = batch.page.category if batch.page else None
+            for o in batch.observations:
+                key = (batch.store_id, o.sku)
+                histories[key] = fold(
+                    histories.get(key, ()),
+                    price_cents=o.price_cents,
+                    was_price_cents=o.was_price_cents,
+                    observed_at=o.observed_at,
+                )
+                categories[key] = category
+        changed = [key for key in keys if histories[key] != before.get(key, ())]
+        # fold only extends a history's newest segment or appends one: older segments never change.
+        await repo.save_segments(
+            chain=chain,
+            segments=[
+                (store, sku, segment)
+                for store, sku in changed
+                for segment in histories[store, sku]
+                if segment not in before.get((store, sku), ())
+            ],
         )
         await repo.move_current_prices(
             chain=chain,
-            moves=[m for sku, new in changed.items() for m in count_moves(sku, before.get(sku, ()), new)],
+            moves=[m for key in changed for m in count_moves(key[1], before.get(key, ()), histories[key])],
         )
-        if await repo.anchor_of(chain=chain, store_id=store) != store:
-            return []  # A member's sample: its anchor's bargains answer for it.
+        anchors = await repo.anchors_of(chain=chain, store_ids=list({store for store, _ in keys}))
+        # A member's sample only counts toward the chain: its anchor's bargains answer for it.
         return await self._reassess(
-            repo, chain, store, skus, histories, prices.page.category if prices.page else None
+            repo, chain, [key for key in keys if anchors[key[0]] == key[0]], histories, categories
         )
 
     async def _reassess(
         self,
         repo: BargainsRepository,
         chain: str,
-        store: str,
-        skus: list[str],
-        histories: dict[str, tuple[Segment, ...]],
-        category: str | None,
+        keys: list[Key],
+        histories: dict[Key, tuple[Segment, ...]],
+        categories: dict[Key, str | None],
     ) -> list[Event]:
+        """Recompute the bargains and flags of (store, sku) pairs of a chain from their histories."""
+        if not keys:
+            return []
         now = datetime.now(UTC)
         fresh_after = now - self.policy.freshness
         # Only products with a fresh price can be bargains: the others need no medians.
-        fresh = [sku for sku in skus if sku in histories and histories[sku][-1].ends_at >= fresh_after]
-        medians = await repo.current_medians(chain=chain, skus=fresh, fresh_after=fresh_after)
-        others = await repo.other_chain_prices(chain=chain, skus=fresh, fresh_after=fresh_after)
+        fresh = [key for key in keys if key in histories and histories[key][-1].ends_at >= fresh_after]
+        fresh_skus = sorted({sku for _, sku in fresh})
+        medians = await repo.current_medians(chain=chain, skus=fresh_skus, fresh_after=fresh_after)
+        others = await repo.other_chain_prices(chain=chain, skus=fresh_skus, fresh_after=fresh_after)
         desired: dict[str, StoredBargain] = {}
-        flags: list[tuple[str, str, str, datetime]] = []
-        for sku in fresh:
-            history = histories[sku]
+        flags: list[tuple[str, str, str, str, datetime]] = []
+        for store, sku in fresh:
+            history = histories[store, sku]
             latest = history[-1]
             if sku in medians and is_outlier(latest.price_cents, medians[sku]):
                 # Suspicious, never a bargain: likely a typo or a unit mix-up at the shop.
                 reason = (
                     f"suspicious: {latest.price_cents} cents against a median of {medians[sku]:.0f} cents"
                 )
-                flags.append((sku, "outlier", reason, latest.ends_at))
+                flags.append((store, sku, "outlier", reason, latest.ends_at))
                 continue
             assessment = assess(history, now=now, policy=self.policy)
             found_all = list(assessment.bargains)
@@ -160,7 +190,7 @@ class Recomputer:
                     chain,
                     store,
                     sku,
-                    category,
+                    categories.get((store, sku)),
                     found.kind,
                     found.price_cents,
                     found.reference_cents,
@@ -168,12 +198,17 @@ class Recomputer:
                     found.reason,
                     found.observed_at,
                 )
-            flags += [(sku, flag.kind, flag.reason, flag.observed_at) for flag in assessment.flags]
-        current = {b.bargain_id: b for b in await repo.bargains_of(chain=chain, store_ids=[store], skus=skus)}
+            flags += [(store, sku, flag.kind, flag.reason, flag.observed_at) for flag in assessment.flags]
+        wanted = set(keys)
+        listed = await repo.bargains_of(
+            chain=chain, store_ids=sorted({store for store, _ in keys}), skus=sorted({sku for _, sku in keys})
+        )
+        # The query above asks for every store x every sku: keep only the pairs recomputed here.
+        current = {b.bargain_id: b for b in listed if (b.store_id, b.sku) in wanted}
         changes = _changes(current, desired)
         await repo.save_bargains(bargains=[b for change, b in changes if change != "expired"])
         await repo.delete_bargains(bargain_ids=[b.bargain_id for change, b in changes if change == "expired"])
-        await repo.replace_flags(chain=chain, store_id=store, skus=skus, flags=flags)
+        await repo.replace_flags(chain=chain, keys=keys, flags=flags)
         return events_for(changes)
 
     async def on_substitutes(
@@ -202,9 +237,9 @@ class Recomputer:
         """Recompute products at every store that prices them (their cross-chain reference moved)."""
         events: list[Event] = []
         for chain, sku in products:
-            for store in await repo.stores_pricing(chain=chain, sku=sku):
-                histories = await repo.histories(chain=chain, store_id=store, skus=[sku])
-                events += await self._reassess(repo, chain, store, [sku], histories, None)
+            keys = [(store, sku) for store in await repo.stores_pricing(chain=chain, sku=sku)]
+            histories = await repo.histories(chain=chain, keys=keys)
+            events += await self._reassess(repo, chain, keys, histories, {})
         return events
 
     async def on_group(self, repo: BargainsRepository, group: StoreGroupChangedPayload) -> list[Event]:

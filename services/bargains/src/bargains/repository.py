@@ -34,39 +34,41 @@ class BargainsRepository:
         self.conn = conn
 
     async def histories(
-        self, *, chain: str, store_id: str, skus: Sequence[str]
-    ) -> dict[str, tuple[Segment, ...]]:
-        """Return the price history of products at a store, oldest segment first."""
+        self, *, chain: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[Segment, ...]]:
+        """Return the price history of (store, sku) pairs of a chain, oldest segment first."""
         rows = await self.conn.fetch(
-            """SELECT sku, price_cents, was_price_cents, starts_at, ends_at FROM history
-               WHERE chain = $1 AND store_id = $2 AND sku = ANY($3::text[]) ORDER BY sku, starts_at""",
+            """SELECT h.store_id, h.sku, h.price_cents, h.was_price_cents, h.starts_at, h.ends_at
+               FROM unnest($2::text[], $3::text[]) AS k(store_id, sku)
+               JOIN history h ON h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku
+               ORDER BY h.store_id, h.sku, h.starts_at""",
             chain,
-            store_id,
-            list(skus),
+            [store_id for store_id, _ in keys],
+            [sku for _, sku in keys],
         )
-        found: dict[str, list[Segment]] = {}
+        found: dict[tuple[str, str], list[Segment]] = {}
         for r in rows:
-            found.setdefault(r["sku"], []).append(
+            found.setdefault((r["store_id"], r["sku"]), []).append(
                 Segment(r["price_cents"], r["was_price_cents"], r["starts_at"], r["ends_at"])
             )
-        return {sku: tuple(segments) for sku, segments in found.items()}
+        return {key: tuple(segments) for key, segments in found.items()}
 
-    async def save_newest_segments(self, *, chain: str, store_id: str, segments: dict[str, Segment]) -> None:
-        """Insert or extend each product's newest segment: the only one a new observation touches."""
+    async def save_segments(self, *, chain: str, segments: Sequence[tuple[str, str, Segment]]) -> None:
+        """Insert or extend (store, sku, segment) rows; a segment is known by when it starts."""
         if not segments:
             return
         await self.conn.execute(
             """INSERT INTO history (chain, store_id, sku, price_cents, was_price_cents, starts_at, ends_at)
-               SELECT $1, $2, s.* FROM unnest($3::text[], $4::int[], $5::int[], $6::timestamptz[],
-                                              $7::timestamptz[]) AS s
+               SELECT $1, s.* FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
+                                          $7::timestamptz[]) AS s
                ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at""",
             chain,
-            store_id,
-            list(segments),
-            [s.price_cents for s in segments.values()],
-            [s.was_price_cents for s in segments.values()],
-            [s.starts_at for s in segments.values()],
-            [s.ends_at for s in segments.values()],
+            [store_id for store_id, _, _ in segments],
+            [sku for _, sku, _ in segments],
+            [s.price_cents for _, _, s in segments],
+            [s.was_price_cents for _, _, s in segments],
+            [s.starts_at for _, _, s in segments],
+            [s.ends_at for _, _, s in segments],
         )
 
     async def move_current_prices(self, *, chain: str, moves: Sequence[tuple[str, int, date, int]]) -> None:
@@ -198,6 +200,17 @@ class BargainsRepository:
         )
         return anchor or store_id
 
+    async def anchors_of(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, str]:
+        """Return the store that answers for each of some stores: its anchor, or itself."""
+        rows = await self.conn.fetch(
+            """SELECT store_id, anchor_store_id FROM placements
+               WHERE chain = $1 AND store_id = ANY($2::text[])""",
+            chain,
+            list(store_ids),
+        )
+        placed = {r["store_id"]: r["anchor_store_id"] for r in rows}
+        return {store_id: placed.get(store_id) or store_id for store_id in store_ids}
+
     async def apply_group(self, *, group: StoreGroupChangedPayload) -> list[str]:
         """Record a group's membership unless a newer version is known; return its members."""
         newest = await self.conn.fetchval(
@@ -277,23 +290,23 @@ class BargainsRepository:
         self,
         *,
         chain: str,
-        store_id: str,
-        skus: Sequence[str],
-        flags: Sequence[tuple[str, str, str, datetime]],
+        keys: Sequence[tuple[str, str]],
+        flags: Sequence[tuple[str, str, str, str, datetime]],
     ) -> None:
-        """Replace the flags of products at a store with (sku, kind, reason, observed_at) rows."""
+        """Replace the flags of (store, sku) pairs with (store, sku, kind, reason, observed_at) rows."""
         await self.conn.execute(
-            "DELETE FROM flags WHERE chain = $1 AND store_id = $2 AND sku = ANY($3::text[])",
+            """DELETE FROM flags f USING unnest($2::text[], $3::text[]) AS k(store_id, sku)
+               WHERE f.chain = $1 AND f.store_id = k.store_id AND f.sku = k.sku""",
             chain,
-            store_id,
-            list(skus),
+            [store_id for store_id, _ in keys],
+            [sku for _, sku in keys],
         )
         if not flags:
             return
         await self.conn.executemany(
             """INSERT INTO flags (chain, store_id, sku, kind, reason, observed_at)
                VALUES ($1, $2, $3, $4, $5, $6)""",
-            [(chain, store_id, *flag) for flag in flags],
+            [(chain, *flag) for flag in flags],
         )
 
     async def forget_empty_price_counts(self) -> int:

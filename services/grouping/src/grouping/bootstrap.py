@@ -17,7 +17,9 @@ MIGRATIONS = Path(str(files("grouping") / "migrations"))
 def bootstrap(settings: GroupingSettings) -> Service:
     """Wire the grouping service; nothing connects until the service starts."""
     broker, db, metrics = make_parts(settings, migrations=MIGRATIONS)
-    broker.include_router(build_router(db=db, group_id=settings.service_name))
+    broker.include_router(
+        build_router(db=db, group_id=settings.service_name, max_batch=settings.consumer_max_batch)
+    )
     declare_publishers(broker, settings.service_name)
     worker = GroupingWorker(db=db, settings=settings, gauges=GroupingGauges.register(metrics.registry))
     return Service(

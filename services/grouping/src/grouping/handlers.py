@@ -5,31 +5,23 @@ from faststream.kafka import KafkaRouter
 from contracts import topic
 from contracts.events import PricesScraped
 from grouping.repository import GroupingRepository
-from servicekit.consuming import subscribe
+from servicekit.consuming import subscribe_batch
 from servicekit.db import Database
-from servicekit.idempotency import mark_processed
+from servicekit.idempotency import mark_processed_many
 
 
-def build_router(*, db: Database, group_id: str) -> KafkaRouter:
+def build_router(*, db: Database, group_id: str, max_batch: int) -> KafkaRouter:
     """Subscribe grouping to scraped prices."""
     router = KafkaRouter()
 
-    @subscribe(router, topic("prices.scraped.v1"), group_id=group_id)
-    async def on_prices_scraped(event: PricesScraped) -> None:
-        """Fold a store's prices into the latest-price projection; mark members for a check."""
-        prices = event.payload
+    @subscribe_batch(router, topic("prices.scraped.v1"), group_id=group_id, max_records=max_batch)
+    async def on_prices_scraped(events: list[PricesScraped]) -> None:
+        """Fold stores' prices into the latest-price projection; mark members for a check."""
         async with db.pool.acquire() as conn, conn.transaction():
-            if not await mark_processed(conn, event):
-                return
-            repo = GroupingRepository(conn)
-            await repo.upsert_prices(
-                chain=prices.chain, store_id=prices.store_id, observations=prices.observations
-            )
-            await repo.note_store_prices(
-                chain=prices.chain,
-                store_id=prices.store_id,
-                observed=len(prices.observations),
-                observed_at=max(o.observed_at for o in prices.observations),
-            )
+            batches = [event.payload for event in await mark_processed_many(conn, events)]
+            if batches:
+                repo = GroupingRepository(conn)
+                await repo.upsert_prices(batches=batches)
+                await repo.note_store_prices(batches=batches)
 
     return router

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from contracts.events import PriceObservation
+from contracts.events.v1 import PricesScrapedPayload
 from servicekit.db import Connection
 
 
@@ -53,64 +54,70 @@ class GroupingRepository:
 
     # --- prices -------------------------------------------------------------------------
 
-    async def upsert_prices(
-        self, *, chain: str, store_id: str, observations: Sequence[PriceObservation]
-    ) -> int:
+    async def upsert_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> int:
         """Keep each product's latest price; an older observation never replaces a newer one."""
+        # One statement may not touch a row twice: keep each store's newest observation per product.
+        newest: dict[tuple[str, str, str], PriceObservation] = {}
+        for batch in batches:
+            for o in batch.observations:
+                key = (batch.chain, batch.store_id, o.sku)
+                if key not in newest or o.observed_at > newest[key].observed_at:
+                    newest[key] = o
         result: str = await self.conn.execute(
             """INSERT INTO latest_prices AS p
                    (chain, store_id, sku, price_cents, was_price_cents, available, observed_at)
-               SELECT $1, $2, o.* FROM unnest($3::text[], $4::integer[], $5::integer[], $6::boolean[],
-                                              $7::timestamptz[]) AS o
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[],
+                                    $6::boolean[], $7::timestamptz[])
                ON CONFLICT (chain, store_id, sku) DO UPDATE
                SET price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents,
                    available = EXCLUDED.available, observed_at = EXCLUDED.observed_at
                WHERE EXCLUDED.observed_at > p.observed_at""",
-            chain,
-            store_id,
-            [o.sku for o in observations],
-            [o.price_cents for o in observations],
-            [o.was_price_cents for o in observations],
-            [o.available for o in observations],
-            [o.observed_at for o in observations],
+            [chain for chain, _, _ in newest],
+            [store_id for _, store_id, _ in newest],
+            [sku for _, _, sku in newest],
+            [o.price_cents for o in newest.values()],
+            [o.was_price_cents for o in newest.values()],
+            [o.available for o in newest.values()],
+            [o.observed_at for o in newest.values()],
         )
         return int(result.rsplit(" ", 1)[-1])
 
-    async def note_store_prices(
-        self, *, chain: str, store_id: str, observed: int, observed_at: datetime
-    ) -> tuple[str | None, bool]:
-        """Record that a store's prices arrived; return its group and whether it anchors it.
-
-        A member's new prices make it due for a health check; an anchor's new prices
-        answer any re-scrape asked for it.
-        """
-        row = await self.conn.fetchrow(
+    async def note_store_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> None:
+        """Record that stores' prices arrived: a member becomes due for a health check,
+        and an anchor's prices answer any re-scrape asked for it."""
+        arrived: dict[tuple[str, str], tuple[int, datetime]] = {}
+        for batch in batches:
+            key = (batch.chain, batch.store_id)
+            observed, latest = arrived.get(key, (0, batch.observations[0].observed_at))
+            arrived[key] = (
+                observed + len(batch.observations),
+                max(latest, *(o.observed_at for o in batch.observations)),
+            )
+        chains = [chain for chain, _ in arrived]
+        store_ids = [store_id for _, store_id in arrived]
+        await self.conn.execute(
             """INSERT INTO stores AS s (chain, store_id, observed, last_observed_at, last_received_at)
-               VALUES ($1, $2, $3, $4, now())
+               SELECT a.*, now() FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[]) AS a
+               ORDER BY 1, 2
                ON CONFLICT (chain, store_id) DO UPDATE
                SET observed = s.observed + EXCLUDED.observed,
                    last_observed_at = greatest(s.last_observed_at, EXCLUDED.last_observed_at),
-                   last_received_at = now()
-               RETURNING group_id""",
-            chain,
-            store_id,
-            observed,
-            observed_at,
+                   last_received_at = now(),
+                   check_due = s.check_due OR EXISTS (SELECT 1 FROM groups g
+                       WHERE g.group_id = s.group_id AND g.anchor_store_id <> s.store_id)""",
+            chains,
+            store_ids,
+            [observed for observed, _ in arrived.values()],
+            [latest for _, latest in arrived.values()],
         )
-        assert row is not None
-        group_id: str | None = row["group_id"]
-        if group_id is None:
-            return None, False
-        anchor = await self.conn.fetchval("SELECT anchor_store_id FROM groups WHERE group_id = $1", group_id)
-        if anchor == store_id:
-            await self.conn.execute(
-                "UPDATE groups SET rescrape_requested_at = NULL WHERE group_id = $1", group_id
-            )
-            return group_id, True
         await self.conn.execute(
-            "UPDATE stores SET check_due = true WHERE chain = $1 AND store_id = $2", chain, store_id
+            """UPDATE groups g SET rescrape_requested_at = NULL
+               FROM unnest($1::text[], $2::text[]) AS a(chain, store_id)
+               WHERE g.chain = a.chain AND g.anchor_store_id = a.store_id
+                 AND g.rescrape_requested_at IS NOT NULL""",
+            chains,
+            store_ids,
         )
-        return group_id, False
 
     # --- what the worker looks at -------------------------------------------------------
 

@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
 
     consumer_max_attempts: int = Field(default=3, ge=1, description="Tries before a message goes to DLQ")
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
+    consumer_max_batch: int = Field(
+        default=50, ge=1, description="Most events a batch handler takes in one transaction"
+    )
     startup_timeout_s: float = Field(default=60.0, gt=0)
     health_timeout_s: float = Field(default=2.0, gt=0)
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
