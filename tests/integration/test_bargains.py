@@ -13,11 +13,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from bargains.domain.bargains import median
+from bargains.domain.bargains import Policy, median
 from bargains.domain.history import Segment, fold
+from bargains.recompute import Recomputer
 from bargains.repository import BargainsRepository
 from contracts import CODEC, topic
-from contracts.events import PricesScraped
+from contracts.events import BargainsChanged, PriceObservation, PricesScraped
+from contracts.events.v1 import PageRef, PricesScrapedPayload
 from pricestream.demo import processed_counts
 from pricestream.stack import Stack
 from tests.helpers import running_stack, wait_until
@@ -273,7 +275,7 @@ def test_price_counts_agree_with_every_stores_current_price(stack: Stack) -> Non
 
 
 def test_medians_taken_in_the_database_equal_the_median_of_every_store(stack: Stack) -> None:
-    """The SQL median of counted prices is the domain's: odd and even counts; stale, empty ones left out."""
+    """Counted prices summed in the database give the domain's median; stale, empty counts left out."""
     rng = random.Random(8)
     today = datetime.now(UTC)
     counts = {
@@ -352,3 +354,142 @@ def test_cross_chain_bargains_and_suspicious_outliers(stack: Stack) -> None:
 
     assert wait_until(lambda: any(f["store_id"] == "c3" for f in outliers()), timeout=30)
     assert not _all_bargains(stack, chain="xc")
+
+
+_BATCH_AT = datetime.now(UTC) - timedelta(hours=3)
+
+
+def _at(days: int, hours: int = 0) -> datetime:
+    return _BATCH_AT - timedelta(days=days) + timedelta(hours=hours)
+
+
+def _prices_of(chain: str) -> list[PricesScrapedPayload]:
+    """Several events per store, in arrival order: changes, repeats, specials, a late older one."""
+    page = PageRef(category="grocery", page=1)
+
+    def event(store: str, at: datetime, *rows: tuple[str, int, int | None]) -> PricesScrapedPayload:
+        observations = tuple(
+            PriceObservation(sku=sku, price_cents=price, was_price_cents=was, observed_at=at)
+            for sku, price, was in rows
+        )
+        return PricesScrapedPayload(
+            chain=chain, store_id=store, source="ingest", page=page, observations=observations
+        )
+
+    regular = (("milk", 500, None), ("tea", 300, None), ("bread", 200, None))
+    return [
+        event("s1", _at(20), *regular),
+        event("s2", _at(20), *regular),
+        event("m1", _at(20), ("milk", 500, None)),
+        event("s1", _at(12), *regular),
+        event("s2", _at(10), ("milk", 500, None), ("tea", 300, None), ("bread", 210, None)),
+        event("s1", _at(5), *regular),  # an unchanged repeat
+        event("m1", _at(5), ("milk", 500, None)),
+        event("s1", _at(3), ("tea", 400, None)),  # raised before its "special"
+        event("s2", _at(2), ("milk", 440, None), ("bread", 210, None)),
+        event("s2", _at(4), ("milk", 480, None)),  # older than the one before it: dropped
+        event("s1", _at(1), ("milk", 400, 500), ("tea", 300, 400), ("bread", 150, None)),
+        event("s1", _at(1, 1), ("milk", 400, 500)),  # the special seen again
+        event("m1", _at(1), ("milk", 400, 500)),  # a member: counted, never assessed
+        event("s3", _at(0), ("milk", 120, None)),  # a third of the median: an outlier
+    ]
+
+
+async def _projection(conn: asyncpg.Connection, chain: str) -> dict[str, Any]:
+    """A chain's history, current price counts, bargains and flags, without the chain's name."""
+    history = await conn.fetch(
+        """SELECT store_id, sku, price_cents, was_price_cents, starts_at, ends_at FROM history
+           WHERE chain = $1 ORDER BY store_id, sku, starts_at""",
+        chain,
+    )
+    counts = await conn.fetch(
+        """SELECT sku, seen_on, price_cents, stores FROM price_counts
+           WHERE chain = $1 AND stores <> 0 ORDER BY 1, 2, 3""",
+        chain,
+    )
+    bargains = await conn.fetch(
+        """SELECT bargain_id, store_id, sku, category, kind, price_cents, reference_cents, score, reason,
+                  observed_at FROM bargains WHERE chain = $1 ORDER BY bargain_id""",
+        chain,
+    )
+    flags = await conn.fetch(
+        """SELECT store_id, sku, kind, reason, observed_at FROM flags
+           WHERE chain = $1 ORDER BY store_id, sku, kind""",
+        chain,
+    )
+    return {
+        "history": [tuple(r) for r in history],
+        "price_counts": [tuple(r) for r in counts],
+        "bargains": [(r["bargain_id"].replace(f":{chain}:", ":"), *tuple(r)[1:]) for r in bargains],
+        "flags": [tuple(r) for r in flags],
+    }
+
+
+def test_folding_a_batch_of_prices_at_once_equals_folding_them_one_by_one(stack: Stack) -> None:
+    """One on_prices call over many events of several stores leaves what one call per event leaves."""
+    recomputer = Recomputer(policy=Policy())
+
+    async def both() -> tuple[dict[str, Any], dict[str, Any], set[tuple[str, str]]]:
+        conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
+        transaction = conn.transaction()
+        await transaction.start()
+        try:  # rolled back: the service's tables keep nothing of it
+            for chain in ("batch-a", "batch-b"):
+                await conn.execute(
+                    """INSERT INTO placements (chain, store_id, group_id, group_version, anchor_store_id)
+                       VALUES ($1, 's1', $2, 1, 's1'), ($1, 'm1', $2, 1, 's1')""",
+                    chain,
+                    f"g-{chain}",
+                )
+            repo = BargainsRepository(conn)
+            events = await recomputer.on_prices(repo, _prices_of("batch-a"))
+            for payload in _prices_of("batch-b"):
+                await recomputer.on_prices(repo, [payload])
+            announced: set[tuple[str, str]] = {
+                (change.change, change.bargain.bargain_id.replace(":batch-a:", ":"))
+                for event in events
+                if isinstance(event, BargainsChanged)
+                for change in event.payload.changes
+            }
+            return await _projection(conn, "batch-a"), await _projection(conn, "batch-b"), announced
+        finally:
+            await transaction.rollback()
+            await conn.close()
+
+    batched, one_by_one, announced = asyncio.run(both())
+    # What the events amount to, folded in arrival order by the domain alone.
+    folded: dict[tuple[str, str], tuple[Segment, ...]] = {}
+    for payload in _prices_of("batch-a"):
+        for o in payload.observations:
+            key = (payload.store_id, o.sku)
+            folded[key] = fold(
+                folded.get(key, ()),
+                price_cents=o.price_cents,
+                was_price_cents=o.was_price_cents,
+                observed_at=o.observed_at,
+            )
+    assert batched["history"] == [
+        (store, sku, s.price_cents, s.was_price_cents, s.starts_at, s.ends_at)
+        for (store, sku), segments in sorted(folded.items())
+        for s in segments
+    ]
+    assert [(s.price_cents, s.starts_at) for s in folded["s2", "milk"]] == [(500, _at(20)), (440, _at(2))]
+    # Not vacuous: a discount and a historical low, an illusory special and an outlier; none for a member.
+    kinds = {(b[1], b[2], b[4]) for b in batched["bargains"]}
+    assert {
+        ("s1", "milk", "discount"),
+        ("s1", "bread", "discount"),
+        ("s1", "bread", "historical_low"),
+    } <= kinds
+    assert {(f[0], f[1], f[2]) for f in batched["flags"]} >= {
+        ("s1", "tea", "illusory"),
+        ("s3", "milk", "outlier"),
+    }
+    assert all(b[1] != "m1" for b in batched["bargains"])
+    assert all(f[0] != "m1" for f in batched["flags"])
+    assert announced == {("appeared", b[0]) for b in batched["bargains"]}
+    for part in ("history", "price_counts", "flags"):
+        assert batched[part] == one_by_one[part], part
+    assert [b[:-1] for b in batched["bargains"]] == [b[:-1] for b in one_by_one["bargains"]]
+    # A bargain rests on its price's latest sighting however the events were batched.
+    assert batched["bargains"] == one_by_one["bargains"], "observed_at of the bargains"

@@ -2,24 +2,29 @@
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts import CODEC, topic
-from contracts.events import RescrapeRequested, StoreGroupChanged
+from contracts.events import PriceObservation, PricesScraped, RescrapeRequested, StoreGroupChanged
+from contracts.events.v1 import PricesScrapedPayload
 from grouping.domain.evaluation import adjusted_rand_index
+from grouping.repository import GroupingRepository
 from pricestream.stack import Stack
+from servicekit.idempotency import mark_processed_many
 from tests.helpers import running_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
 DAY = 10
 FRESHNESS = timedelta(hours=168)
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +226,126 @@ def test_a_stale_anchor_yields_exactly_one_rescrape_request(stack: Stack) -> Non
         httpx.get(f"{_grouping(stack)}/v1/stores/stalechain/{member}/group").json()["anchor_store_id"]
         == anchor
     )
+
+
+def _payload(store: str, at: datetime, *prices: tuple[str, int]) -> PricesScrapedPayload:
+    observations = tuple(
+        PriceObservation(sku=sku, price_cents=cents, observed_at=at) for sku, cents in prices
+    )
+    return PricesScrapedPayload(chain="batch-g", store_id=store, source="ingest", observations=observations)
+
+
+async def _in_rolled_back_transaction(stack: Stack, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run work on the grouping database in a transaction that is rolled back: the service keeps nothing."""
+    conn = await asyncpg.connect(stack.service_process("grouping").env["GROUPING_DATABASE_URL"])
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        return await work(conn)
+    finally:
+        await transaction.rollback()
+        await conn.close()
+
+
+def test_a_batch_of_prices_keeps_each_products_newest_price(stack: Stack) -> None:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    older, old = now - timedelta(hours=2), now - timedelta(hours=1)
+
+    async def work(conn: asyncpg.Connection) -> dict[tuple[str, str], tuple[int, datetime]]:
+        repo = GroupingRepository(conn)
+        await repo.upsert_prices(batches=[_payload("ga", now, ("p1", 900), ("p2", 100))])
+        written = await repo.upsert_prices(
+            batches=[
+                _payload("gm", old, ("p1", 300)),
+                _payload("gm", older, ("p1", 200), ("p2", 210)),  # later in the list, older: p1 stays 300
+                _payload("ga", old, ("p1", 800), ("p2", 110)),  # older than what is stored: nothing changes
+                _payload("gm", now, ("p3", 50)),
+            ]
+        )
+        assert written == 3, "one row per new (store, product); none for an older price than the stored one"
+        rows = await conn.fetch(
+            "SELECT store_id, sku, price_cents, observed_at FROM latest_prices WHERE chain = 'batch-g'"
+        )
+        return {(r["store_id"], r["sku"]): (r["price_cents"], r["observed_at"]) for r in rows}
+
+    assert asyncio.run(_in_rolled_back_transaction(stack, work)) == {
+        ("ga", "p1"): (900, now),
+        ("ga", "p2"): (100, now),
+        ("gm", "p1"): (300, old),
+        ("gm", "p2"): (210, older),
+        ("gm", "p3"): (50, now),
+    }
+
+
+def test_noting_a_batch_of_prices_counts_them_and_marks_members_due(stack: Stack) -> None:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    before = now - timedelta(days=1)
+    asked = now - timedelta(hours=1)
+
+    async def work(conn: asyncpg.Connection) -> tuple[dict[str, tuple[Any, ...]], dict[str, datetime | None]]:
+        await conn.execute(
+            """INSERT INTO groups (group_id, chain, anchor_store_id, rescrape_requested_at)
+               VALUES ('g-batch-1', 'batch-g', 'ga', $1), ('g-batch-2', 'batch-g', 'gx', $1)""",
+            asked,
+        )
+        await conn.execute(
+            """INSERT INTO stores (chain, store_id, group_id, observed, last_observed_at, last_received_at)
+               VALUES ('batch-g', 'ga', 'g-batch-1', 10, $1, $1), ('batch-g', 'gm', 'g-batch-1', 5, $1, $1),
+                      ('batch-g', 'gx', 'g-batch-2', 7, $1, $1), ('batch-g', 'gy', 'g-batch-2', 7, $1, $1)""",
+            before,
+        )
+        await GroupingRepository(conn).note_store_prices(
+            batches=[
+                _payload("gm", now - timedelta(hours=1), ("p1", 1), ("p2", 2)),
+                _payload("ga", now, ("p1", 1)),
+                _payload("gm", now, ("p3", 3)),
+                _payload("gm", now - timedelta(hours=2), ("p4", 4)),  # older: last_observed_at stays
+                _payload("gn", now - timedelta(hours=3), ("p1", 1), ("p2", 2)),  # a new store
+            ]
+        )
+        stores = await conn.fetch(
+            """SELECT store_id, group_id, observed, last_observed_at, check_due,
+                      last_received_at > $1 AS received
+               FROM stores WHERE chain = 'batch-g'""",
+            before,
+        )
+        groups = await conn.fetch(
+            "SELECT group_id, rescrape_requested_at FROM groups WHERE chain = 'batch-g'"
+        )
+        return (
+            {r["store_id"]: tuple(r)[1:] for r in stores},
+            {r["group_id"]: r["rescrape_requested_at"] for r in groups},
+        )
+
+    stores, groups = asyncio.run(_in_rolled_back_transaction(stack, work))
+    assert stores == {
+        "ga": ("g-batch-1", 11, now, False, True),  # the anchor: never due for a check against itself
+        "gm": ("g-batch-1", 5 + 4, now, True, True),  # a member: due for a check against its anchor
+        "gn": (None, 2, now - timedelta(hours=3), False, True),
+        "gx": ("g-batch-2", 7, before, False, False),  # no prices: untouched
+        "gy": ("g-batch-2", 7, before, False, False),
+    }
+    assert groups == {"g-batch-1": None, "g-batch-2": asked}, "the anchor's prices answer its re-scrape only"
+
+
+def test_marking_a_batch_processed_returns_each_new_event_once(stack: Stack) -> None:
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    seen, first, second = (
+        PricesScraped.new(producer="scraper", payload=_payload(store, at, ("p1", 100)))
+        for store in ("ga", "gm", "gn")
+    )
+
+    async def work(conn: asyncpg.Connection) -> tuple[list[PricesScraped], list[PricesScraped], int]:
+        assert await mark_processed_many(conn, [seen]) == [seen]
+        fresh = await mark_processed_many(conn, [first, seen, second, first, seen])
+        again = await mark_processed_many(conn, [second, first])
+        recorded: int = await conn.fetchval(
+            "SELECT count(*) FROM processed_events WHERE event_id = ANY($1::uuid[])",
+            [seen.event_id, first.event_id, second.event_id],
+        )
+        return fresh, again, recorded
+
+    fresh, again, recorded = asyncio.run(_in_rolled_back_transaction(stack, work))
+    assert [e.event_id for e in fresh] == [first.event_id, second.event_id]
+    assert again == []
+    assert recorded == 3

@@ -54,6 +54,9 @@ class BenchPlan:
     zones: int = 40
     latency_rate: int = 10_000
     latency_seconds: float = 20.0
+    # How many prices a product takes across the latency stores: a chain charges a handful
+    # (its pricing zones); 0 gives every store a price of its own, the medians' worst case.
+    latency_price_points: int = 5
     raw_messages: int = 200_000
     copy_rows: int = 1_000_000
 
@@ -159,13 +162,18 @@ def _history(plan: BenchPlan) -> tuple[list[tuple[bytes, bytes]], list[tuple[str
     """Build two rounds of prices for every store (20 days ago, yesterday) and name the latency stores.
 
     `bench` stores share their zone's prices (grouping finds the zones); `benchlat` stores
-    each have prices of their own and are discounted later, one event each.
+    each have a mix of their own (each product at one of a few price points, so no two stores
+    match and grouping leaves them apart) and are discounted later, one event each.
     """
     rng = random.Random(11)
     base = [rng.randint(99, 2999) for _ in range(plan.products)]
     zone_prices = [[round(p * (1 + 0.013 * zone)) for p in base] for zone in range(plan.zones)]
+    levels = [0.9 + 0.2 * n / max(1, plan.latency_price_points - 1) for n in range(plan.latency_price_points)]
     latency = [
-        (f"l{store:05d}", [round(p * rng.uniform(0.9, 1.1)) for p in base])
+        (
+            f"l{store:05d}",
+            [round(p * (rng.choice(levels) if levels else rng.uniform(0.9, 1.1))) for p in base],
+        )
         for store in range(plan.latency_stores)
     ]
     stores = [("bench", f"s{store:05d}", zone_prices[store % plan.zones]) for store in range(plan.stores)]

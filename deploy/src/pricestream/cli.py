@@ -267,13 +267,21 @@ def bench(
     zones: Annotated[int, typer.Option(help="Pricing zones of those stores")] = 40,
     rate: Annotated[int, typer.Option(help="Observations/s of the latency phase")] = 10_000,
     seconds: Annotated[float, typer.Option(help="Length of the latency phase")] = 20.0,
+    price_points: Annotated[
+        int, typer.Option(help="Prices a product takes across the latency stores (0: one per store)")
+    ] = 5,
     out: Annotated[Path, typer.Option(help="Where the figures go (JSON)")] = Path(
         "bench-results/pipeline.json"
     ),
 ) -> None:
     """Measure raw broker and PostgreSQL limits next to pricestream's end-to-end rate and latency."""
     plan = BenchPlan(
-        stores=stores, products=products, zones=zones, latency_rate=rate, latency_seconds=seconds
+        stores=stores,
+        products=products,
+        zones=zones,
+        latency_rate=rate,
+        latency_seconds=seconds,
+        latency_price_points=price_points,
     )
     figures = run_bench(plan, console)
     figures["machine"] = machine_description()

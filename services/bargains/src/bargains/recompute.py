@@ -206,7 +206,11 @@ class Recomputer:
         # The query above asks for every store x every sku: keep only the pairs recomputed here.
         current = {b.bargain_id: b for b in listed if (b.store_id, b.sku) in wanted}
         changes = _changes(current, desired)
-        await repo.save_bargains(bargains=[b for change, b in changes if change != "expired"])
+        # A special seen again keeps its terms (nothing to announce) but its sighting moves:
+        # stored all the same, so it stays fresh for listing and expiry however events were batched.
+        await repo.save_bargains(
+            bargains=[b for bargain_id, b in desired.items() if current.get(bargain_id) != b]
+        )
         await repo.delete_bargains(bargain_ids=[b.bargain_id for change, b in changes if change == "expired"])
         await repo.replace_flags(chain=chain, keys=keys, flags=flags)
         return events_for(changes)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from bargains.domain.bargains import median
 from bargains.domain.history import Segment, utc_day
 from contracts.events.v1 import StoreGroupChangedPayload
 from servicekit.db import Connection
@@ -97,30 +98,24 @@ class BargainsRepository:
     ) -> dict[str, float]:
         """Return each product's median price over the chain's stores seen since a day.
 
-        The median is taken in the database from the counted prices (the mean of the two
-        middle stores' prices for an even count), so a product priced differently at many
-        stores costs one row here, not one per price.
+        The database sums the counted prices into one row per product (its prices in order,
+        with how many stores charge each), so a product priced differently at many stores
+        costs one row here, not one per price.
         """
         if not skus:
             return {}
         rows = await self.conn.fetch(
-            """WITH counted AS (
-                   SELECT sku, price_cents, sum(stores) AS stores FROM price_counts
-                   WHERE chain = $1 AND sku = ANY($2::text[]) AND seen_on >= $3 AND stores > 0
-                   GROUP BY sku, price_cents),
-               running AS (
-                   SELECT sku, price_cents,
-                          sum(stores) OVER (PARTITION BY sku ORDER BY price_cents) AS upto,
-                          sum(stores) OVER (PARTITION BY sku) AS total
-                   FROM counted)
-               SELECT sku, (min(price_cents) FILTER (WHERE upto > (total - 1) / 2)
-                            + min(price_cents) FILTER (WHERE upto > total / 2)) / 2.0 AS median
-               FROM running GROUP BY sku""",
+            """SELECT sku, array_agg(price_cents ORDER BY price_cents) AS prices,
+                      array_agg(stores ORDER BY price_cents) AS stores
+               FROM (SELECT sku, price_cents, sum(stores)::int AS stores FROM price_counts
+                     WHERE chain = $1 AND sku = ANY($2::text[]) AND seen_on >= $3 AND stores > 0
+                     GROUP BY sku, price_cents) AS counted
+               GROUP BY sku""",
             chain,
             list(skus),
             utc_day(fresh_after),
         )
-        return {r["sku"]: float(r["median"]) for r in rows}
+        return {r["sku"]: median(dict(zip(r["prices"], r["stores"], strict=True))) for r in rows}
 
     async def other_chain_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
