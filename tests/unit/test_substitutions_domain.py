@@ -25,6 +25,7 @@ ENCODER = HashingEncoder()
 GTIN_MILK = "9300000000011"
 GTIN_OTHER = "9300000000028"
 Link = tuple[Level, str, str]
+Ranking = tuple[str, str, Level, float]
 
 
 def _product(
@@ -420,6 +421,45 @@ def test_find_is_deterministic_and_a_batch_equals_one_product_at_a_time() -> Non
     assert batch == {at: first.find([at], Policy())[at] for at in everyone}
 
 
+def _tying_products() -> list[ParsedProduct]:
+    """One kind of milk under many brands and chains, so most candidates tie on score."""
+    products = [
+        _product(chain, f"{brand}-{size}", f"{brand} Full Cream Milk {size}", brand=brand, category="Dairy")
+        for brand in (f"Brand{number:02d}" for number in range(16))
+        for chain in ("freshmart", "valueway", "greengrocer")
+        for size in ("2L", "1L")
+    ]
+    # Two listings of one renamed item at one chain tie at L2, where a chain offers only one of them.
+    renamed = "Brand00 Milk Full Cream Dairy 2L"
+    products += [_product("cornerstore", sku, renamed, brand="Brand00", category="Dairy") for sku in "ab"]
+    return products
+
+
+def _found(index: Index, policy: Policy, *, batch: bool) -> dict[ProductKey, list[Ranking]]:
+    """Return every product's substitutes as (chain, sku, level, score), found in one batch or one by one."""
+    everyone = list(range(len(index)))
+    found = index.find(everyone, policy) if batch else {at: index.find([at], policy)[at] for at in everyone}
+    named = {at: (index.products[at].chain, index.products[at].sku) for at in everyone}
+    return {
+        named[at]: [(*named[match.other], match.level, match.score) for match in matches]
+        for at, matches in found.items()
+    }
+
+
+@pytest.mark.parametrize("policy", [Policy(), Policy(shortlist=12)], ids=["default", "short-shortlist"])
+def test_equal_scores_rank_the_same_whatever_order_products_arrived_in(policy: Policy) -> None:
+    products = _tying_products()
+    shuffled = products[::2] + products[1::2][::-1]
+
+    arrived = _found(_index(*products), policy, batch=False)
+    rebuilt = _found(_index(*shuffled), policy, batch=True)
+
+    assert rebuilt == arrived
+    assert arrived == _found(_index(*products[::-1]), policy, batch=True)
+    assert {level for matches in arrived.values() for _, _, level, _ in matches} == {"L1", "L2", "L3", "L4"}
+    assert all(score == round(score, 4) for matches in arrived.values() for *_, score in matches)
+
+
 def test_putting_a_product_again_replaces_it_and_its_links() -> None:
     index = _index(_milk("freshmart", barcode=GTIN_MILK), _milk("valueway", barcode=GTIN_MILK))
 
@@ -603,3 +643,20 @@ def test_within_a_tier_alternatives_rank_by_level_then_score() -> None:
     score = _score(evaluate(gold, ranked, k=10), "L3")
 
     assert (score.recall_at_1, score.mrr, score.recall_at_k) == (0.0, 0.5, 1.0)
+
+
+def test_lists_kept_up_product_by_product_equal_a_rebuild_when_scores_tie() -> None:
+    products = _tying_products()
+    incremental = _catalogue()
+    for product in products:
+        incremental.observe(product, _vector(product))
+    shuffled = products[1::2] + products[::2][::-1]
+    rebuilt = _catalogue()
+    rebuilt.load(shuffled, [_vector(product) for product in shuffled])
+
+    rebuilt.rebuild(chunk=7)
+
+    for product in products:
+        kept = incremental.list_of(product.chain, product.sku)
+        assert kept == rebuilt.list_of(product.chain, product.sku), (product.chain, product.sku)
+    assert sum(len(incremental.list_of(p.chain, p.sku) or ()) for p in products) > len(products)

@@ -17,6 +17,9 @@ import numpy.typing as npt
 from substitutions.domain.matching import Index, Level, Match, Policy, Vectors
 from substitutions.domain.products import ParsedProduct, normalise, parse_product
 
+# Scores are kept to 4 places: anything within half a unit of a list's weakest entry may tie it.
+ROUNDING = 5e-5
+
 SubstituteRow = dict[str, Any]
 ProductKey = tuple[str, str]
 
@@ -82,10 +85,11 @@ class Catalogue:
         at = self.index.put(product, vector)
         own = self.index.find([at], self.policy)[at]
         affected = {match.other for match in own} | self._pointing_in.get(at, set())
-        # Those it would now displace from their L3/L4 lists: alike above their weakest entry.
+        # Those it would now displace from their L3/L4 lists: alike above their weakest entry, or
+        # level with it once rounded (equal scores rank by tie key, so a newcomer may win the tie).
         floors = self._floors()
         alike = self.index.vectors @ np.asarray(vector, dtype=np.float32)
-        affected.update(int(other) for other in np.flatnonzero(alike >= floors))
+        affected.update(int(other) for other in np.flatnonzero(alike >= floors - ROUNDING))
         affected.discard(at)
         found = {at: own, **self.index.find(sorted(affected), self.policy)}
         return self._settle(found)

@@ -11,6 +11,7 @@ a batch of products against all of them with matrix products and `process.cdist`
 Python loop over pairs. Adding a product returns the products whose lists may change.
 """
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ class Index:
         self._vectors = np.zeros((64, self.dimensions), dtype=np.float32)
         self._columns = {
             name: np.zeros(64, dtype=np.float64 if name == "amount" else np.int64)
-            for name in ("chain", "brand", "variant", "category", "dimension", "amount")
+            for name in ("chain", "brand", "variant", "category", "dimension", "amount", "tie")
         }
 
     def __len__(self) -> int:
@@ -131,6 +132,7 @@ class Index:
         size = product.size
         columns["dimension"][at] = _DIMENSIONS[size.dimension if size else None]
         columns["amount"][at] = _normal_amount(size)
+        columns["tie"][at] = _tie_key(product.chain, product.sku)
         if product.barcode:
             self._by_barcode[product.barcode].add(at)
         self._by_key[product.key].add(at)
@@ -287,6 +289,8 @@ class Index:
         found: dict[int, list[Match]] = {}
         columns, vectors = self._columns, self.vectors
         shortlist = min(policy.shortlist, len(self.products))
+        # Below both minimums a candidate is never chosen, so ties there need not be settled.
+        floor = min(policy.l3_min_similarity, policy.l4_min_similarity)
         for start in range(0, len(queries), policy.chunk):
             block = list(queries[start : start + policy.chunk])
             rows = np.asarray(block, dtype=np.int64)
@@ -295,7 +299,7 @@ class Index:
             if within is not None:
                 similarity[:, columns["chain"][: len(self.products)] != within] = -1.0
             if shortlist < similarity.shape[1]:
-                near = np.argpartition(-similarity, shortlist - 1, axis=1)[:, :shortlist]
+                near = _nearest(similarity, columns["tie"], shortlist, floor)
             else:
                 near = np.broadcast_to(np.arange(similarity.shape[1]), similarity.shape)
             alike = np.take_along_axis(similarity, near, axis=1)
@@ -309,8 +313,11 @@ class Index:
             closeness = policy.l3_size_weight * np.abs(np.log2(np.where(comparable, ratios, 1.0)))
             l3 = np.where(another_brand & comparable, alike - closeness, -1.0)
             l4 = np.where(same_category, alike, -1.0)
+            ties = columns["tie"][near]
             for i, query in enumerate(block):
-                picked = _top(near[i], l3[i], policy.l3_min_similarity, policy.limit("L3"), taken[query])
+                picked = _top(
+                    near[i], ties[i], l3[i], policy.l3_min_similarity, policy.limit("L3"), taken[query]
+                )
                 chosen = [
                     Match(
                         "L3",
@@ -321,7 +328,7 @@ class Index:
                     for other, score in picked
                 ]
                 skip = taken[query] | {match.other for match in chosen}
-                related = _top(near[i], l4[i], policy.l4_min_similarity, policy.limit("L4"), skip)
+                related = _top(near[i], ties[i], l4[i], policy.l4_min_similarity, policy.limit("L4"), skip)
                 chosen += [
                     Match("L4", other, score, f"related ({score:.2f} alike)") for other, score in related
                 ]
@@ -345,6 +352,12 @@ _BUCKET_WIDTH = 0.05
 def _code(codes: dict[str, int], value: str) -> int:
     """Give a value a small integer code, the same one every time."""
     return codes.setdefault(value, len(codes))
+
+
+def _tie_key(chain: str, sku: str) -> int:
+    """Return a product's own number for ordering equal scores: the same wherever it is held."""
+    digest = hashlib.blake2b(f"{chain}\x00{sku}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _normal_amount(size: Size | None) -> float:
@@ -389,24 +402,61 @@ def _same_size(a: Size | None, b: Size | None, tolerance: float) -> bool:
     return sizes_compatible(a, b, tolerance=tolerance)
 
 
+def _nearest(
+    similarity: npt.NDArray[np.float32], ties: npt.NDArray[np.int64], k: int, floor: float
+) -> npt.NDArray[np.int64]:
+    """Return the columns of each row's k highest similarities (k < columns), equal ones by tie key."""
+    # Partitioning at k leaves a top k before it and the next highest at it, in one pass.
+    order = np.argpartition(-similarity, k, axis=1)
+    near = order[:, :k]
+    cut = _rounded(np.take_along_axis(similarity, near, axis=1).min(axis=1))
+    following = _rounded(similarity[np.arange(len(similarity)), order[:, k]])
+    # Values equal (to 4 places) at the cut are split in no set order, which would make a list
+    # depend on where products are held: there, take the lowest tie keys. Below both minimums
+    # no candidate is ever chosen, so such rows are left alone.
+    for i in np.flatnonzero((following == cut) & (cut >= floor)):
+        columns = np.flatnonzero(similarity[i] >= cut[i] - 6e-5)  # all that may round to the cut
+        rounded = _rounded(similarity[i, columns])
+        above, level = columns[rounded > cut[i]], columns[rounded == cut[i]]
+        wanted = k - len(above)  # all above the cut are in: fewer than k of them
+        level = level[np.argpartition(ties[level], wanted - 1)[:wanted]]
+        near[i, : len(above)], near[i, len(above) :] = above, level
+    return near
+
+
+def _rounded(scores: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """Round scores to 4 places as Python's round does: float32 ones would keep float32 noise."""
+    wide: npt.NDArray[np.float64] = scores.astype(np.float64)
+    return np.round(wide, 4)
+
+
 def _top(
-    positions: npt.NDArray[np.int64], scores: npt.NDArray[np.floating], minimum: float, k: int, skip: set[int]
+    positions: npt.NDArray[np.int64],
+    ties: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.floating],
+    minimum: float,
+    k: int,
+    skip: set[int],
 ) -> list[tuple[int, float]]:
     """Return up to k (position, score) pairs of the highest scores at or above a minimum, skipping some."""
     chosen: list[tuple[int, float]] = []
-    # Equal scores rank by position, so a product's list is the same whatever batch computed it.
-    for at in np.lexsort((positions, -np.round(scores, 4))):
-        score = float(scores[at])
+    # Scores equal to 4 places rank by the products' tie keys (position only if those collide),
+    # so a list is the same whatever batch computed it and wherever its products are held.
+    rounded = _rounded(scores)
+    for at in np.lexsort((positions, ties, -rounded)):
+        # The rounded score is the one judged: a raw one would cut a run of equals in two.
+        score = float(rounded[at])
         if score < minimum or len(chosen) == k:
             break
         if int(positions[at]) not in skip:
-            chosen.append((int(positions[at]), round(score, 4)))
+            chosen.append((int(positions[at]), score))
     return chosen
 
 
 def _best_per_chain(matches: list[Match], index: Index, k: int) -> list[Match]:
     """Keep the best-scored match of each chain (a chain lists an item once), k at most."""
     best: dict[str, Match] = {}
-    for match in sorted(matches, key=lambda match: -match.score):
+    # Equal scores rank by chain and sku, not by where the products are held.
+    for match in sorted(matches, key=lambda match: (-match.score, index._order(match.other))):
         best.setdefault(index.products[match.other].chain, match)
     return list(best.values())[:k]
