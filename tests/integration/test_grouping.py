@@ -175,13 +175,21 @@ async def _events(stack: Stack, name: str) -> list[Any]:
     return events
 
 
-def _ingest(stack: Stack, store: str, observed_at: datetime) -> None:
+def _ingest(
+    stack: Stack, store: str, observed_at: datetime, *, chain: str = "stalechain", raise_every: int = 0
+) -> None:
+    """Post 60 prices of a store; every raise_every-th one 30 cents dearer."""
     rows = [
-        {"sku": f"p{i}", "price_cents": 100 + i, "observed_at": observed_at.isoformat()} for i in range(60)
+        {
+            "sku": f"p{i}",
+            "price_cents": 100 + i + (30 if raise_every and i % raise_every == 0 else 0),
+            "observed_at": observed_at.isoformat(),
+        }
+        for i in range(60)
     ]
     response = httpx.post(
         f"{stack.service_process('scraper').url}/v1/observations",
-        json={"rows": rows, "chain": "stalechain", "store_id": store},
+        json={"rows": rows, "chain": chain, "store_id": store},
         headers={"Authorization": f"Bearer {stack.ingest_token}"},
     )
     assert response.json()["accepted"] == 60, response.text
@@ -245,6 +253,33 @@ async def _in_rolled_back_transaction(stack: Stack, work: Callable[[asyncpg.Conn
     finally:
         await transaction.rollback()
         await conn.close()
+
+
+def test_an_anchor_whose_prices_mostly_change_has_its_members_rechecked(stack: Stack) -> None:
+    for store in ("a1", "a2", "a3"):
+        _ingest(stack, store, datetime.now(UTC), chain="movechain")
+
+    def together() -> bool:
+        placed = _assignment(stack)
+        return len({placed.get(("movechain", store)) for store in ("a1", "a2", "a3")} - {None}) == 1 and all(
+            ("movechain", store) in placed for store in ("a1", "a2", "a3")
+        )
+
+    assert wait_until(together, timeout=30)
+    anchor = httpx.get(f"{_grouping(stack)}/v1/stores/movechain/a1/group").json()["anchor_store_id"]
+    members = sorted({"a1", "a2", "a3"} - {anchor})
+
+    def rechecks() -> dict[str, int]:
+        events = asyncio.run(_events(stack, topic("rescrapes.requested.v1").name))
+        asked = [e.payload for e in events if isinstance(e, RescrapeRequested)]
+        return {m: sum(1 for p in asked if p.store_id == m and p.reason == "health_check") for m in members}
+
+    _ingest(stack, anchor, datetime.now(UTC), chain="movechain", raise_every=10)  # a week's specials
+    time.sleep(6)
+    assert rechecks() == dict.fromkeys(members, 0)
+
+    _ingest(stack, anchor, datetime.now(UTC), chain="movechain", raise_every=1)  # another zone's prices
+    assert wait_until(lambda: rechecks() == dict.fromkeys(members, 1), timeout=30), rechecks()
 
 
 def test_a_batch_of_prices_keeps_each_products_newest_price(stack: Stack) -> None:

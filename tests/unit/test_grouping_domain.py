@@ -11,7 +11,7 @@ import pytest
 
 from grouping.domain.evaluation import adjusted_rand_index, merges_distinct
 from grouping.domain.fingerprints import fingerprint
-from grouping.domain.grouping import Group, GroupingResult, find_groups, match_counts, matches
+from grouping.domain.grouping import Group, GroupingResult, find_groups, match_counts, matches, prices_moved
 from pricestream.storefront.world import World, WorldConfig
 
 pytestmark = pytest.mark.unit
@@ -318,3 +318,12 @@ def test_merges_distinct_tells_a_group_mixing_zones() -> None:
     truth = {"a": "z1", "b": "z1", "c": "z2"}
     assert not merges_distinct(truth, [Group("a", ("b",)), Group("c")])
     assert merges_distinct(truth, [Group("a", ("c",)), Group("b")])
+
+
+def test_a_store_whose_prices_mostly_changed_has_moved_but_a_weeks_specials_do_not() -> None:
+    moved = functools.partial(prices_moved, min_common=50, moved_share=0.5)
+    assert moved(compared=200, changed=190)  # another zone's prices
+    assert moved(compared=200, changed=100)
+    assert not moved(compared=200, changed=40)  # a week's specials
+    assert not moved(compared=40, changed=40), "too few prices compared to tell"
+    assert not moved(compared=0, changed=0)

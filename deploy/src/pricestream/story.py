@@ -427,7 +427,10 @@ def story_report(figures: dict[str, Any]) -> Group:
             f"{figures['prices_held']:,} / {figures['prices_answerable']:,} "
             f"(x{figures['compression_ratio']})",
         ),
-        ("re-scrapes requested (stale anchors, merged members)", str(figures["rescrapes_requested"])),
+        (
+            "re-scrapes requested (stale anchors; members of merged or moved anchors)",
+            str(figures["rescrapes_requested"]),
+        ),
         (
             "true specials on the last day / discounts listed",
             f"{figures['true_specials']} / {figures['discounts_listed']}",

@@ -63,6 +63,7 @@ class GroupingRepository:
                 key = (batch.chain, batch.store_id, o.sku)
                 if key not in newest or o.observed_at > newest[key].observed_at:
                     newest[key] = o
+        await self._count_anchor_changes(newest)
         result: str = await self.conn.execute(
             """INSERT INTO latest_prices AS p
                    (chain, store_id, sku, price_cents, was_price_cents, available, observed_at)
@@ -81,6 +82,40 @@ class GroupingRepository:
             [o.observed_at for o in newest.values()],
         )
         return int(result.rsplit(" ", 1)[-1])
+
+    async def _count_anchor_changes(self, newest: dict[tuple[str, str, str], PriceObservation]) -> None:
+        """Count, for each anchor priced here, how many stored prices newer ones compare with and change."""
+        await self.conn.execute(
+            """UPDATE stores s SET compared_since_check = s.compared_since_check + c.compared,
+                                  changed_since_check = s.changed_since_check + c.changed
+               FROM (SELECT i.chain, i.store_id, count(*) AS compared,
+                            count(*) FILTER (WHERE p.price_cents <> i.price_cents) AS changed
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[])
+                          AS i(chain, store_id, sku, price_cents, observed_at)
+                     JOIN groups g ON g.chain = i.chain AND g.anchor_store_id = i.store_id
+                     JOIN latest_prices p ON p.chain = i.chain AND p.store_id = i.store_id AND p.sku = i.sku
+                     WHERE i.observed_at > p.observed_at
+                     GROUP BY i.chain, i.store_id) AS c
+               WHERE s.chain = c.chain AND s.store_id = c.store_id""",
+            [chain for chain, _, _ in newest],
+            [store_id for _, store_id, _ in newest],
+            [sku for _, _, sku in newest],
+            [o.price_cents for o in newest.values()],
+            [o.observed_at for o in newest.values()],
+        )
+
+    async def anchor_changes(self, *, quiet_before: datetime) -> list[tuple[str, str, int, int]]:
+        """Return and reset (group, anchor, compared, changed) of anchors whose scrape has gone quiet."""
+        rows = await self.conn.fetch(
+            """UPDATE stores s SET compared_since_check = 0, changed_since_check = 0
+               FROM (SELECT chain, store_id, group_id, compared_since_check, changed_since_check
+                     FROM stores WHERE compared_since_check > 0 AND last_received_at < $1
+                     FOR UPDATE) AS q
+               WHERE s.chain = q.chain AND s.store_id = q.store_id
+               RETURNING q.group_id, q.store_id, q.compared_since_check, q.changed_since_check""",
+            quiet_before,
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def note_store_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> None:
         """Record that stores' prices arrived: a member becomes due for a health check,

@@ -16,6 +16,12 @@ class GroupingSettings(ServiceSettings):
 
     min_share: float = Field(default=0.98, gt=0, le=1, description="Share of equal prices that makes a match")
     min_common: int = Field(default=50, ge=1, description="Common products needed to compare two stores")
+    anchor_moved_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of an anchor's prices changed in one scrape that re-checks its members",
+    )
     freshness_h: float = Field(default=168.0, gt=0, description="Prices older than this do not count")
     anchor_lag_h: float = Field(
         default=24.0, gt=0, description="An anchor this much older than its member's new prices is stale"

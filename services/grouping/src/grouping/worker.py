@@ -18,7 +18,7 @@ from contracts.events.v1 import (
     StoreGroupChangedPayload,
 )
 from grouping.domain.changes import Cluster, Form, Grow, plan_changes
-from grouping.domain.grouping import find_groups, matches
+from grouping.domain.grouping import find_groups, matches, prices_moved
 from grouping.repository import GroupingRepository, GroupRow
 from grouping.settings import GroupingSettings
 from servicekit.db import Database
@@ -70,6 +70,16 @@ class CycleReport:
     def changed(self) -> bool:
         """Tell whether the cycle changed anything."""
         return bool(self.events)
+
+
+def _recheck(report: CycleReport, chain: str, group_id: str, members: list[str]) -> None:
+    """Ask for a health-check re-scrape of members: their new prices make them due for a check."""
+    for member in members:
+        report.rescrapes += 1
+        rescrape = RescrapeRequestedPayload(
+            chain=chain, store_id=member, reason="health_check", group_id=group_id
+        )
+        report.events.append(RescrapeRequested.new(producer=PRODUCER, payload=rescrape))
 
 
 def due_for_regroup(
@@ -142,6 +152,7 @@ class GroupingWorker:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('grouping.cycle'))"):
                 return report
             repo = GroupingRepository(conn)
+            await self._moved_anchors(repo, report, quiet_before=quiet_before)
             await self._health_checks(repo, report, now=now, since=since, quiet_before=quiet_before)
             for chain, latest in (await repo.latest_by_chain()).items():
                 if not due_for_regroup(
@@ -159,6 +170,32 @@ class GroupingWorker:
         return report
 
     # --- health checks ----------------------------------------------------------------
+
+    async def _moved_anchors(
+        self, repo: GroupingRepository, report: CycleReport, *, quiet_before: datetime
+    ) -> None:
+        """Re-check the members of anchors whose last scrape changed most of their prices."""
+        for group_id, anchor, compared, changed in await repo.anchor_changes(quiet_before=quiet_before):
+            moved = prices_moved(
+                compared=compared,
+                changed=changed,
+                min_common=self.settings.min_common,
+                moved_share=self.settings.anchor_moved_share,
+            )
+            group = await repo.group(group_id=group_id) if moved and group_id else None
+            if group is None or group.anchor_store_id != anchor or not group.members:
+                continue
+            # Its members were confirmed against prices the anchor no longer charges (it moved
+            # zone, say): until they are compared again they would be answered from the new ones.
+            _recheck(report, group.chain, group.group_id, list(group.members))
+            log.info(
+                "most of an anchor's prices changed, its members re-checked",
+                group=group.group_id,
+                anchor=anchor,
+                changed=changed,
+                compared=compared,
+                members=len(group.members),
+            )
 
     async def _health_checks(
         self,
@@ -315,12 +352,7 @@ class GroupingWorker:
             # prices cannot be compared with the survivor's: fresh prices re-check them (new prices
             # make a member due for a health check against its anchor).
             absorbed_members = [m for absorbed_id in change.absorbed for m in groups[absorbed_id].members]
-            for member in [*survivor.members, *absorbed_members]:
-                report.rescrapes += 1
-                rescrape = RescrapeRequestedPayload(
-                    chain=survivor.chain, store_id=member, reason="health_check", group_id=survivor.group_id
-                )
-                report.events.append(RescrapeRequested.new(producer=PRODUCER, payload=rescrape))
+            _recheck(report, survivor.chain, survivor.group_id, [*survivor.members, *absorbed_members])
         await repo.place(chain=survivor.chain, group_id=survivor.group_id, store_ids=list(change.joined))
         report.joined += len(change.joined)
         await self._announce(

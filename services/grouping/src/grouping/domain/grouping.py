@@ -103,6 +103,15 @@ def matches(
     return bool(_qualifies(np.array([common]), np.array([equal]), min_share, min_common)[0])
 
 
+def prices_moved(*, compared: int, changed: int, min_common: int, moved_share: float) -> bool:
+    """Tell whether a store's new prices differ from its previous ones enough to call it another store.
+
+    A week's specials change a share of a store's prices; a move to another pricing zone
+    changes most of them. Too few compared prices tell nothing.
+    """
+    return compared >= min_common and changed >= moved_share * compared
+
+
 def find_groups(
     prices: npt.NDArray[np.int32],
     store_ids: Sequence[str],
