@@ -85,6 +85,18 @@ class GroupingRepository:
 
     async def _count_anchor_changes(self, newest: dict[tuple[str, str, str], PriceObservation]) -> None:
         """Count, for each anchor priced here, how many stored prices newer ones compare with and change."""
+        stores = sorted({(chain, store_id) for chain, store_id, _ in newest})
+        rows = await self.conn.fetch(
+            """SELECT g.chain, g.anchor_store_id FROM unnest($1::text[], $2::text[]) AS s(chain, store_id)
+               JOIN groups g ON g.chain = s.chain AND g.anchor_store_id = s.store_id""",
+            [chain for chain, _ in stores],
+            [store_id for _, store_id in stores],
+        )
+        anchors = {(r["chain"], r["anchor_store_id"]) for r in rows}
+        # Few stores of a batch anchor a group: only their prices are compared.
+        priced = {key: o for key, o in newest.items() if key[:2] in anchors}
+        if not priced:
+            return
         await self.conn.execute(
             """UPDATE stores s SET compared_since_check = s.compared_since_check + c.compared,
                                   changed_since_check = s.changed_since_check + c.changed
@@ -92,16 +104,15 @@ class GroupingRepository:
                             count(*) FILTER (WHERE p.price_cents <> i.price_cents) AS changed
                      FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[])
                           AS i(chain, store_id, sku, price_cents, observed_at)
-                     JOIN groups g ON g.chain = i.chain AND g.anchor_store_id = i.store_id
                      JOIN latest_prices p ON p.chain = i.chain AND p.store_id = i.store_id AND p.sku = i.sku
                      WHERE i.observed_at > p.observed_at
                      GROUP BY i.chain, i.store_id) AS c
                WHERE s.chain = c.chain AND s.store_id = c.store_id""",
-            [chain for chain, _, _ in newest],
-            [store_id for _, store_id, _ in newest],
-            [sku for _, _, sku in newest],
-            [o.price_cents for o in newest.values()],
-            [o.observed_at for o in newest.values()],
+            [chain for chain, _, _ in priced],
+            [store_id for _, store_id, _ in priced],
+            [sku for _, _, sku in priced],
+            [o.price_cents for o in priced.values()],
+            [o.observed_at for o in priced.values()],
         )
 
     async def anchor_changes(self, *, quiet_before: datetime) -> list[tuple[str, str, int, int]]:
