@@ -190,10 +190,7 @@ class BargainsRepository:
 
     async def anchor_of(self, *, chain: str, store_id: str) -> str:
         """Return the store that answers for this one: its anchor, or itself."""
-        anchor: str | None = await self.conn.fetchval(
-            "SELECT anchor_store_id FROM placements WHERE chain = $1 AND store_id = $2", chain, store_id
-        )
-        return anchor or store_id
+        return (await self.anchors_of(chain=chain, store_ids=[store_id]))[store_id]
 
     async def anchors_of(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, str]:
         """Return the store that answers for each of some stores: its anchor, or itself."""

@@ -55,7 +55,10 @@ class GroupingRepository:
     # --- prices -------------------------------------------------------------------------
 
     async def upsert_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> int:
-        """Keep each product's latest price; an older observation never replaces a newer one."""
+        """Keep each product's latest price; an older observation never replaces a newer one.
+
+        Anchors' prices are first compared with the ones they replace (`anchor_changes`).
+        """
         # One statement may not touch a row twice: keep each store's newest observation per product.
         newest: dict[tuple[str, str, str], PriceObservation] = {}
         for batch in batches:

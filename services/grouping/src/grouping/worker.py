@@ -176,13 +176,14 @@ class GroupingWorker:
     ) -> None:
         """Re-check the members of anchors whose last scrape changed most of their prices."""
         for group_id, anchor, compared, changed in await repo.anchor_changes(quiet_before=quiet_before):
-            moved = prices_moved(
+            if not group_id or not prices_moved(
                 compared=compared,
                 changed=changed,
                 min_common=self.settings.min_common,
                 moved_share=self.settings.anchor_moved_share,
-            )
-            group = await repo.group(group_id=group_id) if moved and group_id else None
+            ):
+                continue
+            group = await repo.group(group_id=group_id)
             if group is None or group.anchor_store_id != anchor or not group.members:
                 continue
             # Its members were confirmed against prices the anchor no longer charges (it moved

@@ -15,13 +15,7 @@ E = TypeVar("E", bound=Event)
 
 async def mark_processed(conn: Connection, event: Event) -> bool:
     """Record the event as processed; return False when it already was (a duplicate)."""
-    inserted = await conn.fetchval(
-        """INSERT INTO processed_events (event_id, event_type) VALUES ($1, $2)
-           ON CONFLICT (event_id) DO NOTHING RETURNING true""",
-        event.event_id,
-        event.event_type,
-    )
-    return bool(inserted)
+    return bool(await mark_processed_many(conn, [event]))
 
 
 async def mark_processed_many(conn: Connection, events: Sequence[E]) -> list[E]:
