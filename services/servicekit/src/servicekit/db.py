@@ -2,6 +2,7 @@
 
 import hashlib
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import asyncpg
@@ -10,6 +11,10 @@ from asyncpg.pool import PoolConnectionProxy
 from servicekit.settings import ServiceSettings
 
 MIGRATIONS_TABLE = "schema_migrations"
+"""Where a service's own migrations are recorded, in its schema."""
+KIT_MIGRATIONS_TABLE = "servicekit_migrations"
+"""Where servicekit's migrations (processed events, outbox) are recorded, in the same schema."""
+KIT_MIGRATIONS = Path(str(files("servicekit") / "migrations"))
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 """A connection, on its own or borrowed from a pool."""
@@ -41,16 +46,22 @@ class Database:
         )
 
     async def migrate(self) -> list["Migration"]:
-        """Apply the service's pending migrations."""
+        """Apply servicekit's pending migrations, then the service's own."""
         async with self.pool.acquire() as conn:
-            return await migrate(conn, schema=self.schema, directory=self.migrations)
+            kit = await migrate(
+                conn, schema=self.schema, directory=KIT_MIGRATIONS, table=KIT_MIGRATIONS_TABLE
+            )
+            await adopt_legacy_layout(conn, schema=self.schema, directory=self.migrations)
+            return kit + await migrate(conn, schema=self.schema, directory=self.migrations)
 
     async def check(self, timeout: float) -> dict[str, bool]:
         """Tell whether the database answers and every migration is applied."""
         try:
             async with self.pool.acquire(timeout=timeout) as conn:
                 await conn.fetchval("SELECT 1", timeout=timeout)
-                pending = await pending_migrations(conn, schema=self.schema, directory=self.migrations)
+                pending = await pending_migrations(
+                    conn, schema=self.schema, directory=KIT_MIGRATIONS, table=KIT_MIGRATIONS_TABLE
+                ) + await pending_migrations(conn, schema=self.schema, directory=self.migrations)
         except Exception:
             return {"database": False, "migrations": False}
         return {"database": True, "migrations": not pending}
@@ -90,18 +101,20 @@ def load_migrations(directory: Path) -> list[Migration]:
     return migrations
 
 
-async def applied_versions(conn: Connection, *, schema: str) -> dict[int, str]:
+async def applied_versions(conn: Connection, *, schema: str, table: str = MIGRATIONS_TABLE) -> dict[int, str]:
     """Return applied versions and their checksums (empty when none ever ran)."""
-    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.{MIGRATIONS_TABLE}")
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.{table}")
     if not exists:
         return {}
-    rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.{MIGRATIONS_TABLE}")
+    rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.{table}")
     return {row["version"]: row["checksum"] for row in rows}
 
 
-async def pending_migrations(conn: Connection, *, schema: str, directory: Path) -> list[Migration]:
+async def pending_migrations(
+    conn: Connection, *, schema: str, directory: Path, table: str = MIGRATIONS_TABLE
+) -> list[Migration]:
     """Return the migrations not yet applied; raise if an applied one was edited since."""
-    applied = await applied_versions(conn, schema=schema)
+    applied = await applied_versions(conn, schema=schema, table=table)
     pending = []
     for migration in load_migrations(directory):
         checksum = applied.get(migration.version)
@@ -112,27 +125,67 @@ async def pending_migrations(conn: Connection, *, schema: str, directory: Path) 
     return pending
 
 
-async def migrate(conn: Connection, *, schema: str, directory: Path) -> list[Migration]:
+async def migrate(
+    conn: Connection, *, schema: str, directory: Path, table: str = MIGRATIONS_TABLE
+) -> list[Migration]:
     """Apply pending migrations in one transaction, under an advisory lock; return them."""
     applied: list[Migration] = []
     async with conn.transaction():
         # Two replicas starting together must not both apply the same file.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrations:{schema}")
         await conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {schema}.{MIGRATIONS_TABLE} (
+            f"""CREATE TABLE IF NOT EXISTS {schema}.{table} (
                     version integer PRIMARY KEY,
                     name text NOT NULL,
                     checksum text NOT NULL,
                     applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        for migration in await pending_migrations(conn, schema=schema, directory=directory):
+        for migration in await pending_migrations(conn, schema=schema, directory=directory, table=table):
             await conn.execute(f"SET LOCAL search_path TO {schema}")
             await conn.execute(migration.sql)
             await conn.execute(
-                f"INSERT INTO {schema}.{MIGRATIONS_TABLE} (version, name, checksum) VALUES ($1, $2, $3)",
+                f"INSERT INTO {schema}.{table} (version, name, checksum) VALUES ($1, $2, $3)",
                 migration.version,
                 migration.name,
                 migration.checksum,
             )
             applied.append(migration)
     return applied
+
+
+LEGACY_FIRST_MIGRATION = "processed_events"
+"""What every service's migration 1 was before servicekit owned processed_events and outbox."""
+
+
+async def adopt_legacy_layout(conn: Connection, *, schema: str, directory: Path) -> bool:
+    """Renumber a database migrated before servicekit owned its tables; return whether it was one.
+
+    Such a database recorded `0001_processed_events` and then the service's files one
+    number higher, the first of them with the outbox inside. Those tables are servicekit's
+    now (its migration creates them only if missing), so version v becomes v - 1 with the
+    current file's checksum, and nothing is applied twice.
+    """
+    table = f"{schema}.{MIGRATIONS_TABLE}"
+    async with conn.transaction():
+        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+            return False
+        first = await conn.fetchval(f"SELECT name FROM {table} WHERE version = 1")
+        if first != LEGACY_FIRST_MIGRATION:
+            return False
+        current = {m.version: m for m in load_migrations(directory)}
+        rows = await conn.fetch(f"SELECT version, name FROM {table} WHERE version > 1 ORDER BY version")
+        await conn.execute(f"DELETE FROM {table}")
+        for row in rows:
+            migration = current.get(row["version"] - 1)
+            if migration is None or migration.name != row["name"]:
+                raise RuntimeError(
+                    f"{schema}: applied migration {row['version']:04d}_{row['name']} has no counterpart "
+                    "in this release's renumbered migrations"
+                )
+            await conn.execute(
+                f"INSERT INTO {table} (version, name, checksum) VALUES ($1, $2, $3)",
+                migration.version,
+                migration.name,
+                migration.checksum,
+            )
+    return True

@@ -1,4 +1,4 @@
--- Store directory, scrape plan and durable progress, products, quarantine, outbox.
+-- Store directory, scrape plan and durable progress, products, quarantine.
 
 CREATE TABLE stores (
     chain text NOT NULL,
@@ -77,13 +77,4 @@ CREATE TABLE quarantine (
     reason text NOT NULL,
     raw jsonb NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE outbox (
-    id bigserial PRIMARY KEY,
-    topic text NOT NULL,
-    key bytea NOT NULL,
-    value bytea NOT NULL,
-    headers jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
 );

@@ -1,4 +1,4 @@
--- The latest price per (store, product), store groups, and the outbox.
+-- The latest price per (store, product), store groups.
 
 -- Latest fresh price of a product at a store. A pruned member holds only the prices
 -- that differ from its anchor's; the rest are answered from the anchor.
@@ -35,13 +35,4 @@ CREATE TABLE groups (
     version integer NOT NULL DEFAULT 1,
     rescrape_requested_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE outbox (
-    id bigserial PRIMARY KEY,
-    topic text NOT NULL,
-    key bytea NOT NULL,
-    value bytea NOT NULL,
-    headers jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
 );

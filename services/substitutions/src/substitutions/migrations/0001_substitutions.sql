@@ -1,4 +1,4 @@
--- Products as the chains describe them, cached name embeddings, each product's substitutes, the outbox.
+-- Products as the chains describe them, cached name embeddings, each product's substitutes.
 
 -- The latest description of each product; an older observation never replaces a newer one.
 CREATE TABLE products (
@@ -28,13 +28,4 @@ CREATE TABLE substitutes (
     substitutes jsonb NOT NULL,
     computed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (chain, sku)
-);
-
-CREATE TABLE outbox (
-    id bigserial PRIMARY KEY,
-    topic text NOT NULL,
-    key bytea NOT NULL,
-    value bytea NOT NULL,
-    headers jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
 );

@@ -1,4 +1,4 @@
--- Compact price history, where each store sits, bargains, flags, and the outbox.
+-- Compact price history, where each store sits, bargains, flags.
 
 -- One row per run of an unchanged price at a store: a new row only when it changes.
 CREATE TABLE history (
@@ -63,13 +63,4 @@ CREATE TABLE equivalents (
     other_chain text NOT NULL,
     other_sku text NOT NULL,
     PRIMARY KEY (chain, sku, other_chain, other_sku)
-);
-
-CREATE TABLE outbox (
-    id bigserial PRIMARY KEY,
-    topic text NOT NULL,
-    key bytea NOT NULL,
-    value bytea NOT NULL,
-    headers jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
 );

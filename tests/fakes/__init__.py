@@ -1,0 +1,1 @@
+"""In-memory fakes of the project's own interfaces, for the unit tier."""
