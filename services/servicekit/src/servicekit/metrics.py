@@ -1,6 +1,10 @@
 """Prometheus metrics every service exposes, in a registry of its own."""
 
+from collections import Counter as CounterType
+
+import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 
 class Metrics:
@@ -46,3 +50,22 @@ class Metrics:
     def render(self) -> bytes:
         """Return the Prometheus text exposition."""
         return generate_latest(self.registry)
+
+
+def processed_counts(url: str) -> CounterType[str]:
+    """Read a service's processed-message counts per topic from its /metrics (empty if it is away)."""
+    try:
+        return processed_counts_from_text(httpx.get(f"{url}/metrics", timeout=3.0).text)
+    except httpx.HTTPError:
+        return CounterType()
+
+
+def processed_counts_from_text(text: str) -> CounterType[str]:
+    """Sum the processed-message counters per topic in a Prometheus text exposition."""
+    counts: CounterType[str] = CounterType()
+    for family in text_string_to_metric_families(text):
+        if family.name == "pricestream_messages_processed":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["topic"]] += int(sample.value)
+    return counts
