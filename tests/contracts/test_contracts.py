@@ -10,7 +10,7 @@ from pydantic import Field
 from contracts import CODEC, TOPICS, Codec, ContractError, Event
 from contracts.events import V1, PriceObservation, PricesScraped
 from contracts.events.v1 import PricesScrapedPayload
-from contracts.registry import SERVICES, all_topic_names
+from contracts.registry import SERVICES, TopicSpec, all_topic_names
 from contracts.schema import EXAMPLE_DIR, SCHEMA_DIR, breaking_changes, generate, schema_filename, stale
 from contracts.upcasting import Upcasters
 
@@ -228,3 +228,15 @@ def test_literal_type_is_pinned_per_event() -> None:
 
 def test_example_dir_is_beside_schemas() -> None:
     assert Path(EXAMPLE_DIR).parent == Path(SCHEMA_DIR).parent
+
+
+@pytest.mark.parametrize("spec", TOPICS, ids=lambda spec: spec.name)
+def test_each_topics_registered_key_is_what_its_event_partitions_by(spec: TopicSpec) -> None:
+    """The registry's `key` (payload fields joined by ':') must be the event's partition_key()."""
+    event = CODEC.decode(_example(spec.event))
+    fields = spec.key.split(":")
+    assert all(name in type(event.payload).model_fields for name in fields), spec.key
+    assert event.partition_key() == ":".join(str(getattr(event.payload, name)) for name in fields)
+    # A payload whose key fields change must change the key: the key is built from them.
+    changed = event.payload.model_copy(update={fields[-1]: "other-value"})
+    assert event.model_copy(update={"payload": changed}).partition_key().endswith(":other-value")

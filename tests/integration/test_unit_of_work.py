@@ -1,0 +1,152 @@
+"""servicekit's unit of work and migration sets against the stack's real PostgreSQL."""
+
+import shutil
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from contracts.events import RescrapeRequested
+from contracts.events.v1 import RescrapeRequestedPayload
+from pricestream.stack import Stack
+from servicekit.db import (
+    KIT_MIGRATIONS,
+    KIT_MIGRATIONS_TABLE,
+    Connection,
+    Database,
+    adopt_legacy_layout,
+    applied_versions,
+    load_migrations,
+    migrate,
+)
+from servicekit.settings import ServiceSettings
+from servicekit.unit_of_work import UnitOfWork
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = "uowtest"
+
+
+class Notes:
+    """A tiny repository for the test: one table of notes."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def add(self, text: str) -> None:
+        """Write a note."""
+        await self.conn.execute("INSERT INTO notes (text) VALUES ($1)", text)
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[Database]:
+    """A connected Database over an empty scratch schema with servicekit's tables and `notes`."""
+    admin = await asyncpg.connect(stack.postgres.dsn(database=stack.config.database))
+    await admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
+    await migrate(admin, schema=SCHEMA, directory=KIT_MIGRATIONS, table=KIT_MIGRATIONS_TABLE)
+    await admin.execute(f"CREATE TABLE {SCHEMA}.notes (text text NOT NULL)")
+    settings = ServiceSettings(
+        service_name=SCHEMA, database_url=stack.postgres.dsn(database=stack.config.database)
+    )
+    database = Database(settings, KIT_MIGRATIONS)
+    await database.connect()
+    yield database
+    await database.close()
+    await admin.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
+    await admin.close()
+
+
+def _event(store: str) -> RescrapeRequested:
+    return RescrapeRequested.new(
+        producer="grouping", payload=RescrapeRequestedPayload(chain="coles", store_id=store, reason="manual")
+    )
+
+
+async def _count(db: Database, table: str) -> int:
+    count: int = await db.pool.fetchval(f"SELECT count(*) FROM {table}")
+    return count
+
+
+async def test_a_clean_exit_commits_claims_writes_and_staged_events_together(db: Database) -> None:
+    event = _event("s1")
+    async with UnitOfWork(db, Notes) as uow:
+        assert await uow.claim([event, event]) == [event], "a record twice in one batch counts once"
+        await uow.repo.add("hello")
+        uow.publish([_event("s2")])
+    assert uow.published == 1
+    assert (await _count(db, "notes"), await _count(db, "outbox"), await _count(db, "processed_events")) == (
+        1,
+        1,
+        1,
+    )
+    async with UnitOfWork(db, Notes) as again:
+        assert await again.claim([event]) == [], "a redelivered event is not handed out twice"
+
+
+async def test_an_error_rolls_back_claims_writes_and_staged_events(db: Database) -> None:
+    event = _event("s1")
+    with pytest.raises(RuntimeError, match="boom"):
+        async with UnitOfWork(db, Notes) as uow:
+            await uow.claim([event])
+            await uow.repo.add("lost")
+            uow.publish([_event("s2")])
+            raise RuntimeError("boom")
+    assert (await _count(db, "notes"), await _count(db, "outbox"), await _count(db, "processed_events")) == (
+        0,
+        0,
+        0,
+    )
+    async with UnitOfWork(db, Notes) as retry:
+        assert await retry.claim([event]) == [event], "the retry finds the event unclaimed"
+
+
+async def test_the_advisory_lock_is_held_until_the_transaction_ends(db: Database) -> None:
+    async with UnitOfWork(db, Notes) as first:
+        assert await first.try_lock("uowtest.cycle")
+        async with UnitOfWork(db, Notes) as second:
+            assert not await second.try_lock("uowtest.cycle")
+    async with UnitOfWork(db, Notes) as later:
+        assert await later.try_lock("uowtest.cycle")
+
+
+async def test_a_database_from_before_servicekit_owned_its_tables_is_renumbered(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The old layout: 0001_processed_events, then the service's files one number higher."""
+    service = Path(str(files("grouping") / "migrations"))
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "0001_processed_events.sql").write_text(
+        "CREATE TABLE processed_events (event_id uuid PRIMARY KEY, event_type text NOT NULL,"
+        " processed_at timestamptz NOT NULL DEFAULT now());"
+        "CREATE TABLE outbox (id bigserial PRIMARY KEY, topic text NOT NULL, key bytea NOT NULL,"
+        " value bytea NOT NULL, headers jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now());"
+    )
+    for migration in load_migrations(service):
+        shutil.copy(
+            service / f"{migration.version:04d}_{migration.name}.sql",
+            legacy / f"{migration.version + 1:04d}_{migration.name}.sql",
+        )
+    conn = await asyncpg.connect(stack.postgres.dsn(database=stack.config.database))
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS legacytest CASCADE; CREATE SCHEMA legacytest")
+        await migrate(conn, schema="legacytest", directory=legacy)
+        await conn.execute(
+            "INSERT INTO legacytest.processed_events (event_id, event_type) VALUES (gen_random_uuid(), 'x')"
+        )
+
+        assert await adopt_legacy_layout(conn, schema="legacytest", directory=service)
+        assert not await adopt_legacy_layout(conn, schema="legacytest", directory=service), "only once"
+        assert await migrate(
+            conn, schema="legacytest", directory=KIT_MIGRATIONS, table=KIT_MIGRATIONS_TABLE
+        ), "servicekit's set is recorded"
+        assert await migrate(conn, schema="legacytest", directory=service) == [], "nothing applied twice"
+        assert await applied_versions(conn, schema="legacytest") == {
+            m.version: m.checksum for m in load_migrations(service)
+        }
+        assert await conn.fetchval("SELECT count(*) FROM legacytest.processed_events") == 1, "kept"
+    finally:
+        await conn.execute("DROP SCHEMA IF EXISTS legacytest CASCADE")
+        await conn.close()
