@@ -85,14 +85,18 @@ async def test_a_clean_exit_commits_claims_writes_and_staged_events_together(db:
         assert await again.claim([event]) == [], "a redelivered event is not handed out twice"
 
 
+async def _claim_write_stage_then_fail(db: Database, event: RescrapeRequested) -> None:
+    async with UnitOfWork(db, Notes) as uow:
+        await uow.claim([event])
+        await uow.repo.add("lost")
+        uow.publish([_event("s2")])
+        raise RuntimeError("boom")
+
+
 async def test_an_error_rolls_back_claims_writes_and_staged_events(db: Database) -> None:
     event = _event("s1")
     with pytest.raises(RuntimeError, match="boom"):
-        async with UnitOfWork(db, Notes) as uow:
-            await uow.claim([event])
-            await uow.repo.add("lost")
-            uow.publish([_event("s2")])
-            raise RuntimeError("boom")
+        await _claim_write_stage_then_fail(db, event)
     assert (await _count(db, "notes"), await _count(db, "outbox"), await _count(db, "processed_events")) == (
         0,
         0,
