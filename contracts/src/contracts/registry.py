@@ -116,7 +116,3 @@ def produced_by(service: str) -> tuple[TopicSpec, ...]:
     """Return the topics a service produces."""
     return tuple(spec for spec in TOPICS if service in spec.producers)
 
-
-def all_topic_names() -> tuple[str, ...]:
-    """Return every topic to create: the event topics and their DLQs."""
-    return tuple(name for spec in TOPICS for name in (spec.name, spec.dlq))

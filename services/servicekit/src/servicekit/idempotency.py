@@ -3,12 +3,8 @@
 from collections.abc import Sequence
 from typing import TypeVar
 
-import structlog
-
 from contracts import Event
-from servicekit.db import Connection, Database
-
-log = structlog.get_logger(__name__)
+from servicekit.db import Connection
 
 E = TypeVar("E", bound=Event)
 
@@ -35,18 +31,4 @@ async def mark_processed_many(conn: Connection, events: Sequence[E]) -> list[E]:
         if event.event_id in new:
             new.discard(event.event_id)  # a record delivered twice in one batch counts once
             fresh.append(event)
-    return fresh
-
-
-async def note_received(db: Database, event: Event) -> bool:
-    """Record and log an event a service does not act on yet; return False for a duplicate."""
-    async with db.pool.acquire() as conn:
-        fresh = await mark_processed(conn, event)
-    log.info(
-        "event received",
-        event_type=event.event_type,
-        event_id=str(event.event_id),
-        key=event.partition_key(),
-        duplicate=not fresh,
-    )
     return fresh
