@@ -115,4 +115,3 @@ def consumed_by(service: str) -> tuple[TopicSpec, ...]:
 def produced_by(service: str) -> tuple[TopicSpec, ...]:
     """Return the topics a service produces."""
     return tuple(spec for spec in TOPICS if service in spec.producers)
-
