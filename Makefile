@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 # PyTorch's CPU build is served from a local folder here; pip looks there first.
 TORCH_WHEELS ?= /opt/wheels
 PIP_INSTALL := $(BIN)/pip --disable-pip-version-check install -q $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
-PACKAGES := contracts services/servicekit services/scraper services/grouping services/substitutions services/bargains deploy
+PACKAGES := contracts services/servicekit services/scraper services/grouping services/substitutions services/bargains deploy simulator testsupport
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint typecheck schemas unit contracts integration e2e up down status lock clean bench bench-scrape bench-grouping bench-bargains bench-substitutions
+.PHONY: install demo test lint typecheck schemas unit contracts integration e2e quality up down status lock clean bench bench-scrape bench-grouping bench-bargains bench-substitutions
 
 install: $(STAMP)
 
@@ -42,15 +42,16 @@ test: install lint typecheck
 	$(BIN)/python -m contracts check
 	$(BIN)/pytest
 
-unit contracts integration e2e: install
+unit contracts integration e2e quality: install
 	$(BIN)/pytest -m $@
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy contracts/src services/*/src deploy/src tests benchmarks
+	$(BIN)/mypy contracts/src services/*/src deploy/src simulator/src simulator/tests testsupport/src tests benchmarks
 
 schemas: install
 	$(BIN)/python -m contracts export

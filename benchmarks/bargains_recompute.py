@@ -17,7 +17,7 @@ from rich.console import Console
 
 from bargains.domain.bargains import assess
 from bargains.domain.history import Segment, fold
-from pricestream.report import report
+from testsupport import report
 
 START = datetime(2026, 11, 2, 12, tzinfo=UTC)
 SPECIAL_SHARE = 0.10

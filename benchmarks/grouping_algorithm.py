@@ -23,7 +23,7 @@ from rich.console import Console
 from grouping.domain.evaluation import adjusted_rand_index, merges_distinct
 from grouping.domain.fingerprints import fingerprint
 from grouping.domain.grouping import find_groups
-from pricestream.report import report
+from testsupport import report
 
 ZONE_FACTOR_RANGE = (0.90, 1.15)
 SPECIAL_SHARE = 0.10

@@ -23,10 +23,9 @@ from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
 from contracts import topic
-from pricestream.demo import processed_counts
-from pricestream.report import report
 from pricestream.stack import Stack
-from tests.helpers import stack_config
+from servicekit.metrics import processed_counts
+from testsupport import report, stack_config
 
 PRICES = topic("prices.scraped.v1")
 PAGE = 1_000

@@ -21,9 +21,8 @@ from rich.console import Console
 
 from contracts import CODEC, topic
 from contracts.schema import EXAMPLE_DIR
-from pricestream.report import report
 from pricestream.stack import Stack
-from tests.helpers import stack_config
+from testsupport import report, stack_config
 
 PRICES = topic("prices.scraped.v1")
 

@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from pricestream.matching_cli import read_gold, read_products, scores_table
-from pricestream.report import report
+from pricestream.matching_cli import scores_table
+from scraper.domain.importers import read_rows
 from substitutions.domain.catalogue import Catalogue, Description, known_brands
 from substitutions.domain.evaluation import evaluate
 from substitutions.domain.matching import Policy
 from substitutions.embeddings import Encoder, SentenceEncoder, Vectors
-from substitutions.offline import match_lists, ranked_by_left
+from substitutions.offline import match_lists, ranked_by_left, read_gold, read_products
+from testsupport import report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "au-grocery-2023"
@@ -89,7 +90,7 @@ def main() -> None:
     if not DATA.is_dir():
         raise SystemExit(f"the real catalogues are not at {DATA}")
 
-    files = {chain: read_products(DATA / f"{chain}.json")[0] for chain in CHAINS}
+    files = {chain: read_products(DATA / f"{chain}.json", read_rows)[0] for chain in CHAINS}
     everything = [description for chain in CHAINS for description in files[chain]]
     policy = Policy()
     model_started = time.perf_counter()

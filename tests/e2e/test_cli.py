@@ -13,7 +13,7 @@ import pytest
 from contracts import SERVICES
 from pricestream.config import StackConfig
 from scraper.domain.importers import read_rows
-from tests.helpers import stack_config
+from testsupport import stack_config
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from pricestream.stack import Stack
-from tests.helpers import running_stack
+from testsupport import running_stack
 
 
 @pytest.fixture(scope="session")

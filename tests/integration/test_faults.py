@@ -1,4 +1,4 @@
-"""Fault tests on a stack of their own: kill -9, PostgreSQL and broker restarts, a burst.
+"""Fault tests on a stack of their own: kill -9, PostgreSQL and broker outages and restarts, a burst.
 
 Each test publishes events with a plain Kafka producer, breaks something in the middle of
 the stream, and compares the services' final state with a reference computed from every
@@ -27,11 +27,11 @@ from bargains.domain.history import Segment, fold
 from contracts import CODEC, SERVICES, TOPICS, Event, topic, topic_for
 from contracts.events import PricesScraped, ProductObserved
 from contracts.events.v1 import PriceObservation, PricesScrapedPayload, ProductObservedPayload
-from pricestream.demo import processed_counts
 from pricestream.kafka import consumer_lag, describe_topics, ensure_topics
 from pricestream.processes import port_in_use
 from pricestream.stack import Stack
-from tests.helpers import running_stack, wait_until
+from servicekit.metrics import processed_counts
+from testsupport import running_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,11 @@ ProductKey = tuple[str, str]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack of its own: these tests kill services and restart PostgreSQL and the broker."""
+    """A stack of its own: these tests kill services and restart PostgreSQL and the broker.
+
+    The broker keeps its messages in memory only: a restart empties every topic and forgets the
+    consumer groups' offsets, which would pull the ground from under tests sharing the session's stack.
+    """
     with running_stack(tmp_path_factory.mktemp("faults") / ".pricestream", "faults stack") as stack:
         yield stack
 
@@ -569,6 +573,36 @@ def test_postgres_restart_mid_stream_loses_nothing_and_dead_letters_nothing(stac
     assert stored_products(stack, product_chains) == products_reference(products)
     assert unprocessed(stack, "substitutions", products) == 0
     assert_identical_links(stack, products_reference(products))
+
+
+def _readiness(stack: Stack) -> dict[str, tuple[int, dict[str, bool]]]:
+    """Return each service's readiness: status code and checks."""
+    result = {}
+    for name in SERVICES:
+        response = httpx.get(f"{stack.service_process(name).url}/health/ready", timeout=10)
+        result[name] = (response.status_code, response.json()["checks"])
+    return result
+
+
+def test_ready_turns_off_without_the_broker_and_back_on_with_it(stack: Stack) -> None:
+    """Readiness follows the broker: not ready while it is down, ready again when it is back."""
+    assert all(code == 200 for code, _ in _readiness(stack).values())
+
+    stack.broker.process.stop(timeout=10)
+    assert wait_until(lambda: all(code == 503 for code, _ in _readiness(stack).values()), timeout=30), (
+        _readiness(stack)
+    )
+    for _, checks in _readiness(stack).values():
+        assert checks == {"broker": False, "database": True, "migrations": True}
+    # The process stays up while it waits for the broker: liveness is not readiness.
+    for name in SERVICES:
+        assert httpx.get(f"{stack.service_process(name).url}/health/live").status_code == 200
+
+    stack.broker.start()
+    asyncio.run(ensure_topics(stack.config.bootstrap_servers))
+    assert wait_until(lambda: all(code == 200 for code, _ in _readiness(stack).values()), timeout=60), (
+        _readiness(stack)
+    )
 
 
 def test_broker_restart_services_reconnect_and_process_new_events(stack: Stack) -> None:

@@ -42,7 +42,7 @@ from pricestream.ports import free_port
 from pricestream.processes import port_in_use, tail
 from servicekit.broker import make_broker, make_security
 from servicekit.settings import ServiceSettings
-from tests.helpers import wait_until
+from testsupport import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from contracts import CODEC, SERVICES, topic
 from contracts.events import PricesScraped
 from contracts.events.v1 import PricesScrapedPayload
 from contracts.schema import EXAMPLE_DIR
-from pricestream import demo
 from pricestream.stack import Stack
+from servicekit.metrics import processed_counts_from_text
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ async def test_plain_aiokafka_event_reaches_handlers_and_is_committed(stack: Sta
 async def _processed(stack: Stack, service: str) -> int:
     async with httpx.AsyncClient() as client:
         text = (await client.get(f"{stack.service_process(service).url}/metrics")).text
-    counts = demo.processed_counts_from_text(text)
+    counts = processed_counts_from_text(text)
     return counts[PRICES.name]
 
 

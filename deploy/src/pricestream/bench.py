@@ -34,10 +34,9 @@ from rich.table import Table
 
 from contracts import SERVICES, topic
 from pricestream.config import StackConfig
-from pricestream.demo import processed_counts
 from pricestream.kafka import partitions_of
-from pricestream.ports import free_port, free_port_range
 from pricestream.stack import Stack
+from servicekit.metrics import processed_counts
 
 PRICES = topic("prices.scraped.v1")
 BARGAINS = topic("bargains.changed.v1")
@@ -69,7 +68,7 @@ class BenchPlan:
 def run_bench(plan: BenchPlan, console: Console) -> dict[str, Any]:
     """Bring a stack up in a temporary home, measure every phase, bring it down; return the figures."""
     with tempfile.TemporaryDirectory(prefix="pricestream-bench-") as home:
-        stack = Stack(_config(Path(home) / ".pricestream"))
+        stack = Stack(StackConfig.on_free_ports(Path(home) / ".pricestream"))
         try:
             with console.status("starting a stack of its own..."):
                 stack.up(report=lambda line: None)
@@ -235,53 +234,19 @@ async def _latency(
 ) -> dict[str, Any]:
     """Publish discounted prices at a steady rate; time each until its BargainsChanged arrives."""
     bootstrap = stack.config.bootstrap_servers
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    parts = await partitions_of(consumer, BARGAINS.name)
-    consumer.assign(parts)
-    await consumer.seek_to_end(*parts)
-    for part in parts:
-        await consumer.position(part)
+    consumer = await _bargains_from_now(bootstrap)
     arrived: dict[str, float] = {}
     all_arrived = asyncio.Event()
-
-    async def listen() -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=200)
-            now = time.perf_counter()
-            for records in batch.values():
-                for record in records:
-                    payload = json.loads(record.value)["payload"]
-                    if payload["chain"] == "benchlat":
-                        arrived.setdefault(payload["store_id"], now)
-            if len(arrived) >= len(stores):
-                all_arrived.set()
-
-    listener = asyncio.create_task(listen())
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-    await producer.start()
-    sent: dict[str, float] = {}
-    interval = plan.products / plan.latency_rate
-    rng = random.Random(5)
+    listener = asyncio.create_task(_listen(consumer, arrived, len(stores), all_arrived))
     try:
         with console.status(
             f"latency: {plan.latency_rate:,} observations/s for {plan.latency_seconds:.0f} s..."
         ):
-            started = time.perf_counter()
-            for number, (store_id, prices) in enumerate(stores):
-                await asyncio.sleep(max(0.0, started + number * interval - time.perf_counter()))
-                discounted = {
-                    f"p{i}": round(price * 0.7) if rng.random() < 0.1 else price
-                    for i, price in enumerate(prices)
-                }
-                key, value = _event("benchlat", store_id, discounted, _iso(datetime.now(UTC)))
-                await producer.send_and_wait(PRICES.name, value, key=key, headers=HEADERS)
-                sent[store_id] = time.perf_counter()
+            sent = await _send_discounts(bootstrap, stores, plan)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(all_arrived.wait(), timeout=60)
     finally:
         listener.cancel()
-        await producer.stop()
         await consumer.stop()
     latencies = sorted(arrived[store] - sent[store] for store in sent if store in arrived)
     return {
@@ -293,6 +258,58 @@ async def _latency(
         if latencies
         else None,
     }
+
+
+async def _bargains_from_now(bootstrap: str) -> AIOKafkaConsumer:
+    """Return a started consumer of every bargains partition, positioned at its end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    parts = await partitions_of(consumer, BARGAINS.name)
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for part in parts:
+        await consumer.position(part)
+    return consumer
+
+
+async def _listen(
+    consumer: AIOKafkaConsumer, arrived: dict[str, float], stores: int, all_arrived: asyncio.Event
+) -> None:
+    """Note when each latency store's first BargainsChanged arrives; set `all_arrived` once all have."""
+    while True:
+        batch = await consumer.getmany(timeout_ms=200)
+        now = time.perf_counter()
+        for records in batch.values():
+            for record in records:
+                payload = json.loads(record.value)["payload"]
+                if payload["chain"] == "benchlat":
+                    arrived.setdefault(payload["store_id"], now)
+        if len(arrived) >= stores:
+            all_arrived.set()
+
+
+async def _send_discounts(
+    bootstrap: str, stores: list[tuple[str, list[int]]], plan: BenchPlan
+) -> dict[str, float]:
+    """Send each store's prices, a tenth of them 30% off, at the plan's rate; return when each was sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    sent: dict[str, float] = {}
+    interval = plan.products / plan.latency_rate
+    rng = random.Random(5)
+    try:
+        started = time.perf_counter()
+        for number, (store_id, prices) in enumerate(stores):
+            await asyncio.sleep(max(0.0, started + number * interval - time.perf_counter()))
+            discounted = {
+                f"p{i}": round(price * 0.7) if rng.random() < 0.1 else price for i, price in enumerate(prices)
+            }
+            key, value = _event("benchlat", store_id, discounted, _iso(datetime.now(UTC)))
+            await producer.send_and_wait(PRICES.name, value, key=key, headers=HEADERS)
+            sent[store_id] = time.perf_counter()
+    finally:
+        await producer.stop()
+    return sent
 
 
 async def _scratch_topic(bootstrap: str, prefix: str) -> str:
@@ -366,17 +383,6 @@ def _peak_rss(stack: Stack) -> dict[str, int | None]:
 def _ratio(part: float, whole: float) -> float:
     """Return part / whole, rounded."""
     return round(part / whole, 3) if whole else 0.0
-
-
-def _config(home: Path) -> StackConfig:
-    """Return a stack config on free ports."""
-    return StackConfig(
-        home=home,
-        broker_port=free_port(),
-        postgres_port=free_port(),
-        storefront_port=free_port(),
-        http_port_base=free_port_range(len(SERVICES)),
-    )
 
 
 def bench_table(figures: dict[str, Any]) -> Table:

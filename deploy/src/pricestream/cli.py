@@ -13,7 +13,6 @@ from contracts import SERVICES, TOPICS
 from pricestream import compose as compose_stack
 from pricestream.bench import BenchPlan, bench_table, machine_description, run_bench
 from pricestream.config import StackConfig, find_home
-from pricestream.demo import example_substitutions, run_demo
 from pricestream.dlq import list_dead_letters, replay
 from pricestream.kafka import describe_topics
 from pricestream.matching_cli import run_match, run_rebuild, scores_table
@@ -21,7 +20,9 @@ from pricestream.processes import StackError
 from pricestream.report import summary_table
 from pricestream.scraping_cli import publish_file, run_scrape
 from pricestream.stack import Stack
-from pricestream.story import Story, run_story, story_report
+from simulator.report import example_substitutions, story_report
+from simulator.samples import publish_samples
+from simulator.story import Story, StoryError, run_story
 
 app = typer.Typer(help="Operate pricestream's local stack.", no_args_is_help=True, add_completion=False)
 console = Console()
@@ -142,7 +143,7 @@ def demo(
 ) -> None:
     """Run the simulated world through several days and report what pricestream made of it."""
     stack = _stack(home)
-    urls = {name: f"http://127.0.0.1:{stack.config.service_port(name)}" for name in SERVICES}
+    urls = {name: stack.service_url(name) for name in SERVICES}
     if not scrape:
         _sample_demo(stack, urls, stores)
         return
@@ -174,7 +175,7 @@ def demo(
 
 def _sample_demo(stack: Stack, urls: dict[str, str], stores: int) -> None:
     """Publish the sample world's events and show every service processed its share."""
-    rows = run_demo(stack.config.bootstrap_servers, urls, stores=stores)
+    rows = publish_samples(stack.config.bootstrap_servers, urls, stores=stores)
     table = Table(title="events published and processed by each service")
     for column in ("service", "topic", "published", "processed"):
         table.add_column(column, justify="right" if column in ("published", "processed") else "left")
@@ -358,6 +359,6 @@ def main() -> None:
     """Run the CLI, printing operator errors without a traceback."""
     try:
         app()
-    except StackError as exc:
+    except (StackError, StoryError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise SystemExit(2) from None

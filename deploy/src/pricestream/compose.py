@@ -199,7 +199,7 @@ def _storefront(config: StackConfig) -> dict[str, Any]:
         "--stores-per-chain": config.world_stores_per_chain,
         "--products-per-chain": config.world_products_per_chain,
     }
-    command = ["python", "-m", "pricestream.storefront"]
+    command = ["python", "-m", "simulator"]
     for flag, value in options.items():
         if value is not None:
             command += [flag, str(value)]

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import SERVICES
+from pricestream.ports import free_port, free_port_range
 
 
 def find_home(start: Path | None = None) -> Path:
@@ -73,6 +74,17 @@ class StackConfig(BaseSettings):
                 },
                 indent=2,
             )
+        )
+
+    @classmethod
+    def on_free_ports(cls, home: Path) -> "StackConfig":
+        """Return a config whose every port is free now, with its state in `home` (bench, tests)."""
+        return cls(
+            home=home,
+            broker_port=free_port(),
+            postgres_port=free_port(),
+            http_port_base=free_port_range(len(SERVICES)),
+            storefront_port=free_port(),
         )
 
     @classmethod

@@ -3,10 +3,10 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from contracts import TOPICS
-from pricestream.kafka import high_watermarks, partitions_of
+from pricestream.kafka import high_watermarks, partitions_of, read_partition
 
 REPLAY_GROUP = "pricestream-dlq-replay"
 
@@ -47,41 +47,32 @@ async def list_dead_letters(
             tps = await partitions_of(consumer, dlq)
             starts = await consumer.beginning_offsets(tps) if tps else {}
             ends = await high_watermarks(bootstrap, dict(starts))
-            letters: list[DeadLetter] = []
-            for tp in tps:
-                first = max(starts[tp], ends[tp] - limit)
-                if first >= ends[tp]:
-                    continue
-                consumer.assign([tp])
-                consumer.seek(tp, first)
-                while True:
-                    batch = await consumer.getmany(tp, timeout_ms=1000)
-                    records = batch.get(tp, [])
-                    for record in records:
-                        h = _headers(record)
-                        letters.append(
-                            DeadLetter(
-                                dlq,
-                                record.offset,
-                                f"{h.get('dlq_source_topic')}[{h.get('dlq_source_partition')}]"
-                                f"@{h.get('dlq_source_offset')}",
-                                h.get("dlq_consumer_group", "?"),
-                                h.get("dlq_reason", "?"),
-                                h.get("dlq_attempts", "?"),
-                                h.get("dlq_error", ""),
-                                len(record.value or b""),
-                                (record.key or b"").decode("utf-8", errors="replace"),
-                                int(h["dlq_truncated_from_bytes"])
-                                if "dlq_truncated_from_bytes" in h
-                                else None,
-                            )
-                        )
-                    if not records or records[-1].offset + 1 >= ends[tp]:
-                        break
+            letters = [
+                _letter(dlq, record)
+                for tp in tps
+                for record in await read_partition(consumer, tp, max(starts[tp], ends[tp] - limit), ends[tp])
+            ]
             found[dlq] = letters[-limit:]
     finally:
         await consumer.stop()
     return found
+
+
+def _letter(dlq: str, record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
+    """Read a dead letter's origin and reason from the headers the consumer wrote."""
+    h = _headers(record)
+    return DeadLetter(
+        dlq,
+        record.offset,
+        f"{h.get('dlq_source_topic')}[{h.get('dlq_source_partition')}]@{h.get('dlq_source_offset')}",
+        h.get("dlq_consumer_group", "?"),
+        h.get("dlq_reason", "?"),
+        h.get("dlq_attempts", "?"),
+        h.get("dlq_error", ""),
+        len(record.value or b""),
+        (record.key or b"").decode("utf-8", errors="replace"),
+        int(h["dlq_truncated_from_bytes"]) if "dlq_truncated_from_bytes" in h else None,
+    )
 
 
 async def replay(bootstrap: str, topic: str) -> int:

@@ -5,10 +5,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from contracts import TOPICS
+from contracts import CODEC, TOPICS, Event
 from pricestream.processes import ManagedProcess, StackError, port_in_use, tail
 
 
@@ -160,6 +160,41 @@ async def describe_topics(bootstrap_servers: str, names: list[str]) -> list[Topi
         return infos
     finally:
         await consumer.stop()
+
+
+async def read_events(bootstrap_servers: str, topic: str) -> list[tuple[int, Event]]:
+    """Return every event a topic holds with its offset, partition after partition, each in order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    found: list[tuple[int, Event]] = []
+    try:
+        tps = await partitions_of(consumer, topic)
+        starts = await consumer.beginning_offsets(tps) if tps else {}
+        ends = await high_watermarks(bootstrap_servers, dict(starts))
+        for tp in tps:
+            found += [
+                (record.offset, CODEC.decode(record.value or b"", dict(record.headers or ())))
+                for record in await read_partition(consumer, tp, starts[tp], ends[tp])
+            ]
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def read_partition(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, first: int, end: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Return a partition's records from offset `first` up to `end` (its high watermark), assigning it."""
+    if first >= end:
+        return []
+    consumer.assign([tp])
+    consumer.seek(tp, first)
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    while True:
+        batch = (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
+        records += batch
+        if not batch or batch[-1].offset + 1 >= end:
+            return records
 
 
 async def consumer_lag(bootstrap_servers: str, groups: dict[str, list[str]]) -> list[GroupLag]:

@@ -1,7 +1,6 @@
 """CLI work for substitutions: offline matching of two files, and a service rebuild with progress."""
 
 import csv
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,13 +15,11 @@ from rich.table import Table
 from pricestream.processes import StackError
 from pricestream.stack import Stack
 from scraper.domain.importers import read_rows
-from substitutions.domain.catalogue import Description
-from substitutions.domain.evaluation import GoldPair, LevelScore, evaluate
-from substitutions.domain.matching import LEVELS, Level, Policy
+from substitutions.domain.evaluation import LevelScore, evaluate
+from substitutions.domain.matching import Policy
 from substitutions.embeddings import Encoder
-from substitutions.offline import Candidate, match_lists, ranked_by_left
+from substitutions.offline import Candidate, match_lists, ranked_by_left, read_gold, read_products
 
-_CHAIN = re.compile(r"[^a-z0-9-]+")
 _COLUMNS = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
@@ -37,50 +34,6 @@ class MatchReport:
     scores: list[LevelScore]
 
 
-def read_products(path: Path, *, chain: str | None = None) -> tuple[list[Description], int]:
-    """Read a file in any format the scraper imports; return each product once, and the rows skipped.
-
-    A row is skipped when it has no sku or name, or repeats a product already read.
-    """
-    default_chain = chain or _CHAIN.sub("-", path.stem.lower()).strip("-") or "file"
-    descriptions: dict[tuple[str, str], Description] = {}
-    skipped = 0
-    for row in read_rows(path.name, path.read_bytes()):
-        sku, name = row.get("sku"), row.get("name")
-        if "_error" in row or sku is None or not isinstance(name, str) or not name.strip():
-            skipped += 1
-            continue
-        key = (str(row.get("chain") or default_chain), str(sku))
-        if key in descriptions:
-            skipped += 1
-            continue
-        descriptions[key] = Description(
-            chain=key[0],
-            sku=key[1],
-            name=name.strip(),
-            brand=_text(row.get("brand")),
-            size=_text(row.get("size")),
-            category=_text(row.get("category")),
-            barcode=_text(row.get("barcode")),
-        )
-    return list(descriptions.values()), skipped
-
-
-def read_gold(path: Path) -> list[GoldPair]:
-    """Read gold pairs: a CSV whose first three columns are left sku, right sku and level."""
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    pairs = []
-    for number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) < 3 or row[2] not in LEVELS:
-            raise ValueError(f"{path.name} line {number}: expected left_sku,right_sku,level (L1-L4)")
-        level: Level = row[2]
-        pairs.append(GoldPair(row[0], row[1], level))
-    return pairs
-
-
 def run_match(
     left_path: Path,
     right_path: Path,
@@ -93,10 +46,10 @@ def run_match(
     policy: Policy | None = None,
 ) -> MatchReport:
     """Rank the right file's products for each product of the left file; write them, score them on gold."""
-    left, skipped_left = read_products(left_path)
-    right, skipped_right = read_products(right_path)
+    left, skipped_left = read_products(left_path, read_rows)
+    right, skipped_right = read_products(right_path, read_rows)
     if {d.chain for d in left} & {d.chain for d in right}:
-        right, _ = read_products(right_path, chain=f"{right[0].chain}-right")
+        right, _ = read_products(right_path, read_rows, chain=f"{right[0].chain}-right")
     console.print(
         f"{left_path.name}: {len(left)} products ({skipped_left} rows repeated or unreadable); "
         f"{right_path.name}: {len(right)} products ({skipped_right} rows repeated or unreadable)"
@@ -196,11 +149,3 @@ def _rows(candidates: list[Candidate]) -> Iterator[tuple[object, ...]]:
             c.right.name,
             c.reason,
         )
-
-
-def _text(value: object) -> str | None:
-    """Return a cell as stripped text, or None when empty."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None

@@ -1,10 +1,7 @@
-"""Rich tables of figures, for the CLI and the benchmarks."""
+"""Rich tables of figures for the CLI (the benchmarks' report builds on them: `testsupport.report`)."""
 
-import json
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 
@@ -16,10 +13,3 @@ def summary_table(title: str, values: dict[str, Any]) -> Table:
     for key, value in values.items():
         table.add_row(key, str(value))
     return table
-
-
-def report(console: Console, title: str, figures: dict[str, Any], out: Path) -> None:
-    """Print figures as a table and save them as JSON."""
-    console.print(summary_table(title, figures))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2))

@@ -5,14 +5,14 @@ import json
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
 
-from contracts import SERVICES, consumed_by
+from contracts import SERVICES, Event, consumed_by
 from pricestream.config import ServiceProcess, StackConfig
-from pricestream.kafka import TansuBroker, consumer_lag, ensure_topics, ping
+from pricestream.kafka import TansuBroker, consumer_lag, describe_topics, ensure_topics, ping, read_events
 from pricestream.postgres import EmbeddedPostgres
 from pricestream.processes import ManagedProcess, StackError, ensure_port_free, port_in_use, tail
 
@@ -71,6 +71,15 @@ class Stack:
     def ingest_token(self) -> str:
         """Return the bearer token of the scraper's ingest endpoint."""
         return self._secret("ingest-token")
+
+    @property
+    def storefront_url(self) -> str:
+        """Return the simulated storefront's base URL."""
+        return self.config.storefront_url
+
+    def service_url(self, name: str) -> str:
+        """Return a service's base URL."""
+        return f"http://127.0.0.1:{self.config.service_port(name)}"
 
     def service_process(self, name: str) -> ServiceProcess:
         """Return how to launch a service: its port and environment."""
@@ -136,7 +145,7 @@ class Stack:
             report(f"storefront: already running on {cfg.storefront_url}")
             return
         ensure_port_free(cfg.storefront_port, "storefront", "--storefront-port")
-        argv = [sys.executable, "-m", "pricestream.storefront", "--port", str(cfg.storefront_port)]
+        argv = [sys.executable, "-m", "simulator", "--port", str(cfg.storefront_port)]
         argv += ["--seed", str(cfg.storefront_seed)]
         argv += ["--rate-limit-rps", str(cfg.shop_rate_limit_rps), "--error-rate", str(cfg.shop_error_rate)]
         if cfg.world_stores_per_chain:
@@ -237,7 +246,7 @@ class Stack:
         shop_ok = _get_status(f"{cfg.storefront_url}/v1/chains") == 200
         rows.append(ComponentStatus("storefront", cfg.storefront_url, shop_ok, "simulated shops"))
         for name in SERVICES:
-            url = f"http://127.0.0.1:{cfg.service_port(name)}"
+            url = self.service_url(name)
             body = _get_json(f"{url}/health/ready") or {}
             checks = body.get("checks")
             detail = (
@@ -253,6 +262,15 @@ class Stack:
         groups = {name: [spec.name for spec in consumed_by(name)] for name in SERVICES}
         lags = asyncio.run(consumer_lag(self.config.bootstrap_servers, groups))
         return [(g.group, g.topic, g.committed, g.end, g.lag) for g in lags]
+
+    def topic_messages(self, names: Sequence[str]) -> dict[str, int]:
+        """Return how many messages each of these topics holds (topics missing are left out)."""
+        infos = asyncio.run(describe_topics(self.config.bootstrap_servers, list(names)))
+        return {info.name: info.messages for info in infos}
+
+    def topic_events(self, name: str) -> list[tuple[int, Event]]:
+        """Return every event a topic holds with its offset, each partition in order."""
+        return asyncio.run(read_events(self.config.bootstrap_servers, name))
 
 
 def _get_status(url: str) -> int | None:

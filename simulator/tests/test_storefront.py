@@ -9,15 +9,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from pricestream.storefront.app import TokenBuckets, create_app
-from pricestream.storefront.catalog import (
+from simulator.app import TokenBuckets, create_app
+from simulator.catalog import (
     DEFAULT_CATEGORIES,
     AuRow,
     au_grocery_catalog,
     ean13,
     read_au_grocery,
 )
-from pricestream.storefront.world import NotFoundError, ShelfPrice, World, WorldConfig
+from simulator.world import NotFoundError, ShelfPrice, World, WorldConfig
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pricestream.storefront.world import NotFoundError, World, draw
+from simulator.world import NotFoundError, World, draw
 
 RETRY_AFTER_SECONDS = "1"
 

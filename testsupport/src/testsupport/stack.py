@@ -1,25 +1,17 @@
-"""Small helpers shared by the test tiers."""
+"""Start a whole local stack on free ports for a test or a benchmark, and wait on what it does."""
 
 import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from contracts import SERVICES
 from pricestream.config import StackConfig
-from pricestream.ports import free_port, free_port_range
 from pricestream.stack import Stack
 
 
 def stack_config(home: Path) -> StackConfig:
     """Return a stack config on free ports with its state in `home`."""
-    return StackConfig(
-        home=home,
-        broker_port=free_port(),
-        postgres_port=free_port(),
-        http_port_base=free_port_range(len(SERVICES)),
-        storefront_port=free_port(),
-    )
+    return StackConfig.on_free_ports(home)
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, interval: float = 0.2) -> bool:

@@ -1,11 +1,16 @@
-"""The demo story's reading of grouping's events against the storefront's zone moves."""
+"""The demo story's reading of the services' answers against the storefront's truth."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from pricestream.story import follow_moves
+from contracts import Event
+from contracts.events import StoreGroupChanged
+from contracts.events.v1 import StoreGroupChangedPayload
+from simulator.evaluation import adjusted_rand_index, ari_per_chain, follow_moves
+from simulator.story import bargain_figures, group_changes
 
 pytestmark = pytest.mark.unit
 
@@ -108,3 +113,92 @@ def test_a_moved_anchor_whose_group_stays_is_noticed_when_its_old_zones_members_
     [row] = follow_moves([move], changes, RUNS, {}, groups, zones, days=6)
     assert (row["noticed_day"], row["noticed_as"], row["with_new_zone_since"]) == (3, "its group split", 4)
     assert row["with_new_zone"]
+
+
+def test_adjusted_rand_index() -> None:
+    assert adjusted_rand_index(["x", "x", "y"], [2, 2, 1]) == 1.0  # names do not matter
+    assert adjusted_rand_index([0, 0, 1, 2], [0, 0, 1, 1]) == pytest.approx(4 / 7)
+    assert adjusted_rand_index([0, 1, 2], [3, 4, 5]) == 1.0  # both all singletons
+    assert adjusted_rand_index([0, 0, 0], [0, 1, 2]) == 0.0
+    with pytest.raises(ValueError, match="one label each"):
+        adjusted_rand_index([0], [0, 1])
+
+
+def test_a_store_in_no_group_counts_as_a_group_of_its_own() -> None:
+    zones = {"fm": {"a": "z1", "b": "z1", "c": "z2"}, "gm": {"x": "z1", "y": "z1"}}
+    placed = {("fm", "a"): "g1", ("fm", "b"): "g1", ("gm", "x"): "g2", ("gm", "y"): "g2"}
+    assert ari_per_chain(zones, placed) == {"fm": 1.0, "gm": 1.0}
+    assert ari_per_chain(zones, {("fm", "a"): "g1", ("fm", "c"): "g1"}) == {"fm": -0.5, "gm": 0.0}
+
+
+def test_bargains_are_scored_per_zone_against_true_and_illusory_specials() -> None:
+    zones = {"fm": {"s1": "z1", "s2": "z1", "s3": "z2"}}
+    specials = [
+        {"chain": "fm", "zone": "z1", "sku": "milk", "kind": "true"},
+        {"chain": "fm", "zone": "z2", "sku": "milk", "kind": "true"},
+        {"chain": "fm", "zone": "z1", "sku": "eggs", "kind": "illusory"},
+        {"chain": "fm", "zone": "z2", "sku": "eggs", "kind": "illusory"},
+    ]
+    bargains = [
+        # Two stores of one zone list one special: it counts once.
+        {"chain": "fm", "store_id": "s1", "sku": "milk", "kind": "discount", "score": 0.3},
+        {"chain": "fm", "store_id": "s2", "sku": "milk", "kind": "discount", "score": 0.5},
+        {"chain": "fm", "store_id": "s3", "sku": "eggs", "kind": "discount", "score": 0.2},
+        {"chain": "fm", "store_id": "s3", "sku": "bread", "kind": "cross_chain", "score": 0.9},
+    ]
+    flags = [{"chain": "fm", "store_id": "s2", "sku": "eggs"}]
+    figures = bargain_figures(specials, bargains, flags, zones)
+    assert figures == {
+        "bargains": 4,
+        "bargains_by_kind": {"discount": 3, "cross_chain": 1},
+        "true_specials": 2,
+        "discounts_listed": 2,
+        "discount_precision": 0.5,
+        "discount_recall": 0.5,
+        "illusory_specials": 2,
+        "illusory_flagged": 1,
+        "illusory_listed": 1,
+        "top_bargains": [bargains[3], bargains[1], bargains[0], bargains[2]],
+    }
+    nothing = bargain_figures([], [], [], zones)
+    assert (nothing["discount_precision"], nothing["discount_recall"]) == (None, None)
+
+
+class _Topic:
+    """A stack whose groups.changed topic holds the given events (offset, event)."""
+
+    def __init__(self, events: Sequence[tuple[int, Event]]) -> None:
+        self.events = events
+        self.storefront_url = "http://shop.test"
+
+    def service_url(self, name: str) -> str:
+        return f"http://{name}.test"
+
+    def lag(self) -> Sequence[tuple[str, str, int, int, int]]:
+        return []
+
+    def topic_messages(self, names: Sequence[str]) -> dict[str, int]:
+        return {}
+
+    def topic_events(self, name: str) -> Sequence[tuple[int, Event]]:
+        assert name == "groups.changed.v1"
+        return self.events
+
+
+def _group_changed(group: str, at: datetime) -> StoreGroupChanged:
+    payload = StoreGroupChangedPayload(
+        chain="fm", group_id=group, group_version=1, anchor_store_id="a", member_store_ids=(), reason="formed"
+    )
+    return StoreGroupChanged.new(producer="grouping", payload=payload, occurred_at=at)
+
+
+def test_group_changes_are_ordered_by_grouping_clock_then_offset() -> None:
+    late, early = _group_changed("g1", _at(2)), _group_changed("g2", _at(1))
+    same_a, same_b = _group_changed("g3", _at(3)), _group_changed("g4", _at(3))
+    changes = group_changes(_Topic([(0, late), (1, same_b), (0, early), (0, same_a)]))
+    assert [(at, payload["group_id"]) for at, payload in changes] == [
+        (_at(1), "g2"),
+        (_at(2), "g1"),
+        (_at(3), "g3"),
+        (_at(3), "g4"),
+    ]

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from pricestream.storefront.catalog import (
+from simulator.catalog import (
     DEFAULT_CATEGORIES,
     Catalog,
     ChainCatalog,

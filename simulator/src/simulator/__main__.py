@@ -1,19 +1,19 @@
-"""Run the simulated storefront: `python -m pricestream.storefront --port 8090 --seed 7`."""
+"""Run the simulated storefront: `python -m simulator --port 8090 --seed 7`."""
 
 import argparse
 from pathlib import Path
 
 import uvicorn
 
-from pricestream.storefront.app import create_app
-from pricestream.storefront.world import World, WorldConfig
+from simulator.app import create_app
+from simulator.world import World, WorldConfig
 
 
 def main(argv: list[str] | None = None) -> None:
     """Build the world the command line describes and serve its shops on --host (127.0.0.1)."""
     defaults = WorldConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m pricestream.storefront", description="Serve simulated supermarket shops to scrape."
+        prog="python -m simulator", description="Serve simulated supermarket shops to scrape."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on: 0.0.0.0 in a container")
     parser.add_argument("--port", type=int, default=8090)

@@ -286,6 +286,10 @@ def _carriers(rng: random.Random, open_chains: list[int]) -> list[int]:
     return [rng.choice(open_chains)]
 
 
+_Line = tuple[_Kind, str, str, int]
+"""A product line: kind, qualifier, size and typical price in cents."""
+
+
 def builtin_catalog(seed: int, chains: int, products_per_chain: int, categories: Sequence[str]) -> Catalog:
     """Generate the built-in chains' catalogs and every L1/L2/L3 equivalence between their listings."""
     known = {kind.category for kind in _KINDS}
@@ -304,38 +308,15 @@ def builtin_catalog(seed: int, chains: int, products_per_chain: int, categories:
         for qualifier in ("", *_QUALIFIERS[kind.category])
         for size, cents in kind.sizes
     ]
-    national = [
-        _Item(kind, qualifier, size, cents, brand)
-        for kind, qualifier, size, cents in lines
-        for brand in kind.brands
-    ]
-    rng.shuffle(national)
-
     store_brand_quota = round(products_per_chain * _STORE_BRAND_SHARE)
     national_quota = products_per_chain - store_brand_quota
-    carried: list[list[_Item]] = [[] for _ in styles]
-    for item in national:
-        open_chains = [index for index, items in enumerate(carried) if len(items) < national_quota]
-        if not open_chains:
-            break
-        for index in _carriers(rng, open_chains):
-            carried[index].append(item)
+    carried = _carry_national_brands(rng, lines, len(styles), national_quota)
     if any(len(items) < national_quota for items in carried) or store_brand_quota > len(lines):
         raise ValueError(
             f"the built-in catalog is too small for {products_per_chain} products per chain; "
             "use a real catalog (catalog_path) for more"
         )
-
-    # Store brands copy lines somebody stocks, so that each has national-brand equivalents (L3).
-    stocked = {item.line for items in carried for item in items}
-    for index, style in enumerate(styles):
-        shuffled = rng.sample(lines, len(lines))
-        shuffled.sort(key=lambda line: (line[0].name, line[1], line[2]) not in stocked)
-        carried[index] += [
-            _Item(kind, qualifier, size, cents, style.name, store_brand_of=style.slug)
-            for kind, qualifier, size, cents in shuffled[:store_brand_quota]
-        ]
-
+    _add_store_brands(rng, lines, styles, carried, store_brand_quota)
     listings = _list_items(rng, seed, styles, carried)
     return Catalog(
         chains=tuple(
@@ -349,6 +330,47 @@ def builtin_catalog(seed: int, chains: int, products_per_chain: int, categories:
         ),
         equivalences=_equivalences(listings, styles),
     )
+
+
+def _carry_national_brands(
+    rng: random.Random, lines: Sequence[_Line], chains: int, quota: int
+) -> list[list[_Item]]:
+    """Deal the national brands of every line, shuffled, to the chains until each carries `quota`."""
+    national = [
+        _Item(kind, qualifier, size, cents, brand)
+        for kind, qualifier, size, cents in lines
+        for brand in kind.brands
+    ]
+    rng.shuffle(national)
+    carried: list[list[_Item]] = [[] for _ in range(chains)]
+    for item in national:
+        open_chains = [index for index, items in enumerate(carried) if len(items) < quota]
+        if not open_chains:
+            break
+        for index in _carriers(rng, open_chains):
+            carried[index].append(item)
+    return carried
+
+
+def _add_store_brands(
+    rng: random.Random,
+    lines: Sequence[_Line],
+    styles: Sequence[_ChainStyle],
+    carried: list[list[_Item]],
+    quota: int,
+) -> None:
+    """Give each chain `quota` store-brand items, copying lines somebody stocks where it can.
+
+    A store brand copying a stocked line has national-brand equivalents (L3).
+    """
+    stocked = {item.line for items in carried for item in items}
+    for index, style in enumerate(styles):
+        shuffled = rng.sample(lines, len(lines))
+        shuffled.sort(key=lambda line: (line[0].name, line[1], line[2]) not in stocked)
+        carried[index] += [
+            _Item(kind, qualifier, size, cents, style.name, store_brand_of=style.slug)
+            for kind, qualifier, size, cents in shuffled[:quota]
+        ]
 
 
 def _list_items(

@@ -1,1 +1,0 @@
-"""A deterministic simulated storefront: several supermarket chains' online shops to scrape."""
