@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -10,20 +10,28 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
 
 from contracts import CODEC, topic
 from contracts.events import PriceObservation, PricesScraped, RescrapeRequested, StoreGroupChanged
 from contracts.events.v1 import PricesScrapedPayload
+from grouping import service_layer
+from grouping.bootstrap import MIGRATIONS
 from grouping.domain.evaluation import adjusted_rand_index
-from grouping.repository import GroupingRepository
+from grouping.queries import GroupingQueries
+from grouping.repository import PostgresGroupingRepository
+from grouping.service_layer import CycleReport
+from grouping.settings import GroupingSettings
+from grouping.workers import GroupingGauges, GroupingWorker
 from pricestream.stack import Stack
+from servicekit.db import KIT_MIGRATIONS, KIT_MIGRATIONS_TABLE, Database, migrate
 from servicekit.idempotency import mark_processed_many
-from tests.helpers import running_stack, wait_until
+from servicekit.unit_of_work import unit_of_work_factory
+from testsupport import running_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
 DAY = 10
-FRESHNESS = timedelta(hours=168)
 T = TypeVar("T")
 
 
@@ -138,20 +146,29 @@ def test_a_drifting_store_is_split_out_after_its_next_scrape(stack: Stack) -> No
         {"sku": r["sku"], "price_cents": r["price_cents"] + (7 if i % 10 == 0 else 0)}
         for i, r in enumerate(mine)
     ]
-    response = httpx.post(
-        f"{stack.service_process('scraper').url}/v1/observations",
-        json={"rows": drifted, "chain": chain, "store_id": store},
-        headers={"Authorization": f"Bearer {stack.ingest_token}"},
+
+    def scrape_drifted() -> None:
+        response = httpx.post(
+            f"{stack.service_process('scraper').url}/v1/observations",
+            json={"rows": drifted, "chain": chain, "store_id": store},
+            headers={"Authorization": f"Bearer {stack.ingest_token}"},
+        )
+        assert response.json()["accepted"] == len(mine)
+
+    def mine_now() -> dict[str, Any]:
+        found: dict[str, Any] = httpx.get(f"{_grouping(stack)}/v1/stores/{chain}/{store}/group").json()
+        return found
+
+    scrape_drifted()
+    assert wait_until(lambda: mine_now()["group_id"] != group["group_id"], timeout=30)
+    # Its own group comes with its chain's next regroup: in the cycle that split it, unless its chain
+    # had waited a minute since its last regroup and was regrouped as a busy chain while the drifted
+    # prices arrived; then once its next prices go quiet.
+    if not wait_until(lambda: mine_now()["anchor_store_id"] == store, timeout=5):
+        scrape_drifted()
+    assert wait_until(lambda: mine_now()["anchor_store_id"] == store, timeout=30), (
+        "it matches no other store: a group of its own"
     )
-    assert response.json()["accepted"] == len(mine)
-
-    def moved() -> bool:
-        found = httpx.get(f"{_grouping(stack)}/v1/stores/{chain}/{store}/group").json()
-        return bool(found["group_id"] != group["group_id"])
-
-    assert wait_until(moved, timeout=30)
-    mine_now = httpx.get(f"{_grouping(stack)}/v1/stores/{chain}/{store}/group").json()
-    assert mine_now["anchor_store_id"] == store, "it matches no other store: a group of its own"
     assert placed[(chain, store)] == group["group_id"]
     events = asyncio.run(_events(stack, "groups.changed.v1"))
     split = [e for e in events if isinstance(e, StoreGroupChanged) and e.payload.reason == "split"]
@@ -175,9 +192,7 @@ async def _events(stack: Stack, name: str) -> list[Any]:
     return events
 
 
-def _ingest(
-    stack: Stack, store: str, observed_at: datetime, *, chain: str = "stalechain", raise_every: int = 0
-) -> None:
+def _ingest(stack: Stack, store: str, observed_at: datetime, *, chain: str, raise_every: int = 0) -> None:
     """Post 60 prices of a store; every raise_every-th one 30 cents dearer."""
     rows = [
         {
@@ -193,47 +208,6 @@ def _ingest(
         headers={"Authorization": f"Bearer {stack.ingest_token}"},
     )
     assert response.json()["accepted"] == 60, response.text
-
-
-def _rescrapes(stack: Stack, store: str) -> int:
-    events = asyncio.run(_events(stack, topic("rescrapes.requested.v1").name))
-    return sum(1 for e in events if isinstance(e, RescrapeRequested) and e.payload.store_id == store)
-
-
-def test_a_stale_anchor_yields_exactly_one_rescrape_request(stack: Stack) -> None:
-    # Two stores whose prices go stale 20 seconds from now.
-    almost_stale = datetime.now(UTC) - FRESHNESS + timedelta(seconds=20)
-    _ingest(stack, "s1", almost_stale)
-    _ingest(stack, "s2", almost_stale)
-
-    def grouped() -> dict[str, Any]:
-        found: dict[str, Any] = httpx.get(f"{_grouping(stack)}/v1/stores/stalechain/s2/group").json()
-        return found
-
-    assert wait_until(
-        lambda: grouped().get("group_id") is not None and grouped()["anchor_store_id"] in ("s1", "s2")
-    )
-    assert wait_until(lambda: len({grouped()["anchor_store_id"], "s1", "s2"}) == 2, timeout=15)
-    anchor = grouped()["anchor_store_id"]
-    member = "s2" if anchor == "s1" else "s1"
-    time.sleep(max(0.0, (almost_stale + FRESHNESS - datetime.now(UTC)).total_seconds()) + 1)
-
-    for _ in range(2):  # two member scrapes while the anchor is stale
-        _ingest(stack, member, datetime.now(UTC))
-        time.sleep(4)
-    assert wait_until(lambda: _rescrapes(stack, anchor) >= 1, timeout=20)
-    time.sleep(3)
-    assert _rescrapes(stack, anchor) == 1, "one request, not one per member scrape"
-
-    _ingest(stack, anchor, datetime.now(UTC))  # the anchor is scraped again
-    time.sleep(4)
-    _ingest(stack, member, datetime.now(UTC))
-    time.sleep(5)
-    assert _rescrapes(stack, anchor) == 1, "a fresh anchor needs no re-scrape"
-    assert (
-        httpx.get(f"{_grouping(stack)}/v1/stores/stalechain/{member}/group").json()["anchor_store_id"]
-        == anchor
-    )
 
 
 def _payload(store: str, at: datetime, *prices: tuple[str, int]) -> PricesScrapedPayload:
@@ -274,10 +248,7 @@ def test_an_anchor_whose_prices_mostly_change_has_its_members_rechecked(stack: S
         asked = [e.payload for e in events if isinstance(e, RescrapeRequested)]
         return {m: sum(1 for p in asked if p.store_id == m and p.reason == "health_check") for m in members}
 
-    _ingest(stack, anchor, datetime.now(UTC), chain="movechain", raise_every=10)  # a week's specials
-    time.sleep(6)
     assert rechecks() == dict.fromkeys(members, 0)
-
     _ingest(stack, anchor, datetime.now(UTC), chain="movechain", raise_every=1)  # another zone's prices
     assert wait_until(lambda: rechecks() == dict.fromkeys(members, 1), timeout=30), rechecks()
 
@@ -287,7 +258,7 @@ def test_a_batch_of_prices_keeps_each_products_newest_price(stack: Stack) -> Non
     older, old = now - timedelta(hours=2), now - timedelta(hours=1)
 
     async def work(conn: asyncpg.Connection) -> dict[tuple[str, str], tuple[int, datetime]]:
-        repo = GroupingRepository(conn)
+        repo = PostgresGroupingRepository(conn)
         await repo.upsert_prices(batches=[_payload("ga", now, ("p1", 900), ("p2", 100))])
         written = await repo.upsert_prices(
             batches=[
@@ -329,20 +300,19 @@ def test_noting_a_batch_of_prices_counts_them_and_marks_members_due(stack: Stack
                       ('batch-g', 'gx', 'g-batch-2', 7, $1, $1), ('batch-g', 'gy', 'g-batch-2', 7, $1, $1)""",
             before,
         )
-        await GroupingRepository(conn).note_store_prices(
+        await PostgresGroupingRepository(conn).note_store_prices(
+            received_at=now,
             batches=[
                 _payload("gm", now - timedelta(hours=1), ("p1", 1), ("p2", 2)),
                 _payload("ga", now, ("p1", 1)),
                 _payload("gm", now, ("p3", 3)),
                 _payload("gm", now - timedelta(hours=2), ("p4", 4)),  # older: last_observed_at stays
                 _payload("gn", now - timedelta(hours=3), ("p1", 1), ("p2", 2)),  # a new store
-            ]
+            ],
         )
         stores = await conn.fetch(
-            """SELECT store_id, group_id, observed, last_observed_at, check_due,
-                      last_received_at > $1 AS received
-               FROM stores WHERE chain = 'batch-g'""",
-            before,
+            """SELECT store_id, group_id, observed, last_observed_at, check_due, last_received_at
+               FROM stores WHERE chain = 'batch-g'"""
         )
         groups = await conn.fetch(
             "SELECT group_id, rescrape_requested_at FROM groups WHERE chain = 'batch-g'"
@@ -354,11 +324,11 @@ def test_noting_a_batch_of_prices_counts_them_and_marks_members_due(stack: Stack
 
     stores, groups = asyncio.run(_in_rolled_back_transaction(stack, work))
     assert stores == {
-        "ga": ("g-batch-1", 11, now, False, True),  # the anchor: never due for a check against itself
-        "gm": ("g-batch-1", 5 + 4, now, True, True),  # a member: due for a check against its anchor
-        "gn": (None, 2, now - timedelta(hours=3), False, True),
-        "gx": ("g-batch-2", 7, before, False, False),  # no prices: untouched
-        "gy": ("g-batch-2", 7, before, False, False),
+        "ga": ("g-batch-1", 11, now, False, now),  # the anchor: never due for a check against itself
+        "gm": ("g-batch-1", 5 + 4, now, True, now),  # a member: due for a check against its anchor
+        "gn": (None, 2, now - timedelta(hours=3), False, now),  # received when the handler says
+        "gx": ("g-batch-2", 7, before, False, before),  # no prices: untouched
+        "gy": ("g-batch-2", 7, before, False, before),
     }
     assert groups == {"g-batch-1": None, "g-batch-2": asked}, "the anchor's prices answer its re-scrape only"
 
@@ -384,3 +354,188 @@ def test_marking_a_batch_processed_returns_each_new_event_once(stack: Stack) -> 
     assert [e.event_id for e in fresh] == [first.event_id, second.event_id]
     assert again == []
     assert recorded == 3
+
+
+# --- the cycle on PostgreSQL, in a scratch schema, on a test clock --------------------------------
+# The decisions are the unit tier's (tests/unit/test_grouping_service_layer.py, on an in-memory
+# repository); these run the same use cases on the real SQL, with no waiting on a wall clock.
+
+SCRATCH = "groupingcycle"
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+QUIET = timedelta(seconds=3)
+ZONE_A = {f"p{i:02d}": 100 + i for i in range(60)}
+ZONE_B = {sku: cents + 13 for sku, cents in ZONE_A.items()}
+SPECIAL = {sku: cents + (7 if sku in ("p00", "p01", "p02") else 0) for sku, cents in ZONE_A.items()}
+
+
+class Cycles:
+    """The grouping worker and its handler's use case over a scratch schema, on a settable clock."""
+
+    def __init__(self, db: Database, settings: GroupingSettings) -> None:
+        self.db = db
+        self.queries = GroupingQueries(db)
+        self.now = T0
+        self.uow = unit_of_work_factory(db, PostgresGroupingRepository)
+        self.worker = GroupingWorker(
+            uow=self.uow,
+            counts=self.queries.counts,
+            gauges=GroupingGauges.register(CollectorRegistry()),
+            policy=settings.policy(),
+            every_s=settings.cycle_s,
+            clock=lambda: self.now,
+        )
+
+    async def scrape(self, store: str, prices: dict[str, int], *, at: datetime) -> None:
+        """Claim and fold one page of a store's prices as the handler does, received at `at`."""
+        observations = tuple(
+            PriceObservation(sku=s, price_cents=c, observed_at=at) for s, c in prices.items()
+        )
+        event = PricesScraped.new(
+            producer="scraper",
+            payload=PricesScrapedPayload(
+                chain="cyc", store_id=store, source="scrape", observations=observations
+            ),
+        )
+        async with self.uow() as work:
+            fresh = await work.claim([event, event])
+            await service_layer.fold_prices(work, [e.payload for e in fresh], now=at)
+
+    async def cycle(self, now: datetime) -> CycleReport:
+        self.now = now
+        return await self.worker.tick()
+
+    async def layout(self) -> dict[str, tuple[str, ...]]:
+        groups = await self.queries.list_groups(chain="cyc", after=None, limit=100)
+        return {group.anchor_store_id: group.members for group in groups}
+
+    async def outbox(self) -> dict[str, int]:
+        rows = await self.db.pool.fetch("SELECT topic, count(*) AS n FROM outbox GROUP BY topic")
+        return {r["topic"]: r["n"] for r in rows}
+
+
+@pytest.fixture
+async def cycles(stack: Stack) -> AsyncIterator[Cycles]:
+    """Grouping's tables (and servicekit's) in an empty schema of the stack's PostgreSQL."""
+    dsn = stack.postgres.dsn(database=stack.config.database)
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f"DROP SCHEMA IF EXISTS {SCRATCH} CASCADE; CREATE SCHEMA {SCRATCH}")
+    await migrate(admin, schema=SCRATCH, directory=KIT_MIGRATIONS, table=KIT_MIGRATIONS_TABLE)
+    await migrate(admin, schema=SCRATCH, directory=MIGRATIONS)
+    settings = GroupingSettings(service_name=SCRATCH, database_url=dsn)
+    db = Database(settings, MIGRATIONS)
+    await db.connect()
+    try:
+        yield Cycles(db, settings)
+    finally:
+        await db.close()
+        await admin.execute(f"DROP SCHEMA {SCRATCH} CASCADE")
+        await admin.close()
+
+
+def _reasons(report: CycleReport) -> list[str]:
+    return [
+        e.payload.reason if isinstance(e, StoreGroupChanged | RescrapeRequested) else "pruned"
+        for e in report.events
+    ]
+
+
+async def test_on_postgres_groups_form_merge_and_members_are_answered_by_the_anchor(cycles: Cycles) -> None:
+    for store in ("a1", "a2"):
+        await cycles.scrape(store, ZONE_A, at=T0)
+    for store in ("b1", "b2", "b3"):
+        await cycles.scrape(store, SPECIAL, at=T0)
+    report = await cycles.cycle(T0 + QUIET)
+    assert await cycles.layout() == {"a1": ("a2",), "b1": ("b2", "b3")}
+    assert (report.formed, report.pruned_rows) == (2, 3 * 60)
+    counts = await cycles.queries.counts()
+    assert (counts.stores, counts.groups, counts.observations_received) == (5, 2, 5 * 60)
+    assert (counts.prices_held, counts.prices_answerable) == (2 * 60, 5 * 60)
+
+    t1 = T0 + timedelta(hours=1)
+    await cycles.scrape("b1", ZONE_A, at=t1)  # its special ends: 3 of 60 prices change, not a move
+    report = await cycles.cycle(t1 + QUIET)
+
+    assert await cycles.layout() == {"b1": ("a1", "a2", "b2", "b3")}
+    assert _reasons(report) == [
+        "dissolved",
+        "health_check",
+        "health_check",
+        "health_check",
+        "merged",
+        "pruned",
+    ]
+    [group] = await cycles.queries.list_groups(chain="cyc", after=None, limit=10)
+    assert group.version == 2
+    answered = await cycles.queries.store_prices(chain="cyc", store_id="b2")
+    assert answered is not None
+    assert answered.anchor_store_id == "b1"
+    assert {(p.sku, p.price_cents, p.answered_by) for p in answered.prices} == {
+        (sku, cents, "b1") for sku, cents in ZONE_A.items()
+    }
+    assert await cycles.outbox() == {
+        "groups.changed.v1": 4,
+        "prices.pruned.v1": 3,
+        "rescrapes.requested.v1": 3,
+    }
+
+
+async def test_on_postgres_a_stale_anchor_is_asked_for_once_then_its_members_are_judged(
+    cycles: Cycles,
+) -> None:
+    for store in ("s1", "s2", "s3"):
+        await cycles.scrape(store, ZONE_A, at=T0)
+    await cycles.cycle(T0 + QUIET)
+    t1 = T0 + timedelta(days=8)  # the anchor's prices left the week's window
+    for member in ("s2", "s3"):
+        await cycles.scrape(member, ZONE_A, at=t1)
+    report = await cycles.cycle(t1 + QUIET)
+    assert (_reasons(report), report.checked) == (["stale_anchor"], 0)
+    [asked] = report.events
+    assert isinstance(asked, RescrapeRequested)
+    assert (asked.payload.store_id, asked.payload.last_observed_at) == ("s1", T0)
+
+    t2 = t1 + timedelta(hours=1)
+    await cycles.scrape("s2", ZONE_A, at=t2)
+    assert (await cycles.cycle(t2 + QUIET)).events == [], "one request, not one per member scrape"
+
+    t3 = t2 + timedelta(hours=1)
+    await cycles.scrape("s1", ZONE_A, at=t3)  # the anchor's prices answer the request
+    report = await cycles.cycle(t3 + QUIET)
+    assert (_reasons(report), report.checked, report.pruned_rows) == (["pruned"], 2, 120)
+    judged = await cycles.queries.store_group(chain="cyc", store_id="s3")
+    assert judged is not None
+    assert (judged.anchor_store_id, judged.checked_at, judged.last_observed_at) == ("s1", t3 + QUIET, t1)
+    assert (await cycles.outbox())["rescrapes.requested.v1"] == 1
+
+
+async def test_on_postgres_a_member_splits_one_with_too_few_prices_waits_and_a_moved_anchor_asks(
+    cycles: Cycles,
+) -> None:
+    for store in ("s1", "s2", "s3", "s4"):
+        await cycles.scrape(store, ZONE_A, at=T0)
+    await cycles.cycle(T0 + QUIET)
+    t1 = T0 + timedelta(hours=1)
+    await cycles.scrape("s2", {**ZONE_A, "p00": 999, "p01": 999}, at=t1)  # 58 of 60: split
+    await cycles.scrape("s3", {"p00": 100, "p01": 101, "p02": 102, "p03": 999}, at=t1)  # too few to judge
+    report = await cycles.cycle(t1 + QUIET)
+
+    assert (report.checked, report.split, report.formed, report.pruned_rows) == (1, 1, 1, 3)
+    assert _reasons(report) == ["split", "formed"]
+    assert await cycles.layout() == {"s1": ("s3", "s4"), "s2": ()}
+    too_few = await cycles.queries.store_group(chain="cyc", store_id="s3")
+    assert too_few is not None
+    assert too_few.checked_at == T0 + QUIET, "not judged"
+    answered = await cycles.queries.store_prices(chain="cyc", store_id="s3")
+    assert answered is not None
+    assert [(p.sku, p.answered_by) for p in answered.prices if p.answered_by == "s3"] == [("p03", "s3")]
+
+    t2 = t1 + timedelta(hours=1)
+    await cycles.scrape("s1", ZONE_B, at=t2)  # the anchor charges another zone's prices
+    report = await cycles.cycle(t2 + QUIET)
+    assert [
+        (e.payload.store_id, e.payload.reason) for e in report.events if isinstance(e, RescrapeRequested)
+    ] == [
+        ("s3", "health_check"),
+        ("s4", "health_check"),
+    ]
+    assert (await cycles.cycle(t2 + 2 * QUIET)).rescrapes == 0, "asked once"

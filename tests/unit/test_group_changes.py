@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from grouping.domain.changes import Cluster, Form, Grow, plan_changes
-from grouping.worker import due_for_regroup
+from grouping.domain.regroup import due_for_regroup
 
 pytestmark = pytest.mark.unit
 

@@ -1,27 +1,27 @@
-"""Thin handlers of the grouping service: parse, act, record."""
+"""Thin handlers of the grouping service: claim the events, fold their prices in."""
 
 from faststream.kafka import KafkaRouter
 
 from contracts import topic
 from contracts.events import PricesScraped
+from grouping import service_layer
 from grouping.repository import GroupingRepository
+from servicekit.clock import Clock
 from servicekit.consuming import subscribe_batch
-from servicekit.db import Database
-from servicekit.idempotency import mark_processed_many
+from servicekit.unit_of_work import UnitOfWorkFactory
 
 
-def build_router(*, db: Database, group_id: str, max_batch: int) -> KafkaRouter:
+def build_router(
+    *, uow: UnitOfWorkFactory[GroupingRepository], clock: Clock, group_id: str, max_batch: int
+) -> KafkaRouter:
     """Subscribe grouping to scraped prices."""
     router = KafkaRouter()
 
     @subscribe_batch(router, topic("prices.scraped.v1"), group_id=group_id, max_records=max_batch)
     async def on_prices_scraped(events: list[PricesScraped]) -> None:
         """Fold stores' prices into the latest-price projection; mark members for a check."""
-        async with db.pool.acquire() as conn, conn.transaction():
-            batches = [event.payload for event in await mark_processed_many(conn, events)]
-            if batches:
-                repo = GroupingRepository(conn)
-                await repo.upsert_prices(batches=batches)
-                await repo.note_store_prices(batches=batches)
+        async with uow() as work:
+            fresh = await work.claim(events)
+            await service_layer.fold_prices(work, [event.payload for event in fresh], now=clock())
 
     return router

@@ -1,10 +1,11 @@
-"""The grouping service's SQL: latest prices, stores, groups, pruning, read queries."""
+"""The grouping service's write side: latest prices, stores, groups and pruning, as the cycle needs them."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
+import asyncpg
 import numpy as np
 import numpy.typing as npt
 
@@ -38,6 +39,25 @@ class DueCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class AnchorChange:
+    """How many of an anchor's stored prices its scrapes since the last look compared and changed."""
+
+    chain: str
+    store_id: str
+    group_id: str | None
+    compared: int
+    changed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Products a member and its anchor both hold fresh prices for, and how many of those are equal."""
+
+    common: int
+    equal: int
+
+
+@dataclass(frozen=True, slots=True)
 class PriceMatrix:
     """The fresh prices of some stores of one chain: rows stores, columns products, 0 = none."""
 
@@ -46,7 +66,113 @@ class PriceMatrix:
     freshness: list[float]
 
 
-class GroupingRepository:
+class GroupingRepository(Protocol):
+    """What the grouping service layer reads and writes, inside one transaction."""
+
+    async def upsert_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> int:
+        """Keep each product's latest price; count anchors' changes first; return rows written."""
+        ...
+
+    async def note_store_prices(
+        self, *, batches: Sequence[PricesScrapedPayload], received_at: datetime
+    ) -> None:
+        """Record stores' prices arrived: members become due for a check, anchors' re-scrapes answered."""
+        ...
+
+    async def anchor_changes(self, *, quiet_before: datetime) -> list[AnchorChange]:
+        """Return and reset the change counts of anchors whose scrape has gone quiet."""
+        ...
+
+    async def latest_by_chain(self) -> dict[str, datetime]:
+        """Return each chain's newest price arrival."""
+        ...
+
+    async def due_checks(self, *, quiet_before: datetime) -> list[DueCheck]:
+        """Return members with new prices whose scrape has gone quiet."""
+        ...
+
+    async def compare(self, *, chain: str, store_id: str, anchor: str, since: datetime) -> Comparison:
+        """Count the products both stores hold fresh prices for, and the equal prices among them."""
+        ...
+
+    async def mark_checked(self, *, chain: str, store_ids: Sequence[str], at: datetime) -> None:
+        """Record a health check (passed or not) of members."""
+        ...
+
+    async def clear_check_due(self, *, chain: str, store_id: str) -> None:
+        """Stop waiting to check a member whose new prices were too few to judge."""
+        ...
+
+    async def price_matrix(self, *, chain: str, store_ids: Sequence[str], since: datetime) -> PriceMatrix:
+        """Load the fresh prices of stores into a matrix."""
+        ...
+
+    async def unplaced(self, *, chain: str, quiet_before: datetime) -> list[str]:
+        """Return a chain's stores without a group whose scrape has gone quiet, by id."""
+        ...
+
+    async def groups(self, *, chain: str) -> dict[str, GroupRow]:
+        """Return a chain's groups with their members, by group id."""
+        ...
+
+    async def group(self, *, group_id: str) -> GroupRow | None:
+        """Return one group with its members."""
+        ...
+
+    async def create_group(self, *, group_id: str, chain: str, anchor: str, members: Sequence[str]) -> None:
+        """Create a group (version 1) and place its stores in it."""
+        ...
+
+    async def place(self, *, chain: str, group_id: str | None, store_ids: Sequence[str]) -> None:
+        """Put stores in a group (None: take them out of any); they are no longer due for a check."""
+        ...
+
+    async def move_members(self, *, from_group: str, to_group: str) -> None:
+        """Move every store of a group into another (a merge)."""
+        ...
+
+    async def delete_group(self, *, group_id: str) -> None:
+        """Remove a group that was merged away."""
+        ...
+
+    async def bump(self, *, group_id: str) -> int:
+        """Increase a group's version; return the new one."""
+        ...
+
+    async def note_rescrape_requested(self, *, group_id: str, at: datetime) -> None:
+        """Remember that a re-scrape of the group's anchor was asked for."""
+        ...
+
+    async def prune(self, *, chain: str, anchor: str, members: Sequence[str]) -> int:
+        """Delete members' prices equal to the anchor's (price, was price, availability); return rows."""
+        ...
+
+
+_GROUPS = """
+    SELECT g.group_id, g.chain, g.anchor_store_id, g.version, g.rescrape_requested_at,
+           coalesce(array_agg(s.store_id ORDER BY s.store_id)
+                    FILTER (WHERE s.store_id <> g.anchor_store_id), '{{}}') AS members
+    FROM groups g LEFT JOIN stores s ON s.group_id = g.group_id
+    WHERE {where} GROUP BY g.group_id"""
+
+
+def _group_row(r: asyncpg.Record) -> GroupRow:
+    return GroupRow(
+        group_id=r["group_id"],
+        chain=r["chain"],
+        anchor_store_id=r["anchor_store_id"],
+        version=r["version"],
+        members=tuple(r["members"]),
+        rescrape_requested_at=r["rescrape_requested_at"],
+    )
+
+
+def _rows_affected(status: str) -> int:
+    """Read the row count of a command status such as 'DELETE 12'."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class PostgresGroupingRepository:
     """Raw SQL over one connection; the caller owns the transaction."""
 
     def __init__(self, conn: Connection) -> None:
@@ -84,7 +210,7 @@ class GroupingRepository:
             [o.available for o in newest.values()],
             [o.observed_at for o in newest.values()],
         )
-        return int(result.rsplit(" ", 1)[-1])
+        return _rows_affected(result)
 
     async def _count_anchor_changes(self, newest: dict[tuple[str, str, str], PriceObservation]) -> None:
         """Count, for each anchor priced here, how many stored prices newer ones compare with and change."""
@@ -118,20 +244,9 @@ class GroupingRepository:
             [o.observed_at for o in priced.values()],
         )
 
-    async def anchor_changes(self, *, quiet_before: datetime) -> list[tuple[str, str, int, int]]:
-        """Return and reset (group, anchor, compared, changed) of anchors whose scrape has gone quiet."""
-        rows = await self.conn.fetch(
-            """UPDATE stores s SET compared_since_check = 0, changed_since_check = 0
-               FROM (SELECT chain, store_id, group_id, compared_since_check, changed_since_check
-                     FROM stores WHERE compared_since_check > 0 AND last_received_at < $1
-                     FOR UPDATE) AS q
-               WHERE s.chain = q.chain AND s.store_id = q.store_id
-               RETURNING q.group_id, q.store_id, q.compared_since_check, q.changed_since_check""",
-            quiet_before,
-        )
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-    async def note_store_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> None:
+    async def note_store_prices(
+        self, *, batches: Sequence[PricesScrapedPayload], received_at: datetime
+    ) -> None:
         """Record that stores' prices arrived: a member becomes due for a health check,
         and an anchor's prices answer any re-scrape asked for it."""
         arrived: dict[tuple[str, str], tuple[int, datetime]] = {}
@@ -146,18 +261,20 @@ class GroupingRepository:
         store_ids = [store_id for _, store_id in arrived]
         await self.conn.execute(
             """INSERT INTO stores AS s (chain, store_id, observed, last_observed_at, last_received_at)
-               SELECT a.*, now() FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[]) AS a
+               SELECT a.*, $5::timestamptz
+               FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[]) AS a
                ORDER BY 1, 2
                ON CONFLICT (chain, store_id) DO UPDATE
                SET observed = s.observed + EXCLUDED.observed,
                    last_observed_at = greatest(s.last_observed_at, EXCLUDED.last_observed_at),
-                   last_received_at = now(),
+                   last_received_at = EXCLUDED.last_received_at,
                    check_due = s.check_due OR EXISTS (SELECT 1 FROM groups g
                        WHERE g.group_id = s.group_id AND g.anchor_store_id <> s.store_id)""",
             chains,
             store_ids,
             [observed for observed, _ in arrived.values()],
             [latest for _, latest in arrived.values()],
+            received_at,
         )
         await self.conn.execute(
             """UPDATE groups g SET rescrape_requested_at = NULL
@@ -168,7 +285,30 @@ class GroupingRepository:
             store_ids,
         )
 
-    # --- what the worker looks at -------------------------------------------------------
+    # --- what the cycle looks at --------------------------------------------------------
+
+    async def anchor_changes(self, *, quiet_before: datetime) -> list[AnchorChange]:
+        """Return and reset the change counts of anchors whose scrape has gone quiet."""
+        rows = await self.conn.fetch(
+            """UPDATE stores s SET compared_since_check = 0, changed_since_check = 0
+               FROM (SELECT chain, store_id, group_id, compared_since_check, changed_since_check
+                     FROM stores WHERE compared_since_check > 0 AND last_received_at < $1
+                     FOR UPDATE) AS q
+               WHERE s.chain = q.chain AND s.store_id = q.store_id
+               RETURNING q.chain, q.store_id, q.group_id, q.compared_since_check AS compared,
+                         q.changed_since_check AS changed""",
+            quiet_before,
+        )
+        return [
+            AnchorChange(
+                chain=r["chain"],
+                store_id=r["store_id"],
+                group_id=r["group_id"],
+                compared=r["compared"],
+                changed=r["changed"],
+            )
+            for r in rows
+        ]
 
     async def latest_by_chain(self) -> dict[str, datetime]:
         """Return each chain's newest price arrival, to know which chains changed."""
@@ -191,17 +331,17 @@ class GroupingRepository:
         )
         return [
             DueCheck(
-                r["chain"],
-                r["store_id"],
-                r["group_id"],
-                r["anchor_store_id"],
-                r["anchor_seen"],
-                r["last_observed_at"],
+                chain=r["chain"],
+                store_id=r["store_id"],
+                group_id=r["group_id"],
+                anchor_store_id=r["anchor_store_id"],
+                anchor_last_observed_at=r["anchor_seen"],
+                last_observed_at=r["last_observed_at"],
             )
             for r in rows
         ]
 
-    async def compare(self, *, chain: str, store_id: str, anchor: str, since: datetime) -> tuple[int, int]:
+    async def compare(self, *, chain: str, store_id: str, anchor: str, since: datetime) -> Comparison:
         """Count the products both hold fresh prices for, and how many of those prices are equal."""
         row = await self.conn.fetchrow(
             """SELECT count(*) AS common,
@@ -215,7 +355,7 @@ class GroupingRepository:
             since,
         )
         assert row is not None
-        return int(row["common"]), int(row["equal"])
+        return Comparison(common=int(row["common"]), equal=int(row["equal"]))
 
     async def mark_checked(self, *, chain: str, store_ids: Sequence[str], at: datetime) -> None:
         """Record a health check (passed or not) of members."""
@@ -271,30 +411,13 @@ class GroupingRepository:
 
     async def groups(self, *, chain: str) -> dict[str, GroupRow]:
         """Return a chain's groups with their members, by group id."""
-        rows = await self.conn.fetch(
-            """SELECT g.group_id, g.chain, g.anchor_store_id, g.version, g.rescrape_requested_at,
-                      coalesce(array_agg(s.store_id ORDER BY s.store_id)
-                               FILTER (WHERE s.store_id <> g.anchor_store_id), '{}') AS members
-               FROM groups g LEFT JOIN stores s ON s.group_id = g.group_id
-               WHERE g.chain = $1 GROUP BY g.group_id""",
-            chain,
-        )
-        return {
-            r["group_id"]: GroupRow(
-                r["group_id"],
-                r["chain"],
-                r["anchor_store_id"],
-                r["version"],
-                tuple(r["members"]),
-                r["rescrape_requested_at"],
-            )
-            for r in rows
-        }
+        rows = await self.conn.fetch(_GROUPS.format(where="g.chain = $1"), chain)
+        return {r["group_id"]: _group_row(r) for r in rows}
 
     async def group(self, *, group_id: str) -> GroupRow | None:
         """Return one group with its members."""
-        chain = await self.conn.fetchval("SELECT chain FROM groups WHERE group_id = $1", group_id)
-        return None if chain is None else (await self.groups(chain=chain)).get(group_id)
+        row = await self.conn.fetchrow(_GROUPS.format(where="g.group_id = $1"), group_id)
+        return None if row is None else _group_row(row)
 
     async def create_group(self, *, group_id: str, chain: str, anchor: str, members: Sequence[str]) -> None:
         """Create a group and place its stores in it."""
@@ -356,72 +479,4 @@ class GroupingRepository:
             anchor,
             list(members),
         )
-        return int(result.rsplit(" ", 1)[-1])
-
-    # --- read side ----------------------------------------------------------------------
-
-    async def list_groups(self, *, chain: str | None, after: str | None, limit: int) -> list[dict[str, Any]]:
-        """Return groups ordered by id, after a cursor."""
-        rows = await self.conn.fetch(
-            """SELECT g.group_id, g.chain, g.anchor_store_id, g.version, g.updated_at,
-                      coalesce(array_agg(s.store_id ORDER BY s.store_id)
-                               FILTER (WHERE s.store_id <> g.anchor_store_id), '{}') AS members
-               FROM groups g LEFT JOIN stores s ON s.group_id = g.group_id
-               WHERE ($1::text IS NULL OR g.chain = $1) AND ($2::text IS NULL OR g.group_id > $2)
-               GROUP BY g.group_id ORDER BY g.group_id LIMIT $3""",
-            chain,
-            after,
-            limit,
-        )
-        return [dict(r) for r in rows]
-
-    async def store_group(self, *, chain: str, store_id: str) -> dict[str, Any] | None:
-        """Return a store's group, its anchor and its check times."""
-        row = await self.conn.fetchrow(
-            """SELECT s.chain, s.store_id, s.group_id, g.anchor_store_id, g.version, s.checked_at,
-                      s.last_observed_at
-               FROM stores s LEFT JOIN groups g ON g.group_id = s.group_id
-               WHERE s.chain = $1 AND s.store_id = $2""",
-            chain,
-            store_id,
-        )
-        return None if row is None else dict(row)
-
-    async def store_prices(self, *, chain: str, store_id: str, anchor: str | None) -> list[dict[str, Any]]:
-        """Answer a store's prices: its own rows first, the rest from its anchor."""
-        rows = await self.conn.fetch(
-            """SELECT DISTINCT ON (sku) sku, price_cents, was_price_cents, available, observed_at,
-                      store_id AS answered_by
-               FROM latest_prices
-               WHERE chain = $1 AND store_id IN ($2, coalesce($3, $2))
-               ORDER BY sku, (store_id = $2) DESC""",
-            chain,
-            store_id,
-            anchor,
-        )
-        return [dict(r) for r in rows]
-
-    async def counts(self) -> dict[str, int]:
-        """Return stores (and those without a group), groups, observations, prices held and answerable.
-
-        Answerable prices are what an unpruned table would hold: every store of a group
-        answers its anchor's products, so held/answerable is the compression ratio.
-        """
-        row = await self.conn.fetchrow(
-            """WITH held AS (SELECT chain, store_id, count(*) AS n FROM latest_prices GROUP BY 1, 2),
-                    sizes AS (SELECT g.chain, g.anchor_store_id, count(*) AS size
-                              FROM groups g JOIN stores s ON s.group_id = g.group_id
-                              GROUP BY g.group_id, g.chain, g.anchor_store_id)
-               SELECT (SELECT count(*) FROM stores) AS stores,
-                      (SELECT count(*) FROM stores WHERE group_id IS NULL) AS stores_unplaced,
-                      (SELECT count(*) FROM groups) AS groups,
-                      (SELECT coalesce(sum(observed), 0) FROM stores) AS observations_received,
-                      (SELECT coalesce(sum(n), 0) FROM held) AS prices_held,
-                      (SELECT coalesce(sum(z.size * h.n), 0) FROM sizes z
-                       JOIN held h ON h.chain = z.chain AND h.store_id = z.anchor_store_id)
-                      + (SELECT coalesce(sum(h.n), 0) FROM held h
-                         JOIN stores s USING (chain, store_id)
-                         WHERE s.group_id IS NULL) AS prices_answerable"""
-        )
-        assert row is not None
-        return {k: int(v) for k, v in dict(row).items()}
+        return _rows_affected(result)

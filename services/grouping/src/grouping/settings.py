@@ -1,8 +1,11 @@
 """Settings of the grouping service, read from `GROUPING_*` environment variables."""
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from grouping.domain.policy import GroupingPolicy
 from servicekit.settings import ServiceSettings
 
 
@@ -33,3 +36,15 @@ class GroupingSettings(ServiceSettings):
         default=60.0, gt=0, description="Regroup a chain whose prices never pause at least this often"
     )
     cycle_s: float = Field(default=1.0, gt=0, description="How often groups are updated")
+
+    def policy(self) -> GroupingPolicy:
+        """Return the rules and timings the grouping cycle judges by."""
+        return GroupingPolicy(
+            min_share=self.min_share,
+            min_common=self.min_common,
+            anchor_moved_share=self.anchor_moved_share,
+            freshness=timedelta(hours=self.freshness_h),
+            anchor_lag=timedelta(hours=self.anchor_lag_h),
+            quiet=timedelta(seconds=self.quiet_s),
+            regroup_busy_every=timedelta(seconds=self.regroup_busy_every_s),
+        )

@@ -25,9 +25,9 @@ store can draw twice its share of exceptions; thousands of common products make 
 
 Merging: the service regroups {current anchors} + {stores in no group}, passing the current
 anchors as `keep_anchors` (and their group sizes as `group_sizes`). Current anchors that match
-each other land in one group, led by the larger group's anchor; the others are listed in
-`Group.absorbed_anchors`. Their former members were confirmed against their former anchor only:
-the caller moves them over and re-checks them against the new anchor.
+each other land in one group, led by the larger group's anchor (`changes.plan_changes` turns
+that into merges). Their former members were confirmed against their former anchor only: the
+caller moves them over and re-checks them against the new anchor.
 """
 
 from collections.abc import Collection, Mapping, Sequence
@@ -48,12 +48,10 @@ _CONFIRM_BLOCK = 256
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """Name a group's anchor, its members (anchor excluded) and the current anchors it absorbed."""
+    """Name a group's anchor and its members (anchor excluded)."""
 
     anchor: str
     members: tuple[str, ...] = ()
-    absorbed_anchors: tuple[str, ...] = ()
-    """Members that the caller passed in `keep_anchors`: their former groups now belong here."""
 
     @property
     def stores(self) -> tuple[str, ...]:
@@ -98,18 +96,14 @@ def matches(
     min_common: int = DEFAULT_MIN_COMMON,
 ) -> bool:
     """Tell whether two stores price the same on `min_share` of at least `min_common` common products."""
-    _check_rule(min_share, min_common)
     common, equal = match_counts(a, b)
+    return counts_match(common, equal, min_share=min_share, min_common=min_common)
+
+
+def counts_match(common: int, equal: int, *, min_share: float, min_common: int) -> bool:
+    """Apply the match rule to two stores' counts of common products and of equal prices among them."""
+    _check_rule(min_share, min_common)
     return bool(_qualifies(np.array([common]), np.array([equal]), min_share, min_common)[0])
-
-
-def prices_moved(*, compared: int, changed: int, min_common: int, moved_share: float) -> bool:
-    """Tell whether a store's new prices differ from its previous ones enough to call it another store.
-
-    A week's specials change a share of a store's prices; a move to another pricing zone
-    changes most of them. Too few compared prices tell nothing.
-    """
-    return compared >= min_common and changed >= moved_share * compared
 
 
 def find_groups(
@@ -160,9 +154,7 @@ def find_groups(
         common, equal = _counts_against(prices[anchor], prices, candidates)
         joined = candidates[_qualifies(common, equal, min_share, min_common)]
         placed[joined] = True
-        members = tuple(store_ids[row] for row in joined)
-        absorbed = tuple(store for store in members if store in kept)
-        groups.append(Group(store_ids[anchor], members, absorbed))
+        groups.append(Group(store_ids[anchor], tuple(store_ids[row] for row in joined)))
     return GroupingResult(tuple(groups), compared, len(store_ids) * (len(store_ids) - 1) // 2)
 
 
