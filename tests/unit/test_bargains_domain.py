@@ -16,10 +16,9 @@ from bargains.domain.bargains import (
     cross_chain,
     is_outlier,
     median,
-    regular_price,
 )
-from bargains.domain.history import Segment, count_moves, fold, trim
-from pricestream.storefront.world import World, WorldConfig
+from bargains.domain.history import PriceMove, Segment, count_moves, fold
+from simulator.world import World, WorldConfig
 
 pytestmark = pytest.mark.unit
 
@@ -99,25 +98,20 @@ def test_replaying_in_order_equals_incremental_processing_and_late_older_ones_ar
     assert replay(arrival) == replay(observations)
 
 
-def test_trim_drops_segments_that_ended_before_the_horizon_but_keeps_the_latest() -> None:
-    history = _daily([(400, None)] * 5 + [(300, 400)] * 5 + [(400, None)] * 5)
-
-    assert trim(history, _at(7)) == history[1:]
-    assert trim(history, _at(100)) == history[-1:]
-    assert trim((), _at(0)) == ()
-
-
 # --- regular price and discounts ---------------------------------------------------------------
 
 
 def test_the_regular_price_is_the_one_charged_on_most_days_without_specials() -> None:
-    history = _daily([(400, None)] * 20 + [(500, None)] * 5 + [(250, 400)] * 7 + [(320, 400)])
+    def reference(prices: Sequence[tuple[int, int | None]]) -> int | None:
+        """Return what a discount on the last day is measured against, if there is one."""
+        found = assess(_daily(prices), now=_at(len(prices) - 1), policy=Policy()).bargains
+        return next((b.reference_cents for b in found if b.kind == "discount"), None)
 
-    assert regular_price(history, before=_at(32), policy=Policy()) == 400
+    assert reference([(400, None)] * 20 + [(500, None)] * 5 + [(250, 400)] * 7 + [(320, 400)]) == 400
     # A price charged for fewer than 7 days is not established as regular.
-    assert regular_price(history, before=_at(6), policy=Policy()) is None
-    assert regular_price(history, before=_at(7), policy=Policy()) == 400
-    assert regular_price(_daily([(400, None)] * 2 + [(500, None)] * 5), before=_at(7)) is None
+    assert reference([(400, None)] * 6 + [(300, None)]) is None
+    assert reference([(400, None)] * 7 + [(300, None)]) == 400
+    assert reference([(400, None)] * 2 + [(500, None)] * 5 + [(300, None)]) is None
 
 
 def test_a_real_special_is_a_discount_with_its_reason() -> None:
@@ -316,13 +310,13 @@ def test_a_store_moves_between_counts_only_when_its_price_or_day_changes() -> No
     next_day = (Segment(300, None, monday, tuesday),)
     cheaper = (*first, Segment(250, 300, tuesday, tuesday))
 
-    assert count_moves("milk", (), first) == [("milk", 300, monday.date(), 1)]
+    assert count_moves("milk", (), first) == [PriceMove("milk", 300, monday.date(), 1)]
     assert count_moves("milk", first, same_day) == []
     assert count_moves("milk", first, next_day) == [
-        ("milk", 300, monday.date(), -1),
-        ("milk", 300, tuesday.date(), 1),
+        PriceMove("milk", 300, monday.date(), -1),
+        PriceMove("milk", 300, tuesday.date(), 1),
     ]
     assert count_moves("milk", next_day, cheaper) == [
-        ("milk", 300, tuesday.date(), -1),
-        ("milk", 250, tuesday.date(), 1),
+        PriceMove("milk", 300, tuesday.date(), -1),
+        PriceMove("milk", 250, tuesday.date(), 1),
     ]

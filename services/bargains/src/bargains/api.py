@@ -1,17 +1,18 @@
 """The bargains service's read API: bargains with filters, and a product's price history."""
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict
+from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from bargains.repository import BargainsRepository
-from bargains.settings import BargainsSettings
+from bargains.queries import BargainsQueries
+from servicekit.clock import Clock
 from servicekit.db import Database
 
 
-def build_api(*, db: Database, settings: BargainsSettings) -> APIRouter:
-    """Create the bargains service's /v1 routes."""
+def build_api(*, db: Database, freshness: timedelta, clock: Clock) -> APIRouter:
+    """Create the bargains service's /v1 routes; only bargains seen within `freshness` are listed."""
     router = APIRouter(prefix="/v1", tags=["bargains"])
 
     @router.get("/bargains")
@@ -25,27 +26,28 @@ def build_api(*, db: Database, settings: BargainsSettings) -> APIRouter:
         limit: int = Query(default=100, ge=1, le=1000),
     ) -> dict[str, Any]:
         """Return current bargains in a stable, unique order (bargain id), a page at a time."""
+        fresh_after = clock() - freshness
         async with db.pool.acquire() as conn:
-            repo = BargainsRepository(conn)
+            queries = BargainsQueries(conn)
             store_id = None
             if store is not None:
                 if chain is None:
                     raise HTTPException(400, "store needs chain: store ids are per chain")
-                store_id = await repo.anchor_of(chain=chain, store_id=store)
-            rows = await repo.list_bargains(
+                store_id = await queries.anchor_of(chain=chain, store_id=store)
+            rows = await queries.list_bargains(
                 chain=chain,
                 store_id=store_id,
                 category=category,
                 kind=kind,
                 min_discount=min_discount,
-                fresh_after=datetime.now(UTC) - timedelta(days=settings.freshness_days),
+                fresh_after=fresh_after,
                 after=cursor,
                 limit=limit,
             )
         return {
-            "bargains": rows,
+            "bargains": [asdict(row) for row in rows],
             "answered_by": store_id,
-            "next_cursor": rows[-1]["bargain_id"] if len(rows) == limit else None,
+            "next_cursor": rows[-1].bargain_id if len(rows) == limit else None,
         }
 
     @router.get("/flags")
@@ -56,18 +58,16 @@ def build_api(*, db: Database, settings: BargainsSettings) -> APIRouter:
     ) -> dict[str, Any]:
         """Return prices that look like bargains and are not, with the reason."""
         async with db.pool.acquire() as conn:
-            return {"flags": await BargainsRepository(conn).list_flags(chain=chain, kind=kind, limit=limit)}
+            rows = await BargainsQueries(conn).list_flags(chain=chain, kind=kind, limit=limit)
+        return {"flags": [asdict(row) for row in rows]}
 
     @router.get("/products/{chain}/{sku}/history")
     async def history(chain: str, sku: str, store: str | None = None) -> dict[str, Any]:
         """Return a product's compact price history (one row per price change)."""
         async with db.pool.acquire() as conn:
-            repo = BargainsRepository(conn)
-            store_id = None if store is None else await repo.anchor_of(chain=chain, store_id=store)
-            return {
-                "chain": chain,
-                "sku": sku,
-                "history": await repo.history(chain=chain, sku=sku, store_id=store_id),
-            }
+            queries = BargainsQueries(conn)
+            store_id = None if store is None else await queries.anchor_of(chain=chain, store_id=store)
+            rows = await queries.history(chain=chain, sku=sku, store_id=store_id)
+        return {"chain": chain, "sku": sku, "history": [asdict(row) for row in rows]}
 
     return router

@@ -1,28 +1,34 @@
 """Assemble the bargains service from its settings: broker, handlers, expiry, API."""
 
+from datetime import timedelta
 from importlib.resources import files
 from pathlib import Path
 
 from bargains.api import build_api
 from bargains.handlers import build_router
-from bargains.recompute import Expirer, Recomputer, policy_from
-from bargains.settings import BargainsSettings
+from bargains.repository import PostgresBargainsRepository
+from bargains.settings import BargainsSettings, policy_from
+from bargains.workers import Expirer
+from servicekit.clock import Clock, utc_now
 from servicekit.kit import declare_publishers, make_parts
 from servicekit.outbox import OutboxRelay
 from servicekit.service import Service
+from servicekit.unit_of_work import unit_of_work_factory
 
 MIGRATIONS = Path(str(files("bargains") / "migrations"))
 
 
-def bootstrap(settings: BargainsSettings) -> Service:
+def bootstrap(settings: BargainsSettings, *, clock: Clock = utc_now) -> Service:
     """Wire the bargains service; nothing connects until the service starts."""
     broker, db, metrics = make_parts(settings, migrations=MIGRATIONS)
-    recomputer = Recomputer(policy=policy_from(settings))
+    policy = policy_from(settings)
+    uow = unit_of_work_factory(db, PostgresBargainsRepository)
     broker.include_router(
         build_router(
-            db=db,
+            uow=uow,
+            clock=clock,
+            policy=policy,
             group_id=settings.service_name,
-            recomputer=recomputer,
             max_batch=settings.consumer_max_batch,
         )
     )
@@ -32,6 +38,9 @@ def bootstrap(settings: BargainsSettings) -> Service:
         broker=broker,
         db=db,
         metrics=metrics,
-        api_routers=(build_api(db=db, settings=settings),),
-        workers=(Expirer(db=db, settings=settings), OutboxRelay(db=db, broker=broker, metrics=metrics)),
+        api_routers=(build_api(db=db, freshness=timedelta(days=settings.freshness_days), clock=clock),),
+        workers=(
+            Expirer(uow=uow, clock=clock, policy=policy, interval_s=settings.expiry_check_s),
+            OutboxRelay(db=db, broker=broker, metrics=metrics),
+        ),
     )

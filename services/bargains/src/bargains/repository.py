@@ -1,42 +1,133 @@
-"""The bargains service's SQL: price history, placements, bargains, flags."""
+"""The bargains service's write side: price history, placements, bargains, flags."""
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Protocol
+
+import asyncpg
 
 from bargains.domain.bargains import median
-from bargains.domain.history import Segment, utc_day
+from bargains.domain.history import PriceMove, Segment, utc_day
+from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
 from contracts.events.v1 import StoreGroupChangedPayload
 from servicekit.db import Connection
 
 
 @dataclass(frozen=True, slots=True)
-class StoredBargain:
-    """A bargain as listed."""
+class Product:
+    """A product of a chain."""
 
-    bargain_id: str
     chain: str
-    store_id: str
     sku: str
-    category: str | None
-    kind: str
-    price_cents: int
-    reference_cents: int
-    score: float
-    reason: str
-    observed_at: datetime
 
 
-class BargainsRepository:
+# The bargains table's columns are named like the fields of a listed bargain.
+BARGAIN_COLUMNS = ", ".join(field.name for field in fields(ListedBargain))
+
+
+def bargain_from(row: asyncpg.Record) -> ListedBargain:
+    """Build a listed bargain from a row of BARGAIN_COLUMNS."""
+    return ListedBargain(
+        bargain_id=row["bargain_id"],
+        chain=row["chain"],
+        store_id=row["store_id"],
+        sku=row["sku"],
+        category=row["category"],
+        kind=row["kind"],
+        price_cents=row["price_cents"],
+        reference_cents=row["reference_cents"],
+        score=row["score"],
+        reason=row["reason"],
+        observed_at=row["observed_at"],
+    )
+
+
+class BargainsRepository(Protocol):
+    """What the service layer reads and writes, inside one transaction."""
+
+    async def histories(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
+        """Return the price history of (store, sku) pairs of a chain, oldest segment first."""
+        ...
+
+    async def save_segments(self, *, chain: str, segments: Mapping[Key, Sequence[Segment]]) -> None:
+        """Insert or extend segments; a segment is known by when it starts, only its end moves."""
+        ...
+
+    async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:
+        """Add each move (+1 or -1) to the stores counted at a product's price on a day."""
+        ...
+
+    async def current_medians(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, float]:
+        """Return each product's median price over the chain's stores seen since a day."""
+        ...
+
+    async def other_chain_prices(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, OtherChains]:
+        """Return the same products' current prices at other chains (same barcode, L1/L2)."""
+        ...
+
+    async def save_product(self, *, chain: str, sku: str, barcode: str | None) -> None:
+        """Remember a product's barcode (a missing one keeps the barcode known)."""
+        ...
+
+    async def same_barcode(self, *, chain: str, sku: str) -> list[Product]:
+        """Return the product and the products at any chain that share its barcode."""
+        ...
+
+    async def replace_equivalents(self, *, chain: str, sku: str, others: Sequence[Product]) -> None:
+        """Replace a product's identical and near-identical products at other chains."""
+        ...
+
+    async def stores_pricing(self, *, chain: str, sku: str) -> list[str]:
+        """Return the stores (not members of a group) with a price history of a product."""
+        ...
+
+    async def anchors_of(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, str]:
+        """Return the store that answers for each of some stores: its anchor, or itself."""
+        ...
+
+    async def apply_group(self, *, group: StoreGroupChangedPayload) -> list[str]:
+        """Record a group's membership unless a newer version is known; return its members."""
+        ...
+
+    async def bargains_of(
+        self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None
+    ) -> list[ListedBargain]:
+        """Return the listed bargains of stores (of some products, or all)."""
+        ...
+
+    async def save_bargains(self, *, bargains: Sequence[ListedBargain]) -> None:
+        """Insert or update bargains; an unknown category keeps the one listed."""
+        ...
+
+    async def delete_bargains(self, *, bargain_ids: Sequence[str]) -> None:
+        """Remove bargains that no longer apply."""
+        ...
+
+    async def replace_flags(self, *, chain: str, keys: Sequence[Key], flags: Sequence[FlaggedPrice]) -> None:
+        """Replace the flags of (store, sku) pairs with new ones."""
+        ...
+
+    async def forget_empty_price_counts(self) -> int:
+        """Delete counts no store holds any more; return how many."""
+        ...
+
+    async def stale_bargains(self, *, before: datetime) -> list[ListedBargain]:
+        """Return bargains resting on prices observed before a horizon."""
+        ...
+
+
+class PostgresBargainsRepository:
     """Raw SQL over one connection; the caller owns the transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    async def histories(
-        self, *, chain: str, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], tuple[Segment, ...]]:
+    async def histories(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
         """Return the price history of (store, sku) pairs of a chain, oldest segment first."""
         rows = await self.conn.fetch(
             """SELECT h.store_id, h.sku, h.price_cents, h.was_price_cents, h.starts_at, h.ends_at
@@ -47,16 +138,17 @@ class BargainsRepository:
             [store_id for store_id, _ in keys],
             [sku for _, sku in keys],
         )
-        found: dict[tuple[str, str], list[Segment]] = {}
+        found: dict[Key, list[Segment]] = {}
         for r in rows:
             found.setdefault((r["store_id"], r["sku"]), []).append(
                 Segment(r["price_cents"], r["was_price_cents"], r["starts_at"], r["ends_at"])
             )
         return {key: tuple(segments) for key, segments in found.items()}
 
-    async def save_segments(self, *, chain: str, segments: Sequence[tuple[str, str, Segment]]) -> None:
-        """Insert or extend (store, sku, segment) rows; a segment is known by when it starts."""
-        if not segments:
+    async def save_segments(self, *, chain: str, segments: Mapping[Key, Sequence[Segment]]) -> None:
+        """Insert or extend segments; a segment is known by when it starts, only its end moves."""
+        rows = [(store_id, sku, segment) for (store_id, sku), saved in segments.items() for segment in saved]
+        if not rows:
             return
         await self.conn.execute(
             """INSERT INTO history (chain, store_id, sku, price_cents, was_price_cents, starts_at, ends_at)
@@ -64,19 +156,18 @@ class BargainsRepository:
                                           $7::timestamptz[]) AS s
                ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at""",
             chain,
-            [store_id for store_id, _, _ in segments],
-            [sku for _, sku, _ in segments],
-            [s.price_cents for _, _, s in segments],
-            [s.was_price_cents for _, _, s in segments],
-            [s.starts_at for _, _, s in segments],
-            [s.ends_at for _, _, s in segments],
+            [store_id for store_id, _, _ in rows],
+            [sku for _, sku, _ in rows],
+            [s.price_cents for _, _, s in rows],
+            [s.was_price_cents for _, _, s in rows],
+            [s.starts_at for _, _, s in rows],
+            [s.ends_at for _, _, s in rows],
         )
 
-    async def move_current_prices(self, *, chain: str, moves: Sequence[tuple[str, int, date, int]]) -> None:
-        """Add (sku, price_cents, seen_on, +1 or -1) to the stores counted at each price."""
+    async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:
+        """Add each move (+1 or -1) to the stores counted at a product's price on a day."""
         if not moves:
             return
-        skus, prices, days, deltas = zip(*moves, strict=True)
         # Rows taken in one order (ORDER BY) lock in one order, so concurrent batches cannot deadlock.
         await self.conn.execute(
             """INSERT INTO price_counts (chain, sku, seen_on, price_cents, stores)
@@ -87,10 +178,10 @@ class BargainsRepository:
                ON CONFLICT (chain, sku, seen_on, price_cents)
                DO UPDATE SET stores = price_counts.stores + EXCLUDED.stores""",
             chain,
-            list(skus),
-            list(days),
-            list(prices),
-            list(deltas),
+            [m.sku for m in moves],
+            [m.seen_on for m in moves],
+            [m.price_cents for m in moves],
+            [m.delta for m in moves],
         )
 
     async def current_medians(
@@ -119,8 +210,8 @@ class BargainsRepository:
 
     async def other_chain_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
-    ) -> dict[str, tuple[dict[int, int], int]]:
-        """Return the same products' prices at other chains (same barcode, L1/L2) and how many chains."""
+    ) -> dict[str, OtherChains]:
+        """Return the same products' current prices at other chains (same barcode, L1/L2)."""
         if not skus:
             return {}
         rows = await self.conn.fetch(
@@ -145,10 +236,10 @@ class BargainsRepository:
             by_price = counts.setdefault(r["sku"], {})
             by_price[r["price_cents"]] = by_price.get(r["price_cents"], 0) + r["stores"]
             chains.setdefault(r["sku"], set()).add(r["chain"])
-        return {sku: (by_price, len(chains[sku])) for sku, by_price in counts.items()}
+        return {sku: OtherChains(by_price, len(chains[sku])) for sku, by_price in counts.items()}
 
     async def save_product(self, *, chain: str, sku: str, barcode: str | None) -> None:
-        """Remember a product's barcode, the key to the same product at other chains."""
+        """Remember a product's barcode (a missing one keeps the barcode known)."""
         await self.conn.execute(
             """INSERT INTO products (chain, sku, barcode) VALUES ($1, $2, $3)
                ON CONFLICT (chain, sku) DO UPDATE
@@ -158,22 +249,22 @@ class BargainsRepository:
             barcode,
         )
 
-    async def same_barcode(self, *, chain: str, sku: str) -> list[tuple[str, str]]:
-        """Return the product and the products at other chains that share its barcode."""
+    async def same_barcode(self, *, chain: str, sku: str) -> list[Product]:
+        """Return the product and the products at any chain that share its barcode."""
         rows = await self.conn.fetch(
             """SELECT p.chain, p.sku FROM products p
                JOIN products m ON m.barcode = p.barcode WHERE m.chain = $1 AND m.sku = $2""",
             chain,
             sku,
         )
-        return [(r["chain"], r["sku"]) for r in rows] or [(chain, sku)]
+        return [Product(r["chain"], r["sku"]) for r in rows] or [Product(chain, sku)]
 
-    async def replace_equivalents(self, *, chain: str, sku: str, others: Sequence[tuple[str, str]]) -> None:
+    async def replace_equivalents(self, *, chain: str, sku: str, others: Sequence[Product]) -> None:
         """Replace a product's identical and near-identical products at other chains."""
         await self.conn.execute("DELETE FROM equivalents WHERE chain = $1 AND sku = $2", chain, sku)
         await self.conn.executemany(
             "INSERT INTO equivalents (chain, sku, other_chain, other_sku) VALUES ($1, $2, $3, $4)",
-            [(chain, sku, other_chain, other_sku) for other_chain, other_sku in others],
+            [(chain, sku, other.chain, other.sku) for other in others],
         )
 
     async def stores_pricing(self, *, chain: str, sku: str) -> list[str]:
@@ -187,10 +278,6 @@ class BargainsRepository:
             sku,
         )
         return [r["store_id"] for r in rows]
-
-    async def anchor_of(self, *, chain: str, store_id: str) -> str:
-        """Return the store that answers for this one: its anchor, or itself."""
-        return (await self.anchors_of(chain=chain, store_ids=[store_id]))[store_id]
 
     async def anchors_of(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, str]:
         """Return the store that answers for each of some stores: its anchor, or itself."""
@@ -230,20 +317,20 @@ class BargainsRepository:
 
     async def bargains_of(
         self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None
-    ) -> list[StoredBargain]:
+    ) -> list[ListedBargain]:
         """Return the listed bargains of stores (of some products, or all)."""
         rows = await self.conn.fetch(
-            """SELECT * FROM bargains
+            f"""SELECT {BARGAIN_COLUMNS} FROM bargains
                WHERE chain = $1 AND store_id = ANY($2::text[])
                  AND ($3::text[] IS NULL OR sku = ANY($3::text[]))""",
             chain,
             list(store_ids),
             None if skus is None else list(skus),
         )
-        return [StoredBargain(**dict(r)) for r in rows]
+        return [bargain_from(r) for r in rows]
 
-    async def save_bargains(self, *, bargains: Sequence[StoredBargain]) -> None:
-        """Insert or update bargains."""
+    async def save_bargains(self, *, bargains: Sequence[ListedBargain]) -> None:
+        """Insert or update bargains; an unknown category keeps the one listed."""
         if not bargains:
             return
         await self.conn.executemany(
@@ -278,14 +365,8 @@ class BargainsRepository:
             return
         await self.conn.execute("DELETE FROM bargains WHERE bargain_id = ANY($1::text[])", list(bargain_ids))
 
-    async def replace_flags(
-        self,
-        *,
-        chain: str,
-        keys: Sequence[tuple[str, str]],
-        flags: Sequence[tuple[str, str, str, str, datetime]],
-    ) -> None:
-        """Replace the flags of (store, sku) pairs with (store, sku, kind, reason, observed_at) rows."""
+    async def replace_flags(self, *, chain: str, keys: Sequence[Key], flags: Sequence[FlaggedPrice]) -> None:
+        """Replace the flags of (store, sku) pairs with new ones."""
         await self.conn.execute(
             """DELETE FROM flags f USING unnest($2::text[], $3::text[]) AS k(store_id, sku)
                WHERE f.chain = $1 AND f.store_id = k.store_id AND f.sku = k.sku""",
@@ -298,7 +379,7 @@ class BargainsRepository:
         await self.conn.executemany(
             """INSERT INTO flags (chain, store_id, sku, kind, reason, observed_at)
                VALUES ($1, $2, $3, $4, $5, $6)""",
-            [(chain, *flag) for flag in flags],
+            [(chain, f.store_id, f.sku, f.kind, f.reason, f.observed_at) for f in flags],
         )
 
     async def forget_empty_price_counts(self) -> int:
@@ -306,64 +387,7 @@ class BargainsRepository:
         result: str = await self.conn.execute("DELETE FROM price_counts WHERE stores = 0")
         return int(result.rsplit(" ", 1)[-1])
 
-    async def stale_bargains(self, *, before: datetime) -> list[StoredBargain]:
-        """Return bargains resting on prices observed before the freshness horizon."""
-        rows = await self.conn.fetch("SELECT * FROM bargains WHERE observed_at < $1", before)
-        return [StoredBargain(**dict(r)) for r in rows]
-
-    # --- read side ----------------------------------------------------------------------
-
-    async def list_bargains(
-        self,
-        *,
-        chain: str | None,
-        store_id: str | None,
-        category: str | None,
-        kind: str | None,
-        min_discount: float | None,
-        fresh_after: datetime,
-        after: str | None,
-        limit: int,
-    ) -> list[dict[str, Any]]:
-        """Return bargains in bargain-id order (unique, stable), after a cursor."""
-        rows = await self.conn.fetch(
-            """SELECT * FROM bargains
-               WHERE ($1::text IS NULL OR chain = $1) AND ($2::text IS NULL OR store_id = $2)
-                 AND ($3::text IS NULL OR category = $3) AND ($4::text IS NULL OR kind = $4)
-                 AND ($5::float8 IS NULL OR (reference_cents > 0
-                      AND (reference_cents - price_cents)::float8 / reference_cents >= $5))
-                 AND observed_at >= $6 AND ($7::text IS NULL OR bargain_id > $7)
-               ORDER BY bargain_id LIMIT $8""",
-            chain,
-            store_id,
-            category,
-            kind,
-            min_discount,
-            fresh_after,
-            after,
-            limit,
-        )
-        return [dict(r) for r in rows]
-
-    async def history(self, *, chain: str, sku: str, store_id: str | None) -> list[dict[str, Any]]:
-        """Return a product's price history, store by store."""
-        rows = await self.conn.fetch(
-            """SELECT store_id, price_cents, was_price_cents, starts_at, ends_at FROM history
-               WHERE chain = $1 AND sku = $2 AND ($3::text IS NULL OR store_id = $3)
-               ORDER BY store_id, starts_at""",
-            chain,
-            sku,
-            store_id,
-        )
-        return [dict(r) for r in rows]
-
-    async def list_flags(self, *, chain: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
-        """Return flagged prices (illusory discounts, suspicious outliers)."""
-        rows = await self.conn.fetch(
-            """SELECT * FROM flags WHERE ($1::text IS NULL OR chain = $1) AND ($2::text IS NULL OR kind = $2)
-               ORDER BY chain, store_id, sku, kind LIMIT $3""",
-            chain,
-            kind,
-            limit,
-        )
-        return [dict(r) for r in rows]
+    async def stale_bargains(self, *, before: datetime) -> list[ListedBargain]:
+        """Return bargains resting on prices observed before a horizon."""
+        rows = await self.conn.fetch(f"SELECT {BARGAIN_COLUMNS} FROM bargains WHERE observed_at < $1", before)
+        return [bargain_from(r) for r in rows]

@@ -1,8 +1,11 @@
 """Settings of the bargains service, read from `BARGAINS_*` environment variables."""
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from bargains.domain.bargains import Policy
 from servicekit.settings import ServiceSettings
 
 
@@ -19,3 +22,13 @@ class BargainsSettings(ServiceSettings):
     min_discount: float = Field(default=0.10, gt=0, lt=1)
     lookback_days: float = Field(default=90.0, gt=0, description="Window of the historical low")
     expiry_check_s: float = Field(default=30.0, gt=0, description="How often stale bargains are expired")
+
+
+def policy_from(settings: BargainsSettings) -> Policy:
+    """Build the domain policy from settings."""
+    return Policy(
+        freshness=timedelta(days=settings.freshness_days),
+        reference=timedelta(days=settings.reference_days),
+        min_discount=settings.min_discount,
+        lookback=timedelta(days=settings.lookback_days),
+    )

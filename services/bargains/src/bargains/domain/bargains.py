@@ -77,14 +77,6 @@ class _Regular(NamedTuple):
     days: int
 
 
-def regular_price(
-    history: tuple[Segment, ...], *, before: datetime, policy: Policy = DEFAULT_POLICY
-) -> int | None:
-    """Return the price charged on most days of the reference period before a time, if known well enough."""
-    regular = _regular(history, before.date(), policy)
-    return None if regular is None else regular.price_cents
-
-
 def assess(history: tuple[Segment, ...], *, now: datetime, policy: Policy = DEFAULT_POLICY) -> Assessment:
     """Return the bargains and flags of a history's current price, or nothing when that price is stale."""
     if not history or now - history[-1].ends_at > policy.freshness:

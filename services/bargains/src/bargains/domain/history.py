@@ -39,28 +39,29 @@ def fold(
     return (*history, Segment(price_cents, was_price_cents, observed_at, observed_at))
 
 
-def trim(history: tuple[Segment, ...], before: datetime) -> tuple[Segment, ...]:
-    """Drop the segments last seen before a horizon, always keeping the latest one."""
-    # The latest segment stays so that a late, older observation is still recognised as older.
-    kept = tuple(segment for segment in history[:-1] if segment.ends_at >= before)
-    return (*kept, *history[-1:])
-
-
 def utc_day(at: datetime) -> date:
     """Return the UTC calendar day of a moment: current prices are counted by the day last seen."""
     return at.astimezone(UTC).date()
 
 
-def count_moves(
-    sku: str, old: tuple[Segment, ...], new: tuple[Segment, ...]
-) -> list[tuple[str, int, date, int]]:
-    """Return how a history change moves the store's count: (sku, price, day last seen, -1 or +1)."""
+@dataclass(frozen=True, slots=True)
+class PriceMove:
+    """One store leaving (-1) or joining (+1) the count of a product's price on the day last seen."""
+
+    sku: str
+    price_cents: int
+    seen_on: date
+    delta: int
+
+
+def count_moves(sku: str, old: tuple[Segment, ...], new: tuple[Segment, ...]) -> list[PriceMove]:
+    """Return how a history change moves the store's count: out of its old price, into its new one."""
     before = (old[-1].price_cents, utc_day(old[-1].ends_at)) if old else None
     after = (new[-1].price_cents, utc_day(new[-1].ends_at)) if new else None
-    moves: list[tuple[str, int, date, int]] = []
+    moves: list[PriceMove] = []
     if before != after:
         if before is not None:
-            moves.append((sku, *before, -1))
+            moves.append(PriceMove(sku, *before, -1))
         if after is not None:
-            moves.append((sku, *after, +1))
+            moves.append(PriceMove(sku, *after, +1))
     return moves

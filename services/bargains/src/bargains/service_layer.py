@@ -1,0 +1,187 @@
+"""The bargains use cases: an event updates exactly the bargains it affects.
+
+Each runs in a unit of work (reading and writing through its repository, publishing the
+BargainsChanged it causes into the outbox) and is given the time: none reads the clock.
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from bargains.domain.bargains import Policy
+from bargains.domain.history import Segment, count_moves, fold
+from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
+from bargains.repository import BargainsRepository, Product
+from contracts.events import BargainsChanged
+from contracts.events.v1 import (
+    PricesScrapedPayload,
+    ProductObservedPayload,
+    StoreGroupChangedPayload,
+    SubstitutionsChangedPayload,
+)
+from servicekit.unit_of_work import Work
+
+PRODUCER = "bargains"
+
+
+async def fold_prices(
+    uow: Work[BargainsRepository], batches: Sequence[PricesScrapedPayload], *, now: datetime, policy: Policy
+) -> None:
+    """Fold batches of prices into history and reassess the bargains of the products they touch."""
+    by_chain: dict[str, list[PricesScrapedPayload]] = defaultdict(list)
+    for batch in batches:
+        by_chain[batch.chain].append(batch)
+    for chain, chain_batches in by_chain.items():
+        await _fold_chain(uow, chain, chain_batches, now=now, policy=policy)
+
+
+async def change_group(uow: Work[BargainsRepository], group: StoreGroupChangedPayload) -> None:
+    """Record where stores sit; members' own bargains give way to their anchor's."""
+    members = await uow.repo.apply_group(group=group)
+    if not members:
+        return
+    stale = await uow.repo.bargains_of(chain=group.chain, store_ids=members, skus=None)
+    await uow.repo.delete_bargains(bargain_ids=[b.bargain_id for b in stale])
+    uow.publish(events_for([Change("expired", b) for b in stale]))
+
+
+async def change_substitutes(
+    uow: Work[BargainsRepository], substitutes: SubstitutionsChangedPayload, *, now: datetime, policy: Policy
+) -> None:
+    """Record a product's identical (L1/L2) products elsewhere; reassess its cross-chain bargains."""
+    chain, sku = substitutes.chain, substitutes.sku
+    same = [
+        Product(s.chain, s.sku)
+        for s in substitutes.substitutes
+        if s.level in ("L1", "L2") and s.chain != chain
+    ]
+    await uow.repo.replace_equivalents(chain=chain, sku=sku, others=same)
+    await _reassess_everywhere(uow, [Product(chain, sku)], now=now, policy=policy)
+
+
+async def observe_product(
+    uow: Work[BargainsRepository], product: ProductObservedPayload, *, now: datetime, policy: Policy
+) -> None:
+    """Record a product's barcode; reassess it and the same product at other chains."""
+    await uow.repo.save_product(chain=product.chain, sku=product.sku, barcode=product.barcode)
+    if product.barcode is None:
+        return
+    same = await uow.repo.same_barcode(chain=product.chain, sku=product.sku)
+    await _reassess_everywhere(uow, same, now=now, policy=policy)
+
+
+async def expire(uow: Work[BargainsRepository], *, now: datetime, policy: Policy) -> int:
+    """Remove bargains whose price went stale and announce it; return how many."""
+    stale = await uow.repo.stale_bargains(before=now - policy.freshness)
+    await uow.repo.forget_empty_price_counts()
+    if stale:
+        await uow.repo.delete_bargains(bargain_ids=[b.bargain_id for b in stale])
+        uow.publish(events_for([Change("expired", b) for b in stale]))
+    return len(stale)
+
+
+def events_for(changes: Sequence[Change]) -> list[BargainsChanged]:
+    """Make BargainsChanged events, one per store (chunked), from changes."""
+    return [BargainsChanged.new(producer=PRODUCER, payload=payload) for payload in payloads_for(changes)]
+
+
+async def _fold_chain(
+    uow: Work[BargainsRepository],
+    chain: str,
+    batches: list[PricesScrapedPayload],
+    *,
+    now: datetime,
+    policy: Policy,
+) -> None:
+    """Fold one chain's batches, in order, with a fixed number of statements however many."""
+    repo = uow.repo
+    keys = list(dict.fromkeys((batch.store_id, o.sku) for batch in batches for o in batch.observations))
+    histories = await repo.histories(chain=chain, keys=keys)
+    before = dict(histories)
+    categories: dict[Key, str | None] = {}
+    for batch in batches:
+        category = batch.page.category if batch.page else None
+        for o in batch.observations:
+            key = (batch.store_id, o.sku)
+            histories[key] = fold(
+                histories.get(key, ()),
+                price_cents=o.price_cents,
+                was_price_cents=o.was_price_cents,
+                observed_at=o.observed_at,
+            )
+            categories[key] = category
+    changed = [key for key in keys if histories[key] != before.get(key, ())]
+    # fold only extends a history's newest segment or appends one: older segments never change.
+    await repo.save_segments(
+        chain=chain,
+        segments={
+            key: [segment for segment in histories[key] if segment not in before.get(key, ())]
+            for key in changed
+        },
+    )
+    await repo.move_current_prices(
+        chain=chain,
+        moves=[m for key in changed for m in count_moves(key[1], before.get(key, ()), histories[key])],
+    )
+    anchors = await repo.anchors_of(chain=chain, store_ids=list({store for store, _ in keys}))
+    # A member's sample only counts toward the chain: its anchor's bargains answer for it.
+    answering = [key for key in keys if anchors[key[0]] == key[0]]
+    await _reassess(uow, chain, answering, histories, categories, now=now, policy=policy)
+
+
+async def _reassess_everywhere(
+    uow: Work[BargainsRepository], products: Sequence[Product], *, now: datetime, policy: Policy
+) -> None:
+    """Reassess products at every store that prices them (their cross-chain reference moved)."""
+    for product in products:
+        stores = await uow.repo.stores_pricing(chain=product.chain, sku=product.sku)
+        keys = [(store, product.sku) for store in stores]
+        histories = await uow.repo.histories(chain=product.chain, keys=keys)
+        await _reassess(uow, product.chain, keys, histories, {}, now=now, policy=policy)
+
+
+async def _reassess(
+    uow: Work[BargainsRepository],
+    chain: str,
+    keys: list[Key],
+    histories: dict[Key, tuple[Segment, ...]],
+    categories: dict[Key, str | None],
+    *,
+    now: datetime,
+    policy: Policy,
+) -> None:
+    """Reassess the bargains and flags of (store, sku) pairs of a chain from their histories."""
+    if not keys:
+        return
+    repo = uow.repo
+    fresh_after = now - policy.freshness
+    # Only products with a fresh price can be bargains: the others need no medians.
+    fresh = [key for key in keys if key in histories and histories[key][-1].ends_at >= fresh_after]
+    fresh_skus = sorted({sku for _, sku in fresh})
+    medians = await repo.current_medians(chain=chain, skus=fresh_skus, fresh_after=fresh_after)
+    others = await repo.other_chain_prices(chain=chain, skus=fresh_skus, fresh_after=fresh_after)
+    listing = listings_of(
+        chain,
+        {key: histories[key] for key in fresh},
+        categories=categories,
+        medians=medians,
+        others=others,
+        now=now,
+        policy=policy,
+    )
+    desired = {b.bargain_id: b for b in listing.bargains}
+    wanted = set(keys)
+    listed = await repo.bargains_of(
+        chain=chain, store_ids=sorted({store for store, _ in keys}), skus=sorted({sku for _, sku in keys})
+    )
+    # The query above asks for every store x every sku: keep only the pairs reassessed here.
+    current = {b.bargain_id: b for b in listed if (b.store_id, b.sku) in wanted}
+    changes = changes_between(current, desired)
+    # A special seen again keeps its terms (nothing to announce) but its sighting moves:
+    # stored all the same, so it stays fresh for listing and expiry however events were batched.
+    await repo.save_bargains(bargains=[b for key, b in desired.items() if current.get(key) != b])
+    await repo.delete_bargains(
+        bargain_ids=[change.bargain.bargain_id for change in changes if change.kind == "expired"]
+    )
+    await repo.replace_flags(chain=chain, keys=keys, flags=listing.flags)
+    uow.publish(events_for(changes))

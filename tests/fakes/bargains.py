@@ -1,0 +1,249 @@
+"""An in-memory bargains repository with the SQL's semantics, and a stream of prices to feed it."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+
+from bargains.domain.bargains import median
+from bargains.domain.history import PriceMove, Segment, utc_day
+from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
+from bargains.repository import Product
+from contracts.events import PriceObservation
+from contracts.events.v1 import PageRef, PricesScrapedPayload, StoreGroupChangedPayload
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a store sits: its group, the group's version and its anchor."""
+
+    group_id: str
+    group_version: int
+    anchor_store_id: str
+
+
+@dataclass
+class InMemoryBargainsRepository:
+    """The bargains service's tables in dicts; each method does what its SQL does."""
+
+    # (chain, store_id, sku) -> segments by when they start
+    history: dict[tuple[str, str, str], dict[datetime, Segment]] = field(default_factory=dict)
+    # (chain, sku, seen_on, price_cents) -> stores
+    price_counts: dict[tuple[str, str, date, int], int] = field(default_factory=dict)
+    placements: dict[tuple[str, str], Placement] = field(default_factory=dict)
+    products: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    # (chain, sku, other_chain, other_sku)
+    equivalents: set[tuple[str, str, str, str]] = field(default_factory=set)
+    bargains: dict[str, ListedBargain] = field(default_factory=dict)
+    # (chain, store_id, sku, kind) -> flag
+    flags: dict[tuple[str, str, str, str], FlaggedPrice] = field(default_factory=dict)
+
+    async def histories(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
+        """Return the price history of (store, sku) pairs of a chain, oldest segment first."""
+        found: dict[Key, tuple[Segment, ...]] = {}
+        for store_id, sku in keys:
+            segments = self.history.get((chain, store_id, sku))
+            if segments:
+                found[store_id, sku] = tuple(segments[start] for start in sorted(segments))
+        return found
+
+    async def save_segments(self, *, chain: str, segments: Mapping[Key, Sequence[Segment]]) -> None:
+        """Insert or extend segments; a segment is known by when it starts, only its end moves."""
+        for (store_id, sku), saved in segments.items():
+            for segment in saved:
+                stored = self.history.setdefault((chain, store_id, sku), {})
+                known = stored.get(segment.starts_at)
+                stored[segment.starts_at] = (
+                    segment if known is None else replace(known, ends_at=segment.ends_at)
+                )
+
+    async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:
+        """Add each move (+1 or -1) to the stores counted at a product's price on a day."""
+        for move in moves:
+            key = (chain, move.sku, move.seen_on, move.price_cents)
+            self.price_counts[key] = self.price_counts.get(key, 0) + move.delta
+
+    async def current_medians(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, float]:
+        """Return each product's median price over the chain's stores seen since a day."""
+        counted: dict[str, dict[int, int]] = {}
+        for sku, price, stores in self._current(chain, skus, fresh_after):
+            counted.setdefault(sku, {})
+            counted[sku][price] = counted[sku].get(price, 0) + stores
+        return {sku: median(by_price) for sku, by_price in counted.items()}
+
+    async def other_chain_prices(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, OtherChains]:
+        """Return the same products' current prices at other chains (same barcode, L1/L2)."""
+        links: set[tuple[str, str, str]] = set()
+        for sku in skus:
+            barcode = self.products.get((chain, sku))
+            if barcode is not None:
+                links |= {
+                    (sku, other_chain, other_sku)
+                    for (other_chain, other_sku), other in self.products.items()
+                    if other == barcode and other_chain != chain
+                }
+            links |= {(sku, c, s) for (mine, m, c, s) in self.equivalents if (mine, m) == (chain, sku)}
+        counts: dict[str, dict[int, int]] = {}
+        chains: dict[str, set[str]] = {}
+        for sku, other_chain, other_sku in links:
+            for _, price, stores in self._current(other_chain, [other_sku], fresh_after):
+                by_price = counts.setdefault(sku, {})
+                by_price[price] = by_price.get(price, 0) + stores
+                chains.setdefault(sku, set()).add(other_chain)
+        return {sku: OtherChains(by_price, len(chains[sku])) for sku, by_price in counts.items()}
+
+    async def save_product(self, *, chain: str, sku: str, barcode: str | None) -> None:
+        """Remember a product's barcode (a missing one keeps the barcode known)."""
+        known = self.products.get((chain, sku))
+        self.products[chain, sku] = barcode if barcode is not None else known
+
+    async def same_barcode(self, *, chain: str, sku: str) -> list[Product]:
+        """Return the product and the products at any chain that share its barcode."""
+        barcode = self.products.get((chain, sku))
+        same = [
+            Product(c, s)
+            for (c, s), other in sorted(self.products.items())
+            if barcode is not None and other == barcode
+        ]
+        return same or [Product(chain, sku)]
+
+    async def replace_equivalents(self, *, chain: str, sku: str, others: Sequence[Product]) -> None:
+        """Replace a product's identical and near-identical products at other chains."""
+        self.equivalents = {e for e in self.equivalents if (e[0], e[1]) != (chain, sku)}
+        for other in others:
+            self._insert(self.equivalents, (chain, sku, other.chain, other.sku))
+
+    async def stores_pricing(self, *, chain: str, sku: str) -> list[str]:
+        """Return the stores (not members of a group) with a price history of a product."""
+        stores = sorted({store for (c, store, s) in self.history if (c, s) == (chain, sku)})
+        placed = {store: self.placements.get((chain, store)) for store in stores}
+        return [store for store, p in placed.items() if p is None or p.anchor_store_id == store]
+
+    async def anchors_of(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, str]:
+        """Return the store that answers for each of some stores: its anchor, or itself."""
+        placed = {store: self.placements.get((chain, store)) for store in store_ids}
+        return {store: p.anchor_store_id if p else store for store, p in placed.items()}
+
+    async def apply_group(self, *, group: StoreGroupChangedPayload) -> list[str]:
+        """Record a group's membership unless a newer version is known; return its members."""
+        versions = [p.group_version for p in self.placements.values() if p.group_id == group.group_id]
+        if versions and max(versions) >= group.group_version:
+            return []
+        self.placements = {k: p for k, p in self.placements.items() if p.group_id != group.group_id}
+        if group.reason == "dissolved":
+            return []
+        placement = Placement(group.group_id, group.group_version, group.anchor_store_id)
+        for store in (group.anchor_store_id, *group.member_store_ids):
+            self.placements[group.chain, store] = placement
+        return list(group.member_store_ids)
+
+    async def bargains_of(
+        self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None
+    ) -> list[ListedBargain]:
+        """Return the listed bargains of stores (of some products, or all)."""
+        return [
+            b
+            for b in self.bargains.values()
+            if b.chain == chain and b.store_id in store_ids and (skus is None or b.sku in skus)
+        ]
+
+    async def save_bargains(self, *, bargains: Sequence[ListedBargain]) -> None:
+        """Insert or update bargains; an unknown category keeps the one listed."""
+        for b in bargains:
+            known = self.bargains.get(b.bargain_id)
+            if known is None:
+                self.bargains[b.bargain_id] = b
+            else:  # only what the upsert sets: the rest stays as first listed
+                self.bargains[b.bargain_id] = replace(
+                    known,
+                    price_cents=b.price_cents,
+                    reference_cents=b.reference_cents,
+                    score=b.score,
+                    reason=b.reason,
+                    observed_at=b.observed_at,
+                    category=b.category if b.category is not None else known.category,
+                )
+
+    async def delete_bargains(self, *, bargain_ids: Sequence[str]) -> None:
+        """Remove bargains that no longer apply."""
+        for bargain_id in bargain_ids:
+            self.bargains.pop(bargain_id, None)
+
+    async def replace_flags(self, *, chain: str, keys: Sequence[Key], flags: Sequence[FlaggedPrice]) -> None:
+        """Replace the flags of (store, sku) pairs with new ones."""
+        replaced = set(keys)
+        self.flags = {k: f for k, f in self.flags.items() if k[0] != chain or (k[1], k[2]) not in replaced}
+        for flag in flags:
+            key = (chain, flag.store_id, flag.sku, flag.kind)
+            if key in self.flags:
+                raise ValueError(f"duplicate flag {key}")
+            self.flags[key] = flag
+
+    async def forget_empty_price_counts(self) -> int:
+        """Delete counts no store holds any more; return how many."""
+        empty = [key for key, stores in self.price_counts.items() if stores == 0]
+        for key in empty:
+            del self.price_counts[key]
+        return len(empty)
+
+    async def stale_bargains(self, *, before: datetime) -> list[ListedBargain]:
+        """Return bargains resting on prices observed before a horizon."""
+        return [b for b in self.bargains.values() if b.observed_at < before]
+
+    def _current(self, chain: str, skus: Sequence[str], fresh_after: datetime) -> list[tuple[str, int, int]]:
+        """Return (sku, price, stores) of counts held by some store and seen since a day."""
+        since = utc_day(fresh_after)
+        return [
+            (sku, price, stores)
+            for (c, sku, seen_on, price), stores in self.price_counts.items()
+            if c == chain and sku in skus and seen_on >= since and stores > 0
+        ]
+
+    @staticmethod
+    def _insert(table: set[tuple[str, str, str, str]], row: tuple[str, str, str, str]) -> None:
+        """Add a row, refusing a duplicate primary key like the table does."""
+        if row in table:
+            raise ValueError(f"duplicate key {row}")
+        table.add(row)
+
+
+def prices_of(chain: str, *, at: datetime) -> list[PricesScrapedPayload]:
+    """Return several events per store, in arrival order, the last `at`: every decision of a fold.
+
+    Changes, repeats, specials, a late older one, a raised price before its "special", a member
+    (m1, under the anchor s1 when placed so) and an outlier.
+    """
+    page = PageRef(category="grocery", page=1)
+
+    def event(
+        store: str, days: int, *rows: tuple[str, int, int | None], hours: int = 0
+    ) -> PricesScrapedPayload:
+        observed_at = at - timedelta(days=days) + timedelta(hours=hours)
+        observations = tuple(
+            PriceObservation(sku=sku, price_cents=price, was_price_cents=was, observed_at=observed_at)
+            for sku, price, was in rows
+        )
+        return PricesScrapedPayload(
+            chain=chain, store_id=store, source="ingest", page=page, observations=observations
+        )
+
+    regular = (("milk", 500, None), ("tea", 300, None), ("bread", 200, None))
+    return [
+        event("s1", 20, *regular),
+        event("s2", 20, *regular),
+        event("m1", 20, ("milk", 500, None)),
+        event("s1", 12, *regular),
+        event("s2", 10, ("milk", 500, None), ("tea", 300, None), ("bread", 210, None)),
+        event("s1", 5, *regular),  # an unchanged repeat
+        event("m1", 5, ("milk", 500, None)),
+        event("s1", 3, ("tea", 400, None)),  # raised before its "special"
+        event("s2", 2, ("milk", 440, None), ("bread", 210, None)),
+        event("s2", 4, ("milk", 480, None)),  # older than the one before it: dropped
+        event("s1", 1, ("milk", 400, 500), ("tea", 300, 400), ("bread", 150, None)),
+        event("s1", 1, ("milk", 400, 500), hours=1),  # the special seen again
+        event("m1", 1, ("milk", 400, 500)),  # a member: counted, never assessed
+        event("s3", 0, ("milk", 120, None)),  # a third of the median: an outlier
+    ]

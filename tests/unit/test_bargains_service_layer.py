@@ -1,0 +1,372 @@
+"""The bargains use cases over an in-memory repository: what each event lists, flags and announces."""
+
+import copy
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bargains import service_layer
+from bargains.domain.bargains import Policy
+from bargains.domain.history import Segment, fold
+from bargains.domain.listing import Change, ListedBargain, payloads_for
+from contracts.events import BargainsChanged, PriceObservation
+from contracts.events.v1 import (
+    MAX_OBSERVATIONS,
+    PageRef,
+    PricesScrapedPayload,
+    ProductObservedPayload,
+    StoreGroupChangedPayload,
+    Substitute,
+    SubstitutionsChangedPayload,
+)
+from tests.fakes.bargains import InMemoryBargainsRepository, prices_of
+from tests.fakes.unit_of_work import FakeUnitOfWork
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
+POLICY = Policy()
+Uow = FakeUnitOfWork[InMemoryBargainsRepository]
+
+
+def _uow() -> Uow:
+    return FakeUnitOfWork(InMemoryBargainsRepository())
+
+
+def _batch(
+    chain: str, store: str, days_ago: float, *rows: tuple[str, int, int | None]
+) -> PricesScrapedPayload:
+    """One page of a store's prices, seen some days before NOW."""
+    at = NOW - timedelta(days=days_ago)
+    return PricesScrapedPayload(
+        chain=chain,
+        store_id=store,
+        source="ingest",
+        page=PageRef(category="dairy", page=1),
+        observations=tuple(
+            PriceObservation(sku=sku, price_cents=price, was_price_cents=was, observed_at=at)
+            for sku, price, was in rows
+        ),
+    )
+
+
+def _daily(
+    chain: str, store: str, sku: str, prices: Sequence[tuple[int, int | None]]
+) -> list[PricesScrapedPayload]:
+    """One batch a day, the last one an hour before NOW."""
+    last = len(prices) - 1
+    return [_batch(chain, store, last - day + 1 / 24, (sku, p, w)) for day, (p, w) in enumerate(prices)]
+
+
+async def _fold(uow: Uow, batches: list[PricesScrapedPayload], now: datetime = NOW) -> None:
+    async with uow:
+        await service_layer.fold_prices(uow, batches, now=now, policy=POLICY)
+
+
+def _announced(uow: Uow) -> list[tuple[str, str]]:
+    """Return (change, bargain id) of every BargainsChanged published, in order."""
+    return [
+        (change.change, change.bargain.bargain_id)
+        for event in uow.published_of(BargainsChanged)
+        for change in event.payload.changes
+    ]
+
+
+async def test_a_price_drop_becomes_a_discount_announced_once() -> None:
+    uow = _uow()
+    await _fold(uow, _daily("c", "s1", "milk", [(400, None)] * 10 + [(300, None)]))
+
+    listed = uow.repo.bargains["discount:c:s1:milk"]
+    assert (listed.price_cents, listed.reference_cents, listed.category) == (300, 400, "dairy")
+    assert listed.reason == "$3.00, 25% below the $4.00 charged on 10 of the 28 days before 2026-03-02"
+    assert _announced(uow) == [("appeared", "discount:c:s1:milk")]
+
+    # Seen again: same terms, nothing to announce, but the bargain rests on the latest sighting.
+    await _fold(uow, [_batch("c", "s1", 0, ("milk", 300, None))])
+    assert uow.repo.bargains["discount:c:s1:milk"].observed_at == NOW
+    assert _announced(uow) == [("appeared", "discount:c:s1:milk")]
+
+    # Back to the regular price: the bargain expires.
+    await _fold(uow, [_batch("c", "s1", -0.01, ("milk", 400, None))], now=NOW + timedelta(hours=1))
+    assert not uow.repo.bargains
+    assert _announced(uow)[-1] == ("expired", "discount:c:s1:milk")
+
+
+async def test_a_changed_discount_is_announced_as_changed() -> None:
+    uow = _uow()
+    await _fold(uow, _daily("c", "s1", "milk", [(400, None)] * 10 + [(300, None)]))
+    await _fold(uow, [_batch("c", "s1", -0.01, ("milk", 280, None))], now=NOW + timedelta(hours=1))
+
+    assert uow.repo.bargains["discount:c:s1:milk"].price_cents == 280
+    assert _announced(uow) == [("appeared", "discount:c:s1:milk"), ("changed", "discount:c:s1:milk")]
+
+
+async def test_an_illusory_discount_is_flagged_not_listed() -> None:
+    uow = _uow()
+    prices = [(400, None)] * 28 + [(500, None)] * 2 + [(400, 500)]
+    await _fold(uow, _daily("c", "s1", "milk", prices))
+
+    assert not uow.repo.bargains
+    assert not _announced(uow)
+    flag = uow.repo.flags["c", "s1", "milk", "illusory"]
+    assert flag.reason.startswith("was $5.00 is a price raised on ")
+    assert flag.observed_at == NOW - timedelta(hours=1)
+
+    # A real price drop later replaces the flag.
+    await _fold(uow, [_batch("c", "s1", 0, ("milk", 300, None))])
+    assert not uow.repo.flags
+    assert "discount:c:s1:milk" in uow.repo.bargains
+
+
+async def test_an_outlier_is_flagged_never_a_bargain() -> None:
+    uow = _uow()
+    await _fold(uow, [_batch("c", store, 0.5, ("tea", 600, None)) for store in ("s1", "s2")])
+    await _fold(uow, [_batch("c", "s3", 0, ("tea", 100, None))])
+
+    flag = uow.repo.flags["c", "s3", "tea", "outlier"]
+    assert flag.reason == "suspicious: 100 cents against a median of 600 cents"
+    assert not uow.repo.bargains
+    assert not _announced(uow)
+
+
+async def test_an_outlier_is_not_judged_on_its_own_history() -> None:
+    # A month at 400, then 100: a 75% "discount", but a third of what the chain charges.
+    uow = _uow()
+    for store in ("s1", "s2"):
+        await _fold(uow, _daily("c", store, "milk", [(400, None)] * 28))
+    await _fold(uow, _daily("c", "s3", "milk", [(400, None)] * 28 + [(100, None)]))
+
+    assert set(uow.repo.flags) == {("c", "s3", "milk", "outlier")}
+    assert not uow.repo.bargains
+
+
+def _group(version: int, members: tuple[str, ...], reason: str = "formed") -> StoreGroupChangedPayload:
+    return StoreGroupChangedPayload.model_validate(
+        {
+            "chain": "c",
+            "group_id": "g1",
+            "group_version": version,
+            "anchor_store_id": "s1",
+            "member_store_ids": members,
+            "reason": reason,
+        }
+    )
+
+
+async def test_a_members_bargains_give_way_to_its_anchors_on_a_group_change() -> None:
+    uow = _uow()
+    for store in ("s1", "m1"):
+        await _fold(uow, _daily("c", store, "milk", [(400, None)] * 10 + [(300, None)]))
+    assert set(uow.repo.bargains) == {"discount:c:s1:milk", "discount:c:m1:milk"}
+
+    async with uow:
+        await service_layer.change_group(uow, _group(1, ("m1",)))
+
+    assert set(uow.repo.bargains) == {"discount:c:s1:milk"}
+    assert _announced(uow)[-1] == ("expired", "discount:c:m1:milk")
+    # A member's prices still count toward the chain, but its anchor answers for it.
+    await _fold(uow, [_batch("c", "m1", 0, ("milk", 250, None))])
+    assert set(uow.repo.bargains) == {"discount:c:s1:milk"}
+    assert sum(n for (_, sku, _, price), n in uow.repo.price_counts.items() if price == 250) == 1
+    assert await uow.repo.stores_pricing(chain="c", sku="milk") == ["s1"]
+
+
+async def test_an_older_group_version_changes_nothing_and_a_dissolved_group_frees_its_stores() -> None:
+    uow = _uow()
+    async with uow:
+        await service_layer.change_group(uow, _group(2, ("m1",)))
+        await service_layer.change_group(uow, _group(1, ("m2",)))
+    assert await uow.repo.anchors_of(chain="c", store_ids=["m1", "m2"]) == {"m1": "s1", "m2": "m2"}
+
+    async with uow:
+        await service_layer.change_group(uow, _group(3, (), reason="dissolved"))
+    assert await uow.repo.anchors_of(chain="c", store_ids=["m1", "s1"]) == {"m1": "m1", "s1": "s1"}
+    assert not _announced(uow)
+
+
+async def _two_chains_of_milk(uow: Uow) -> None:
+    """Three stores of chain xb sell b-milk at 500; store a1 of chain xa sells a-milk at 400."""
+    await _fold(uow, [_batch("xb", store, 0.5, ("b-milk", 500, None)) for store in ("b1", "b2", "b3")])
+    await _fold(uow, [_batch("xa", "a1", 0.5, ("a-milk", 400, None))])
+    assert not uow.repo.bargains, "nothing links the two products yet"
+
+
+def _substitutes(*subs: tuple[str, str, str]) -> SubstitutionsChangedPayload:
+    return SubstitutionsChangedPayload(
+        chain="xa",
+        sku="a-milk",
+        substitutes=tuple(
+            Substitute.model_validate(
+                {"level": level, "chain": chain, "sku": sku, "score": 0.9, "reason": "="}
+            )
+            for level, chain, sku in subs
+        ),
+    )
+
+
+async def test_cheaper_than_other_chains_via_an_identical_substitute() -> None:
+    uow = _uow()
+    await _two_chains_of_milk(uow)
+
+    async with uow:  # a look-alike (L3) is no reference
+        await service_layer.change_substitutes(
+            uow, _substitutes(("L3", "xb", "b-milk")), now=NOW, policy=POLICY
+        )
+    assert not uow.repo.bargains
+
+    async with uow:
+        await service_layer.change_substitutes(
+            uow, _substitutes(("L1", "xb", "b-milk")), now=NOW, policy=POLICY
+        )
+    found = uow.repo.bargains["cross_chain:xa:a1:a-milk"]
+    assert (found.price_cents, found.reference_cents) == (400, 500)
+    assert found.reason == "$4.00, 20% below the median $5.00 at 1 other chain"
+    assert _announced(uow) == [("appeared", "cross_chain:xa:a1:a-milk")]
+
+    async with uow:  # no longer identical: the bargain goes
+        await service_layer.change_substitutes(uow, _substitutes(), now=NOW, policy=POLICY)
+    assert not uow.repo.bargains
+    assert _announced(uow)[-1] == ("expired", "cross_chain:xa:a1:a-milk")
+
+
+def _product(chain: str, sku: str, barcode: str | None) -> ProductObservedPayload:
+    return ProductObservedPayload(
+        chain=chain, sku=sku, change="new", name="Full Cream Milk 2L", barcode=barcode, observed_at=NOW
+    )
+
+
+async def test_cheaper_than_other_chains_via_a_shared_barcode() -> None:
+    uow = _uow()
+    await _two_chains_of_milk(uow)
+    async with uow:
+        await service_layer.observe_product(
+            uow, _product("xa", "a-milk", "9300000000017"), now=NOW, policy=POLICY
+        )
+    assert not uow.repo.bargains, "the other product's barcode is not known yet"
+
+    async with uow:
+        await service_layer.observe_product(
+            uow, _product("xb", "b-milk", "9300000000017"), now=NOW, policy=POLICY
+        )
+    assert set(uow.repo.bargains) == {"cross_chain:xa:a1:a-milk"}
+
+    # A description without a barcode keeps the one known.
+    async with uow:
+        await service_layer.observe_product(uow, _product("xb", "b-milk", None), now=NOW, policy=POLICY)
+    assert uow.repo.products["xb", "b-milk"] == "9300000000017"
+    assert set(uow.repo.bargains) == {"cross_chain:xa:a1:a-milk"}
+
+
+async def test_stale_bargains_expire_and_empty_counts_are_forgotten() -> None:
+    uow = _uow()
+    history = _daily("c", "s1", "milk", [(400, None)] * 10 + [(300, None)])
+    await _fold(uow, history[:-1])
+    await _fold(uow, history[-1:])
+    assert any(n == 0 for n in uow.repo.price_counts.values()), "the store left its old price's count"
+
+    async with uow:
+        assert await service_layer.expire(uow, now=NOW + timedelta(days=6), policy=POLICY) == 0
+    assert set(uow.repo.bargains) == {"discount:c:s1:milk"}
+    assert all(n != 0 for n in uow.repo.price_counts.values())
+
+    async with uow:
+        assert await service_layer.expire(uow, now=NOW + timedelta(days=7), policy=POLICY) == 1
+    assert not uow.repo.bargains
+    assert _announced(uow)[-1] == ("expired", "discount:c:s1:milk")
+
+
+async def test_folding_a_batch_at_once_equals_folding_it_event_by_event() -> None:
+    batched, one_by_one = _uow(), _uow()
+    for uow in (batched, one_by_one):
+        async with uow:
+            await service_layer.change_group(uow, _group(1, ("m1",)))
+    events = prices_of("c", at=NOW - timedelta(hours=3))
+    await _fold(batched, events)
+    for event in events:
+        await _fold(one_by_one, [event])
+
+    # What the events amount to, folded in arrival order by the domain alone.
+    folded: dict[tuple[str, str, str], tuple[Segment, ...]] = {}
+    for payload in events:
+        for o in payload.observations:
+            key = ("c", payload.store_id, o.sku)
+            folded[key] = fold(
+                folded.get(key, ()),
+                price_cents=o.price_cents,
+                was_price_cents=o.was_price_cents,
+                observed_at=o.observed_at,
+            )
+    history = batched.repo.history
+    stored = {key: tuple(by_start[at] for at in sorted(by_start)) for key, by_start in history.items()}
+    assert stored == folded
+    # Not vacuous: a discount and a historical low, an illusory special and an outlier; none for a member.
+    assert {(b.store_id, b.sku, b.kind) for b in batched.repo.bargains.values()} == {
+        ("s1", "milk", "discount"),
+        ("s1", "milk", "historical_low"),
+        ("s1", "bread", "discount"),
+        ("s1", "bread", "historical_low"),
+        ("s2", "milk", "discount"),
+        ("s2", "milk", "historical_low"),
+    }
+    assert set(batched.repo.flags) == {("c", "s1", "tea", "illusory"), ("c", "s3", "milk", "outlier")}
+    assert sorted(_announced(batched)) == sorted(("appeared", b) for b in batched.repo.bargains)
+
+    assert batched.repo.history == one_by_one.repo.history
+    assert {k: n for k, n in batched.repo.price_counts.items() if n} == {
+        k: n for k, n in one_by_one.repo.price_counts.items() if n
+    }
+    assert batched.repo.flags == one_by_one.repo.flags
+    # A bargain rests on its price's latest sighting however the events were batched.
+    assert batched.repo.bargains == one_by_one.repo.bargains
+
+
+async def test_an_error_leaves_nothing_behind() -> None:
+    uow = _uow()
+    await _fold(uow, _daily("c", "s1", "milk", [(400, None)] * 28))
+    before = copy.deepcopy(uow.repo)
+
+    async def fold_then_fail() -> None:
+        async with uow:
+            await service_layer.fold_prices(
+                uow, [_batch("c", "s1", 0, ("milk", 300, None))], now=NOW, policy=POLICY
+            )
+            raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        await fold_then_fail()
+    assert uow.repo == before
+    assert uow.rollbacks == 1
+
+
+def _listed(n: int, score: float = 0.5) -> ListedBargain:
+    return ListedBargain(
+        bargain_id=f"discount:c:s1:p{n}",
+        chain="c",
+        store_id="s1",
+        sku=f"p{n}",
+        category=None,
+        kind="discount",
+        price_cents=100,
+        reference_cents=200,
+        score=score,
+        reason="x" * 600,
+        observed_at=NOW,
+    )
+
+
+def test_changes_are_announced_per_store_in_chunks_within_the_contract() -> None:
+    changes = [Change("appeared", _listed(n)) for n in range(MAX_OBSERVATIONS * 2 + 1)]
+    changes.append(Change("changed", replace(_listed(0), store_id="s2", score=1.7)))
+
+    payloads = payloads_for(changes)
+
+    assert [(p.store_id, len(p.changes)) for p in payloads] == [
+        ("s1", MAX_OBSERVATIONS),
+        ("s1", MAX_OBSERVATIONS),
+        ("s1", 1),
+        ("s2", 1),
+    ]
+    assert payloads[-1].changes[0].bargain.score == 1.0
+    assert len(payloads[0].changes[0].bargain.reason) == 500
