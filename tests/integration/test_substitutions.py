@@ -4,11 +4,14 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -16,7 +19,17 @@ from contracts import CODEC, topic
 from contracts.events import ProductObserved, SubstitutionsChanged
 from contracts.events.v1 import ProductObservedPayload
 from pricestream.stack import Stack
-from tests.helpers import wait_until
+from servicekit.db import Database
+from servicekit.settings import ServiceSettings
+from servicekit.unit_of_work import unit_of_work_factory
+from substitutions.bootstrap import MIGRATIONS
+from substitutions.domain.catalogue import Description, SubstituteRow
+from substitutions.domain.matching import Policy
+from substitutions.queries import NamedSubstitute, SubstitutionsQueries
+from substitutions.repository import PostgresSubstitutionsRepository
+from substitutions.service_layer import Matcher
+from tests.fakes.substitutions import HashingEncoder
+from testsupport import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -230,3 +243,95 @@ def test_rebuild_from_the_cli_shows_progress_and_encodes_each_name_once(
     # Names are cached by (model, name): the second rebuild encodes none and changes nothing.
     assert second["encoded"] == 0
     assert second["changed"] == 0
+
+
+# --- the SQL on its own, in a scratch schema of the stack's PostgreSQL ---------------------------
+
+SCRATCH = "substitutions_sqltest"
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[Database]:
+    """A connected Database over an empty schema with the substitutions migrations applied."""
+    dsn = stack.postgres.dsn(database=stack.config.database)
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f"DROP SCHEMA IF EXISTS {SCRATCH} CASCADE; CREATE SCHEMA {SCRATCH}")
+    database = Database(ServiceSettings(service_name=SCRATCH, database_url=dsn), MIGRATIONS)
+    await database.connect()
+    await database.migrate()
+    yield database
+    await database.close()
+    await admin.execute(f"DROP SCHEMA {SCRATCH} CASCADE")
+    await admin.close()
+
+
+async def test_the_repository_keeps_the_newest_description_caches_vectors_and_round_trips_lists(
+    db: Database,
+) -> None:
+    uow = unit_of_work_factory(db, PostgresSubstitutionsRepository)
+    milk = Description("valueway", "milk", "Pauls Full Cream Milk", brand="Pauls", size="2L")
+    renamed = Description("valueway", "milk", "Pauls Lite Milk", brand="Pauls", size="2L")
+    rows = [
+        SubstituteRow(level="L1", chain="freshmart", sku="milk", score=1.0, reason="same barcode 93"),
+        SubstituteRow(level="L3", chain="freshmart", sku="lite", score=0.6123, reason="same kind"),
+    ]
+    async with uow() as work:
+        repo = work.repo
+        assert await repo.upsert_product(description=milk, observed_at=T0)
+        assert not await repo.upsert_product(description=milk, observed_at=T0 + timedelta(hours=1))
+        assert not await repo.upsert_product(description=renamed, observed_at=T0 - timedelta(hours=1))
+        assert await repo.upsert_product(description=renamed, observed_at=T0 + timedelta(hours=2))
+        await repo.upsert_product(description=Description("freshmart", "milk", "Milk"), observed_at=T0)
+        assert await repo.products() == [Description("freshmart", "milk", "Milk"), renamed]
+
+        first = np.linspace(0, 1, 8, dtype=np.float32)
+        await repo.store_vectors(model="m", vectors={"milk": first})
+        await repo.store_vectors(model="m", vectors={"milk": first[::-1].copy(), "lite": first})
+        cached = await repo.cached_vectors(model="m", texts=["milk", "lite", "bread"])
+        assert set(cached) == {"milk", "lite"}
+        np.testing.assert_array_equal(cached["milk"], first)  # a cached name is never re-written
+
+        await repo.save_lists(lists={("valueway", "milk"): rows, ("freshmart", "milk"): []}, computed_at=T0)
+        assert await repo.lists() == {("valueway", "milk"): rows, ("freshmart", "milk"): []}
+        await repo.save_lists(lists={("valueway", "milk"): rows[:1]}, computed_at=T0 + timedelta(days=1))
+
+    async with db.pool.acquire() as conn:
+        kept = await conn.fetchval("SELECT observed_at FROM products WHERE chain = 'valueway'")
+        computed = await conn.fetchval("SELECT computed_at FROM substitutes WHERE chain = 'valueway'")
+        assert (kept, computed) == (T0 + timedelta(hours=2), T0 + timedelta(days=1))
+        queries = SubstitutionsQueries(conn)
+        found = await queries.substitutes(chain="valueway", sku="milk")
+        assert found is not None
+        assert (found.name, found.substitutes) == (
+            "Pauls Lite Milk",
+            [NamedSubstitute("L1", "freshmart", "milk", 1.0, "same barcode 93", "Milk")],
+        )
+        assert await queries.substitutes(chain="valueway", sku="milk", levels=["L3"]) is not None
+        assert await queries.substitutes(chain="nowhere", sku="milk") is None
+        figures = await queries.figures()
+        assert (figures.products, figures.embeddings, figures.lists) == (2, 2, 2)
+        assert figures.substitutes == {"L1": 1}
+
+
+async def test_the_matcher_commits_lists_and_events_together_through_the_real_unit_of_work(
+    db: Database,
+) -> None:
+    matcher = Matcher(
+        uow=unit_of_work_factory(db, PostgresSubstitutionsRepository),
+        encoder_factory=HashingEncoder,
+        policy=Policy(),
+    )
+    await matcher.start()
+    for chain in ("freshmart", "valueway"):
+        milk = Description(
+            chain, "milk", "Pauls Full Cream Milk", brand="Pauls", size="2L", barcode="9300000000011"
+        )
+        async with matcher.unit_of_work() as work:
+            await matcher.observe(work, description=milk, observed_at=T0, now=T0)
+
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 3
+        stored = await SubstitutionsQueries(conn).substitutes(chain="freshmart", sku="milk")
+    assert stored is not None
+    assert [(s.level, s.chain, s.sku) for s in stored.substitutes] == [("L1", "valueway", "milk")]

@@ -5,15 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from pricestream.matching_cli import read_gold, read_products
-from pricestream.storefront.catalog import DEFAULT_CATEGORIES, builtin_catalog
+from scraper.domain.importers import read_rows
+from simulator.catalog import DEFAULT_CATEGORIES, builtin_catalog
 from substitutions.domain.catalogue import Catalogue, Description, known_brands
 from substitutions.domain.evaluation import evaluate
 from substitutions.domain.matching import Policy
 from substitutions.embeddings import SentenceEncoder
-from substitutions.offline import match_lists, ranked_by_left
+from substitutions.offline import match_lists, ranked_by_left, read_gold, read_products
+from tests.fakes.substitutions import list_of
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.quality
 
 ROOT = Path(__file__).resolve().parents[2]
 AU = ROOT.parent / "shared" / "data" / "au-grocery-2023"
@@ -46,14 +47,14 @@ def test_world_equivalences_are_found_at_l1_and_l2(encoder: SentenceEncoder, see
     identical = correct = 0
     same_item: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for d in descriptions:
-        for row in catalogue.list_of(d.chain, d.sku) or []:
-            if row["level"] == "L1":
+        for row in list_of(catalogue, d.chain, d.sku) or []:
+            if row.level == "L1":
                 identical += 1
                 # The world calls a pair L2 when one listing carries an in-store barcode, even
                 # under an equal name; the item is the same either way.
-                correct += truth.get((d.chain, d.sku, row["chain"], row["sku"])) in ("L1", "L2")
-            if row["level"] in ("L1", "L2"):
-                same_item[(d.chain, d.sku, row["chain"])].append(row["sku"])
+                correct += truth.get((d.chain, d.sku, row.chain, row.sku)) in ("L1", "L2")
+            if row.level in ("L1", "L2"):
+                same_item[(d.chain, d.sku, row.chain)].append(row.sku)
     pairs = [key for key, level in truth.items() if level in ("L1", "L2")]
     first = sum(same_item.get((a, sku_a, b), [None])[0] == sku_b for a, sku_a, b, sku_b in pairs)
     precision, recall = correct / identical, first / len(pairs)
@@ -67,8 +68,8 @@ def test_world_equivalences_are_found_at_l1_and_l2(encoder: SentenceEncoder, see
 
 @pytest.mark.skipif(not AU.is_dir(), reason="the real au-grocery-2023 catalogues are not beside the project")
 def test_labelled_coles_woolworths_pairs_are_recalled(encoder: SentenceEncoder) -> None:
-    coles, _ = read_products(AU / "coles.json")
-    woolworths, _ = read_products(AU / "woolworths.json")
+    coles, _ = read_products(AU / "coles.json", read_rows)
+    woolworths, _ = read_products(AU / "woolworths.json", read_rows)
     candidates = match_lists(coles, woolworths, encoder=encoder, policy=Policy())
     scores = {s.level: s for s in evaluate(read_gold(GOLD), ranked_by_left(candidates), k=5)}
     for s in scores.values():

@@ -17,7 +17,8 @@ from substitutions.domain.products import (
     sizes_compatible,
     strip_sizes,
 )
-from substitutions.embeddings import HashingEncoder, Vectors
+from substitutions.embeddings import Vectors
+from tests.fakes.substitutions import HashingEncoder, list_of
 
 pytestmark = pytest.mark.unit
 
@@ -483,7 +484,7 @@ def _observe(catalogue: Catalogue, description: Description) -> dict[ProductKey,
 
 
 def _rows(rows: list[SubstituteRow] | None, level: Level = "L1") -> set[ProductKey]:
-    return {(row["chain"], row["sku"]) for row in rows or () if row["level"] == level}
+    return {(row.chain, row.sku) for row in rows or () if row.level == level}
 
 
 def _milk_description(
@@ -522,9 +523,13 @@ def test_observing_a_new_identical_product_also_returns_the_list_it_joins() -> N
 
     assert set(changed) == {("freshmart", "milk"), ("valueway", "milk")}
     assert _rows(changed[("freshmart", "milk")]) == {("valueway", "milk")}
-    assert _rows(catalogue.list_of("freshmart", "milk")) == {("valueway", "milk")}
-    assert _rows(catalogue.list_of("valueway", "milk")) == {("freshmart", "milk")}
-    assert set(changed[("valueway", "milk")][0]) == {"level", "chain", "sku", "score", "reason"}
+    assert _rows(list_of(catalogue, "freshmart", "milk")) == {("valueway", "milk")}
+    assert _rows(list_of(catalogue, "valueway", "milk")) == {("freshmart", "milk")}
+    assert changed[("valueway", "milk")] == [
+        SubstituteRow(
+            level="L1", chain="freshmart", sku="milk", score=1.0, reason=f"same barcode {GTIN_MILK}"
+        )
+    ]
 
 
 def test_observing_an_unchanged_product_again_changes_nothing() -> None:
@@ -544,8 +549,8 @@ def test_a_product_that_no_longer_matches_leaves_its_neighbours_list() -> None:
     changed = _observe(catalogue, bread)
 
     assert changed == {("freshmart", "milk"): [], ("valueway", "milk"): []}
-    assert catalogue.list_of("freshmart", "milk") == []
-    assert catalogue.list_of("nowhere", "milk") is None
+    assert list_of(catalogue, "freshmart", "milk") == []
+    assert list_of(catalogue, "nowhere", "milk") is None
 
 
 def test_rebuild_finds_the_same_identical_links_as_incremental_observation() -> None:
@@ -570,7 +575,7 @@ def test_rebuild_finds_the_same_identical_links_as_incremental_observation() -> 
 
     assert set(lists) == {(product.chain, product.sku) for product in products}
     for chain, sku in lists:
-        assert _rows(rebuilt.list_of(chain, sku)) == _rows(incremental.list_of(chain, sku))
+        assert _rows(list_of(rebuilt, chain, sku)) == _rows(list_of(incremental, chain, sku))
     assert _rows(lists[("freshmart", "milk")]) == {("greengrocer", "milk"), ("valueway", "milk")}
     assert _rows(lists[("valueway", "1l")]) == {("greengrocer", "1l")}
 
@@ -657,6 +662,6 @@ def test_lists_kept_up_product_by_product_equal_a_rebuild_when_scores_tie() -> N
     rebuilt.rebuild(chunk=7)
 
     for product in products:
-        kept = incremental.list_of(product.chain, product.sku)
-        assert kept == rebuilt.list_of(product.chain, product.sku), (product.chain, product.sku)
-    assert sum(len(incremental.list_of(p.chain, p.sku) or ()) for p in products) > len(products)
+        kept = list_of(incremental, product.chain, product.sku)
+        assert kept == list_of(rebuilt, product.chain, product.sku), (product.chain, product.sku)
+    assert sum(len(list_of(incremental, p.chain, p.sku) or ()) for p in products) > len(products)

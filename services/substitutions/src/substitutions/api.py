@@ -4,14 +4,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query
 
+from servicekit.clock import Clock
 from servicekit.db import Database
-from substitutions.matcher import Matcher
-from substitutions.repository import SubstitutionsRepository
+from substitutions.queries import NamedSubstitute, SubstitutionsQueries
+from substitutions.service_layer import Matcher
 
 LevelName = Literal["L1", "L2", "L3", "L4"]
 
 
-def build_api(*, db: Database, matcher: Matcher) -> APIRouter:
+def build_api(*, db: Database, matcher: Matcher, clock: Clock) -> APIRouter:
     """Create the substitutions service's /v1 routes."""
     router = APIRouter(prefix="/v1", tags=["substitutions"])
 
@@ -25,16 +26,14 @@ def build_api(*, db: Database, matcher: Matcher) -> APIRouter:
     ) -> dict[str, Any]:
         """Return a product's substitutes, best first within each level."""
         async with db.pool.acquire() as conn:
-            repo = SubstitutionsRepository(conn)
-            rows = await repo.substitutes(chain=chain, sku=sku, levels=level)
-            if rows is None:
-                raise HTTPException(404, f"no substitutes computed for {chain}/{sku}")
-            names = await repo.names(keys=[(chain, sku), *((row["chain"], row["sku"]) for row in rows)])
+            found = await SubstitutionsQueries(conn).substitutes(chain=chain, sku=sku, levels=level)
+        if found is None:
+            raise HTTPException(404, f"no substitutes computed for {chain}/{sku}")
         return {
-            "chain": chain,
-            "sku": sku,
-            "name": names.get((chain, sku)),
-            "substitutes": [{**row, "name": names.get((row["chain"], row["sku"]))} for row in rows],
+            "chain": found.chain,
+            "sku": found.sku,
+            "name": found.name,
+            "substitutes": [_substitute(row) for row in found.substitutes],
         }
 
     @router.post("/rebuilds", status_code=202)
@@ -45,7 +44,7 @@ def build_api(*, db: Database, matcher: Matcher) -> APIRouter:
         progress = matcher.begin_rebuild()
         if progress is None:
             return {"status": "already running"}
-        background.add_task(matcher.rebuild, progress)
+        background.add_task(matcher.rebuild, progress, now=clock())
         return {"status": "started"}
 
     @router.get("/rebuilds/latest")
@@ -57,7 +56,25 @@ def build_api(*, db: Database, matcher: Matcher) -> APIRouter:
     async def stats() -> dict[str, Any]:
         """Count products, cached embeddings and substitutes per level, with incremental timings."""
         async with db.pool.acquire() as conn:
-            stored = await SubstitutionsRepository(conn).stats()
-        return {**stored, "matcher": matcher.stats()}
+            stored = await SubstitutionsQueries(conn).figures()
+        return {
+            "products": stored.products,
+            "embeddings": stored.embeddings,
+            "lists": stored.lists,
+            "substitutes": stored.substitutes,
+            "matcher": matcher.stats(),
+        }
 
     return router
+
+
+def _substitute(row: NamedSubstitute) -> dict[str, Any]:
+    """Write a substitute as the API shows it (keys in the order PostgreSQL's jsonb gave them)."""
+    return {
+        "sku": row.sku,
+        "chain": row.chain,
+        "level": row.level,
+        "score": row.score,
+        "reason": row.reason,
+        "name": row.name,
+    }

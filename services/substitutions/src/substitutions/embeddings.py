@@ -48,31 +48,3 @@ class SentenceEncoder:
             list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vectors, dtype=np.float32)
-
-
-class HashingEncoder:
-    """A deterministic stand-in for tests: words and letter trigrams hashed into a unit vector."""
-
-    model_name = "hashing-trigrams"
-
-    def __init__(self, dimensions: int = 256) -> None:
-        self.dimensions = dimensions
-
-    def encode(self, texts: Sequence[str]) -> Vectors:
-        """Embed each text as its normalised bag of words and trigrams."""
-        vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.split():
-                padded = f" {word} "
-                for feature in [word, *(padded[i : i + 3] for i in range(len(padded) - 2))]:
-                    vectors[row, _stable_hash(feature) % self.dimensions] += 1.0
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
-
-
-def _stable_hash(text: str) -> int:
-    """Hash text the same way in every process (Python's own hash is salted)."""
-    value = 2166136261
-    for byte in text.encode():
-        value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
-    return value

@@ -1,25 +1,48 @@
-"""Thin handlers of the substitutions service: parse, act, record."""
+"""Thin handlers of the substitutions service: open a unit of work, claim, observe."""
 
 from faststream.kafka import KafkaRouter
 
 from contracts import topic
 from contracts.events import ProductObserved
+from contracts.events.v1 import ProductObservedPayload
+from servicekit.clock import Clock
 from servicekit.consuming import subscribe
-from servicekit.idempotency import mark_processed
-from substitutions.matcher import Matcher
-from substitutions.repository import describe
+from servicekit.unit_of_work import UnitOfWorkFactory
+from substitutions.domain.catalogue import Description
+from substitutions.repository import SubstitutionsRepository
+from substitutions.service_layer import Matcher
 
 
-def build_router(*, group_id: str, matcher: Matcher) -> KafkaRouter:
-    """Subscribe substitutions to observed products."""
+def build_router(
+    *, group_id: str, uow: UnitOfWorkFactory[SubstitutionsRepository], matcher: Matcher, clock: Clock
+) -> KafkaRouter:
+    """Subscribe substitutions to observed products.
+
+    `uow` must be `matcher.unit_of_work`: the matcher's catalogue then follows its commits.
+    """
     router = KafkaRouter()
 
     @subscribe(router, topic("products.observed.v1"), group_id=group_id)
     async def on_products_observed(event: ProductObserved) -> None:
         """Compute a new or changed product's substitutes and its neighbours' reverse links."""
-        product = event.payload
-        async with matcher.transaction() as conn:
-            if await mark_processed(conn, event):
-                await matcher.observe(conn, description=describe(product), observed_at=product.observed_at)
+        async with uow() as work:
+            for fresh in await work.claim([event]):
+                product = fresh.payload
+                await matcher.observe(
+                    work, description=_describe(product), observed_at=product.observed_at, now=clock()
+                )
 
     return router
+
+
+def _describe(payload: ProductObservedPayload) -> Description:
+    """Take the description out of an observation."""
+    return Description(
+        chain=payload.chain,
+        sku=payload.sku,
+        name=payload.name,
+        brand=payload.brand,
+        size=payload.size,
+        category=payload.category,
+        barcode=payload.barcode,
+    )

@@ -1,33 +1,49 @@
-"""The substitutions service's SQL: products, cached embeddings, substitute lists."""
+"""The substitutions service's write side: products, cached embeddings, substitute lists."""
 
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from contracts.events.v1 import ProductObservedPayload
 from servicekit.db import Connection
-from substitutions.domain.catalogue import Description, SubstituteRow
+from substitutions.domain.catalogue import Description, ProductKey, SubstituteRow
 from substitutions.embeddings import Vectors
 
 
-def describe(payload: ProductObservedPayload) -> Description:
-    """Take the description out of an observation."""
-    return Description(
-        chain=payload.chain,
-        sku=payload.sku,
-        name=payload.name,
-        brand=payload.brand,
-        size=payload.size,
-        category=payload.category,
-        barcode=payload.barcode,
-    )
+class SubstitutionsRepository(Protocol):
+    """What the service layer stores and loads, inside its unit of work."""
+
+    async def upsert_product(self, *, description: Description, observed_at: datetime) -> bool:
+        """Store a product's description unless a newer one is held; return whether it changed."""
+        ...
+
+    async def products(self) -> list[Description]:
+        """Return every product held, in a stable order (by chain, then sku)."""
+        ...
+
+    async def cached_vectors(self, *, model: str, texts: Sequence[str]) -> dict[str, Vectors]:
+        """Return the cached embeddings of those texts that have one."""
+        ...
+
+    async def store_vectors(self, *, model: str, vectors: Mapping[str, Vectors]) -> None:
+        """Cache new embeddings; a text cached meanwhile by another writer is kept as it is."""
+        ...
+
+    async def lists(self) -> dict[ProductKey, list[SubstituteRow]]:
+        """Return every product's stored list."""
+        ...
+
+    async def save_lists(
+        self, *, lists: Mapping[ProductKey, list[SubstituteRow]], computed_at: datetime
+    ) -> None:
+        """Store the current lists of products."""
+        ...
 
 
-class SubstitutionsRepository:
-    """Raw SQL over one connection; the caller owns the transaction."""
+class PostgresSubstitutionsRepository:
+    """Raw SQL over one connection; the unit of work owns the transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -57,11 +73,22 @@ class SubstitutionsRepository:
         return bool(changed)
 
     async def products(self) -> list[Description]:
-        """Return every product held, in a stable order."""
+        """Return every product held, in a stable order (by chain, then sku)."""
         rows = await self.conn.fetch(
             "SELECT chain, sku, name, brand, size, category, barcode FROM products ORDER BY chain, sku"
         )
-        return [Description(**dict(row)) for row in rows]
+        return [
+            Description(
+                chain=row["chain"],
+                sku=row["sku"],
+                name=row["name"],
+                brand=row["brand"],
+                size=row["size"],
+                category=row["category"],
+                barcode=row["barcode"],
+            )
+            for row in rows
+        ]
 
     async def cached_vectors(self, *, model: str, texts: Sequence[str]) -> dict[str, Vectors]:
         """Return the cached embeddings of those texts that have one."""
@@ -85,58 +112,51 @@ class SubstitutionsRepository:
             [np.asarray(vector, dtype="<f4").tobytes() for vector in vectors.values()],
         )
 
-    async def substitutes(
-        self, *, chain: str, sku: str, levels: Sequence[str] | None = None
-    ) -> list[SubstituteRow] | None:
-        """Return a product's substitutes, optionally of some levels only; None when it is unknown."""
-        raw = await self.conn.fetchval(
-            "SELECT substitutes FROM substitutes WHERE chain = $1 AND sku = $2", chain, sku
-        )
-        if raw is None:
-            return None
-        rows: list[SubstituteRow] = json.loads(raw)
-        return [row for row in rows if levels is None or row["level"] in levels]
-
-    async def names(self, *, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """Return the names of products by chain and sku."""
-        rows = await self.conn.fetch(
-            """SELECT p.chain, p.sku, p.name FROM products p
-               JOIN unnest($1::text[], $2::text[]) AS k(chain, sku) USING (chain, sku)""",
-            [chain for chain, _ in keys],
-            [sku for _, sku in keys],
-        )
-        return {(row["chain"], row["sku"]): row["name"] for row in rows}
-
-    async def lists(self) -> dict[tuple[str, str], list[SubstituteRow]]:
+    async def lists(self) -> dict[ProductKey, list[SubstituteRow]]:
         """Return every product's stored list."""
         rows = await self.conn.fetch("SELECT chain, sku, substitutes FROM substitutes")
-        return {(row["chain"], row["sku"]): json.loads(row["substitutes"]) for row in rows}
+        return {(row["chain"], row["sku"]): substitute_rows(row["substitutes"]) for row in rows}
 
-    async def save_lists(self, *, lists: Mapping[tuple[str, str], list[SubstituteRow]]) -> None:
+    async def save_lists(
+        self, *, lists: Mapping[ProductKey, list[SubstituteRow]], computed_at: datetime
+    ) -> None:
         """Store the current lists of products."""
         if not lists:
             return
         keys = list(lists)
         await self.conn.execute(
-            """INSERT INTO substitutes (chain, sku, substitutes)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+            """INSERT INTO substitutes (chain, sku, substitutes, computed_at)
+               SELECT chain, sku, substitutes, $4
+               FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS l(chain, sku, substitutes)
                ON CONFLICT (chain, sku)
-               DO UPDATE SET substitutes = EXCLUDED.substitutes, computed_at = now()""",
+               DO UPDATE SET substitutes = EXCLUDED.substitutes, computed_at = EXCLUDED.computed_at""",
             [chain for chain, _ in keys],
             [sku for _, sku in keys],
-            [json.dumps(lists[key]) for key in keys],
+            [stored_list(lists[key]) for key in keys],
+            computed_at,
         )
 
-    async def stats(self) -> dict[str, Any]:
-        """Count products, cached embeddings and substitutes per level."""
-        row = await self.conn.fetchrow(
-            """SELECT (SELECT count(*) FROM products) AS products,
-                      (SELECT count(*) FROM embeddings) AS embeddings,
-                      (SELECT count(*) FROM substitutes) AS lists"""
+
+def stored_list(rows: Sequence[SubstituteRow]) -> str:
+    """Write a list as the substitutes column stores it (a JSON array of Substitute fields)."""
+    return json.dumps(
+        [
+            {"level": row.level, "chain": row.chain, "sku": row.sku, "score": row.score, "reason": row.reason}
+            for row in rows
+        ]
+    )
+
+
+def substitute_rows(stored: str) -> list[SubstituteRow]:
+    """Read a list as the substitutes column stores it (a JSON array of Substitute fields)."""
+    items: list[dict[str, Any]] = json.loads(stored)
+    return [
+        SubstituteRow(
+            level=item["level"],
+            chain=item["chain"],
+            sku=item["sku"],
+            score=item["score"],
+            reason=item["reason"],
         )
-        levels = await self.conn.fetch(
-            """SELECT s->>'level' AS level, count(*) AS n
-               FROM substitutes, jsonb_array_elements(substitutes) AS s GROUP BY 1 ORDER BY 1"""
-        )
-        counts = dict(row) if row is not None else {}
-        return {**counts, "substitutes": {r["level"]: r["n"] for r in levels}}
+        for item in items
+    ]

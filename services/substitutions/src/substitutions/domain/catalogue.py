@@ -1,7 +1,7 @@
 """The products known, their index and their current substitute lists: what an observation changes.
 
 Pure bookkeeping over `matching.Index`: embeddings come in as arguments, lists go out
-as plain rows ready to store and publish. A new or changed product gets its list, and the
+as rows ready to store and publish. A new or changed product gets its list, and the
 products it points to (and those that pointed to it) get theirs recomputed, so links stay
 two-way without a full rebuild.
 """
@@ -9,7 +9,6 @@ two-way without a full rebuild.
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +19,18 @@ from substitutions.domain.products import ParsedProduct, normalise, parse_produc
 # Scores are kept to 4 places: anything within half a unit of a list's weakest entry may tie it.
 ROUNDING = 5e-5
 
-SubstituteRow = dict[str, Any]
 ProductKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SubstituteRow:
+    """One entry of a product's list: the contract's Substitute fields."""
+
+    level: Level
+    chain: str
+    sku: str
+    score: float
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +123,6 @@ class Catalogue:
             if at is not None:
                 self._replace(at, rows)
 
-    def list_of(self, chain: str, sku: str) -> list[SubstituteRow] | None:
-        """Return a held product's current list."""
-        at = self.index.position(chain, sku)
-        return None if at is None else self.lists.get(at)
-
     def _settle(self, found: dict[int, list[Match]]) -> dict[ProductKey, list[SubstituteRow]]:
         """Turn matches into rows, keep those that differ from the current lists, and update links."""
         changed: dict[ProductKey, list[SubstituteRow]] = {}
@@ -151,30 +155,26 @@ class Catalogue:
             ("L4", self.policy.l4_min_similarity),
         )
         for level, minimum in levels:
-            scores = [row["score"] for row in rows if row["level"] == level]
+            scores = [row.score for row in rows if row.level == level]
             floors.append(min(scores) if len(scores) >= self.policy.limit(level) else minimum)
         return min(floors)
 
     def _replace(self, at: int, rows: list[SubstituteRow]) -> None:
         """Make rows the product's list and move the reverse links with it."""
         for row in self.lists.get(at, ()):
-            other = self.index.position(row["chain"], row["sku"])
+            other = self.index.position(row.chain, row.sku)
             if other is not None:
                 self._pointing_in[other].discard(at)
         self.lists[at] = rows
         self._floors()[at] = self._entry_floor(rows)
         for row in rows:
-            other = self.index.position(row["chain"], row["sku"])
+            other = self.index.position(row.chain, row.sku)
             if other is not None:
                 self._pointing_in[other].add(at)
 
     def _row(self, match: Match) -> SubstituteRow:
         """Write a match as the contract's Substitute fields."""
         other = self.index.products[match.other]
-        return {
-            "level": match.level,
-            "chain": other.chain,
-            "sku": other.sku,
-            "score": match.score,
-            "reason": match.reason,
-        }
+        return SubstituteRow(
+            level=match.level, chain=other.chain, sku=other.sku, score=match.score, reason=match.reason
+        )

@@ -1,9 +1,10 @@
-"""The substitutions service's working state: the catalogue in memory, kept in step with the database.
+"""The substitutions service's use cases: the catalogue in memory, kept in step with the database.
 
 The model is loaded once when the service starts, the catalogue is loaded from the
 database (names encoded only when their embedding is not cached), and then each observed
 product updates it incrementally. A rebuild recomputes every list in a worker thread,
-reporting progress, while observations wait on the same lock.
+reporting progress, while observations wait on the same lock. Every write goes through a
+unit of work; the catalogue never runs ahead of what the database committed.
 """
 
 import asyncio
@@ -19,8 +20,7 @@ import structlog
 from contracts import Event
 from contracts.events import SubstitutionsChanged
 from contracts.events.v1 import Substitute, SubstitutionsChangedPayload
-from servicekit.db import Connection, Database
-from servicekit.outbox import enqueue
+from servicekit.unit_of_work import UnitOfWorkFactory, Work
 from substitutions.domain.catalogue import Catalogue, Description, ProductKey, SubstituteRow, known_brands
 from substitutions.domain.matching import Policy
 from substitutions.embeddings import Encoder, Vectors
@@ -53,70 +53,80 @@ class RebuildProgress:
 class Matcher:
     """Hold the catalogue, answer observations incrementally, and rebuild on demand."""
 
-    def __init__(self, *, db: Database, encoder_factory: Callable[[], Encoder], policy: Policy) -> None:
-        self.db = db
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory[SubstitutionsRepository],
+        encoder_factory: Callable[[], Encoder],
+        policy: Policy,
+    ) -> None:
+        self._uow = uow
         self.policy = policy
         self._encoder_factory = encoder_factory
         self.encoder: Encoder | None = None
         self.catalogue: Catalogue | None = None
-        # Set while the catalogue holds a change whose transaction has not committed yet.
-        self.uncommitted = False
+        # Set while the catalogue holds a change whose unit of work has not committed yet.
+        self._uncommitted = False
         self.ready = asyncio.Event()
         self.lock = asyncio.Lock()
         self.progress = RebuildProgress()
         self.observed = 0
         self.timings_ms: list[float] = []
 
-    async def start(self) -> None:
-        """Load the model, then the catalogue from the database with its stored lists."""
-        started = time.perf_counter()
-        self.encoder = await asyncio.to_thread(self._encoder_factory)
-        async with self.lock:
-            await self._reload()
-        self.ready.set()
-        log.info("catalogue loaded", products=len(self), seconds=round(time.perf_counter() - started, 2))
-
-    async def _reload(self) -> None:
-        """Load the catalogue and its stored lists as the database has them."""
-        catalogue, _ = await self._load()
-        async with self.db.pool.acquire() as conn:
-            catalogue.adopt(await SubstitutionsRepository(conn).lists())
-        self.catalogue, self.uncommitted = catalogue, False
-
     def __len__(self) -> int:
         """Return how many products the catalogue holds."""
         return len(self.catalogue) if self.catalogue else 0
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """Open the transaction of an observation; the catalogue counts as committed only if it commits."""
-        async with self.db.pool.acquire() as conn:
-            async with conn.transaction():
-                yield conn
-            self.uncommitted = False
+    async def start(self) -> None:
+        """Load the model, then the catalogue from the database with its stored lists."""
+        started = time.perf_counter()
+        if self.encoder is None:
+            self.encoder = await asyncio.to_thread(self._encoder_factory)
+        async with self.lock, self._uow() as work:
+            await self._reload(work.repo)
+        self.ready.set()
+        log.info("catalogue loaded", products=len(self), seconds=round(time.perf_counter() - started, 2))
 
-    async def observe(self, conn: Connection, *, description: Description, observed_at: datetime) -> int:
-        """Store a product's description; if it changed, update the lists it affects. Return events queued."""
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[Work[SubstitutionsRepository]]:
+        """Open the unit of work of observations: the catalogue counts as committed only if it commits.
+
+        Handlers take this as their unit-of-work factory; `observe` in any other unit of work
+        leaves the catalogue to be reloaded before the next observation.
+        """
+        async with self._uow() as work:
+            yield work
+        self._uncommitted = False
+
+    async def observe(
+        self,
+        work: Work[SubstitutionsRepository],
+        *,
+        description: Description,
+        observed_at: datetime,
+        now: datetime,
+    ) -> int:
+        """Store a product's description; if it changed, update the lists it affects. Return events staged."""
         await self.ready.wait()
-        repo = SubstitutionsRepository(conn)
-        if not await repo.upsert_product(description=description, observed_at=observed_at):
+        if not await work.repo.upsert_product(description=description, observed_at=observed_at):
             return 0
         async with self.lock:
-            if self.uncommitted:
-                # The last observation changed the catalogue, then its transaction failed (the
+            if self._uncommitted:
+                # The last observation changed the catalogue, then its unit of work failed (the
                 # database went away): the catalogue must not run ahead of what was stored.
-                await self._reload()
+                log.warning("reloading the catalogue: the last observation did not commit")
+                await self._reload(work.repo)
             catalogue, encoder = self._parts()
             started = time.perf_counter()
             product = catalogue.parse(description)
-            vector = (await self._vectors(repo, encoder, [product.kind]))[product.kind]
-            self.uncommitted = True
+            vector = (await self._vectors(work.repo, encoder, [product.kind]))[product.kind]
+            self._uncommitted = True
             changed = catalogue.observe(product, vector)
-            await repo.save_lists(lists=changed)
-            queued = await enqueue(conn, _events(changed))
+            await work.repo.save_lists(lists=changed, computed_at=now)
+            work.publish(_events(changed))
             self.observed += 1
             self._time(time.perf_counter() - started)
-        return queued
+        return len(changed)
 
     def begin_rebuild(self) -> RebuildProgress | None:
         """Mark a rebuild as started and return its progress, or None when one is running already."""
@@ -125,34 +135,15 @@ class Matcher:
         self.progress = RebuildProgress(status="running", phase="queued")
         return self.progress
 
-    async def rebuild(self, progress: RebuildProgress | None = None) -> RebuildProgress:
+    async def rebuild(self, progress: RebuildProgress, *, now: datetime) -> RebuildProgress:
         """Recompute every product's substitutes from the database; publish the lists that changed."""
         await self.ready.wait()
-        if progress is None:
-            progress = self.begin_rebuild()
-            if progress is None:
-                return self.progress
         progress.phase = "loading"
         started = time.perf_counter()
         try:
             async with self.lock:
-                catalogue, encoded = await self._load(progress)
-                progress.phase, progress.encoded = "matching", encoded
-                progress.done, progress.total = 0, len(catalogue)
-
-                def advance(count: int) -> None:
-                    progress.done += count
-
-                changed = await asyncio.to_thread(catalogue.rebuild, progress=advance)
-                progress.phase = "publishing"
-                async with self.db.pool.acquire() as conn, conn.transaction():
-                    repo = SubstitutionsRepository(conn)
-                    stored = await repo.lists()
-                    changed = {key: rows for key, rows in changed.items() if stored.get(key) != rows}
-                    await repo.save_lists(lists=changed)
-                    await enqueue(conn, _events(changed))
-                self.catalogue = catalogue
-            progress.status, progress.phase, progress.changed = "done", "done", len(changed)
+                progress.changed = await self._rebuild(progress, now=now)
+            progress.status, progress.phase = "done", "done"
         except Exception as exc:
             progress.status, progress.error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("rebuild failed")
@@ -173,22 +164,47 @@ class Matcher:
             "rebuild": self.progress.as_dict(),
         }
 
-    async def _load(self, progress: RebuildProgress | None = None) -> tuple[Catalogue, int]:
+    async def _rebuild(self, progress: RebuildProgress, *, now: datetime) -> int:
+        """Load, match every product in a thread, store and publish the changed lists; return how many."""
+        async with self._uow() as work:
+            catalogue, progress.encoded = await self._load(work.repo, progress)
+        progress.phase, progress.done, progress.total = "matching", 0, len(catalogue)
+
+        def advance(count: int) -> None:
+            progress.done += count
+
+        computed = await asyncio.to_thread(catalogue.rebuild, progress=advance)
+        progress.phase = "publishing"
+        async with self._uow() as work:
+            stored = await work.repo.lists()
+            changed = {key: rows for key, rows in computed.items() if stored.get(key) != rows}
+            await work.repo.save_lists(lists=changed, computed_at=now)
+            work.publish(_events(changed))
+        self.catalogue = catalogue
+        return len(changed)
+
+    async def _reload(self, repo: SubstitutionsRepository) -> None:
+        """Load the catalogue and its stored lists as the database has them."""
+        catalogue, _ = await self._load(repo)
+        catalogue.adopt(await repo.lists())
+        self.catalogue, self._uncommitted = catalogue, False
+
+    async def _load(
+        self, repo: SubstitutionsRepository, progress: RebuildProgress | None = None
+    ) -> tuple[Catalogue, int]:
         """Build a catalogue of every stored product, encoding the names the cache lacks."""
         encoder = self._encoder()
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            repo = SubstitutionsRepository(conn)
-            descriptions = await repo.products()
-            catalogue = Catalogue(
-                dimensions=encoder.dimensions, policy=self.policy, brands=known_brands(descriptions)
-            )
-            products = [catalogue.parse(description) for description in descriptions]
-            kinds = sorted({product.kind for product in products})
-            cached = await repo.cached_vectors(model=encoder.model_name, texts=kinds)
-            missing = [kind for kind in kinds if kind not in cached]
-            if progress is not None:
-                progress.phase, progress.products, progress.total = "encoding", len(products), len(missing)
-            vectors = {**cached, **await self._encode(repo, encoder, missing, progress)}
+        descriptions = await repo.products()
+        catalogue = Catalogue(
+            dimensions=encoder.dimensions, policy=self.policy, brands=known_brands(descriptions)
+        )
+        products = [catalogue.parse(description) for description in descriptions]
+        kinds = sorted({product.kind for product in products})
+        cached = await repo.cached_vectors(model=encoder.model_name, texts=kinds)
+        missing = [kind for kind in kinds if kind not in cached]
+        if progress is not None:
+            progress.phase, progress.products, progress.total = "encoding", len(products), len(missing)
+        vectors = {**cached, **await self._encode(repo, encoder, missing, progress)}
         catalogue.load(products, (vectors[product.kind] for product in products))
         return catalogue, len(missing)
 
@@ -249,6 +265,11 @@ def _events(changed: Mapping[ProductKey, list[SubstituteRow]]) -> Iterable[Event
             payload=SubstitutionsChangedPayload(
                 chain=chain,
                 sku=sku,
-                substitutes=tuple(Substitute(**row) for row in rows),
+                substitutes=tuple(
+                    Substitute(
+                        level=row.level, chain=row.chain, sku=row.sku, score=row.score, reason=row.reason
+                    )
+                    for row in rows
+                ),
             ),
         )
