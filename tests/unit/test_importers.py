@@ -2,11 +2,12 @@
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from scraper.domain.importers import (
-    FORMATS,
+    Format,
     detect_format,
     read_csv,
     read_grocermatic,
@@ -109,7 +110,7 @@ def test_detect_format_refuses_what_it_cannot_tell_naming_the_supported_formats(
 ) -> None:
     with pytest.raises(ValueError, match=f"cannot tell the format of '{filename}'") as raised:
         detect_format(filename, data)
-    assert all(fmt in str(raised.value) for fmt in FORMATS)
+    assert all(fmt in str(raised.value) for fmt in get_args(Format))
 
 
 def test_read_rows_uses_the_given_format_over_the_file_name() -> None:

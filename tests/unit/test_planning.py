@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scraper.domain.planning import PlanPolicy, StoreState, plan_stores
+from scraper.domain.planning import PlanPolicy, StoreRef, StoreState, plan_stores
 
 pytestmark = pytest.mark.unit
 
@@ -33,9 +33,9 @@ def test_new_stores_are_discovered_and_due_anchors_scraped() -> None:
 
 def test_rescrape_requests_come_first_even_when_not_due() -> None:
     stores = [_store("new"), _store("a-fresh", "anchor", "g1", age_h=1)]
-    planned = plan_stores(stores, rescrape={("fm", "a-fresh")}, now=NOW, policy=POLICY)
+    planned = plan_stores(stores, rescrape={StoreRef("fm", "a-fresh")}, now=NOW, policy=POLICY)
     assert [(p.store_id, p.reason) for p in planned] == [("a-fresh", "rescrape"), ("new", "discover")]
-    only = plan_stores(stores, rescrape={("fm", "a-fresh")}, now=NOW, policy=POLICY, scope="rescrape")
+    only = plan_stores(stores, rescrape={StoreRef("fm", "a-fresh")}, now=NOW, policy=POLICY, scope="rescrape")
     assert [p.store_id for p in only] == ["a-fresh"]
 
 
@@ -52,5 +52,5 @@ def test_members_are_sampled_oldest_check_first_and_never_all() -> None:
 
 def test_scope_all_takes_every_store_once() -> None:
     stores = [_store("a", "anchor", "g1", age_h=1), _store("m", "member", "g1", age_h=1), _store("n")]
-    planned = plan_stores(stores, rescrape={("fm", "m")}, now=NOW, policy=POLICY, scope="all")
+    planned = plan_stores(stores, rescrape={StoreRef("fm", "m")}, now=NOW, policy=POLICY, scope="all")
     assert [(p.store_id, p.reason) for p in planned] == [("m", "rescrape"), ("a", "full"), ("n", "full")]

@@ -1,18 +1,19 @@
 """The scraper's HTTP API: scrape runs, the store directory, and the ingest endpoint."""
 
 import secrets
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from scraper.domain.planning import Scope
-from scraper.ingestion import Ingestor
-from scraper.repository import ScraperRepository
-from scraper.runs import ScrapeRunner
+from scraper.queries import ScraperQueries
+from scraper.service_layer.ingestion import Ingestor
 from scraper.settings import ScraperSettings
-from servicekit.db import Database
+from scraper.workers import ScrapeRunner
+from servicekit.clock import Clock
 
 
 class RunRequest(BaseModel):
@@ -51,7 +52,12 @@ class IngestRequest(BaseModel):
 
 
 def build_api(
-    *, db: Database, runner: ScrapeRunner, ingestor: Ingestor, settings: ScraperSettings
+    *,
+    queries: ScraperQueries,
+    runner: ScrapeRunner,
+    ingestor: Ingestor,
+    settings: ScraperSettings,
+    clock: Clock,
 ) -> APIRouter:
     """Create the scraper's /v1 routes."""
     router = APIRouter(prefix="/v1", tags=["scraper"])
@@ -60,36 +66,27 @@ def build_api(
     async def start_run(request: RunRequest) -> dict[str, str]:
         """Plan a run and start it in the background."""
         run_id = await runner.start_run(
-            scope=request.scope, day=request.day, chains=request.chains, as_of=request.as_of
+            scope=request.scope, day=request.day, chains=request.chains, as_of=request.as_of, now=clock()
         )
         return {"run_id": run_id}
 
     @router.get("/runs")
     async def list_runs(limit: int = Query(default=20, ge=1, le=200)) -> dict[str, Any]:
         """Return recent runs with their progress, newest first."""
-        async with db.pool.acquire() as conn:
-            return {"runs": await ScraperRepository(conn).run_summaries(limit=limit)}
+        return {"runs": [asdict(run) for run in await queries.runs(limit=limit)]}
 
     @router.get("/runs/{run_id}")
     async def get_run(run_id: str) -> dict[str, Any]:
         """Return a run's progress."""
-        async with db.pool.acquire() as conn:
-            runs = await ScraperRepository(conn).run_summaries(run_id=run_id, limit=1)
-        if not runs:
+        run = await queries.run(run_id)
+        if run is None:
             raise HTTPException(404, f"no run {run_id!r}")
-        return runs[0]
+        return asdict(run)
 
     @router.post("/observations")
     async def ingest(request: Request, authorization: str | None = Header(default=None)) -> dict[str, int]:
         """Validate and publish observations from another scraper (bearer token)."""
-        expected = settings.ingest_token
-        if expected is None:
-            raise HTTPException(503, "ingest is disabled: set SCRAPER_INGEST_TOKEN")
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token, expected.get_secret_value()):
-            raise HTTPException(
-                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
+        _authorize(settings.ingest_token, authorization)
         body = await _read_capped(request, settings.ingest_max_bytes)
         try:
             batch = IngestRequest.model_validate_json(body)
@@ -104,12 +101,22 @@ def build_api(
                 default_store=batch.store_id,
                 source=batch.source,
                 observed_at=batch.observed_at,
+                now=clock(),
             )
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return result.as_dict()
 
     return router
+
+
+def _authorize(expected: SecretStr | None, authorization: str | None) -> None:
+    """Refuse a request without the ingest endpoint's bearer token (503 while none is configured)."""
+    if expected is None:
+        raise HTTPException(503, "ingest is disabled: set SCRAPER_INGEST_TOKEN")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token, expected.get_secret_value()):
+        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:

@@ -1,32 +1,82 @@
 """Assemble the scraper service from its settings: broker, handlers, fetcher, runner, API."""
 
+from datetime import timedelta
 from importlib.resources import files
 from pathlib import Path
 
 import httpx
 
 from scraper.api import build_api
+from scraper.domain.planning import PlanPolicy
 from scraper.fetching import Fetcher, FetchPolicy
 from scraper.handlers import build_router
-from scraper.ingestion import Ingestor
-from scraper.runs import ScrapeRunner
+from scraper.queries import ScraperQueries
+from scraper.repository import PostgresScraperRepository, ScraperRepository
+from scraper.service_layer.ingestion import Ingestor
+from scraper.service_layer.runs import ScrapeRuns
 from scraper.settings import ScraperSettings
 from scraper.shop import StorefrontClient
 from scraper.telemetry import ScraperCounters
+from scraper.workers import ScrapeRunner
+from servicekit.clock import Clock, utc_now
 from servicekit.kit import declare_publishers, make_parts
 from servicekit.outbox import OutboxRelay
 from servicekit.service import Service
+from servicekit.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 
 MIGRATIONS = Path(str(files("scraper") / "migrations"))
 
 
-def bootstrap(settings: ScraperSettings) -> Service:
+def bootstrap(settings: ScraperSettings, *, clock: Clock = utc_now) -> Service:
     """Wire the scraper; nothing connects until the service starts."""
     broker, db, metrics = make_parts(settings, migrations=MIGRATIONS)
-    broker.include_router(build_router(db=db, group_id=settings.service_name))
+    uow: UnitOfWorkFactory[ScraperRepository] = unit_of_work_factory(db, PostgresScraperRepository)
+    broker.include_router(build_router(uow=uow, group_id=settings.service_name))
     declare_publishers(broker, settings.service_name)
     counters = ScraperCounters.register(metrics.registry)
-    policy = FetchPolicy(
+    fetcher = Fetcher(
+        httpx.AsyncClient(headers={"User-Agent": settings.user_agent}),
+        _fetch_policy(settings),
+        on_retry=lambda reason: counters.retries.labels(reason).inc(),
+    )
+    runs = ScrapeRuns(
+        uow=uow,
+        shop=StorefrontClient(fetcher, settings.storefront_url),
+        policy=PlanPolicy(
+            anchor_interval=timedelta(hours=settings.anchor_interval_h),
+            member_check_interval=timedelta(hours=settings.member_check_interval_h),
+            member_sample_share=settings.member_sample_share,
+        ),
+        counters=counters,
+    )
+    runner = ScrapeRunner(
+        runs=runs,
+        clock=clock,
+        workers=settings.run_workers,
+        poll_s=settings.rescrape_poll_s,
+        auto_interval_s=settings.auto_scrape_interval_s,
+        fetch_stats=fetcher.stats,
+    )
+    api = build_api(
+        queries=ScraperQueries(db),
+        runner=runner,
+        ingestor=Ingestor(uow=uow, counters=counters),
+        settings=settings,
+        clock=clock,
+    )
+    return Service(
+        settings=settings,
+        broker=broker,
+        db=db,
+        metrics=metrics,
+        api_routers=(api,),
+        workers=(runner, OutboxRelay(db=db, broker=broker, metrics=metrics)),
+    )
+
+
+def _fetch_policy(settings: ScraperSettings) -> FetchPolicy:
+    """Return the fetcher's per-host limits and retry rules from the settings."""
+    return FetchPolicy(
         concurrency=settings.fetch_concurrency_per_host,
         rate_per_s=settings.fetch_rate_per_host,
         timeout_s=settings.fetch_timeout_s,
@@ -35,18 +85,4 @@ def bootstrap(settings: ScraperSettings) -> Service:
         backoff_max_s=settings.fetch_backoff_max_s,
         pause_after_failures=settings.host_pause_after_failures,
         pause_s=settings.host_pause_s,
-    )
-    client = httpx.AsyncClient(headers={"User-Agent": settings.user_agent})
-    fetcher = Fetcher(client, policy, on_retry=lambda reason: counters.retries.labels(reason).inc())
-    runner = ScrapeRunner(
-        db=db, shop=StorefrontClient(fetcher, settings.storefront_url), settings=settings, counters=counters
-    )
-    ingestor = Ingestor(db=db, counters=counters)
-    return Service(
-        settings=settings,
-        broker=broker,
-        db=db,
-        metrics=metrics,
-        api_routers=(build_api(db=db, runner=runner, ingestor=ingestor, settings=settings),),
-        workers=(runner, OutboxRelay(db=db, broker=broker, metrics=metrics)),
     )

@@ -1,26 +1,30 @@
-"""The scraper's SQL: store directory, re-scrape queue, runs and tasks, products, quarantine."""
+"""The scraper's write side: store directory, re-scrape queue, runs and tasks, products, quarantine."""
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Literal, Protocol
 
 from contracts.events.v1 import StoreGroupChangedPayload
-from scraper.domain.planning import StoreState
+from scraper.domain.ingest import Rejected
+from scraper.domain.planning import Scope, StoreInfo, StoreRef, StoreState, Task
 from servicekit.db import Connection
+
+Source = Literal["scrape", "import", "ingest"]
+"""How prices entered: the scraper's own runs, a file import, or the ingest endpoint."""
+
+RunStatus = Literal["running", "finished", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
-class Task:
-    """One page of one category at one store, within a run."""
+class Run:
+    """A scrape run: its scope, the storefront day it scrapes, and the moment it stands for."""
 
     run_id: str
-    chain: str
-    store_id: str
-    category: str
-    page: int
-    reason: str
+    scope: Scope
+    day: int | None
+    as_of: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +40,105 @@ class ProductRow:
     url: str | None
 
 
-class ScraperRepository:
-    """Raw SQL over one connection; the caller owns the transaction."""
+@dataclass(frozen=True, slots=True)
+class ProductChange:
+    """A product description that is new, or differs from the one stored before."""
+
+    product: ProductRow
+    change: Literal["new", "changed"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestedPrice:
+    """An observation that came in through a file or the ingest endpoint.
+
+    Store, sku and time identify it: the same ones again are a duplicate, whatever the price.
+    """
+
+    chain: str
+    store_id: str
+    sku: str
+    observed_at: datetime
+    price_cents: int = field(compare=False)
+
+
+class ScraperRepository(Protocol):
+    """What the scraper's service layer writes and reads inside a unit of work."""
+
+    async def upsert_stores(self, *, chain: str, stores: Sequence[StoreInfo]) -> None:
+        """Add new stores of a chain and refresh names and addresses of known ones."""
+        ...
+
+    async def store_states(self, *, chains: Sequence[str]) -> list[StoreState]:
+        """Return the planner's view of every store of the chains, by chain and store id."""
+        ...
+
+    async def apply_group(self, *, group: StoreGroupChangedPayload) -> bool:
+        """Record a group's membership unless a newer version was applied; return whether applied."""
+        ...
+
+    async def request_rescrape(self, *, store: StoreRef, reason: str) -> None:
+        """Queue a store for the next run; a repeated request keeps the first."""
+        ...
+
+    async def pending_rescrapes(self) -> set[StoreRef]:
+        """Return the stores waiting for a re-scrape."""
+        ...
+
+    async def clear_rescrapes(self, *, stores: Iterable[StoreRef]) -> None:
+        """Drop requests a run has taken on."""
+        ...
+
+    async def create_run(self, *, run: Run, tasks: Sequence[Task]) -> None:
+        """Record a run and every page it has to fetch."""
+        ...
+
+    async def unfinished_runs(self) -> list[str]:
+        """Return runs a previous process started and did not finish, oldest first."""
+        ...
+
+    async def get_run(self, *, run_id: str) -> Run | None:
+        """Return a run, or None when there is no such run."""
+        ...
+
+    async def pending_tasks(self, *, run_id: str) -> list[Task]:
+        """Return the pages of a run not fetched yet: re-scrapes, anchors, then the rest."""
+        ...
+
+    async def complete_task(self, *, task: Task, observations: int, scraped_at: datetime) -> None:
+        """Mark a page done and its store as scraped at `scraped_at` (never moved back)."""
+        ...
+
+    async def finish_run(self, *, run_id: str, status: RunStatus, error: str | None) -> None:
+        """Close a run as finished or failed."""
+        ...
+
+    async def known_barcodes(self, *, chain: str, skus: Sequence[str]) -> dict[str, str]:
+        """Return the barcodes already known for these products, by sku."""
+        ...
+
+    async def upsert_products(self, *, chain: str, products: Sequence[ProductRow]) -> list[ProductChange]:
+        """Store product descriptions; return those that are new or changed, as stored now."""
+        ...
+
+    async def record_ingested(self, *, prices: Sequence[IngestedPrice]) -> set[IngestedPrice]:
+        """Remember ingested observations; return those not seen before (same store, sku and time)."""
+        ...
+
+    async def quarantine(self, *, source: Source, rejected: Sequence[Rejected]) -> None:
+        """Keep rejected rows with their reason."""
+        ...
+
+
+class PostgresScraperRepository:
+    """ScraperRepository in raw SQL over one connection; the caller owns the transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     # --- store directory and groups ---------------------------------------------------
 
-    async def upsert_stores(self, *, chain: str, stores: Sequence[dict[str, Any]]) -> None:
+    async def upsert_stores(self, *, chain: str, stores: Sequence[StoreInfo]) -> None:
         """Add new stores of a chain and refresh names and addresses of known ones."""
         await self.conn.execute(
             """INSERT INTO stores (chain, store_id, name, state, postcode)
@@ -53,21 +147,27 @@ class ScraperRepository:
                ON CONFLICT (chain, store_id) DO UPDATE
                SET name = EXCLUDED.name, state = EXCLUDED.state, postcode = EXCLUDED.postcode""",
             chain,
-            [str(s["id"]) for s in stores],
-            [str(s["name"]) for s in stores],
-            [s.get("state") for s in stores],
-            [s.get("postcode") for s in stores],
+            [s.store_id for s in stores],
+            [s.name for s in stores],
+            [s.state for s in stores],
+            [s.postcode for s in stores],
         )
 
     async def store_states(self, *, chains: Sequence[str]) -> list[StoreState]:
-        """Return the planner's view of every store of the chains."""
+        """Return the planner's view of every store of the chains, by chain and store id."""
         rows = await self.conn.fetch(
             """SELECT chain, store_id, role, group_id, last_scraped_at FROM stores
                WHERE chain = ANY($1::text[]) ORDER BY chain, store_id""",
             list(chains),
         )
         return [
-            StoreState(r["chain"], r["store_id"], r["role"], r["group_id"], r["last_scraped_at"])
+            StoreState(
+                chain=r["chain"],
+                store_id=r["store_id"],
+                role=r["role"],
+                group_id=r["group_id"],
+                last_scraped_at=r["last_scraped_at"],
+            )
             for r in rows
         ]
 
@@ -108,44 +208,42 @@ class ScraperRepository:
 
     # --- re-scrape requests -------------------------------------------------------------
 
-    async def request_rescrape(self, *, chain: str, store_id: str, reason: str) -> None:
+    async def request_rescrape(self, *, store: StoreRef, reason: str) -> None:
         """Queue a store for the next run; a repeated request keeps the first."""
         await self.conn.execute(
             """INSERT INTO rescrape_requests (chain, store_id, reason) VALUES ($1, $2, $3)
                ON CONFLICT (chain, store_id) DO NOTHING""",
-            chain,
-            store_id,
+            store.chain,
+            store.store_id,
             reason,
         )
 
-    async def pending_rescrapes(self) -> set[tuple[str, str]]:
+    async def pending_rescrapes(self) -> set[StoreRef]:
         """Return the stores waiting for a re-scrape."""
         rows = await self.conn.fetch("SELECT chain, store_id FROM rescrape_requests")
-        return {(r["chain"], r["store_id"]) for r in rows}
+        return {StoreRef(chain=r["chain"], store_id=r["store_id"]) for r in rows}
 
-    async def clear_rescrapes(self, *, stores: Iterable[tuple[str, str]]) -> None:
+    async def clear_rescrapes(self, *, stores: Iterable[StoreRef]) -> None:
         """Drop requests a run has taken on."""
-        pairs = list(stores)
+        refs = list(stores)
         await self.conn.execute(
             """DELETE FROM rescrape_requests r
                USING unnest($1::text[], $2::text[]) AS s(chain, store_id)
                WHERE r.chain = s.chain AND r.store_id = s.store_id""",
-            [c for c, _ in pairs],
-            [s for _, s in pairs],
+            [ref.chain for ref in refs],
+            [ref.store_id for ref in refs],
         )
 
     # --- runs and tasks -------------------------------------------------------------------
 
-    async def create_run(
-        self, *, run_id: str, scope: str, day: int | None, as_of: datetime | None, tasks: Sequence[Task]
-    ) -> None:
+    async def create_run(self, *, run: Run, tasks: Sequence[Task]) -> None:
         """Record a run and every page it has to fetch."""
         await self.conn.execute(
             "INSERT INTO scrape_runs (run_id, scope, day, as_of) VALUES ($1, $2, $3, $4)",
-            run_id,
-            scope,
-            day,
-            as_of,
+            run.run_id,
+            run.scope,
+            run.day,
+            run.as_of,
         )
         await self.conn.copy_records_to_table(
             "scrape_tasks",
@@ -160,13 +258,17 @@ class ScraperRepository:
         )
         return [r["run_id"] for r in rows]
 
-    async def run_day(self, *, run_id: str) -> tuple[int | None, datetime | None]:
-        """Return the storefront day a run scrapes (None: the shop's clock) and the moment it stands for."""
-        row = await self.conn.fetchrow("SELECT day, as_of FROM scrape_runs WHERE run_id = $1", run_id)
-        return (row["day"], row["as_of"]) if row is not None else (None, None)
+    async def get_run(self, *, run_id: str) -> Run | None:
+        """Return a run, or None when there is no such run."""
+        row = await self.conn.fetchrow(
+            "SELECT run_id, scope, day, as_of FROM scrape_runs WHERE run_id = $1", run_id
+        )
+        if row is None:
+            return None
+        return Run(run_id=row["run_id"], scope=row["scope"], day=row["day"], as_of=row["as_of"])
 
     async def pending_tasks(self, *, run_id: str) -> list[Task]:
-        """Return the pages of a run not fetched yet, store by store."""
+        """Return the pages of a run not fetched yet: re-scrapes, anchors, then the rest."""
         rows = await self.conn.fetch(
             """SELECT run_id, chain, store_id, category, page, reason FROM scrape_tasks
                WHERE run_id = $1 AND done_at IS NULL
@@ -176,10 +278,20 @@ class ScraperRepository:
                         chain, store_id, category, page""",
             run_id,
         )
-        return [Task(**dict(r)) for r in rows]
+        return [
+            Task(
+                run_id=r["run_id"],
+                chain=r["chain"],
+                store_id=r["store_id"],
+                category=r["category"],
+                page=r["page"],
+                reason=r["reason"],
+            )
+            for r in rows
+        ]
 
     async def complete_task(self, *, task: Task, observations: int, scraped_at: datetime) -> None:
-        """Mark a page done and its store as scraped at `scraped_at`."""
+        """Mark a page done and its store as scraped at `scraped_at` (never moved back)."""
         await self.conn.execute(
             """UPDATE scrape_tasks SET done_at = now(), observations = $6
                WHERE run_id = $1 AND chain = $2 AND store_id = $3 AND category = $4 AND page = $5""",
@@ -198,7 +310,7 @@ class ScraperRepository:
             scraped_at,
         )
 
-    async def finish_run(self, *, run_id: str, status: str, error: str | None = None) -> None:
+    async def finish_run(self, *, run_id: str, status: RunStatus, error: str | None) -> None:
         """Close a run as finished or failed."""
         await self.conn.execute(
             "UPDATE scrape_runs SET status = $2, error = $3, finished_at = now() WHERE run_id = $1",
@@ -207,25 +319,10 @@ class ScraperRepository:
             error,
         )
 
-    async def run_summaries(self, *, run_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Return runs with their progress, newest first (one run when `run_id` is given)."""
-        rows = await self.conn.fetch(
-            """SELECT r.run_id, r.scope, r.day, r.status, r.started_at, r.finished_at, r.error,
-                      count(t.*) AS pages_total, count(t.done_at) AS pages_done,
-                      coalesce(sum(t.observations), 0) AS observations,
-                      count(DISTINCT t.chain || '/' || t.store_id) AS stores
-               FROM scrape_runs r LEFT JOIN scrape_tasks t USING (run_id)
-               WHERE $1::text IS NULL OR r.run_id = $1
-               GROUP BY r.run_id ORDER BY r.started_at DESC LIMIT $2""",
-            run_id,
-            limit,
-        )
-        return [dict(r) for r in rows]
-
     # --- products ---------------------------------------------------------------------
 
     async def known_barcodes(self, *, chain: str, skus: Sequence[str]) -> dict[str, str]:
-        """Return the barcodes already known for these products."""
+        """Return the barcodes already known for these products, by sku."""
         rows = await self.conn.fetch(
             """SELECT sku, barcode FROM products
                WHERE chain = $1 AND sku = ANY($2::text[]) AND barcode IS NOT NULL""",
@@ -234,17 +331,15 @@ class ScraperRepository:
         )
         return {r["sku"]: r["barcode"] for r in rows}
 
-    async def upsert_products(
-        self, *, chain: str, products: Sequence[ProductRow]
-    ) -> list[tuple[ProductRow, str]]:
-        """Store product descriptions; return those that are new or changed, with which."""
+    async def upsert_products(self, *, chain: str, products: Sequence[ProductRow]) -> list[ProductChange]:
+        """Store product descriptions; return those that are new or changed, as stored now."""
         if not products:
             return []
-        columns = ("sku", "name", "brand", "size", "category", "barcode", "url")
         rows = await self.conn.fetch(
             """INSERT INTO products AS p (chain, sku, name, brand, size, category, barcode, url)
-               SELECT $1, i.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                          $7::text[], $8::text[]) AS i
+               SELECT $1, i.sku, i.name, i.brand, i.size, i.category, i.barcode, i.url
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                           $8::text[]) AS i(sku, name, brand, size, category, barcode, url)
                ON CONFLICT (chain, sku) DO UPDATE
                SET name = EXCLUDED.name, brand = EXCLUDED.brand, size = EXCLUDED.size,
                    category = coalesce(EXCLUDED.category, p.category),
@@ -255,30 +350,62 @@ class ScraperRepository:
                                        coalesce(EXCLUDED.barcode, p.barcode))
                RETURNING sku, name, brand, size, category, barcode, url, (xmax = 0) AS inserted""",
             chain,
-            *([getattr(p, c) for p in products] for c in columns),
+            [p.sku for p in products],
+            [p.name for p in products],
+            [p.brand for p in products],
+            [p.size for p in products],
+            [p.category for p in products],
+            [p.barcode for p in products],
+            [p.url for p in products],
         )
-        return [(ProductRow(*(r[c] for c in columns)), "new" if r["inserted"] else "changed") for r in rows]
+        return [
+            ProductChange(
+                product=ProductRow(
+                    sku=r["sku"],
+                    name=r["name"],
+                    brand=r["brand"],
+                    size=r["size"],
+                    category=r["category"],
+                    barcode=r["barcode"],
+                    url=r["url"],
+                ),
+                change="new" if r["inserted"] else "changed",
+            )
+            for r in rows
+        ]
 
     # --- ingest -----------------------------------------------------------------------
 
-    async def record_ingested(
-        self, *, rows: Sequence[tuple[str, str, str, datetime, int]]
-    ) -> set[tuple[str, str, str, datetime]]:
-        """Remember ingested observations; return the keys that were not seen before."""
+    async def record_ingested(self, *, prices: Sequence[IngestedPrice]) -> set[IngestedPrice]:
+        """Remember ingested observations; return those not seen before (same store, sku and time)."""
         fresh = await self.conn.fetch(
             """INSERT INTO ingested_prices (chain, store_id, sku, observed_at, price_cents)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[])
-               ON CONFLICT DO NOTHING RETURNING chain, store_id, sku, observed_at""",
-            *(list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], []),
+               SELECT i.chain, i.store_id, i.sku, i.observed_at, i.price_cents
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[])
+                    AS i(chain, store_id, sku, observed_at, price_cents)
+               ON CONFLICT DO NOTHING RETURNING chain, store_id, sku, observed_at, price_cents""",
+            [p.chain for p in prices],
+            [p.store_id for p in prices],
+            [p.sku for p in prices],
+            [p.observed_at for p in prices],
+            [p.price_cents for p in prices],
         )
-        return {(r["chain"], r["store_id"], r["sku"], r["observed_at"]) for r in fresh}
+        return {
+            IngestedPrice(
+                chain=r["chain"],
+                store_id=r["store_id"],
+                sku=r["sku"],
+                observed_at=r["observed_at"],
+                price_cents=r["price_cents"],
+            )
+            for r in fresh
+        }
 
-    async def quarantine(self, *, source: str, rejected: Sequence[tuple[str, dict[str, Any]]]) -> int:
-        """Keep rejected rows with their reason; return how many."""
+    async def quarantine(self, *, source: Source, rejected: Sequence[Rejected]) -> None:
+        """Keep rejected rows with their reason."""
         if rejected:
             await self.conn.copy_records_to_table(
                 "quarantine",
-                records=[(source, reason, json.dumps(raw, default=str)) for reason, raw in rejected],
+                records=[(source, r.reason, json.dumps(r.raw, default=str)) for r in rejected],
                 columns=("source", "reason", "raw"),
             )
-        return len(rejected)

@@ -13,7 +13,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from scraper.domain.units import KNOWN_UNITS
 
@@ -23,7 +23,6 @@ RawRow = dict[str, Any]
 Format = Literal["jsonl", "csv", "grocermatic", "heissepreise"]
 """A file format the importers read."""
 
-FORMATS: tuple[Format, ...] = get_args(Format)
 RAW_KEYS: frozenset[str] = frozenset(
     {
         "chain",

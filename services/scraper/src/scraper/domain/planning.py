@@ -18,6 +18,24 @@ Scope = Literal["plan", "all", "rescrape"]
 
 
 @dataclass(frozen=True, slots=True)
+class StoreRef:
+    """Name one store of one chain."""
+
+    chain: str
+    store_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """A store as the storefront's directory lists it."""
+
+    store_id: str
+    name: str
+    state: str | None
+    postcode: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoreState:
     """What the scraper knows of a store when planning."""
 
@@ -26,6 +44,31 @@ class StoreState:
     role: Role
     group_id: str | None
     last_scraped_at: datetime | None
+
+    @property
+    def ref(self) -> StoreRef:
+        """Return the store's name."""
+        return StoreRef(self.chain, self.store_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A category of a chain's storefront and how many pages it lists."""
+
+    slug: str
+    pages: int
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One page of one category at one store, within a run."""
+
+    run_id: str
+    chain: str
+    store_id: str
+    category: str
+    page: int
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +96,19 @@ def _due(store: StoreState, interval: timedelta, now: datetime) -> bool:
 def plan_stores(
     stores: list[StoreState],
     *,
-    rescrape: set[tuple[str, str]],
+    rescrape: set[StoreRef],
     now: datetime,
     policy: PlanPolicy,
     scope: Scope = "plan",
 ) -> list[PlannedStore]:
     """Choose the stores of a run, re-scrapes first, each store at most once."""
-    planned: dict[tuple[str, str], PlannedStore] = {}
+    planned: dict[StoreRef, PlannedStore] = {}
 
     def add(store: StoreState, reason: Reason) -> None:
-        planned.setdefault((store.chain, store.store_id), PlannedStore(store.chain, store.store_id, reason))
+        planned.setdefault(store.ref, PlannedStore(store.chain, store.store_id, reason))
 
     for store in stores:
-        if (store.chain, store.store_id) in rescrape:
+        if store.ref in rescrape:
             add(store, "rescrape")
     if scope == "rescrape":
         return list(planned.values())
@@ -93,3 +136,13 @@ def plan_stores(
         for store in due[:quota]:
             add(store, "member_check")
     return list(planned.values())
+
+
+def run_tasks(run_id: str, planned: list[PlannedStore], categories: dict[str, list[Category]]) -> list[Task]:
+    """List every page a run has to fetch: each category's pages at each planned store."""
+    return [
+        Task(run_id, store.chain, store.store_id, category.slug, page, store.reason)
+        for store in planned
+        for category in categories[store.chain]
+        for page in range(1, category.pages + 1)
+    ]

@@ -1,4 +1,4 @@
-"""Turn validated observations into outbox events, in the caller's transaction."""
+"""Turn validated observations into outgoing events, inside the caller's unit of work."""
 
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -9,18 +9,19 @@ from pydantic import ValidationError
 from contracts import Event
 from contracts.events import PriceObservation, PricesScraped, ProductObserved
 from contracts.events.v1 import MAX_OBSERVATIONS, PageRef, PricesScrapedPayload, ProductObservedPayload
-from scraper.repository import ProductRow, ScraperRepository
-from servicekit.outbox import enqueue
+from scraper.domain.ingest import Rejected
+from scraper.repository import ProductRow, ScraperRepository, Source
+from servicekit.unit_of_work import Work
 
 PRODUCER = "scraper"
 
 
 async def stage_prices(
-    repo: ScraperRepository,
+    work: Work[ScraperRepository],
     *,
     chain: str,
     store_id: str,
-    source: str,
+    source: Source,
     observations: Sequence[PriceObservation],
     products: Sequence[ProductRow],
     observed_at: datetime,
@@ -33,31 +34,33 @@ async def stage_prices(
     quarantined; its price still goes out.
     """
     events: list[Event] = []
-    rejected: list[tuple[str, dict[str, object]]] = []
-    for product, change in await repo.upsert_products(chain=chain, products=products):
+    rejected: list[Rejected] = []
+    for changed in await work.repo.upsert_products(chain=chain, products=products):
+        described = {"chain": chain, **_present(changed.product)}
         try:
             payload = ProductObservedPayload.model_validate(
-                {"chain": chain, "change": change, "observed_at": observed_at, **_present(product)}
+                {**described, "change": changed.change, "observed_at": observed_at}
             )
         except ValidationError as exc:
             reason = "product description off contract: " + "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)[:3]
             )
-            rejected.append((reason, {"chain": chain, **_present(product)}))
+            rejected.append(Rejected(reason, described))
             continue
         events.append(ProductObserved.new(producer=PRODUCER, payload=payload))
     for start in range(0, len(observations), MAX_OBSERVATIONS):
-        payload_prices = PricesScrapedPayload(
+        prices = PricesScrapedPayload(
             chain=chain,
             store_id=store_id,
-            source=source,  # type: ignore[arg-type]
+            source=source,
             run_id=run_id,
             page=page,
             observations=tuple(observations[start : start + MAX_OBSERVATIONS]),
         )
-        events.append(PricesScraped.new(producer=PRODUCER, payload=payload_prices))
-    await repo.quarantine(source=source, rejected=rejected)
-    return await enqueue(repo.conn, events)
+        events.append(PricesScraped.new(producer=PRODUCER, payload=prices))
+    await work.repo.quarantine(source=source, rejected=rejected)
+    work.publish(events)
+    return len(events)
 
 
 def _present(product: ProductRow) -> dict[str, object]:
