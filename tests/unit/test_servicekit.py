@@ -109,3 +109,31 @@ def test_handlers_follow_the_naming_rule() -> None:
             expected = "on_" + sub.topics[0].name  # type: ignore[attr-defined]
             expected = expected.removesuffix(".v1").replace(".", "_").replace("-", "_")
             assert [call.handler._original_call.__name__ for call in sub.calls] == [expected]
+
+
+def test_every_app_answers_health_metrics_and_bad_parameters_without_starting() -> None:
+    """Routes of build_app, with the lifespan not run: nothing is connected."""
+    from fastapi import APIRouter
+    from fastapi.testclient import TestClient
+
+    from servicekit.app import build_app
+    from servicekit.kit import make_parts
+
+    settings = ServiceSettings(service_name="probe", health_timeout_s=0.2)
+    broker, db, metrics = make_parts(settings, migrations=Path("."))
+    api = APIRouter()
+
+    @api.get("/things")
+    async def things(limit: int) -> dict[str, int]:
+        return {"limit": limit}
+
+    client = TestClient(build_app(Service(settings, broker, db, metrics, api_routers=(api,))))
+    assert client.get("/health/live").json() == {"status": "live", "service": "probe"}
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"broker": False, "database": False, "migrations": False}
+    assert "pricestream_messages_processed" in client.get("/metrics").text
+    assert client.get("/things", params={"limit": "2"}).json() == {"limit": 2}
+    bad = client.get("/things", params={"limit": "many"})
+    assert bad.status_code == 400
+    assert bad.json()["detail"][0]["where"] == "query.limit"
