@@ -172,6 +172,19 @@ async def test_rescrapes_of_chains_the_shop_lacks_are_dropped_unless_chains_were
     assert {t.store_id for t in await uow.repo.pending_tasks(run_id=run_id)} == {"s1"}
 
 
+async def test_stores_the_shop_does_not_list_are_not_planned_and_their_rescrapes_are_dropped() -> None:
+    runs, uow = _runs(_world())
+    await runs.plan_run(scope="plan", day=0, chains=(), as_of=None, now=NOW)
+    await _group(uow, "s1", ["s2", "ghost"])  # "ghost" priced only through an ingested file
+    async with uow:
+        await uow.repo.request_rescrape(store=StoreRef(CHAIN, "ghost"), reason="health_check")
+
+    run_id = await runs.plan_run(scope="all", day=1, chains=(), as_of=None, now=NOW)
+
+    assert {t.store_id for t in await uow.repo.pending_tasks(run_id=run_id)} == set(STORES)
+    assert await uow.repo.pending_rescrapes() == set(), "nothing to fetch for it, ever: dropped"
+
+
 # --- scraping pages -----------------------------------------------------------------
 
 

@@ -121,7 +121,22 @@ class ScrapeRuns:
                     stores=sorted((ref.chain, ref.store_id) for ref in unknown),
                 )
                 await work.repo.clear_rescrapes(stores=unknown)
-            states = await work.repo.store_states(chains=chains)
+            listed = {StoreRef(chain, s.store_id) for chain, stores in directories.items() for s in stores}
+            # A store known only from a group change (its prices came in a file) is not in the
+            # shop's directory: each of its pages would answer 404 and fail every run.
+            unlisted = {ref for ref in rescrape if ref.chain in directories and ref not in listed}
+            if unlisted:
+                log.warning(
+                    "dropping re-scrape requests of stores the storefront does not list",
+                    stores=sorted((ref.chain, ref.store_id) for ref in unlisted),
+                )
+                await work.repo.clear_rescrapes(stores=unlisted)
+                rescrape -= unlisted
+            states = [
+                state
+                for state in await work.repo.store_states(chains=chains)
+                if StoreRef(state.chain, state.store_id) in listed
+            ]
             planned = plan_stores(
                 states, rescrape=rescrape, now=as_of or now, policy=self.policy, scope=scope
             )
