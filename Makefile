@@ -40,7 +40,8 @@ status:
 
 test: install lint typecheck
 	$(BIN)/python -m contracts check
-	$(BIN)/pytest
+	# Two workers: the stack tiers mostly wait on other processes (groups in tests/conftest.py).
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 unit contracts integration e2e quality: install
 	$(BIN)/pytest -m $@
