@@ -96,6 +96,16 @@ def test_up_status_and_the_demo_story(config: StackConfig) -> None:
     assert (story["consumer_lag"], story["dead_letters"]) == (0, 0)
 
 
+def test_publish_of_only_bad_rows_fails_and_says_why(config: StackConfig, tmp_path: Path) -> None:
+    """Runs on the story's stack, before it is brought down."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"sku": "1", "price_cents": -3}\nnot json\n{"price_cents": 100}\n')
+    result = _run("publish", str(bad), "--chain", "coles", "--store", "1", config=config)
+    assert result.returncode == 1
+    assert _counts(result.stdout) == {"accepted": 0, "quarantined": 3, "duplicates": 0, "events": 0}
+    assert "nothing could be published" in result.stdout
+
+
 def test_lag_publish_topics_up_again_and_down(config: StackConfig) -> None:
     """Runs after the story on the same stack."""
     lag = _run("status", config=config)
@@ -141,17 +151,6 @@ def test_lag_publish_topics_up_again_and_down(config: StackConfig) -> None:
     after = _run("status", config=config)
     assert after.returncode == 1
     assert "DOWN" in after.stdout
-
-
-def test_publish_of_only_bad_rows_fails_and_says_why(config: StackConfig, tmp_path: Path) -> None:
-    up = _up(config)
-    assert up.returncode == 0, up.stdout
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"sku": "1", "price_cents": -3}\nnot json\n{"price_cents": 100}\n')
-    result = _run("publish", str(bad), "--chain", "coles", "--store", "1", config=config)
-    assert result.returncode == 1
-    assert _counts(result.stdout) == {"accepted": 0, "quarantined": 3, "duplicates": 0, "events": 0}
-    assert "nothing could be published" in result.stdout
 
 
 def _counts(stdout: str) -> dict[str, int]:

@@ -34,8 +34,19 @@ async def _retry_until(what: str, action: Any, timeout_s: float) -> None:
 
 
 async def _start_broker(service: Service) -> None:
+    """Connect, then start every subscriber at once.
+
+    FastStream starts subscribers one after another, and each consumer joining the service's
+    group makes the ones before it rejoin: a service with four subscribers took 30 s to start
+    on the local broker. Started together, they join in one round.
+    """
+    broker = service.broker
     try:
-        await service.broker.start()
+        await broker.connect()
+        await asyncio.gather(*(subscriber.start() for subscriber in broker.subscribers))
+        for publisher in broker.publishers:
+            await publisher.start()
+        broker.running = True
     except Exception:
         with contextlib.suppress(Exception):
             await service.broker.stop()
