@@ -40,8 +40,7 @@ status:
 
 test: install lint typecheck
 	$(BIN)/python -m contracts check
-	# Two workers: the stack tiers mostly wait on other processes (groups in tests/conftest.py).
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest
 
 unit contracts integration e2e quality: install
 	$(BIN)/pytest -m $@
