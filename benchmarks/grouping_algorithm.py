@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 from rich.console import Console
 
-from grouping.domain.evaluation import adjusted_rand_index, merges_distinct
 from grouping.domain.fingerprints import fingerprint
 from grouping.domain.grouping import find_groups
+from simulator.evaluation import adjusted_rand_index, merges_distinct
 from testsupport import report
 
 ZONE_FACTOR_RANGE = (0.90, 1.15)
@@ -152,7 +152,7 @@ def main() -> None:
         "adjusted_rand_index": round(
             adjusted_rand_index(chain.zones, [anchor_of[s] for s in chain.store_ids]), 4
         ),
-        "merges_distinct_zones": merges_distinct(truth, result.groups),
+        "merges_distinct_zones": merges_distinct(truth, [g.stores for g in result.groups]),
         "grouping_peak_mib_traced": round(traced_peak / 2**20, 1),
         # ru_maxrss is in KiB on Linux: the whole process, price matrix and interpreter included.
         "process_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10, 1),

@@ -4,12 +4,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from contracts import Event
 from contracts.events import StoreGroupChanged
 from contracts.events.v1 import StoreGroupChangedPayload
-from simulator.evaluation import adjusted_rand_index, ari_per_chain, follow_moves
+from simulator.evaluation import adjusted_rand_index, ari_per_chain, follow_moves, merges_distinct
 from simulator.story import bargain_figures, group_changes
 
 pytestmark = pytest.mark.unit
@@ -202,3 +203,19 @@ def test_group_changes_are_ordered_by_grouping_clock_then_offset() -> None:
         (_at(3), "g3"),
         (_at(3), "g4"),
     ]
+
+
+def test_adjusted_rand_index_agrees_with_scikit_learn() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    truth, predicted = rng.integers(0, 6, 200).tolist(), rng.integers(0, 9, 200).tolist()
+    predicted[:120] = truth[:120]
+    assert adjusted_rand_index(truth, predicted) == pytest.approx(
+        metrics.adjusted_rand_score(truth, predicted)
+    )
+
+
+def test_merges_distinct_tells_a_group_mixing_zones() -> None:
+    truth = {"a": "z1", "b": "z1", "c": "z2"}
+    assert not merges_distinct(truth, [("a", "b"), ("c",)])
+    assert merges_distinct(truth, [("a", "c"), ("b",)])

@@ -17,7 +17,6 @@ from contracts.events import PriceObservation, PricesScraped, RescrapeRequested,
 from contracts.events.v1 import PricesScrapedPayload
 from grouping import service_layer
 from grouping.bootstrap import MIGRATIONS
-from grouping.domain.evaluation import adjusted_rand_index
 from grouping.queries import GroupingQueries
 from grouping.repository import PostgresGroupingRepository
 from grouping.service_layer import CycleReport
@@ -27,6 +26,7 @@ from pricestream.stack import Stack
 from servicekit.db import KIT_MIGRATIONS, KIT_MIGRATIONS_TABLE, Database, migrate
 from servicekit.idempotency import mark_processed_many
 from servicekit.unit_of_work import unit_of_work_factory
+from simulator.evaluation import adjusted_rand_index
 from testsupport import running_stack, wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from grouping.domain.evaluation import adjusted_rand_index, merges_distinct
 from grouping.domain.fingerprints import fingerprint
 from grouping.domain.grouping import Group, GroupingResult, find_groups, match_counts, matches
+from simulator.evaluation import adjusted_rand_index, merges_distinct
 from simulator.world import World, WorldConfig
 
 pytestmark = pytest.mark.unit
@@ -162,7 +162,9 @@ def test_a_clean_world_groups_exactly_into_its_zones(chain: str) -> None:
     prices, stores = _chain_prices(world, chain)
     result = find_groups(prices, stores, _freshness(len(stores)))
     assert _score(world, chain, stores, result) == 1.0
-    assert not merges_distinct({store: world.zone_of(chain, store) for store in stores}, result.groups)
+    assert not merges_distinct(
+        {store: world.zone_of(chain, store) for store in stores}, [g.stores for g in result.groups]
+    )
 
 
 @pytest.mark.parametrize("chain", NOISY_CHAINS)
@@ -171,7 +173,9 @@ def test_exceptions_and_partial_scrapes_keep_the_zones(chain: str) -> None:
     prices, stores = _chain_prices(world, chain)
     result = find_groups(_scraped_partially(prices, seed=11), stores, _freshness(len(stores)))
     assert _score(world, chain, stores, result) >= 0.95
-    assert not merges_distinct({store: world.zone_of(chain, store) for store in stores}, result.groups)
+    assert not merges_distinct(
+        {store: world.zone_of(chain, store) for store in stores}, [g.stores for g in result.groups]
+    )
 
 
 def test_far_fewer_pairs_are_compared_than_possible() -> None:
@@ -290,31 +294,3 @@ def test_find_groups_rejects_inconsistent_input(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         find_groups(prices, stores, [0.0] * len(stores))
-
-
-# --- scores -------------------------------------------------------------------------------------
-
-
-def test_adjusted_rand_index() -> None:
-    assert adjusted_rand_index(["x", "x", "y"], [2, 2, 1]) == 1.0  # names do not matter
-    assert adjusted_rand_index([0, 0, 1, 2], [0, 0, 1, 1]) == pytest.approx(4 / 7)
-    assert adjusted_rand_index([0, 1, 2], [3, 4, 5]) == 1.0  # both all singletons
-    assert adjusted_rand_index([0, 0, 0], [0, 1, 2]) == 0.0
-    with pytest.raises(ValueError, match="one label each"):
-        adjusted_rand_index([0], [0, 1])
-
-
-def test_adjusted_rand_index_agrees_with_scikit_learn() -> None:
-    metrics = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(0)
-    truth, predicted = rng.integers(0, 6, 200).tolist(), rng.integers(0, 9, 200).tolist()
-    predicted[:120] = truth[:120]
-    assert adjusted_rand_index(truth, predicted) == pytest.approx(
-        metrics.adjusted_rand_score(truth, predicted)
-    )
-
-
-def test_merges_distinct_tells_a_group_mixing_zones() -> None:
-    truth = {"a": "z1", "b": "z1", "c": "z2"}
-    assert not merges_distinct(truth, [Group("a", ("b",)), Group("c")])
-    assert merges_distinct(truth, [Group("a", ("c",)), Group("b")])

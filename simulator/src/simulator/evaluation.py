@@ -5,7 +5,7 @@ Pure functions of what the services answered and what the storefront knows: no I
 
 import bisect
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,11 @@ def adjusted_rand_index(labels_true: Sequence[Hashable], labels_pred: Sequence[H
     if best == expected:
         return 1.0
     return float((together - expected) / (best - expected))
+
+
+def merges_distinct(truth: Mapping[str, str], groups: Iterable[Iterable[str]]) -> bool:
+    """Tell whether any group (its store ids) holds stores of two true zones (`truth`: store to zone)."""
+    return any(len({truth[store] for store in stores}) > 1 for stores in groups)
 
 
 def _codes(labels: Sequence[Hashable]) -> npt.NDArray[np.int64]:
