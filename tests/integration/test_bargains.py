@@ -9,7 +9,7 @@ import asyncio
 import os
 import random
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -36,7 +36,7 @@ from servicekit.metrics import processed_counts
 from servicekit.unit_of_work import Work
 from tests.fakes.bargains import InMemoryBargainsRepository, prices_of
 from tests.fakes.unit_of_work import FakeUnitOfWork
-from testsupport import wait_until
+from testsupport import rolled_back, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -408,18 +408,6 @@ def _announced(events: Sequence[Event], chain: str) -> set[tuple[str, str]]:
     }
 
 
-async def _rolled_back(stack: Stack, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run work in a transaction of the bargains database that is rolled back: nothing is kept."""
-    conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
-    transaction = conn.transaction()
-    await transaction.start()
-    try:
-        return await work(conn)
-    finally:
-        await transaction.rollback()
-        await conn.close()
-
-
 def _group(chain: str) -> StoreGroupChangedPayload:
     """s1 answers for m1."""
     return StoreGroupChangedPayload(
@@ -529,7 +517,7 @@ def test_folding_a_batch_of_prices_at_once_equals_folding_them_one_by_one(stack:
             announced,
         )
 
-    batched, one_by_one, announced = asyncio.run(_rolled_back(stack, both))
+    batched, one_by_one, announced = asyncio.run(rolled_back(stack, "bargains", both))
     # What the events amount to, folded in arrival order by the domain alone.
     folded: dict[tuple[str, str], tuple[Segment, ...]] = {}
     for payload in prices_of("batch-a", at=_BATCH_AT):
@@ -622,7 +610,7 @@ def test_the_in_memory_repository_does_what_the_sql_does(stack: Stack) -> None:
         return before, await _postgres_projection(conn, "parity-a"), work.published
 
     fake_before, fake_after = asyncio.run(run_fake())
-    sql_before, sql_after, published = asyncio.run(_rolled_back(stack, run_postgres))
+    sql_before, sql_after, published = asyncio.run(rolled_back(stack, "bargains", run_postgres))
 
     kinds = {b[0].split(":")[0] for b in sql_before["bargains"]}
     assert kinds == {"discount", "historical_low", "cross_chain"}, "not vacuous"

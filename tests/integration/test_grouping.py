@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ from servicekit.db import KIT_MIGRATIONS, KIT_MIGRATIONS_TABLE, Database, migrat
 from servicekit.idempotency import mark_processed_many
 from servicekit.unit_of_work import unit_of_work_factory
 from simulator.evaluation import adjusted_rand_index
-from testsupport import running_stack, wait_until
+from testsupport import rolled_back, running_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -217,18 +217,6 @@ def _payload(store: str, at: datetime, *prices: tuple[str, int]) -> PricesScrape
     return PricesScrapedPayload(chain="batch-g", store_id=store, source="ingest", observations=observations)
 
 
-async def _in_rolled_back_transaction(stack: Stack, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run work on the grouping database in a transaction that is rolled back: the service keeps nothing."""
-    conn = await asyncpg.connect(stack.service_process("grouping").env["GROUPING_DATABASE_URL"])
-    transaction = conn.transaction()
-    await transaction.start()
-    try:
-        return await work(conn)
-    finally:
-        await transaction.rollback()
-        await conn.close()
-
-
 def test_an_anchor_whose_prices_mostly_change_has_its_members_rechecked(stack: Stack) -> None:
     for store in ("a1", "a2", "a3"):
         _ingest(stack, store, datetime.now(UTC), chain="movechain")
@@ -274,7 +262,7 @@ def test_a_batch_of_prices_keeps_each_products_newest_price(stack: Stack) -> Non
         )
         return {(r["store_id"], r["sku"]): (r["price_cents"], r["observed_at"]) for r in rows}
 
-    assert asyncio.run(_in_rolled_back_transaction(stack, work)) == {
+    assert asyncio.run(rolled_back(stack, "grouping", work)) == {
         ("ga", "p1"): (900, now),
         ("ga", "p2"): (100, now),
         ("gm", "p1"): (300, old),
@@ -322,7 +310,7 @@ def test_noting_a_batch_of_prices_counts_them_and_marks_members_due(stack: Stack
             {r["group_id"]: r["rescrape_requested_at"] for r in groups},
         )
 
-    stores, groups = asyncio.run(_in_rolled_back_transaction(stack, work))
+    stores, groups = asyncio.run(rolled_back(stack, "grouping", work))
     assert stores == {
         "ga": ("g-batch-1", 11, now, False, now),  # the anchor: never due for a check against itself
         "gm": ("g-batch-1", 5 + 4, now, True, now),  # a member: due for a check against its anchor
@@ -350,7 +338,7 @@ def test_marking_a_batch_processed_returns_each_new_event_once(stack: Stack) -> 
         )
         return fresh, again, recorded
 
-    fresh, again, recorded = asyncio.run(_in_rolled_back_transaction(stack, work))
+    fresh, again, recorded = asyncio.run(rolled_back(stack, "grouping", work))
     assert [e.event_id for e in fresh] == [first.event_id, second.event_id]
     assert again == []
     assert recorded == 3

@@ -2,11 +2,16 @@
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
 
 from pricestream.config import StackConfig
 from pricestream.stack import Stack
+
+T = TypeVar("T")
 
 
 def stack_config(home: Path) -> StackConfig:
@@ -33,3 +38,16 @@ def running_stack(home: Path, label: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.down(report=lambda line: print(f"[{label}] {line}"))
+
+
+async def rolled_back(stack: Stack, service: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run work on a service's database in a transaction that is rolled back: the service keeps nothing."""
+    env = stack.service_process(service).env
+    conn = await asyncpg.connect(env[f"{service.upper()}_DATABASE_URL"])
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        return await work(conn)
+    finally:
+        await transaction.rollback()
+        await conn.close()
