@@ -9,11 +9,6 @@ from servicekit.db import Connection
 E = TypeVar("E", bound=Event)
 
 
-async def mark_processed(conn: Connection, event: Event) -> bool:
-    """Record the event as processed; return False when it already was (a duplicate)."""
-    return bool(await mark_processed_many(conn, [event]))
-
-
 async def mark_processed_many(conn: Connection, events: Sequence[E]) -> list[E]:
     """Record events as processed; return those not processed before, once each, in order."""
     if not events:
