@@ -25,7 +25,7 @@ from scraper.domain.planning import (
 from scraper.repository import ProductRow, Run, RunStatus, ScraperRepository
 from scraper.service_layer.staging import stage_prices
 from scraper.telemetry import ScraperCounters
-from servicekit.unit_of_work import UnitOfWorkFactory
+from servicekit.unit_of_work import UnitOfWorkFactory, Work
 
 log = structlog.get_logger(__name__)
 
@@ -112,26 +112,10 @@ class ScrapeRuns:
         async with self.uow() as work:
             for chain, stores in directories.items():
                 await work.repo.upsert_stores(chain=chain, stores=stores)
-            rescrape = await work.repo.pending_rescrapes()
-            unknown = {ref for ref in rescrape if ref.chain not in directories}
-            if unknown and not requested:
-                # The shop does not sell for these chains: nothing to fetch, ever.
-                log.warning(
-                    "dropping re-scrape requests of chains the storefront lacks",
-                    stores=sorted((ref.chain, ref.store_id) for ref in unknown),
-                )
-                await work.repo.clear_rescrapes(stores=unknown)
             listed = {StoreRef(chain, s.store_id) for chain, stores in directories.items() for s in stores}
-            # A store known only from a group change (its prices came in a file) is not in the
-            # shop's directory: each of its pages would answer 404 and fail every run.
-            unlisted = {ref for ref in rescrape if ref.chain in directories and ref not in listed}
-            if unlisted:
-                log.warning(
-                    "dropping re-scrape requests of stores the storefront does not list",
-                    stores=sorted((ref.chain, ref.store_id) for ref in unlisted),
-                )
-                await work.repo.clear_rescrapes(stores=unlisted)
-                rescrape -= unlisted
+            rescrape = await _fetchable_rescrapes(
+                work, listed, chains=set(directories), named=bool(requested)
+            )
             states = [
                 state
                 for state in await work.repo.store_states(chains=chains)
@@ -266,3 +250,28 @@ def _listing_row(listing: dict[str, Any], category: str) -> RawRow:
         "was_price": listing.get("was_price"),
         "available": listing.get("available", True),
     }
+
+
+async def _fetchable_rescrapes(
+    work: Work[ScraperRepository], listed: set[StoreRef], *, chains: set[str], named: bool
+) -> set[StoreRef]:
+    """Return the pending re-scrapes the shop can answer; drop those it never will.
+
+    A chain the shop does not sell for has nothing to fetch (unless the run names its chains,
+    when other chains' requests wait for their own run). A store known only from a group
+    change (its prices came in a file) is not in its chain's directory: each of its pages
+    would answer 404 and fail every run.
+    """
+    rescrape = await work.repo.pending_rescrapes()
+    unknown = {ref for ref in rescrape if ref.chain not in chains}
+    unlisted = {ref for ref in rescrape if ref.chain in chains and ref not in listed}
+    for dropped, why in (
+        (set() if named else unknown, "chains the storefront lacks"),
+        (unlisted, "stores it does not list"),
+    ):
+        if dropped:
+            log.warning(
+                f"dropping re-scrape requests of {why}", stores=sorted((r.chain, r.store_id) for r in dropped)
+            )
+            await work.repo.clear_rescrapes(stores=dropped)
+    return rescrape - unlisted
