@@ -123,17 +123,11 @@ class GroupingQueries:
 
     async def store_prices(self, *, chain: str, store_id: str) -> StorePrices | None:
         """Answer a store's prices: its own rows first, the rest from its anchor (None: unknown store)."""
+        group = await self.store_group(chain=chain, store_id=store_id)
+        if group is None:
+            return None
+        anchor = group.anchor_store_id
         async with self.db.pool.acquire() as conn:
-            anchor_row = await conn.fetchrow(
-                """SELECT g.anchor_store_id
-                   FROM stores s LEFT JOIN groups g ON g.group_id = s.group_id
-                   WHERE s.chain = $1 AND s.store_id = $2""",
-                chain,
-                store_id,
-            )
-            if anchor_row is None:
-                return None
-            anchor: str | None = anchor_row["anchor_store_id"]
             rows = await conn.fetch(
                 """SELECT DISTINCT ON (sku) sku, price_cents, was_price_cents, available, observed_at,
                           store_id AS answered_by
