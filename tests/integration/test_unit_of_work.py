@@ -115,6 +115,25 @@ async def test_the_advisory_lock_is_held_until_the_transaction_ends(db: Database
         assert await later.try_lock("uowtest.cycle")
 
 
+async def test_the_advisory_lock_is_per_schema_so_services_sharing_a_database_do_not_block(
+    db: Database, stack: Stack
+) -> None:
+    dsn = stack.postgres.dsn(database=stack.config.database)
+    admin = await asyncpg.connect(dsn)
+    await admin.execute("DROP SCHEMA IF EXISTS uowother CASCADE; CREATE SCHEMA uowother")
+    other = Database(ServiceSettings(service_name="uowother", database_url=dsn), KIT_MIGRATIONS)
+    await other.connect()
+    try:
+        async with UnitOfWork(db, Notes) as here:
+            assert await here.try_lock("shared.cycle")
+            async with UnitOfWork(other, Notes) as there:
+                assert await there.try_lock("shared.cycle"), "another schema's lock of that name is its own"
+    finally:
+        await other.close()
+        await admin.execute("DROP SCHEMA uowother CASCADE")
+        await admin.close()
+
+
 async def test_a_database_from_before_servicekit_owned_its_tables_is_renumbered(
     stack: Stack, tmp_path: Path
 ) -> None:

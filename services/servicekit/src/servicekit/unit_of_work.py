@@ -107,7 +107,13 @@ class UnitOfWork(Generic[R]):
 
     async def try_lock(self, name: str) -> bool:
         """Take an advisory lock held until the transaction ends; False when another holds it."""
-        return bool(await self.conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", name))
+        # Advisory locks are database-wide; scoping the key by schema keeps two services (or a
+        # test's scratch schema) sharing one database from skipping each other's work.
+        return bool(
+            await self.conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext(coalesce(current_schema(), '') || ':' || $1))", name
+            )
+        )
 
 
 UnitOfWorkFactory = Callable[[], contextlib.AbstractAsyncContextManager[Work[R]]]
