@@ -111,7 +111,8 @@ class UnitOfWork(Generic[R]):
         # test's scratch schema) sharing one database from skipping each other's work.
         return bool(
             await self.conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtext(coalesce(current_schema(), '') || ':' || $1))", name
+                "SELECT pg_try_advisory_xact_lock(hashtext(coalesce(current_schema(), '') || ':' || $1))",
+                name,
             )
         )
 
