@@ -25,16 +25,42 @@ MAX_MEMBERS = 10_000
 # --- prices ---------------------------------------------------------------------------
 
 
+class StatedUnitPrice(Contract):
+    """A unit price as the shop states it on the shelf label: $1.50 per 100g."""
+
+    cents: Cents = Field(description="The stated price for `quantity` `unit`, in cents")
+    quantity: int = Field(ge=1, le=10_000, description="100 in $1.50 per 100g")
+    unit: Literal["g", "kg", "ml", "l", "ea"]
+    text: ShortText = Field(description="The label as the shop wrote it")
+
+
+class MultiBuy(Contract):
+    """An offer of several items for one price: 2 for $5."""
+
+    quantity: int = Field(ge=2, le=100)
+    total_cents: Cents
+
+
 class PriceObservation(Contract):
     """What one store charged for one product at one moment."""
 
     sku: Sku
-    price_cents: Cents = Field(description="Shelf price paid today, in cents")
+    price_cents: Cents = Field(description="Shelf price paid today, in cents (per kg when sold_by is kg)")
     was_price_cents: Cents | None = Field(
         default=None, description="Regular price the shop shows during a special, in cents"
     )
     available: bool = Field(default=True, description="False when shown as out of stock")
     observed_at: UtcDatetime
+    unit_price: StatedUnitPrice | None = Field(default=None, description="The shop's own unit price")
+    multibuy: MultiBuy | None = Field(
+        default=None, description="A multi-buy offer; price_cents stays the price of one"
+    )
+    member_price_cents: Cents | None = Field(
+        default=None, description="Price for loyalty members only; price_cents is what anyone pays"
+    )
+    sold_by: Literal["each", "kg"] = Field(
+        default="each", description="kg: a loose item weighed at the till, priced per kilogram"
+    )
 
 
 class PageRef(Contract):
@@ -112,6 +138,10 @@ class ProductObservedPayload(Contract):
     barcode: Barcode | None = None
     url: str | None = Field(default=None, max_length=2_000)
     observed_at: UtcDatetime
+    shared_category: ShortText | None = Field(
+        default=None,
+        description="The chain's category on pricestream's shared tree (dairy/cheese); None when unmapped",
+    )
 
 
 class ProductObserved(Event):
