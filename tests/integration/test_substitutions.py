@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -284,6 +285,10 @@ async def test_the_repository_keeps_the_newest_description_caches_vectors_and_ro
         assert await repo.upsert_product(description=renamed, observed_at=T0 + timedelta(hours=2))
         await repo.upsert_product(description=Description("freshmart", "milk", "Milk"), observed_at=T0)
         assert await repo.products() == [Description("freshmart", "milk", "Milk"), renamed]
+        # A description that differs only by its shared category is a change, and is kept.
+        mapped = replace(renamed, shared_category="dairy/milk")
+        assert await repo.upsert_product(description=mapped, observed_at=T0 + timedelta(hours=3))
+        assert (await repo.products())[1] == mapped
 
         first = np.linspace(0, 1, 8, dtype=np.float32)
         await repo.store_vectors(model="m", vectors={"milk": first})
@@ -299,7 +304,7 @@ async def test_the_repository_keeps_the_newest_description_caches_vectors_and_ro
     async with db.pool.acquire() as conn:
         kept = await conn.fetchval("SELECT observed_at FROM products WHERE chain = 'valueway'")
         computed = await conn.fetchval("SELECT computed_at FROM substitutes WHERE chain = 'valueway'")
-        assert (kept, computed) == (T0 + timedelta(hours=2), T0 + timedelta(days=1))
+        assert (kept, computed) == (T0 + timedelta(hours=3), T0 + timedelta(days=1))
         queries = SubstitutionsQueries(conn)
         found = await queries.substitutes(chain="valueway", sku="milk")
         assert found is not None

@@ -368,6 +368,38 @@ def test_a_related_product_of_the_same_category_is_l4_and_another_category_is_no
     assert _links(index, "freshmart", "milk") == [("L4", "valueway", "powder")]
 
 
+def test_chains_own_categories_never_meet_but_their_shared_category_does() -> None:
+    def described(chain: str, sku: str, name: str, category: str, shared: str | None) -> ParsedProduct:
+        return parse_product(
+            chain=chain, sku=sku, name=name, brand="Pauls", category=category, shared_category=shared
+        )
+
+    def milk(shared: str | None) -> ParsedProduct:
+        return described("freshmart", "milk", "Pauls Full Cream Milk 2L", "Dairy, Eggs & Fridge", shared)
+
+    def powder(chain: str, category: str, shared: str | None) -> ParsedProduct:
+        return described(chain, "powder", "Pauls Full Cream Milk Powder 1kg", category, shared)
+
+    unmapped = _index(milk(None), powder("valueway", "dairy-eggs-fridge/milk", None))
+    assert _links(unmapped, "freshmart", "milk") == []
+    half_mapped = _index(milk("dairy"), powder("valueway", "dairy-eggs-fridge/milk", None))
+    assert _links(half_mapped, "freshmart", "milk") == []
+
+    mapped = _index(
+        milk("dairy"),
+        powder("valueway", "dairy-eggs-fridge/milk", "dairy"),
+        powder("greengrocer", "Dairy", "pantry"),
+    )
+    assert _links(mapped, "freshmart", "milk") == [("L4", "valueway", "powder")]
+
+
+def test_a_shared_category_never_equals_a_chain_category_of_the_same_words() -> None:
+    shared = _product("freshmart", "a", "Milk")
+    assert parse_product(chain="x", sku="a", name="Milk", shared_category="dairy").category == "shared:dairy"
+    assert parse_product(chain="x", sku="a", name="Milk", category="Dairy").category == "dairy"
+    assert shared.category is None
+
+
 def test_within_keeps_only_substitutes_at_that_chain() -> None:
     index = _index(
         _milk("freshmart", barcode=GTIN_MILK),

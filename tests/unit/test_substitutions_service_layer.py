@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -324,3 +325,28 @@ async def test_the_handler_observes_a_product_once_however_often_it_is_delivered
     assert len(uow.published) == 2
     assert uow.repo.rows[VALUEWAY_MILK].description == _milk("valueway")
     assert uow.repo.computed_at[VALUEWAY_MILK] == NOW
+
+
+async def test_a_shared_category_arriving_later_links_two_chains_at_l4() -> None:
+    matcher, uow, _ = await _started()
+    milk = Description(
+        "freshmart",
+        "milk",
+        "Pauls Full Cream Milk 2L",
+        brand="Pauls",
+        category="Dairy",
+        shared_category="dairy",
+    )
+    powder = Description(
+        "valueway", "powder", "Pauls Full Cream Milk Powder 1kg", brand="Pauls", category="dairy-eggs-fridge"
+    )
+    await _observe(matcher, milk)
+    await _observe(matcher, powder)
+    assert matcher.catalogue is not None
+    assert _keys(list_of(matcher.catalogue, "freshmart", "milk"), "L4") == set()
+
+    # The scraper's map now places the other chain's aisle on the shared tree: a new description.
+    mapped = replace(powder, shared_category="dairy")
+    assert await _observe(matcher, mapped, T0 + timedelta(hours=1)) > 0
+    assert uow.repo.rows[("valueway", "powder")].description.shared_category == "dairy"
+    assert _keys(list_of(matcher.catalogue, "freshmart", "milk"), "L4") == {("valueway", "powder")}

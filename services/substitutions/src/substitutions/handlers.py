@@ -45,4 +45,5 @@ def _describe(payload: ProductObservedPayload) -> Description:
         size=payload.size,
         category=payload.category,
         barcode=payload.barcode,
+        shared_category=payload.shared_category,
     )

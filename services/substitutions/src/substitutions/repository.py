@@ -51,15 +51,17 @@ class PostgresSubstitutionsRepository:
     async def upsert_product(self, *, description: Description, observed_at: datetime) -> bool:
         """Store a product's description unless a newer one is held; return whether it changed."""
         changed = await self.conn.fetchval(
-            """INSERT INTO products AS p (chain, sku, name, brand, size, category, barcode, observed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            """INSERT INTO products AS p (chain, sku, name, brand, size, category, barcode, observed_at,
+                                          shared_category)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                ON CONFLICT (chain, sku) DO UPDATE SET
                    name = EXCLUDED.name, brand = EXCLUDED.brand, size = EXCLUDED.size,
                    category = EXCLUDED.category, barcode = EXCLUDED.barcode,
-                   observed_at = EXCLUDED.observed_at
+                   observed_at = EXCLUDED.observed_at, shared_category = EXCLUDED.shared_category
                WHERE p.observed_at < EXCLUDED.observed_at
-                 AND (p.name, p.brand, p.size, p.category, p.barcode) IS DISTINCT FROM
-                     (EXCLUDED.name, EXCLUDED.brand, EXCLUDED.size, EXCLUDED.category, EXCLUDED.barcode)
+                 AND (p.name, p.brand, p.size, p.category, p.barcode, p.shared_category) IS DISTINCT FROM
+                     (EXCLUDED.name, EXCLUDED.brand, EXCLUDED.size, EXCLUDED.category, EXCLUDED.barcode,
+                      EXCLUDED.shared_category)
                RETURNING true""",
             description.chain,
             description.sku,
@@ -69,13 +71,15 @@ class PostgresSubstitutionsRepository:
             description.category,
             description.barcode,
             observed_at,
+            description.shared_category,
         )
         return bool(changed)
 
     async def products(self) -> list[Description]:
         """Return every product held, in a stable order (by chain, then sku)."""
         rows = await self.conn.fetch(
-            "SELECT chain, sku, name, brand, size, category, barcode FROM products ORDER BY chain, sku"
+            """SELECT chain, sku, name, brand, size, category, barcode, shared_category
+               FROM products ORDER BY chain, sku"""
         )
         return [
             Description(
@@ -86,6 +90,7 @@ class PostgresSubstitutionsRepository:
                 size=row["size"],
                 category=row["category"],
                 barcode=row["barcode"],
+                shared_category=row["shared_category"],
             )
             for row in rows
         ]

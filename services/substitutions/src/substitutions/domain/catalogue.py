@@ -44,6 +44,8 @@ class Description:
     size: str | None = None
     category: str | None = None
     barcode: str | None = None
+    shared_category: str | None = None
+    """The category on pricestream's shared tree (dairy/cheese), the same at every chain."""
 
 
 def known_brands(descriptions: Iterable[Description]) -> set[str]:
@@ -81,6 +83,7 @@ class Catalogue:
             size=description.size,
             category=description.category,
             barcode=description.barcode,
+            shared_category=description.shared_category,
             brands=self.brands,
         )
 

@@ -4,7 +4,8 @@
 - L2 near-identical: the same item under another name at another chain: a name alike by
   rapidfuzz (compared only inside blocks of equal size) and by meaning, the same brand.
 - L3 same kind, another brand, comparable size: embeddings of the names without brand.
-- L4 a looser alternative: related by meaning, in the same category where both say one.
+- L4 a looser alternative: related by meaning, in the same category where both say one (the
+  shared tree's category where the chain's is mapped, so chains' categories meet).
 
 An `Index` holds every product with its name embedding in growable arrays; `find` scores
 a batch of products against all of them with matrix products and `process.cdist`, never a

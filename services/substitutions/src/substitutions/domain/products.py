@@ -80,6 +80,7 @@ class ParsedProduct:
     kind: str
     size: Size | None
     category: str | None
+    """What L4 compares: `shared:` and the shared path when mapped, else the chain's own category."""
     barcode: str | None
 
     @property
@@ -192,6 +193,7 @@ def parse_product(
     size: str | None = None,
     category: str | None = None,
     barcode: str | None = None,
+    shared_category: str | None = None,
     brands: Collection[str] = (),
 ) -> ParsedProduct:
     """Parse what a shop says about a product; `brands` are known brands to find in a name without one."""
@@ -216,9 +218,17 @@ def parse_product(
         title=title,
         kind=kind or title,
         size=parsed_size,
-        category=normalise(category) if category else None,
+        category=_l4_category(category, shared_category),
         barcode=barcode,
     )
+
+
+def _l4_category(category: str | None, shared_category: str | None) -> str | None:
+    """Return the category L4 compares: the shared one where the chain's is mapped, which chains share."""
+    if shared_category:
+        # Normalised chain categories never hold `:`, so a shared path cannot equal one of them.
+        return f"shared:{shared_category}"
+    return normalise(category) if category else None
 
 
 _VARIANT_BITS = {word: 1 << bit for bit, word in enumerate(sorted(VARIANT_WORDS))}
