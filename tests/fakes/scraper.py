@@ -192,11 +192,14 @@ class InMemoryScraperRepository:
                 changes.append(ProductChange(product, "new"))
                 continue
             barcode = product.barcode if product.barcode is not None else old.barcode
-            if (old.name, old.brand, old.size, old.barcode) == (
+            # A row without a category keeps the shared category known, as the SQL does.
+            shared = product.shared_category if product.category is not None else old.shared_category
+            if (old.name, old.brand, old.size, old.barcode, old.shared_category) == (
                 product.name,
                 product.brand,
                 product.size,
                 barcode,
+                shared,
             ):
                 continue  # nothing that counts changed: the row is left as it was, category and url too
             stored = replace(
@@ -204,6 +207,7 @@ class InMemoryScraperRepository:
                 category=product.category if product.category is not None else old.category,
                 barcode=barcode,
                 url=product.url if product.url is not None else old.url,
+                shared_category=shared,
             )
             self.products[(chain, product.sku)] = stored
             changes.append(ProductChange(stored, "changed"))

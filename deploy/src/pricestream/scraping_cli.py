@@ -1,5 +1,7 @@
 """CLI commands that feed prices in: run a scrape, publish a file of observations."""
 
+import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +13,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pricestream.processes import StackError
 from pricestream.stack import Stack
+from scraper.chains.live import (
+    SITES,
+    LiveSummary,
+    NoNetworkError,
+    check_reachable,
+    live_adapter,
+    live_fetcher,
+    scrape_store,
+)
 from scraper.domain.importers import read_rows
+from scraper.fetching import FetchError
+from scraper.settings import ScraperSettings
 
 
 def _scraper_url(stack: Stack) -> str:
@@ -43,6 +56,36 @@ def run_scrape(
             summary = httpx.get(f"{url}/v1/runs/{run_id}", timeout=10).json()
             progress.update(bar, completed=summary["pages_done"], observations=summary["observations"])
     return summary
+
+
+def run_live_scrape(
+    console: Console, *, chain: str, store: str, site: str | None, pages: int, out: Path | None
+) -> None:
+    """Read pages of one store from a real chain's site and show what they hold (StackError when it fails)."""
+
+    async def scrape() -> LiveSummary:
+        fetcher = live_fetcher(ScraperSettings().user_agent)
+        try:
+            adapter = live_adapter(chain, fetcher, site)
+            await check_reachable(fetcher, site or SITES[chain])
+            return await scrape_store(adapter, chain, store, max_pages=pages, now=datetime.now(UTC))
+        except (NoNetworkError, ValueError) as exc:
+            raise StackError(str(exc)) from None
+        except FetchError as exc:
+            raise StackError(f"the {chain} site refused the scrape: {exc}") from None
+        finally:
+            await fetcher.client.aclose()
+
+    summary = asyncio.run(scrape())
+    console.print(
+        f"{chain} store {store}: {summary.pages} pages, {len(summary.observations)} prices, "
+        f"{sum(summary.quarantined.values())} rows quarantined"
+    )
+    for reason, count in summary.quarantined.most_common(10):
+        console.print(f"  quarantined {count}x: {reason}")
+    if out is not None:
+        out.write_text("".join(json.dumps(row) + "\n" for row in summary.observations))
+        console.print(f"wrote {out}: send it in with `pricestream publish {out}`")
 
 
 def publish_file(

@@ -4,18 +4,19 @@ from datetime import timedelta
 from importlib.resources import files
 from pathlib import Path
 
-import httpx
-
 from scraper.api import build_api
+from scraper.category_map import load_category_map
+from scraper.chains import coles, woolworths
+from scraper.chains.base import ChainAdapter, ChainRouter
+from scraper.chains.simulator import StorefrontClient
 from scraper.domain.planning import PlanPolicy
-from scraper.fetching import Fetcher, FetchPolicy
+from scraper.fetching import Fetcher, FetchPolicy, cookieless_client
 from scraper.handlers import build_router
 from scraper.queries import ScraperQueries
 from scraper.repository import PostgresScraperRepository, ScraperRepository
 from scraper.service_layer.ingestion import Ingestor
 from scraper.service_layer.runs import ScrapeRuns
 from scraper.settings import ScraperSettings
-from scraper.shop import StorefrontClient
 from scraper.telemetry import ScraperCounters
 from scraper.workers import ScrapeRunner
 from servicekit.clock import Clock, utc_now
@@ -34,20 +35,22 @@ def bootstrap(settings: ScraperSettings, *, clock: Clock = utc_now) -> Service:
     broker.include_router(build_router(uow=uow, group_id=settings.service_name))
     declare_publishers(broker, settings.service_name)
     counters = ScraperCounters.register(metrics.registry)
+    categories = load_category_map(settings.category_map)
     fetcher = Fetcher(
-        httpx.AsyncClient(headers={"User-Agent": settings.user_agent}),
+        cookieless_client(settings.user_agent),
         _fetch_policy(settings),
         on_retry=lambda reason: counters.retries.labels(reason).inc(),
     )
     runs = ScrapeRuns(
         uow=uow,
-        shop=StorefrontClient(fetcher, settings.storefront_url),
+        shop=chain_router(settings, fetcher, counters),
         policy=PlanPolicy(
             anchor_interval=timedelta(hours=settings.anchor_interval_h),
             member_check_interval=timedelta(hours=settings.member_check_interval_h),
             member_sample_share=settings.member_sample_share,
         ),
         counters=counters,
+        categories=categories,
     )
     runner = ScrapeRunner(
         runs=runs,
@@ -60,7 +63,7 @@ def bootstrap(settings: ScraperSettings, *, clock: Clock = utc_now) -> Service:
     api = build_api(
         queries=ScraperQueries(db),
         runner=runner,
-        ingestor=Ingestor(uow=uow, counters=counters),
+        ingestor=Ingestor(uow=uow, counters=counters, categories=categories),
         settings=settings,
         clock=clock,
     )
@@ -74,12 +77,30 @@ def bootstrap(settings: ScraperSettings, *, clock: Clock = utc_now) -> Service:
     )
 
 
+def chain_router(settings: ScraperSettings, fetcher: Fetcher, counters: ScraperCounters) -> ChainRouter:
+    """Return the shop the scraper reads: each chain through its dialect's adapter."""
+    adapters: dict[str, ChainAdapter] = {}
+    for chain, dialect in settings.dialects.items():
+        site = settings.chain_urls.get(chain)
+        if dialect == "coles":
+            adapters[chain] = coles.ColesAdapter(fetcher, site or coles.SITE)
+        elif dialect == "woolworths":
+            adapters[chain] = woolworths.WoolworthsAdapter(fetcher, site or woolworths.SITE)
+    return ChainRouter(
+        storefront=StorefrontClient(fetcher, settings.storefront_url),
+        adapters=adapters,
+        fetcher=fetcher,
+        defences=counters.defences,
+    )
+
+
 def _fetch_policy(settings: ScraperSettings) -> FetchPolicy:
     """Return the fetcher's per-host limits and retry rules from the settings."""
     return FetchPolicy(
         concurrency=settings.fetch_concurrency_per_host,
         rate_per_s=settings.fetch_rate_per_host,
         timeout_s=settings.fetch_timeout_s,
+        connect_timeout_s=settings.fetch_connect_timeout_s,
         max_attempts=settings.fetch_max_attempts,
         backoff_base_s=settings.fetch_backoff_base_s,
         backoff_max_s=settings.fetch_backoff_max_s,

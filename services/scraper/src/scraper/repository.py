@@ -38,6 +38,7 @@ class ProductRow:
     category: str | None
     barcode: str | None
     url: str | None
+    shared_category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,19 +337,29 @@ class PostgresScraperRepository:
         if not products:
             return []
         rows = await self.conn.fetch(
-            """INSERT INTO products AS p (chain, sku, name, brand, size, category, barcode, url)
-               SELECT $1, i.sku, i.name, i.brand, i.size, i.category, i.barcode, i.url
+            # A row without a category keeps the shared category known; one with a category
+            # takes the map's answer for it, so a corrected map re-describes the product.
+            """INSERT INTO products AS p (chain, sku, name, brand, size, category, barcode, url,
+                                          shared_category)
+               SELECT $1, i.sku, i.name, i.brand, i.size, i.category, i.barcode, i.url, i.shared
                FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                           $8::text[]) AS i(sku, name, brand, size, category, barcode, url)
+                           $8::text[], $9::text[])
+                    AS i(sku, name, brand, size, category, barcode, url, shared)
                ON CONFLICT (chain, sku) DO UPDATE
                SET name = EXCLUDED.name, brand = EXCLUDED.brand, size = EXCLUDED.size,
                    category = coalesce(EXCLUDED.category, p.category),
                    barcode = coalesce(EXCLUDED.barcode, p.barcode),
-                   url = coalesce(EXCLUDED.url, p.url), updated_at = now()
-               WHERE (p.name, p.brand, p.size, p.barcode)
+                   url = coalesce(EXCLUDED.url, p.url),
+                   shared_category = CASE WHEN EXCLUDED.category IS NULL THEN p.shared_category
+                                          ELSE EXCLUDED.shared_category END,
+                   updated_at = now()
+               WHERE (p.name, p.brand, p.size, p.barcode, p.shared_category)
                      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.brand, EXCLUDED.size,
-                                       coalesce(EXCLUDED.barcode, p.barcode))
-               RETURNING sku, name, brand, size, category, barcode, url, (xmax = 0) AS inserted""",
+                                       coalesce(EXCLUDED.barcode, p.barcode),
+                                       CASE WHEN EXCLUDED.category IS NULL THEN p.shared_category
+                                            ELSE EXCLUDED.shared_category END)
+               RETURNING sku, name, brand, size, category, barcode, url, shared_category,
+                         (xmax = 0) AS inserted""",
             chain,
             [p.sku for p in products],
             [p.name for p in products],
@@ -357,6 +368,7 @@ class PostgresScraperRepository:
             [p.category for p in products],
             [p.barcode for p in products],
             [p.url for p in products],
+            [p.shared_category for p in products],
         )
         return [
             ProductChange(
@@ -368,6 +380,7 @@ class PostgresScraperRepository:
                     category=r["category"],
                     barcode=r["barcode"],
                     url=r["url"],
+                    shared_category=r["shared_category"],
                 ),
                 change="new" if r["inserted"] else "changed",
             )

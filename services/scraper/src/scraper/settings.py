@@ -1,5 +1,8 @@
 """Settings of the scraper service, read from `SCRAPER_*` environment variables."""
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -15,10 +18,21 @@ class ScraperSettings(ServiceSettings):
     http_port: int = 8081
 
     storefront_url: str = "http://127.0.0.1:8090"
+    dialects: dict[str, Literal["simulator", "coles", "woolworths"]] = Field(
+        default_factory=dict,
+        description='Each chain\'s web API, as JSON: {"coles": "coles"}; unnamed chains use the storefront',
+    )
+    chain_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each chain's site, as JSON; default the real site of its dialect",
+    )
     user_agent: str = "pricestream-scraper/0.1 (grocery price research; respects Retry-After)"
     fetch_concurrency_per_host: int = Field(default=8, ge=1)
     fetch_rate_per_host: float = Field(default=200.0, gt=0, description="Requests per second per host")
     fetch_timeout_s: float = Field(default=10.0, gt=0)
+    fetch_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Fail fast when a host is unreachable"
+    )
     fetch_max_attempts: int = Field(default=8, ge=1)
     fetch_backoff_base_s: float = Field(default=0.1, ge=0)
     fetch_backoff_max_s: float = Field(default=10.0, ge=0)
@@ -37,3 +51,8 @@ class ScraperSettings(ServiceSettings):
     ingest_token: SecretStr | None = Field(default=None, description="Bearer token of POST /v1/observations")
     ingest_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     ingest_max_rows: int = Field(default=10_000, ge=1)
+
+    category_map: Path | None = Field(
+        default=None,
+        description="CSV mapping chain categories onto the shared tree (None: the packaged one)",
+    )

@@ -13,6 +13,7 @@ class ScraperCounters:
     observations: Counter
     retries: Counter
     quarantined: Counter
+    defences: Counter
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> "ScraperCounters":
@@ -25,5 +26,12 @@ class ScraperCounters:
             ),
             quarantined=Counter(
                 "scraper_quarantined", "Rows quarantined, by source", ["source"], registry=registry
+            ),
+            defences=Counter(
+                "scraper_site_defences",
+                "Answers refused as a whole, the host paused: by chain and defence "
+                "(challenge, build_id, forbidden, rate_limited, empty_page, schema_drift)",
+                ["chain", "defence"],
+                registry=registry,
             ),
         )

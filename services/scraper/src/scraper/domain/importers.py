@@ -42,6 +42,11 @@ RAW_KEYS: frozenset[str] = frozenset(
         "was_price_cents",
         "observed_at",
         "available",
+        "unit_price",
+        "multibuy",
+        "member_price",
+        "member_price_cents",
+        "sold_by",
     }
 )
 

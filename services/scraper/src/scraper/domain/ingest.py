@@ -4,14 +4,15 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
 from contracts.events import PriceObservation
-from contracts.events.v1 import ProductObservedPayload
+from contracts.events.v1 import MultiBuy, ProductObservedPayload, StatedUnitPrice
 from contracts.types import MAX_PRICE_CENTS, Barcode, ChainId, Sku, StoreId
 from scraper.domain.importers import RawRow
+from scraper.domain.shelf import parse_multibuy, parse_unit_price
 from scraper.domain.units import is_known_unit
 
 # Clocks of scrapers and of this service disagree a little; a larger lead is a wrong timestamp.
@@ -116,6 +117,7 @@ def _accept(raw: RawRow, default_chain: str | None, default_store: str | None, n
     if price is None:
         raise _RowError("missing price")
     was_price = _amount(raw, "was_price")
+    member_price = _amount(raw, "member_price")
     observed_at = _observed_at(_present(raw, "observed_at"), now)
     available = _available(_present(raw, "available"))
     unit = _present(raw, "unit")
@@ -134,6 +136,10 @@ def _accept(raw: RawRow, default_chain: str | None, default_store: str | None, n
             was_price_cents=was_price,
             available=available,
             observed_at=observed_at,
+            unit_price=_stated_unit_price(_present(raw, "unit_price")),
+            multibuy=_multibuy(_present(raw, "multibuy")),
+            member_price_cents=member_price,
+            sold_by=_sold_by(_present(raw, "sold_by")),
         )
     except ValidationError as invalid:
         raise _RowError(_explain(invalid)) from None
@@ -224,6 +230,39 @@ def _available(value: object) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise _RowError(f"available is not true or false: {_show(value)}")
+
+
+def _stated_unit_price(value: object) -> StatedUnitPrice | None:
+    """Read the shop's unit price label (`$1.50 per 100g`), or None when the row has none."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _RowError(f"unit price is not text: {_show(value)}")
+    try:
+        return parse_unit_price(value)
+    except ValueError:
+        raise _RowError(f"unrecognised unit price {_show(value)}") from None
+
+
+def _multibuy(value: object) -> MultiBuy | None:
+    """Read a multi-buy offer (`2 for $5`), or None when the row has none."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _RowError(f"multi-buy is not text: {_show(value)}")
+    try:
+        return parse_multibuy(value)
+    except ValueError:
+        raise _RowError(f"unrecognised multi-buy {_show(value)}") from None
+
+
+def _sold_by(value: object) -> Literal["each", "kg"]:
+    """Read how the item is sold: each (the default) or by the kilogram."""
+    if value is None or value == "each":
+        return "each"
+    if value == "kg":
+        return "kg"
+    raise _RowError(f"sold_by is not each or kg: {_show(value)}")
 
 
 def _product(raw: RawRow, chain: str, sku: str, observed_at: datetime) -> ProductInfo | None:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from scraper.domain.categories import CategoryMap
 from scraper.domain.importers import RawRow
 from scraper.domain.ingest import FUTURE_TOLERANCE, Accepted, ProductInfo, Rejected, validate_row
 from scraper.repository import IngestedPrice, ProductRow, ScraperRepository
@@ -33,9 +34,16 @@ class IngestResult:
 class Ingestor:
     """Validate raw rows and stage the good ones, all in one unit of work per batch."""
 
-    def __init__(self, *, uow: UnitOfWorkFactory[ScraperRepository], counters: ScraperCounters) -> None:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory[ScraperRepository],
+        counters: ScraperCounters,
+        categories: CategoryMap | None = None,
+    ) -> None:
         self.uow = uow
         self.counters = counters
+        self.categories = categories
 
     async def ingest(
         self,
@@ -75,7 +83,9 @@ class Ingestor:
                     by_store[(price.chain, price.store_id)].append(item)
             events = 0
             for (chain, store_id), items in sorted(by_store.items()):
-                events += await _stage_store(work, chain, store_id, items, source=source, now=now)
+                events += await _stage_store(
+                    work, chain, store_id, items, source=source, now=now, categories=self.categories
+                )
             await work.repo.quarantine(source=source, rejected=rejected)
         self.counters.quarantined.labels(source).inc(len(rejected))
         self.counters.observations.inc(len(fresh))
@@ -92,6 +102,7 @@ async def _stage_store(
     *,
     source: IngestSource,
     now: datetime,
+    categories: CategoryMap | None,
 ) -> int:
     """Stage one store's fresh observations, describing each product they name once."""
     products = {
@@ -107,6 +118,7 @@ async def _stage_store(
         observations=[item.observation for item in items],
         products=list(products.values()),
         observed_at=now,
+        categories=categories,
     )
 
 

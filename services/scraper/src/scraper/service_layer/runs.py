@@ -4,19 +4,19 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import uuid4
 
 import structlog
 
 from contracts.events.v1 import PageRef
+from scraper.chains.base import Shop
+from scraper.domain.categories import CategoryMap
 from scraper.domain.importers import RawRow
 from scraper.domain.ingest import Accepted, Rejected, validate_row
 from scraper.domain.planning import (
-    Category,
     PlanPolicy,
     Scope,
-    StoreInfo,
     StoreRef,
     Task,
     plan_stores,
@@ -28,32 +28,6 @@ from scraper.telemetry import ScraperCounters
 from servicekit.unit_of_work import UnitOfWorkFactory, Work
 
 log = structlog.get_logger(__name__)
-
-
-class Shop(Protocol):
-    """A storefront the scraper reads (the HTTP client, or a fake shop in tests)."""
-
-    async def chains(self) -> list[str]:
-        """Return the chains the storefront sells for."""
-        ...
-
-    async def stores(self, chain: str) -> list[StoreInfo]:
-        """Return a chain's stores."""
-        ...
-
-    async def categories(self, chain: str) -> list[Category]:
-        """Return a chain's categories with their page counts."""
-        ...
-
-    async def page(
-        self, chain: str, store_id: str, category: str, page: int, day: int | None
-    ) -> list[RawRow]:
-        """Return the listings of one page of a category at a store, on `day` (the shop's clock when None)."""
-        ...
-
-    async def barcode(self, chain: str, sku: str) -> str | None:
-        """Return a product's barcode, or None when it has none."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +57,13 @@ class ScrapeRuns:
         shop: Shop,
         policy: PlanPolicy,
         counters: ScraperCounters,
+        categories: CategoryMap | None = None,
     ) -> None:
         self.uow = uow
         self.shop = shop
         self.policy = policy
         self.counters = counters
+        self.categories = categories
         self._barcodes: dict[tuple[str, str], asyncio.Task[str | None]] = {}
 
     async def plan_run(
@@ -190,6 +166,7 @@ class ScrapeRuns:
                 observed_at=observed_at,
                 run_id=task.run_id,
                 page=PageRef(category=task.category, page=task.page),
+                categories=self.categories,
             )
             await work.repo.quarantine(source="scrape", rejected=rejected)
             await work.repo.complete_task(task=task, observations=len(accepted), scraped_at=observed_at)
@@ -238,18 +215,29 @@ class ScrapeRuns:
         return await asyncio.shield(fetch)
 
 
+# What a listing may carry beyond its price: the shelf label's offers, and an adapter's reason
+# (`_error`) for a tile it could not read.
+_LISTING_KEYS = (
+    "sku",
+    "name",
+    "brand",
+    "size",
+    "barcode",
+    "url",
+    "price",
+    "was_price",
+    "unit_price",
+    "multibuy",
+    "member_price",
+    "sold_by",
+    "_error",
+)
+
+
 def _listing_row(listing: dict[str, Any], category: str) -> RawRow:
-    """Map a storefront listing to the importers' raw row shape."""
-    return {
-        "sku": listing.get("sku"),
-        "name": listing.get("name"),
-        "brand": listing.get("brand"),
-        "size": listing.get("size"),
-        "category": category,
-        "price": listing.get("price"),
-        "was_price": listing.get("was_price"),
-        "available": listing.get("available", True),
-    }
+    """Map a listing (the storefront's, or an adapter's row) to the importers' raw row shape."""
+    row: RawRow = {key: listing[key] for key in _LISTING_KEYS if listing.get(key) is not None}
+    return {**row, "category": category, "available": listing.get("available", True)}
 
 
 async def _fetchable_rescrapes(

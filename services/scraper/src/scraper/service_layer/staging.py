@@ -1,7 +1,7 @@
 """Turn validated observations into outgoing events, inside the caller's unit of work."""
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from contracts import Event
 from contracts.events import PriceObservation, PricesScraped, ProductObserved
 from contracts.events.v1 import MAX_OBSERVATIONS, PageRef, PricesScrapedPayload, ProductObservedPayload
+from scraper.domain.categories import CategoryMap
 from scraper.domain.ingest import Rejected
 from scraper.repository import ProductRow, ScraperRepository, Source
 from servicekit.unit_of_work import Work
@@ -27,14 +28,17 @@ async def stage_prices(
     observed_at: datetime,
     run_id: str | None = None,
     page: PageRef | None = None,
+    categories: CategoryMap | None = None,
 ) -> int:
     """Stage PricesScraped for the observations and ProductObserved for new or changed products.
 
     Returns the number of events staged. A product description the contract refuses is
-    quarantined; its price still goes out.
+    quarantined; its price still goes out. `categories` stamps each product's shared category.
     """
     events: list[Event] = []
     rejected: list[Rejected] = []
+    if categories is not None:
+        products = [replace(p, shared_category=categories.shared(chain, p.category)) for p in products]
     for changed in await work.repo.upsert_products(chain=chain, products=products):
         described = {"chain": chain, **_present(changed.product)}
         try:

@@ -1,4 +1,4 @@
-"""The scraper's client of a storefront's JSON API (the simulated world's, or a real shop's)."""
+"""The simulated storefront's own JSON API, the third dialect (the world's default)."""
 
 from typing import Any
 
