@@ -408,7 +408,11 @@ def test_a_capped_au_world_picks_the_same_products_for_the_same_seed() -> None:
 
 async def test_chains_stores_categories_and_products(client: httpx.AsyncClient, world: World) -> None:
     chains = (await client.get("/v1/chains")).json()
-    assert chains == {"chains": [{"chain": c.slug, "name": c.name} for c in world.chains]}
+    assert chains == {
+        "chains": [
+            {"chain": c.slug, "name": c.name, "dialect": "storefront", "url": "/v1"} for c in world.chains
+        ]
+    }
     stores = (await client.get("/v1/chains/valueway/stores")).json()["stores"]
     assert len(stores) == 30
     assert set(stores[0]) == {"id", "name", "state", "postcode"}
@@ -608,9 +612,15 @@ async def test_about_the_configured_share_of_requests_fail_with_503(world: World
 
 
 async def test_control_changes_failure_settings_at_run_time(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/_control")).json() == {"rate_limit_rps": 0, "error_rate": 0}
+    calm: dict[str, object] = {
+        "misbehaviour": "none",
+        "misbehaving_chains": [],
+        "misbehaving_answers": None,
+        "build_id": "7.01_v1.0.0",
+    }
+    assert (await client.get("/_control")).json() == {"rate_limit_rps": 0, "error_rate": 0, **calm}
     changed = await client.post("/_control", json={"error_rate": 1.0, "rate_limit_rps": 50})
-    assert changed.json() == {"rate_limit_rps": 50, "error_rate": 1.0}
+    assert changed.json() == {"rate_limit_rps": 50, "error_rate": 1.0, **calm}
     assert (await client.get("/v1/chains")).status_code == 503
     assert (await client.get("/v1/clock")).status_code == 200
     await client.post("/_control", json={"error_rate": 0})

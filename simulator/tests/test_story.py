@@ -146,20 +146,26 @@ def test_bargains_are_scored_per_zone_against_true_and_illusory_specials() -> No
         {"chain": "fm", "store_id": "s2", "sku": "milk", "kind": "discount", "score": 0.5},
         {"chain": "fm", "store_id": "s3", "sku": "eggs", "kind": "discount", "score": 0.2},
         {"chain": "fm", "store_id": "s3", "sku": "bread", "kind": "cross_chain", "score": 0.9},
+        # A members-only price is no shelf special: neither right nor wrong about specials.
+        {"chain": "fm", "store_id": "s3", "sku": "tea", "kind": "discount", "score": 0.1},
     ]
+    for bargain in bargains:
+        prefix = "members" if bargain["sku"] == "tea" else bargain["kind"]
+        bargain["bargain_id"] = f"{prefix}:fm:{bargain['store_id']}:{bargain['sku']}"
     flags = [{"chain": "fm", "store_id": "s2", "sku": "eggs"}]
     figures = bargain_figures(specials, bargains, flags, zones)
     assert figures == {
-        "bargains": 4,
-        "bargains_by_kind": {"discount": 3, "cross_chain": 1},
+        "bargains": 5,
+        "bargains_by_kind": {"discount": 4, "cross_chain": 1},
         "true_specials": 2,
         "discounts_listed": 2,
+        "members_only_listed": 1,
         "discount_precision": 0.5,
         "discount_recall": 0.5,
         "illusory_specials": 2,
         "illusory_flagged": 1,
         "illusory_listed": 1,
-        "top_bargains": [bargains[3], bargains[1], bargains[0], bargains[2]],
+        "top_bargains": [bargains[3], bargains[1], bargains[0], bargains[2], bargains[4]],
     }
     nothing = bargain_figures([], [], [], zones)
     assert (nothing["discount_precision"], nothing["discount_recall"]) == (None, None)

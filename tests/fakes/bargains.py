@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from bargains.domain.bargains import median
-from bargains.domain.history import PriceMove, Segment, utc_day
+from bargains.domain.history import PriceMove, Segment, SoldBy, utc_day
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
 from bargains.repository import Product
 from contracts.events import PriceObservation
@@ -31,6 +31,8 @@ class InMemoryBargainsRepository:
     price_counts: dict[tuple[str, str, date, int], int] = field(default_factory=dict)
     placements: dict[tuple[str, str], Placement] = field(default_factory=dict)
     products: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    # (chain, sku) -> how the product was last sold
+    sold_by: dict[tuple[str, str], SoldBy] = field(default_factory=dict)
     # (chain, sku, other_chain, other_sku)
     equivalents: set[tuple[str, str, str, str]] = field(default_factory=set)
     bargains: dict[str, ListedBargain] = field(default_factory=dict)
@@ -89,6 +91,9 @@ class InMemoryBargainsRepository:
         counts: dict[str, dict[int, int]] = {}
         chains: dict[str, set[str]] = {}
         for sku, other_chain, other_sku in links:
+            # A price per kilogram is compared with prices per kilogram only (unknown selling: each).
+            if self.sold_by.get((chain, sku), "each") != self.sold_by.get((other_chain, other_sku), "each"):
+                continue
             for _, price, stores in self._current(other_chain, [other_sku], fresh_after):
                 by_price = counts.setdefault(sku, {})
                 by_price[price] = by_price.get(price, 0) + stores
@@ -99,6 +104,11 @@ class InMemoryBargainsRepository:
         """Remember a product's barcode (a missing one keeps the barcode known)."""
         known = self.products.get((chain, sku))
         self.products[chain, sku] = barcode if barcode is not None else known
+
+    async def save_sold_by(self, *, chain: str, sold_by: Mapping[str, SoldBy]) -> None:
+        """Remember how each product of a chain was last sold: each or by the kilogram."""
+        for sku, way in sold_by.items():
+            self.sold_by[chain, sku] = way
 
     async def same_barcode(self, *, chain: str, sku: str) -> list[Product]:
         """Return the product and the products at any chain that share its barcode."""

@@ -77,6 +77,8 @@ def _stable(stack: Stack, stores: int, timeout: float = 90) -> dict[tuple[str, s
 
 def _scrape(stack: Stack, day: int, chains: list[str] | None = None) -> None:
     url = stack.service_process("scraper").url
+    # Chains served as Coles or Woolworths price the shop's day, as a real site prices today.
+    httpx.post(f"{stack.config.storefront_url}/v1/clock", json={"day": day}, timeout=10).raise_for_status()
     run_id = httpx.post(
         f"{url}/v1/runs", json={"scope": "all", "day": day, "chains": chains or []}, timeout=60
     )

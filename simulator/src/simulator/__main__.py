@@ -1,4 +1,4 @@
-"""Run the simulated storefront: `python -m simulator --port 8090 --seed 7`."""
+"""Run the simulated storefront: `python -m simulator --port 8090 --seed 7 --dialect freshmart=coles`."""
 
 import argparse
 from pathlib import Path
@@ -6,7 +6,17 @@ from pathlib import Path
 import uvicorn
 
 from simulator.app import create_app
+from simulator.dialects import chain_dialects, parse_choice
 from simulator.world import World, WorldConfig
+
+
+def dialect_choice(text: str) -> str:
+    """Check a --dialect value: auto, or CHAIN=DIALECT."""
+    try:
+        parse_choice(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +44,15 @@ def main(argv: list[str] | None = None) -> None:
         "--rate-limit-rps", type=float, default=0.0, help="per client; 0 turns throttling off"
     )
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of shop requests answered 503")
+    parser.add_argument(
+        "--dialect",
+        type=dialect_choice,
+        action="append",
+        default=[],
+        metavar="CHAIN=DIALECT",
+        help="serve a chain as a coles or woolworths site under /shop/CHAIN (default: storefront, /v1);"
+        " auto: the first chain as coles, the second as woolworths",
+    )
     args = parser.parse_args(argv)
     try:
         world = World.build(
@@ -48,10 +67,13 @@ def main(argv: list[str] | None = None) -> None:
                 catalog_path=args.catalog,
             )
         )
+        dialects = chain_dialects([chain.slug for chain in world.chains], args.dialect)
+        app = create_app(
+            world, rate_limit_rps=args.rate_limit_rps, error_rate=args.error_rate, dialects=dialects
+        )
     except ValueError as error:
         parser.error(str(error))
-    app = create_app(world, rate_limit_rps=args.rate_limit_rps, error_rate=args.error_rate)
-    chains = ", ".join(chain.slug for chain in world.chains)
+    chains = ", ".join(f"{chain.slug} ({dialects.get(chain.slug, 'storefront')})" for chain in world.chains)
     print(f"storefront on http://{args.host}:{args.port} (seed {args.seed}; chains {chains})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None)
 

@@ -1,18 +1,32 @@
-"""The storefront's HTTP JSON API: shops under /v1 that fail like real ones, ground truth under /_truth."""
+"""The storefront's HTTP API: shops that fail like real ones, the simulation's controls, ground truth.
+
+Each chain of the world speaks one dialect: the storefront's own JSON API under /v1, or a
+Coles-like or Woolworths-like site under /shop/{chain} (see simulator.sites). /v1/chains tells
+which chain speaks which, and where.
+"""
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.world import NotFoundError, World, draw
+from simulator.dialects import CHALLENGE_PAGE, EMPTY_CATEGORY, SHOWN_OFFERS, Dialect
+from simulator.sites import ChainSites, site_routers
+from simulator.world import NotFoundError, Offer, World, draw
 
 RETRY_AFTER_SECONDS = "1"
+
+Misbehaviour = Literal[
+    "none", "challenge", "storm-403", "storm-429", "empty-pages", "renamed-field", "stale-build"
+]
+"""How the chains' sites misbehave: a bot challenge page instead of data, every request refused
+with 403 or 429, category pages silently empty, the price field renamed (schema drift), or the
+data of every build answering 404 while the home page still names one (a deploy gone wrong)."""
 
 DayQuery = Annotated[int | None, Query(ge=0, description="Day to price at; the shop's clock when left out")]
 
@@ -62,6 +76,20 @@ class ControlChange(BaseModel):
 
     rate_limit_rps: float | None = None
     error_rate: float | None = Field(default=None, ge=0, le=1)
+    misbehaviour: Misbehaviour | None = None
+    misbehaving_chains: list[str] | None = Field(
+        default=None, description="The chains that misbehave; an empty list or none given: every chain"
+    )
+    misbehaving_answers: int | None = Field(
+        default=None, ge=1, description="Misbehave in this many answers, then behave again; none: until told"
+    )
+    build_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="A new Coles build",
+    )
 
 
 class ZoneMovesChange(BaseModel):
@@ -73,13 +101,31 @@ class ZoneMovesChange(BaseModel):
     day: int | None = Field(default=None, ge=1)
 
 
-class Storefront:
-    """The shops' state (clock, failure settings, what was answered) and the handlers of every route."""
+class Challenged(Exception):  # noqa: N818 - a state of the site, not an error of ours
+    """A request the site answers with its bot challenge page."""
 
-    def __init__(self, world: World, *, rate_limit_rps: float, error_rate: float) -> None:
-        """Open the shops at day 0 with the given failure settings."""
+
+class Storefront:
+    """The shops' state (clock, dialects, failure settings, what was answered) and the /v1 handlers."""
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        rate_limit_rps: float,
+        error_rate: float,
+        dialects: Mapping[str, Dialect] | None = None,
+    ) -> None:
+        """Open the shops at day 0 with the given failure settings, each chain in its dialect."""
         self.world = world
         self.day = 0
+        self.dialects = dict(dialects or {})
+        if unknown := sorted(set(self.dialects) - {chain.slug for chain in world.chains}):
+            raise ValueError(f"dialects name chains the world does not have: {unknown}")
+        self.build_id = f"{world.config.seed}.01_v1.0.0"
+        self.misbehaviour: Misbehaviour = "none"
+        self.misbehaving_chains: frozenset[str] = frozenset()
+        self.misbehaving_answers: int | None = None
         self.buckets = TokenBuckets(rate_limit_rps)
         self.error_rate = error_rate
         self.requests = 0
@@ -103,12 +149,64 @@ class Storefront:
             self.errors += 1
             raise HTTPException(503, "service unavailable, try again")
 
+    async def misbehave(self, request: Request) -> None:
+        """Answer a chain's request as the chosen misbehaviour does: a challenge page or a refusal storm."""
+        chain = request.path_params.get("chain")
+        if chain is None:
+            return
+        if self.misbehaves(chain, "challenge"):
+            raise Challenged
+        if self.misbehaves(chain, "storm-403"):
+            self.throttled += 1
+            raise HTTPException(403, "access denied")
+        if self.misbehaves(chain, "storm-429"):
+            self.throttled += 1
+            raise HTTPException(429, "too many requests", headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+    def misbehaves(self, chain: str, misbehaviour: Misbehaviour) -> bool:
+        """Tell whether this answer of a chain misbehaves this way; it counts against the budget if so."""
+        chosen = not self.misbehaving_chains or chain in self.misbehaving_chains
+        if self.misbehaviour != misbehaviour or not chosen:
+            return False
+        if self.misbehaving_answers is not None:
+            self.misbehaving_answers -= 1
+            if self.misbehaving_answers <= 0:
+                # The storm is over: the next answer behaves.
+                self.misbehaviour, self.misbehaving_answers = "none", None
+        return True
+
+    def dialect(self, chain: str) -> Dialect:
+        """Return the dialect a chain speaks, or raise NotFoundError for a chain the world lacks."""
+        self.chain_name(chain)
+        return self.dialects.get(chain, "storefront")
+
+    def chain_name(self, chain: str) -> str:
+        """Return a chain's display name, or raise NotFoundError."""
+        for known in self.world.chains:
+            if known.slug == chain:
+                return known.name
+        raise NotFoundError(f"no chain {chain!r}")
+
+    def _shown(self, chain: str, offer: Offer | None) -> Offer | None:
+        """Return the offer if the chain's dialect shows offers of its kind."""
+        return offer if offer is not None and offer.kind in SHOWN_OFFERS[self.dialect(chain)] else None
+
     # --- the shops -------------------------------------------------------------------------
 
     async def chains(self) -> JSONResponse:
-        """List the chains."""
+        """List the chains, each with the dialect it speaks and the base URL of its site."""
         return JSONResponse(
-            {"chains": [{"chain": chain.slug, "name": chain.name} for chain in self.world.chains]}
+            {
+                "chains": [
+                    {
+                        "chain": chain.slug,
+                        "name": chain.name,
+                        "dialect": self.dialect(chain.slug),
+                        "url": "/v1" if self.dialect(chain.slug) == "storefront" else f"/shop/{chain.slug}",
+                    }
+                    for chain in self.world.chains
+                ]
+            }
         )
 
     async def stores(self, chain: str) -> JSONResponse:
@@ -143,6 +241,9 @@ class Storefront:
         on_day = self.day if day is None else day
         listings = self.world.page(chain, store_id, slug, page, on_day)
         self.pages_served[f"{chain}/{store_id}/{slug}/{page}/{on_day}"] += 1
+        if self.misbehaves(chain, "empty-pages"):
+            listings = []
+        price_field = "price_now" if self.misbehaves(chain, "renamed-field") else "price"
         return JSONResponse(
             {
                 "chain": chain,
@@ -157,7 +258,7 @@ class Storefront:
                         "name": listing.name,
                         "brand": listing.brand,
                         "size": listing.size,
-                        "price": listing.price_cents / 100,
+                        price_field: listing.price_cents / 100,
                         "was_price": None
                         if listing.was_price_cents is None
                         else listing.was_price_cents / 100,
@@ -194,15 +295,32 @@ class Storefront:
         return JSONResponse({"day": self.day})
 
     async def control(self) -> JSONResponse:
-        """Tell the failure settings."""
-        return JSONResponse({"rate_limit_rps": self.buckets.rate, "error_rate": self.error_rate})
+        """Tell the failure settings, the misbehaviour and the Coles-like build id."""
+        return JSONResponse(
+            {
+                "rate_limit_rps": self.buckets.rate,
+                "error_rate": self.error_rate,
+                "misbehaviour": self.misbehaviour,
+                "misbehaving_chains": sorted(self.misbehaving_chains),
+                "misbehaving_answers": self.misbehaving_answers,
+                "build_id": self.build_id,
+            }
+        )
 
     async def set_control(self, change: ControlChange) -> JSONResponse:
-        """Change the failure settings at run time."""
+        """Change the failure settings, the misbehaviour or the build id at run time."""
         if change.rate_limit_rps is not None:
             self.buckets.rate = change.rate_limit_rps
         if change.error_rate is not None:
             self.error_rate = change.error_rate
+        if change.misbehaviour is not None:
+            self.misbehaviour = change.misbehaviour
+            for chain in change.misbehaving_chains or []:
+                self.chain_name(chain)
+            self.misbehaving_chains = frozenset(change.misbehaving_chains or [])
+            self.misbehaving_answers = change.misbehaving_answers
+        if change.build_id is not None:
+            self.build_id = change.build_id
         return await self.control()
 
     async def zone_moves(self) -> JSONResponse:
@@ -251,6 +369,7 @@ class Storefront:
         for store in world.stores(chain):
             for product in products:
                 price = world.price(chain, store.id, product.sku, on_day)
+                offer = self._shown(chain, world.offer(chain, store.id, product.sku, on_day))
                 prices.append(
                     {
                         "store_id": store.id,
@@ -258,6 +377,13 @@ class Storefront:
                         "price_cents": price.price_cents,
                         "was_price_cents": price.was_price_cents,
                         "available": price.available,
+                        "sold_by": world.sold_by(chain, product.sku),
+                        "multibuy": None
+                        if offer is None or offer.kind != "multibuy"
+                        else {"quantity": offer.quantity, "total_cents": offer.total_cents},
+                        "member_price_cents": None
+                        if offer is None or offer.kind != "member"
+                        else offer.total_cents,
                     }
                 )
         return JSONResponse({"day": on_day, "prices": prices})
@@ -280,6 +406,30 @@ class Storefront:
                     }
                     for s in self.world.specials(on_day)
                 ],
+            }
+        )
+
+    async def truth_offers(self, day: DayQuery = None) -> JSONResponse:
+        """List every zone x product offer a chain's site shows on a day: multi-buys and member prices."""
+        on_day = self.day if day is None else day
+        shown = [offer for offer in self.world.offers(on_day) if self._shown(offer.chain, offer)]
+        return JSONResponse({"day": on_day, "offers": [asdict(offer) for offer in shown]})
+
+    async def truth_dialects(self) -> JSONResponse:
+        """Tell each chain's dialect and site, the Coles-like build id and what every tree lists empty."""
+        return JSONResponse(
+            {
+                "chains": {chain.slug: self.dialect(chain.slug) for chain in self.world.chains},
+                "build_id": self.build_id,
+                "empty_category": EMPTY_CATEGORY[0],
+                "sold_by_kg": {
+                    chain.slug: [
+                        product.sku
+                        for product in self.world.products(chain.slug)
+                        if self.world.sold_by(chain.slug, product.sku) == "kg"
+                    ]
+                    for chain in self.world.chains
+                },
             }
         )
 
@@ -317,14 +467,29 @@ async def _not_found(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=404)
 
 
-def create_app(world: World, *, rate_limit_rps: float, error_rate: float) -> FastAPI:
-    """Serve a world's shops under /v1, throttled and failing as configured, and its truth under /_truth."""
-    shop = Storefront(world, rate_limit_rps=rate_limit_rps, error_rate=error_rate)
+async def _challenge(_: Request, __: Exception) -> Response:
+    """Answer with the bot challenge page, as a protected site does instead of its data."""
+    return Response(CHALLENGE_PAGE, media_type="text/html")
+
+
+def create_app(
+    world: World,
+    *,
+    rate_limit_rps: float,
+    error_rate: float,
+    dialects: Mapping[str, Dialect] | None = None,
+) -> FastAPI:
+    """Serve a world's shops, each chain in its dialect, throttled and failing as configured; its truth."""
+    shop = Storefront(world, rate_limit_rps=rate_limit_rps, error_rate=error_rate, dialects=dialects)
     app = FastAPI(title="pricestream storefront", description="Simulated supermarket shops to scrape.")
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(Challenged, _challenge)
 
-    shops = APIRouter(prefix="/v1", tags=["shops"], dependencies=[Depends(shop.admit)])
-    shops.add_api_route("/chains", shop.chains, methods=["GET"])
+    # The directory of chains is the simulation's, not a chain's site: it never misbehaves.
+    directory = APIRouter(prefix="/v1", tags=["shops"], dependencies=[Depends(shop.admit)])
+    directory.add_api_route("/chains", shop.chains, methods=["GET"])
+    chain_routes = [Depends(shop.admit), Depends(shop.misbehave)]
+    shops = APIRouter(prefix="/v1", tags=["shops"], dependencies=chain_routes)
     shops.add_api_route("/chains/{chain}/stores", shop.stores, methods=["GET"])
     shops.add_api_route("/chains/{chain}/categories", shop.categories, methods=["GET"])
     shops.add_api_route("/chains/{chain}/stores/{store_id}/categories/{slug}", shop.page, methods=["GET"])
@@ -345,8 +510,10 @@ def create_app(world: World, *, rate_limit_rps: float, error_rate: float) -> Fas
     truth.add_api_route("/prices", shop.truth_prices, methods=["GET"])
     truth.add_api_route("/specials", shop.truth_specials, methods=["GET"])
     truth.add_api_route("/equivalences", shop.truth_equivalences, methods=["GET"])
+    truth.add_api_route("/offers", shop.truth_offers, methods=["GET"])
+    truth.add_api_route("/dialects", shop.truth_dialects, methods=["GET"])
     truth.add_api_route("/requests", shop.truth_requests, methods=["GET"])
 
-    for router in (shops, controls, truth):
+    for router in (directory, shops, *site_routers(ChainSites(shop), chain_routes), controls, truth):
         app.include_router(router)
     return app

@@ -233,6 +233,12 @@ _BUILTIN_CHAINS = (
 )
 MAX_BUILTIN_CHAINS = len(_BUILTIN_CHAINS)
 
+
+def builtin_chains(count: int) -> tuple[str, ...]:
+    """Return the slugs of the built-in world's first `count` chains, in the world's order."""
+    return tuple(style.slug for style in _BUILTIN_CHAINS[:count])
+
+
 _STORE_BRAND_SHARE = 0.2
 _ALIAS_SHARE = 0.25
 

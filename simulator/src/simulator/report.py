@@ -43,8 +43,8 @@ def _overview(f: dict[str, Any]) -> list[tuple[str, str]]:
             str(f["rescrapes_requested"]),
         ),
         (
-            "true specials on the last day / discounts listed",
-            f"{f['true_specials']} / {f['discounts_listed']}",
+            "true specials on the last day / discounts listed (members-only apart)",
+            f"{f['true_specials']} / {f['discounts_listed']} ({f.get('members_only_listed', 0)})",
         ),
         ("discount precision / recall", f"{f['discount_precision']} / {f['discount_recall']}"),
         (

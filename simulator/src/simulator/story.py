@@ -259,6 +259,7 @@ def bargain_figures(
     """Score the bargains listed and the illusory flags against the true and illusory specials.
 
     A special holds for a zone: a store's bargain or flag counts for the zone the store is in.
+    A members-only discount (its id starts `members:`) is not a shelf special: it is counted apart.
     """
     true = {(s["chain"], s["zone"], s["sku"]) for s in specials if s["kind"] == "true"}
     illusory = {(s["chain"], s["zone"], s["sku"]) for s in specials if s["kind"] == "illusory"}
@@ -266,8 +267,9 @@ def bargain_figures(
     discounts = {
         (b["chain"], zone_of[(b["chain"], b["store_id"])], b["sku"])
         for b in bargains
-        if b["kind"] == "discount"
+        if b["kind"] == "discount" and not b["bargain_id"].startswith("members:")
     }
+    members_only = sum(1 for b in bargains if b["bargain_id"].startswith("members:"))
     flagged = {(f["chain"], zone_of[(f["chain"], f["store_id"])], f["sku"]) for f in flags}
     kinds: dict[str, int] = defaultdict(int)
     for bargain in bargains:
@@ -277,6 +279,7 @@ def bargain_figures(
         "bargains_by_kind": dict(kinds),
         "true_specials": len(true),
         "discounts_listed": len(discounts),
+        "members_only_listed": members_only,
         "discount_precision": round(len(discounts & true) / len(discounts), 3) if discounts else None,
         "discount_recall": round(len(discounts & true) / len(true), 3) if true else None,
         "illusory_specials": len(illusory),

@@ -10,7 +10,10 @@ same prices, and the ground truth (zones, specials, equivalences) is known exact
 - a few (store, product) pairs deviate from their zone by 10-60 cents, every day ("exceptions");
 - each week some zone x product pairs are on special: a true special cuts 15-40% off the regular
   price; an illusory one raises the shelf price ~25% for the 5 days before, then "discounts" it
-  back to about the old regular price and shows the raised price as the was-price.
+  back to about the old regular price and shows the raised price as the was-price;
+- in a zone's quiet weeks (no special, no raised price) some products carry an offer instead: a
+  multi-buy ("2 for $5") or a price for loyalty members only; the shelf price stays as it is;
+- loose produce and meat without a brand, sized 1kg, is sold by weight: its price is per kilogram.
 """
 
 import hashlib
@@ -35,6 +38,8 @@ from simulator.catalog import (
 )
 
 SpecialKind = Literal["true", "illusory"]
+OfferKind = Literal["multibuy", "member"]
+SoldBy = Literal["each", "kg"]
 
 DRIFT_PERIOD_DAYS = 28
 DRIFT_SHARE = 0.25
@@ -45,6 +50,9 @@ PRE_INFLATION_DAYS = 5
 ILLUSORY_CUT_MAX = 0.03
 EXCEPTION_CENTS_RANGE = (10, 60)
 ZONE_PRICE_CACHE = 1 << 18
+MULTIBUY_CUT_RANGE = (0.10, 0.25)
+MEMBER_CUT_RANGE = (0.08, 0.20)
+WEIGHED_CATEGORIES = frozenset({"produce", "meat"})
 
 # (suburb, state, postcode) the stores are spread over.
 _SUBURBS = (
@@ -110,6 +118,8 @@ class WorldConfig:
     out_of_stock_share: float = 0.01
     special_share: float = 0.10
     illusory_share: float = 0.3
+    multibuy_share: float = 0.03
+    member_share: float = 0.03
     catalog_path: Path | None = None
     # A chain re-zones this many of its stores (0: zones never change); each moved store charges its
     # new zone's prices from zone_move_day on. Day 3 leaves the first weekly member checks (day 7 on)
@@ -125,9 +135,18 @@ class WorldConfig:
             raise ValueError("products_per_chain and page_size must be at least 1")
         if not self.categories or len(set(self.categories)) != len(self.categories):
             raise ValueError("categories must be a non-empty list of distinct slugs")
-        shares = (self.exception_share, self.out_of_stock_share, self.special_share, self.illusory_share)
+        shares = (
+            self.exception_share,
+            self.out_of_stock_share,
+            self.special_share,
+            self.illusory_share,
+            self.multibuy_share,
+            self.member_share,
+        )
         if not all(0.0 <= share <= 1.0 for share in shares):
             raise ValueError("every share must be between 0 and 1")
+        if self.multibuy_share + self.member_share > 1.0:
+            raise ValueError("multibuy_share and member_share together must be at most 1")
         if self.zone_moves_per_chain < 0 or self.zone_move_day < 1:
             raise ValueError("need zone_moves_per_chain >= 0 and zone_move_day >= 1")
         if self.zone_moves_per_chain and self.zones_per_chain < 2:
@@ -194,6 +213,20 @@ class Special:
     price_cents: int
     was_price_cents: int
     regular_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A zone x product's offer beside its shelf price (ground truth): a multi-buy or a member price."""
+
+    chain: str
+    zone: str
+    sku: str
+    kind: OfferKind
+    quantity: int | None
+    """How many items the multi-buy asks for; None for a member price."""
+    total_cents: int
+    """What the multi-buy's items cost together, or the member price of one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,12 +330,19 @@ class World:
 
     def page(self, chain: str, store_id: str, category: str, page: int, day: int) -> list[Listing]:
         """Return one page of a category as a store shows it on a day; pages count from 1."""
-        world = self._chain(chain)
-        zone = self.zone_of(chain, store_id, day)
         pages = self.category(chain, category).pages
         if not 1 <= page <= pages:
             raise NotFoundError(f"category {category!r} has pages 1 to {pages}, not {page}")
         size = self.config.page_size
+        return self.listings(chain, store_id, category, day, (page - 1) * size, page * size)
+
+    def listings(
+        self, chain: str, store_id: str, category: str, day: int, start: int, stop: int
+    ) -> list[Listing]:
+        """Return the listings from `start` to `stop` of a category's shelf as a store shows them on a day."""
+        world = self._chain(chain)
+        zone = self.zone_of(chain, store_id, day)
+        self.category(chain, category)  # an unknown category is NotFoundError
         return [
             Listing(
                 product.sku,
@@ -311,7 +351,7 @@ class World:
                 product.size,
                 *self._store_price(world, zone, store_id, product.sku, day),
             )
-            for product in world.shelves[category][(page - 1) * size : page * size]
+            for product in world.shelves[category][start:stop]
         ]
 
     def price(self, chain: str, store_id: str, sku: str, day: int) -> ShelfPrice:
@@ -320,6 +360,24 @@ class World:
         zone = self.zone_of(chain, store_id, day)
         self.product(chain, sku)  # an unknown sku is NotFoundError, not a KeyError deep in pricing
         return self._store_price(world, zone, store_id, sku, day)
+
+    def sold_by(self, chain: str, sku: str) -> SoldBy:
+        """Return how a product is sold: by weight ("kg", its price per kilogram) or each."""
+        product = self.product(chain, sku)
+        weighed = product.category in WEIGHED_CATEGORIES and product.brand is None
+        return "kg" if weighed and product.size.lower() == "1kg" else "each"
+
+    def offer(self, chain: str, store_id: str, sku: str, day: int) -> Offer | None:
+        """Return the offer a store shows beside a product's shelf price on a day, if any."""
+        world = self._chain(chain)
+        zone = self.zone_of(chain, store_id, day)
+        offer = self._zone_offer(chain, zone, sku, day)
+        if offer is None:
+            return None
+        # A store's exception may leave the offer no cheaper than the shelf: then the store drops it.
+        price = self._store_price(world, zone, store_id, sku, day).price_cents
+        each = offer.total_cents / (offer.quantity or 1)
+        return offer if each < price else None
 
     # --- ground truth ------------------------------------------------------------------------
 
@@ -370,6 +428,16 @@ class World:
                     )
         return specials
 
+    def offers(self, day: int) -> list[Offer]:
+        """Return every zone x product offer (multi-buy or member price) on a day."""
+        return [
+            offer
+            for slug, world in self._chains.items()
+            for zone in world.zone_factor
+            for sku in world.by_sku
+            if (offer := self._zone_offer(slug, zone, sku, day)) is not None
+        ]
+
     def equivalences(self) -> tuple[Equivalence, ...]:
         """Return every known pair of equivalent listings (L1 same barcode, L2 renamed, L3 store brand)."""
         return self._equivalences
@@ -412,6 +480,29 @@ class World:
         if weekday >= 7 - PRE_INFLATION_DAYS and self._special(chain, zone, sku, week + 1) == "illusory":
             return _ZonePrice(self._inflated(chain, zone, sku, week + 1), None, regular, None)
         return _ZonePrice(regular, None, regular, None)
+
+    def _zone_offer(self, chain: str, zone: str, sku: str, day: int) -> Offer | None:
+        """Return a zone x product's offer on a day: only in a quiet week, never beside a special."""
+        price = self._zone_price(chain, zone, sku, day)
+        if price.special is not None or price.price_cents != price.regular_cents:
+            return None
+        seed, config = self.config.seed, self.config
+        week = day // 7
+        roll = draw(seed, "offer", chain, zone, sku, week)
+        if roll < config.multibuy_share:
+            quantity = 3 if draw(seed, "multibuy-quantity", chain, zone, sku, week) < 0.3 else 2
+            low, high = MULTIBUY_CUT_RANGE
+            cut = low + (high - low) * draw(seed, "multibuy-cut", chain, zone, sku, week)
+            # Shelves show round offers: "2 for $5.00", "3 for $10.50".
+            total = max(10, math.floor(quantity * price.regular_cents * (1 - cut) / 10) * 10)
+            return Offer(chain, zone, sku, "multibuy", quantity, total)
+        if roll < config.multibuy_share + config.member_share:
+            low, high = MEMBER_CUT_RANGE
+            cut = low + (high - low) * draw(seed, "member-cut", chain, zone, sku, week)
+            return Offer(
+                chain, zone, sku, "member", None, max(1, math.floor(price.regular_cents * (1 - cut)))
+            )
+        return None
 
     def _zone_regular(self, chain: str, zone: str, sku: str, day: int) -> int:
         """Return a zone's regular price on a day: the chain's regular price times the zone's factor."""

@@ -8,7 +8,7 @@ from typing import Protocol
 import asyncpg
 
 from bargains.domain.bargains import median
-from bargains.domain.history import PriceMove, Segment, utc_day
+from bargains.domain.history import Label, PriceMove, Segment, SoldBy, utc_day
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
 from contracts.events.v1 import StoreGroupChangedPayload
 from servicekit.db import Connection
@@ -74,6 +74,10 @@ class BargainsRepository(Protocol):
         """Remember a product's barcode (a missing one keeps the barcode known)."""
         ...
 
+    async def save_sold_by(self, *, chain: str, sold_by: Mapping[str, SoldBy]) -> None:
+        """Remember how each product of a chain was last sold: each or by the kilogram."""
+        ...
+
     async def same_barcode(self, *, chain: str, sku: str) -> list[Product]:
         """Return the product and the products at any chain that share its barcode."""
         ...
@@ -130,7 +134,8 @@ class PostgresBargainsRepository:
     async def histories(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
         """Return the price history of (store, sku) pairs of a chain, oldest segment first."""
         rows = await self.conn.fetch(
-            """SELECT h.store_id, h.sku, h.price_cents, h.was_price_cents, h.starts_at, h.ends_at
+            """SELECT h.store_id, h.sku, h.price_cents, h.was_price_cents, h.starts_at, h.ends_at,
+                      h.member_price_cents, h.multibuy_quantity, h.multibuy_total_cents, h.sold_by
                FROM unnest($2::text[], $3::text[]) AS k(store_id, sku)
                JOIN history h ON h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku
                ORDER BY h.store_id, h.sku, h.starts_at""",
@@ -140,8 +145,11 @@ class PostgresBargainsRepository:
         )
         found: dict[Key, list[Segment]] = {}
         for r in rows:
+            label = Label(
+                r["member_price_cents"], r["multibuy_quantity"], r["multibuy_total_cents"], r["sold_by"]
+            )
             found.setdefault((r["store_id"], r["sku"]), []).append(
-                Segment(r["price_cents"], r["was_price_cents"], r["starts_at"], r["ends_at"])
+                Segment(r["price_cents"], r["was_price_cents"], r["starts_at"], r["ends_at"], label)
             )
         return {key: tuple(segments) for key, segments in found.items()}
 
@@ -151,9 +159,11 @@ class PostgresBargainsRepository:
         if not rows:
             return
         await self.conn.execute(
-            """INSERT INTO history (chain, store_id, sku, price_cents, was_price_cents, starts_at, ends_at)
-               SELECT $1, s.* FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
-                                          $7::timestamptz[]) AS s
+            """INSERT INTO history (chain, store_id, sku, price_cents, was_price_cents, starts_at, ends_at,
+                                   member_price_cents, multibuy_quantity, multibuy_total_cents, sold_by)
+               SELECT $1, s.* FROM unnest($2::text[], $3::text[], $4::int[], $5::int[],
+                                          $6::timestamptz[], $7::timestamptz[],
+                                          $8::int[], $9::int[], $10::int[], $11::text[]) AS s
                ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at""",
             chain,
             [store_id for store_id, _, _ in rows],
@@ -162,6 +172,10 @@ class PostgresBargainsRepository:
             [s.was_price_cents for _, _, s in rows],
             [s.starts_at for _, _, s in rows],
             [s.ends_at for _, _, s in rows],
+            [s.label.member_price_cents for _, _, s in rows],
+            [s.label.multibuy_quantity for _, _, s in rows],
+            [s.label.multibuy_total_cents for _, _, s in rows],
+            [s.label.sold_by for _, _, s in rows],
         )
 
     async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:
@@ -211,9 +225,10 @@ class PostgresBargainsRepository:
     async def other_chain_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
     ) -> dict[str, OtherChains]:
-        """Return the same products' current prices at other chains (same barcode, L1/L2)."""
+        """Return the same products' current prices at other chains (same barcode, L1/L2), sold alike."""
         if not skus:
             return {}
+        # A price per kilogram is compared with prices per kilogram only (unknown selling: each).
         rows = await self.conn.fetch(
             """WITH mine AS (SELECT sku, barcode FROM products
                              WHERE chain = $1 AND sku = ANY($2::text[]) AND barcode IS NOT NULL),
@@ -224,7 +239,10 @@ class PostgresBargainsRepository:
                               WHERE chain = $1 AND sku = ANY($2::text[]))
                SELECT l.sku, c.chain, c.price_cents, sum(c.stores)::int AS stores
                FROM links l JOIN price_counts c ON c.chain = l.other_chain AND c.sku = l.other_sku
+               LEFT JOIN products me ON me.chain = $1 AND me.sku = l.sku
+               LEFT JOIN products them ON them.chain = l.other_chain AND them.sku = l.other_sku
                WHERE c.seen_on >= $3 AND c.stores > 0
+                 AND coalesce(me.sold_by, 'each') = coalesce(them.sold_by, 'each')
                GROUP BY l.sku, c.chain, c.price_cents""",
             chain,
             list(skus),
@@ -247,6 +265,22 @@ class PostgresBargainsRepository:
             chain,
             sku,
             barcode,
+        )
+
+    async def save_sold_by(self, *, chain: str, sold_by: Mapping[str, SoldBy]) -> None:
+        """Remember how each product of a chain was last sold: each or by the kilogram."""
+        if not sold_by:
+            return
+        # Rows taken in one order lock in one order, so concurrent batches cannot deadlock.
+        skus = sorted(sold_by)
+        await self.conn.execute(
+            """INSERT INTO products (chain, sku, sold_by)
+               SELECT $1, s.sku, s.sold_by FROM unnest($2::text[], $3::text[]) AS s(sku, sold_by)
+               ON CONFLICT (chain, sku) DO UPDATE SET sold_by = EXCLUDED.sold_by
+               WHERE products.sold_by IS DISTINCT FROM EXCLUDED.sold_by""",
+            chain,
+            skus,
+            [sold_by[sku] for sku in skus],
         )
 
     async def same_barcode(self, *, chain: str, sku: str) -> list[Product]:

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bargains.domain.bargains import Policy
-from bargains.domain.history import Segment, count_moves, fold
+from bargains.domain.history import Label, Segment, count_moves, fold
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
 from bargains.repository import BargainsRepository, Product
 from contracts.events import BargainsChanged
 from contracts.events.v1 import (
+    PriceObservation,
     PricesScrapedPayload,
     ProductObservedPayload,
     StoreGroupChangedPayload,
@@ -80,6 +81,17 @@ async def expire(uow: Work[BargainsRepository], *, now: datetime, policy: Policy
     return len(stale)
 
 
+def label_of(observation: PriceObservation) -> Label:
+    """Return what an observation's label shows beside the price."""
+    multibuy = observation.multibuy
+    return Label(
+        member_price_cents=observation.member_price_cents,
+        multibuy_quantity=None if multibuy is None else multibuy.quantity,
+        multibuy_total_cents=None if multibuy is None else multibuy.total_cents,
+        sold_by=observation.sold_by,
+    )
+
+
 def events_for(changes: Sequence[Change]) -> list[BargainsChanged]:
     """Make BargainsChanged events, one per store (chunked), from changes."""
     return [BargainsChanged.new(producer=PRODUCER, payload=payload) for payload in payloads_for(changes)]
@@ -108,9 +120,14 @@ async def _fold_chain(
                 price_cents=o.price_cents,
                 was_price_cents=o.was_price_cents,
                 observed_at=o.observed_at,
+                label=label_of(o),
             )
             categories[key] = category
     changed = [key for key in keys if histories[key] != before.get(key, ())]
+    # Cross-chain comparisons pair prices sold the same way: each product's latest way is kept.
+    await repo.save_sold_by(
+        chain=chain, sold_by={o.sku: o.sold_by for batch in batches for o in batch.observations}
+    )
     # fold only extends a history's newest segment or appends one: older segments never change.
     await repo.save_segments(
         chain=chain,

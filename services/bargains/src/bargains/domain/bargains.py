@@ -3,14 +3,19 @@
 The regular price is the one a store really charged for most of a reference period, counted in
 calendar days a price was seen; a was-price the shop shows is never trusted as the regular price,
 which is what tells a real special from a price raised just before its "discount".
+
+What the label shows beside the price changes the answer only where it should: a multi-buy
+("2 for $5") is an offer on several items, never a drop of the shelf price, so it is named in a
+reason and not counted; a price for loyalty members only is a bargain of its own, labelled
+"members only"; an item sold by weight is compared per kilogram, with prices sold the same way.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Literal, NamedTuple
 
-from bargains.domain.history import Segment
+from bargains.domain.history import Segment, SoldBy
 
 BargainKind = Literal["discount", "historical_low", "cross_chain"]
 # The service flags outliers (see `is_outlier`) with the same type.
@@ -49,6 +54,7 @@ class Bargain:
     score: float
     reason: str
     observed_at: datetime
+    members_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,7 @@ def assess(history: tuple[Segment, ...], *, now: datetime, policy: Policy = DEFA
     """Return the bargains and flags of a history's current price, or nothing when that price is stale."""
     if not history or now - history[-1].ends_at > policy.freshness:
         return Assessment()
+    history = _sold_alike(history)
     current = history[-1]
     since = current.starts_at.date()
     regular = _regular(history, since, policy)
@@ -90,8 +97,34 @@ def assess(history: tuple[Segment, ...], *, now: datetime, policy: Policy = DEFA
         reference = regular.price_cents if regular is not None else _price_before_raise(history, was, policy)
         if reference is not None and _is_illusory(current.price_cents, was, reference, policy):
             return Assessment(flags=(_illusory_flag(history, was, reference, since, policy),))
-    found = (_discount(current, regular, since, policy), _historical_low(history, policy))
-    return Assessment(bargains=tuple(bargain for bargain in found if bargain is not None))
+    shelf = _discount(current, regular, since, policy)
+    members = None if shelf is not None else _members_discount(current, regular, since, policy)
+    found = (shelf, members, _historical_low(history, policy))
+    return Assessment(bargains=tuple(_noting_label(b, current) for b in found if b is not None))
+
+
+def _sold_alike(history: tuple[Segment, ...]) -> tuple[Segment, ...]:
+    """Return the newest segments sold the way the current price is: a per-kg price compares per kg."""
+    sold_by = history[-1].label.sold_by
+    start = len(history)
+    while start > 0 and history[start - 1].label.sold_by == sold_by:
+        start -= 1
+    return history[start:]
+
+
+def _noting_label(bargain: Bargain, current: Segment) -> Bargain:
+    """Name in a bargain's reason what the label offers besides and that the bargain does not count."""
+    label = current.label
+    notes = []
+    if label.multibuy_quantity is not None and label.multibuy_total_cents is not None:
+        notes.append(
+            f"multi-buy {label.multibuy_quantity} for {_money(label.multibuy_total_cents)} not counted"
+        )
+    if label.member_price_cents is not None and not bargain.members_only:
+        notes.append(f"members pay {_price(label.member_price_cents, label.sold_by)}")
+    if not notes:
+        return bargain
+    return replace(bargain, reason=f"{bargain.reason}; {'; '.join(notes)}")
 
 
 def median(stores_by_price: Mapping[int, int]) -> float:
@@ -125,10 +158,12 @@ def cross_chain(
     chains: int,
     observed_at: datetime,
     policy: Policy = DEFAULT_POLICY,
+    sold_by: SoldBy = "each",
 ) -> Bargain | None:
     """Return a bargain when a price is well below the median current price of the product at other chains.
 
-    `other_chain_prices` counts the stores of the other `chains` charging each price.
+    `other_chain_prices` counts the stores of the other `chains` charging each price, sold the same
+    way (`sold_by`) as this one.
     """
     if not any(other_chain_prices.values()):
         return None
@@ -144,7 +179,8 @@ def cross_chain(
         reference_cents=round(reference),
         score=share,
         reason=(
-            f"{_money(price_cents)}, {share:.0%} below the median {_money(round(reference))}"
+            f"{_price(price_cents, sold_by)}, {share:.0%} below the median"
+            f" {_price(round(reference), sold_by)}"
             f" at {chains} other chain{'' if chains == 1 else 's'}"
         ),
         observed_at=observed_at,
@@ -225,6 +261,33 @@ def _illusory_flag(
     )
 
 
+def _members_discount(
+    current: Segment, regular: _Regular | None, since: date, policy: Policy
+) -> Bargain | None:
+    """Return a members-only bargain when the member price is well below the regular shelf price."""
+    member = current.label.member_price_cents
+    if regular is None or member is None:
+        return None
+    share = 1 - member / regular.price_cents
+    if share < policy.min_discount:
+        return None
+    sold_by = current.label.sold_by
+    return Bargain(
+        kind="discount",
+        price_cents=member,
+        reference_cents=regular.price_cents,
+        score=share,
+        reason=(
+            f"members only: {_price(member, sold_by)}, {share:.0%} below the"
+            f" {_price(regular.price_cents, sold_by)} charged on {regular.days} of the"
+            f" {policy.reference.days} days before {since};"
+            f" everyone else pays {_price(current.price_cents, sold_by)}"
+        ),
+        observed_at=current.ends_at,
+        members_only=True,
+    )
+
+
 def _discount(current: Segment, regular: _Regular | None, since: date, policy: Policy) -> Bargain | None:
     """Return a discount bargain when the current price is well below the regular price before it."""
     if regular is None:
@@ -232,13 +295,15 @@ def _discount(current: Segment, regular: _Regular | None, since: date, policy: P
     share = 1 - current.price_cents / regular.price_cents
     if share < policy.min_discount:
         return None
+    sold_by = current.label.sold_by
     return Bargain(
         kind="discount",
         price_cents=current.price_cents,
         reference_cents=regular.price_cents,
         score=share,
         reason=(
-            f"{_money(current.price_cents)}, {share:.0%} below the {_money(regular.price_cents)} charged"
+            f"{_price(current.price_cents, sold_by)}, {share:.0%} below the"
+            f" {_price(regular.price_cents, sold_by)} charged"
             f" on {regular.days} of the {policy.reference.days} days before {since}"
         ),
         observed_at=current.ends_at,
@@ -257,14 +322,15 @@ def _historical_low(history: tuple[Segment, ...], policy: Policy) -> Bargain | N
     previous_low = min(earlier)
     share = 1 - current.price_cents / previous_low
     since = max(window_start, history[0].starts_at).date()
+    sold_by = current.label.sold_by
     return Bargain(
         kind="historical_low",
         price_cents=current.price_cents,
         reference_cents=previous_low,
         score=share,
         reason=(
-            f"{_money(current.price_cents)}, the lowest since {since}:"
-            f" {share:.0%} below the previous low of {_money(previous_low)}"
+            f"{_price(current.price_cents, sold_by)}, the lowest since {since}:"
+            f" {share:.0%} below the previous low of {_price(previous_low, sold_by)}"
         ),
         observed_at=current.ends_at,
     )
@@ -273,3 +339,8 @@ def _historical_low(history: tuple[Segment, ...], policy: Policy) -> Bargain | N
 def _money(cents: int) -> str:
     """Format cents as dollars, like $3.25."""
     return f"${cents / 100:.2f}"
+
+
+def _price(cents: int, sold_by: SoldBy) -> str:
+    """Format a shelf price: $3.25, or $3.25/kg for an item sold by weight."""
+    return f"{_money(cents)}/kg" if sold_by == "kg" else _money(cents)

@@ -13,30 +13,52 @@
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from typing import Literal
+
+SoldBy = Literal["each", "kg"]
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """What a shelf label shows beside the price: a member price, a multi-buy, and how the item is sold."""
+
+    member_price_cents: int | None = None
+    multibuy_quantity: int | None = None
+    multibuy_total_cents: int | None = None
+    sold_by: SoldBy = "each"
+
+
+NO_LABEL = Label()
 
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """A run of observations of one price and was-price, from its first to its last sighting."""
+    """A run of observations of one price, was-price and label, from its first to its last sighting."""
 
     price_cents: int
     was_price_cents: int | None
     starts_at: datetime
     ends_at: datetime
+    label: Label = NO_LABEL
 
 
 def fold(
-    history: tuple[Segment, ...], *, price_cents: int, was_price_cents: int | None, observed_at: datetime
+    history: tuple[Segment, ...],
+    *,
+    price_cents: int,
+    was_price_cents: int | None,
+    observed_at: datetime,
+    label: Label = NO_LABEL,
 ) -> tuple[Segment, ...]:
-    """Add one observation to a history, extending its last segment when the price is unchanged."""
+    """Add one observation to a history, extending its last segment when price and label are unchanged."""
     if not history:
-        return (Segment(price_cents, was_price_cents, observed_at, observed_at),)
+        return (Segment(price_cents, was_price_cents, observed_at, observed_at, label),)
     last = history[-1]
     if observed_at <= last.ends_at:
         return history
-    if (last.price_cents, last.was_price_cents) == (price_cents, was_price_cents):
+    if (last.price_cents, last.was_price_cents, last.label) == (price_cents, was_price_cents, label):
         return (*history[:-1], replace(last, ends_at=observed_at))
-    return (*history, Segment(price_cents, was_price_cents, observed_at, observed_at))
+    return (*history, Segment(price_cents, was_price_cents, observed_at, observed_at, label))
 
 
 def utc_day(at: datetime) -> date:

@@ -74,6 +74,10 @@ class Change:
     bargain: ListedBargain
 
 
+MEMBERS_ONLY = "members"
+"""The id prefix of a members-only discount: its kind stays `discount`, its id and reason say whose."""
+
+
 def bargain_id(kind: str, chain: str, store_id: str, sku: str) -> str:
     """Return the id of a kind of bargain on a product at a store: one of each at most."""
     return f"{kind}:{chain}:{store_id}:{sku}"
@@ -106,12 +110,13 @@ def listing_of(
             chains=elsewhere.chains,
             observed_at=latest.ends_at,
             policy=policy,
+            sold_by=latest.label.sold_by,
         )
         found += [cheaper] if cheaper else []
     return Listing(
         bargains=tuple(
             ListedBargain(
-                bargain_id=bargain_id(b.kind, chain, store_id, sku),
+                bargain_id=bargain_id(MEMBERS_ONLY if b.members_only else b.kind, chain, store_id, sku),
                 chain=chain,
                 store_id=store_id,
                 sku=sku,
