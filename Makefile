@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 # PyTorch's CPU build is served from a local folder here; pip looks there first.
 TORCH_WHEELS ?= /opt/wheels
 PIP_INSTALL := $(BIN)/pip --disable-pip-version-check install -q $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
-PACKAGES := contracts services/servicekit services/scraper services/grouping services/substitutions services/bargains deploy simulator testsupport
+PACKAGES := contracts services/servicekit services/scraper services/grouping services/substitutions services/bargains services/catalogue deploy simulator testsupport
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test lint typecheck schemas unit contracts integration e2e quality up down status lock clean bench bench-scrape bench-grouping bench-bargains bench-substitutions
+.PHONY: install demo test lint typecheck schemas unit contracts integration e2e quality up down status lock clean bench bench-scrape bench-grouping bench-bargains bench-substitutions bench-catalogue browser screenshots bench-web
 
 install: $(STAMP)
 
@@ -38,12 +38,29 @@ down:
 status:
 	$(BIN)/pricestream status
 
-test: install lint typecheck
+test: install lint typecheck browser
 	$(BIN)/python -m contracts check
 	$(BIN)/pytest
 
 unit contracts integration e2e quality: install
 	$(BIN)/pytest -m $@
+
+# The browser tests drive Debian's Chromium through Playwright, which never downloads a browser.
+CHROMIUM ?= /usr/bin/chromium
+e2e: browser
+
+browser:
+	@test -x $(CHROMIUM) || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "installing Debian's Chromium for the browser tests"; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; }
+
+# The web page's screenshots (into docs/screenshots/) and page times, both on the stack `make demo` left up.
+screenshots: install browser
+	$(BIN)/python -m benchmarks.web_screenshots
+
+bench-web: install
+	$(BIN)/python -m benchmarks.web_pages
 
 lint: install
 	$(BIN)/ruff check .
@@ -67,6 +84,9 @@ bench: install
 
 bench-substitutions: install
 	$(BIN)/python -m benchmarks.substitutions_match
+
+bench-catalogue: install
+	$(BIN)/python -m benchmarks.catalogue_read
 
 bench-grouping: install
 	$(BIN)/python -m benchmarks.grouping_algorithm

@@ -94,6 +94,15 @@ def test_up_status_and_the_demo_story(config: StackConfig) -> None:
     assert story["substitutes"]["L1"] > 0
     assert story["substitutes"]["L2"] > 0
     assert (story["consumer_lag"], story["dead_letters"]) == (0, 0)
+    # The catalogue answered a search, a product across chains, a basket, and the whole export,
+    # whose every price a store answered from its own sighting equals its shelf that day.
+    catalogue = story["catalogue"]
+    assert catalogue["search"]["results"]
+    assert len({price["chain"] for price in catalogue["product"]["prices"]}) > 1
+    assert catalogue["basket"]["best_split"] is not None
+    assert catalogue["export_pages"] >= 1
+    assert catalogue["export_prices"] > 0
+    assert catalogue["export_mismatches"] == []
 
 
 def test_publish_of_only_bad_rows_fails_and_says_why(config: StackConfig, tmp_path: Path) -> None:
@@ -115,7 +124,7 @@ def test_lag_publish_topics_up_again_and_down(config: StackConfig) -> None:
         for line in lag.stdout.splitlines()
         if "prices.scraped" in line
     ]
-    assert [row[1] for row in rows] == ["grouping", "bargains"]
+    assert [row[1] for row in rows] == ["grouping", "bargains", "catalogue"]
     for row in rows:
         assert int(row[3]) > 0, lag.stdout
         assert (row[3], row[5]) == (row[4], "0"), "everything published was consumed and committed"

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 import pricestream.stack
 from bargains.settings import BargainsSettings
+from catalogue.settings import CatalogueSettings
 from contracts import SERVICES
 from grouping.settings import GroupingSettings
 from pricestream import compose
@@ -37,6 +38,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "grouping": GroupingSettings,
     "substitutions": SubstitutionsSettings,
     "bargains": BargainsSettings,
+    "catalogue": CatalogueSettings,
 }
 ONE_SHOTS = ("topics", "postgres-init")
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<rest>[^}]*)\}")

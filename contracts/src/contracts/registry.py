@@ -33,7 +33,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         event=v1.PricesScraped,
         key="chain:store_id",
         producers=("scraper",),
-        consumers=("grouping", "bargains"),
+        consumers=("grouping", "bargains", "catalogue"),
         partitions=6,
         description="A store's page of price observations.",
     ),
@@ -42,7 +42,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         event=v1.ProductObserved,
         key="chain:sku",
         producers=("scraper",),
-        consumers=("substitutions", "bargains"),
+        consumers=("substitutions", "bargains", "catalogue"),
         description="A product first seen, or whose description changed.",
     ),
     TopicSpec(
@@ -50,7 +50,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         event=v1.StoreGroupChanged,
         key="chain:group_id",
         producers=("grouping",),
-        consumers=("scraper", "bargains"),
+        consumers=("scraper", "bargains", "catalogue"),
         retention_ms=30 * DAY_MS,
         description="A store group's full membership after a change.",
     ),
@@ -75,7 +75,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         event=v1.BargainsChanged,
         key="chain:store_id",
         producers=("bargains",),
-        consumers=(),
+        consumers=("catalogue",),
         description="Bargains that appeared, changed or expired.",
     ),
     TopicSpec(
@@ -83,12 +83,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         event=v1.SubstitutionsChanged,
         key="chain:sku",
         producers=("substitutions",),
-        consumers=("bargains",),
+        consumers=("bargains", "catalogue"),
         description="A product's current substitutes at levels L1 to L4.",
     ),
 )
 
-SERVICES: tuple[str, ...] = ("scraper", "grouping", "substitutions", "bargains")
+SERVICES: tuple[str, ...] = ("scraper", "grouping", "substitutions", "bargains", "catalogue")
 
 
 def topic(name: str) -> TopicSpec:

@@ -198,15 +198,17 @@ async def _raw_events(bootstrap: str, records: list[tuple[bytes, bytes]], per_ev
 async def _throughput(
     stack: Stack, records: list[tuple[bytes, bytes]], plan: BenchPlan, console: Console
 ) -> dict[str, Any]:
-    """Publish every history event at once; time until grouping and bargains processed them all."""
-    urls = {name: stack.service_process(name).url for name in ("grouping", "bargains")}
+    """Publish every history event at once; time until grouping, bargains and catalogue processed them all."""
+    urls = {name: stack.service_process(name).url for name in ("grouping", "bargains", "catalogue")}
     before = {name: processed_counts(url)[PRICES.name] for name, url in urls.items()}
     observations = len(records) * plan.products
     started = time.perf_counter()
     produce_s = await _produce(stack.config.bootstrap_servers, PRICES.name, records)
     done: dict[str, float] = {}
     backlog_peak = 0
-    with console.status(f"grouping and bargains process {observations:,} observations...") as status:
+    with console.status(
+        f"grouping, bargains and catalogue process {observations:,} observations..."
+    ) as status:
         while len(done) < len(urls):
             await asyncio.sleep(0.5)
             for name, url in urls.items():
@@ -222,8 +224,10 @@ async def _throughput(
         "pipeline_produce_s": round(produce_s, 2),
         "grouping_s": round(done["grouping"], 2),
         "bargains_s": round(done["bargains"], 2),
+        "catalogue_s": round(done["catalogue"], 2),
         "grouping_observations_per_s": round(observations / done["grouping"]),
         "bargains_observations_per_s": round(observations / done["bargains"]),
+        "catalogue_observations_per_s": round(observations / done["catalogue"]),
         "pipeline_observations_per_s": round(observations / max(done.values())),
         "backlog_peak_events": backlog_peak,
     }

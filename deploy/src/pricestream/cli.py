@@ -18,15 +18,18 @@ from pricestream.kafka import describe_topics
 from pricestream.matching_cli import run_match, run_rebuild, scores_table
 from pricestream.processes import StackError
 from pricestream.report import summary_table
-from pricestream.scraping_cli import publish_file, run_scrape
+from pricestream.scraping_cli import publish_file, run_live_scrape, run_scrape
 from pricestream.stack import Stack
+from pricestream.tokens_cli import make_token
+from simulator.catalogue_demo import catalogue_figures, catalogue_report
 from simulator.report import example_substitutions, story_report
 from simulator.samples import publish_samples
-from simulator.story import Story, StoryError, run_story
+from simulator.story import Story, StoryError, day_times, run_story
 
 app = typer.Typer(help="Operate pricestream's local stack.", no_args_is_help=True, add_completion=False)
 console = Console()
 
+CATALOGUE_LINKS = ("/v1/search?q=milk", "/v1/export/prices", "/docs")
 HomeOption = Annotated[Path | None, typer.Option(help="State folder (default: .pricestream/ in the project)")]
 
 
@@ -49,8 +52,15 @@ def up(
     catalog: Annotated[
         Path | None, typer.Option(help="au-grocery-2023 folder: real product names for the simulated world")
     ] = None,
+    dialect: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A chain's dialect, CHAIN=storefront|coles|woolworths, or auto (the first chain as Coles,"
+            " the second as Woolworths) [auto]"
+        ),
+    ] = None,
 ) -> None:
-    """Start the broker, PostgreSQL, the storefront and the four services; wait until all are ready."""
+    """Start the broker, PostgreSQL, the storefront and the five services; wait until all are ready."""
     stack = _stack(
         home,
         broker_port=broker_port,
@@ -59,6 +69,7 @@ def up(
         storefront_port=storefront_port,
         storefront_seed=seed,
         catalog=catalog.resolve() if catalog else None,
+        storefront_dialects=dialect or None,
     )
     console.print(f"[bold]pricestream up[/bold] (state in {stack.config.home})")
     with console.status("bringing the stack up..."):
@@ -150,17 +161,25 @@ def demo(
     figures = run_story(stack, console, Story(days=days))
     console.print(story_report(figures))
     console.print(example_substitutions(stack.config.storefront_url, urls["substitutions"]))
+    catalogue = catalogue_figures(stack, day_times(days))
+    console.print(catalogue_report(catalogue))
+    figures["catalogue"] = catalogue
     out = stack.config.home / "demo.json"
     out.write_text(json.dumps(figures, indent=2, default=str))
     look = Table(title="where to look next")
     look.add_column("what")
     look.add_column("where", overflow="fold")
+    look.add_row("the web page: search, products, basket, groups, pipeline", f"{urls['catalogue']}/")
     look.add_row("health of everything, consumer lag", "pricestream status")
     look.add_row("topics and messages held", "pricestream topics")
     look.add_row("store groups", f"{urls['grouping']}/v1/groups  {urls['grouping']}/v1/stats")
     look.add_row(
         "bargains, illusory flags",
         f"{urls['bargains']}/v1/bargains  {urls['bargains']}/v1/flags?kind=illusory",
+    )
+    look.add_row(
+        "search, products, baskets, export",
+        "  ".join(f"{urls['catalogue']}{path}" for path in CATALOGUE_LINKS),
     )
     look.add_row(
         "a product's substitutes", f"{urls['substitutions']}/v1/products/{{chain}}/{{sku}}/substitutions"
@@ -170,6 +189,9 @@ def demo(
     console.print(look)
     if figures["consumer_lag"] or figures["dead_letters"]:
         console.print("[red]some events were not processed[/red]")
+        raise typer.Exit(1)
+    if catalogue["export_mismatches"]:
+        console.print("[red]the catalogue answered prices that differ from the storefront's[/red]")
         raise typer.Exit(1)
 
 
@@ -198,8 +220,24 @@ def scrape(
     day: Annotated[int | None, typer.Option(help="Storefront day to scrape (default: its clock)")] = None,
     chain: Annotated[list[str] | None, typer.Option(help="Only these chains (repeat the option)")] = None,
     wait: Annotated[bool, typer.Option(help="Follow the run until it ends")] = True,
+    live: Annotated[
+        bool, typer.Option(help="Read one store of a real chain's own site now, without the stack")
+    ] = False,
+    store: Annotated[str | None, typer.Option(help="With --live: the store to price pages for")] = None,
+    site: Annotated[
+        str | None, typer.Option(help="With --live: the site (default: the chain's real one)")
+    ] = None,
+    pages: Annotated[int, typer.Option(min=1, help="With --live: category pages to read at most")] = 5,
+    out: Annotated[
+        Path | None, typer.Option(help="With --live: write the observations here (JSON lines)")
+    ] = None,
 ) -> None:
-    """Run a scrape of the storefront and show its progress."""
+    """Run a scrape of the storefront and show its progress (or, with --live, of a real chain's site)."""
+    if live:
+        if len(chain or []) != 1 or store is None:
+            raise typer.BadParameter("--live needs one --chain (coles or woolworths) and a --store")
+        run_live_scrape(console, chain=(chain or [""])[0], store=store, site=site, pages=pages, out=out)
+        return
     if scope not in ("plan", "all", "rescrape"):
         raise typer.BadParameter("scope must be plan, all or rescrape")
     summary = run_scrape(_stack(home), console, scope=scope, day=day, chains=chain or [], wait=wait)
@@ -306,6 +344,23 @@ def substitutions_rebuild(
     console.print(summary_table("substitutions rebuild", status))
     if status["status"] == "failed":
         raise typer.Exit(1)
+
+
+tokens_app = typer.Typer(help="API tokens of the catalogue: a client with one gets a higher rate limit.")
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="Who the token is for (letters, digits, _ . -)")],
+    home: HomeOption = None,
+) -> None:
+    """Create a Bearer token for NAME and print it (only its hash is kept); again for NAME replaces it."""
+    try:
+        token = make_token(_stack(home), name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(token, soft_wrap=True, highlight=False)
 
 
 dlq_app = typer.Typer(

@@ -11,6 +11,7 @@ as `EmbeddedPostgres.provision`).
 import argparse
 import asyncio
 import importlib.metadata
+import json
 import os
 import re
 import secrets
@@ -26,6 +27,9 @@ from contracts import SERVICES
 from pricestream.config import StackConfig, find_home
 from pricestream.kafka import ensure_topics
 from pricestream.postgres import EmbeddedPostgres
+from simulator.catalog import builtin_chains
+from simulator.dialects import chain_dialects
+from simulator.world import WorldConfig
 
 COMPOSE_FILE = "docker-compose.yml"
 KAFKA_IMAGE = "apache/kafka:3.9.1"
@@ -203,6 +207,8 @@ def _storefront(config: StackConfig) -> dict[str, Any]:
     for flag, value in options.items():
         if value is not None:
             command += [flag, str(value)]
+    for dialect in config.storefront_dialects:
+        command += ["--dialect", dialect]
     # Bound to every interface of its container, so that the scraper's container reaches it.
     command += ["--host", "0.0.0.0"]
     # The clock is never throttled nor failed, unlike the shop pages.
@@ -235,16 +241,39 @@ def service_environment(name: str, config: StackConfig) -> dict[str, str]:
     if name == "scraper":
         env["SCRAPER_STOREFRONT_URL"] = f"http://storefront:{config.storefront_port}"
         env["SCRAPER_INGEST_TOKEN"] = _required("SCRAPER_INGEST_TOKEN")
+        env.update(_chain_sites(config))
     if name == "grouping":
         # Live prices: only the last week's count (the local stack also replays past days).
         env["GROUPING_FRESHNESS_H"] = "168"
+    if name == "catalogue":
+        # The web page's operators' views read the other services' HTTP APIs on the compose network.
+        for other in ("scraper", "grouping", "substitutions", "bargains"):
+            env[f"CATALOGUE_{other.upper()}_URL"] = f"http://{other}:{config.service_port(other)}"
     # One HEALTHCHECK in the image serves every service, so each tells it its port.
     env["HEALTHCHECK_PORT"] = port
     return env
 
 
+def _chain_sites(config: StackConfig) -> dict[str, str]:
+    """Return the scraper's settings for the chains the storefront serves as Coles or Woolworths.
+
+    Containers have no catalog folder: the storefront's chains are the built-in world's.
+    """
+    chains = builtin_chains(WorldConfig().chains)
+    sites = {
+        chain: dialect
+        for chain, dialect in chain_dialects(chains, config.storefront_dialects).items()
+        if dialect != "storefront"
+    }
+    shop = f"http://storefront:{config.storefront_port}"
+    return {
+        "SCRAPER_DIALECTS": json.dumps(sites),
+        "SCRAPER_CHAIN_URLS": json.dumps({chain: f"{shop}/shop/{chain}" for chain in sites}),
+    }
+
+
 def _service(name: str, config: StackConfig) -> dict[str, Any]:
-    """Return one of the four services."""
+    """Return one of the services."""
     port = config.service_port(name)
     depends_on: dict[str, dict[str, str]] = {
         "kafka": {"condition": "service_healthy"},

@@ -34,6 +34,9 @@ class StackConfig(BaseSettings):
     catalog: Path | None = Field(default=None, description="au-grocery-2023 folder for real product names")
     world_stores_per_chain: int | None = Field(default=None, ge=1)
     world_products_per_chain: int | None = Field(default=None, ge=1)
+    # The world's first chain speaks Coles' web dialect, the second Woolworths'; the scraper runs the
+    # real adapters against them. Or CHAIN=DIALECT pairs (storefront, coles, woolworths).
+    storefront_dialects: list[str] = Field(default_factory=lambda: ["auto"])
     # Like a real shop: throttles a client that hammers it and fails now and then.
     shop_rate_limit_rps: float = Field(default=500.0, ge=0)
     shop_error_rate: float = Field(default=0.005, ge=0, le=1)
@@ -70,6 +73,7 @@ class StackConfig(BaseSettings):
                     "storefront_port": self.storefront_port,
                     "storefront_seed": self.storefront_seed,
                     "catalog": str(self.catalog) if self.catalog else None,
+                    "storefront_dialects": self.storefront_dialects,
                     "database": self.database,
                 },
                 indent=2,

@@ -13,6 +13,8 @@ from pricestream.processes import StackError, tail
 
 # PostgreSQL refuses to run as root; when we are root it runs as this system user.
 OS_USER = "pricestream"
+# Extensions the services use, created by the superuser when the database is provisioned.
+EXTENSIONS = ("pg_trgm",)
 
 
 def _install_dir() -> Path:
@@ -184,6 +186,13 @@ class EmbeddedPostgres:
         conn = await asyncpg.connect(self.dsn(database=database))
         try:
             await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            # Extensions need the superuser: created here, once, in a schema of their own that
+            # services may use (the catalogue's search uses pg_trgm as extensions.similarity).
+            await conn.execute("CREATE SCHEMA IF NOT EXISTS extensions")
+            for extension in EXTENSIONS:
+                await conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA extensions")
+            for role in roles:
+                await conn.execute(f"GRANT USAGE ON SCHEMA extensions TO {role}")
             for role in roles:
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {role} AUTHORIZATION {role}")
                 await conn.execute(f"REVOKE ALL ON SCHEMA {role} FROM PUBLIC")

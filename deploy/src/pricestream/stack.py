@@ -1,4 +1,4 @@
-"""The embedded local stack: broker, PostgreSQL, topics, migrations and the four services."""
+"""The embedded local stack: broker, PostgreSQL, topics, migrations and the services."""
 
 import asyncio
 import json
@@ -28,6 +28,10 @@ class ComponentStatus:
     healthy: bool
     detail: str
 
+
+# The storefront's dialects that are a real chain's web API, spoken by the scraper's real adapters.
+REAL_DIALECTS = ("coles", "woolworths")
+DIRECTORY_TRIES = 10
 
 # Grouping's freshness window on the local stack, in hours: wide enough for the demo's replay.
 LOCAL_GROUPING_FRESHNESS_H = 24 * 30
@@ -77,6 +81,24 @@ class Stack:
         """Return the simulated storefront's base URL."""
         return self.config.storefront_url
 
+    def _chain_sites(self) -> dict[str, str]:
+        """Return the scraper's settings for the storefront's chains served in a real chain's dialect."""
+        listed: object = None
+        # The directory is a shop page: now and then it answers 503, like the rest of the shop.
+        for _ in range(DIRECTORY_TRIES):
+            listed = (_get_json(f"{self.config.storefront_url}/v1/chains") or {}).get("chains")
+            if isinstance(listed, list) or not self.storefront.running():
+                break
+            time.sleep(0.2)
+        sites = [c for c in listed if c.get("dialect") in REAL_DIALECTS] if isinstance(listed, list) else []
+        # The scraper runs the real Coles and Woolworths adapters against the world's chains.
+        return {
+            "SCRAPER_DIALECTS": json.dumps({site["chain"]: site["dialect"] for site in sites}),
+            "SCRAPER_CHAIN_URLS": json.dumps(
+                {site["chain"]: f"{self.config.storefront_url}{site['url']}" for site in sites}
+            ),
+        }
+
     def service_url(self, name: str) -> str:
         """Return a service's base URL."""
         return f"http://127.0.0.1:{self.config.service_port(name)}"
@@ -98,9 +120,14 @@ class Stack:
         if name == "scraper":
             env["SCRAPER_STOREFRONT_URL"] = self.config.storefront_url
             env["SCRAPER_INGEST_TOKEN"] = self.ingest_token
+            env.update(self._chain_sites())
         if name == "grouping":
             # The local stack replays past simulated days (the demo's 16): their prices count.
             env["GROUPING_FRESHNESS_H"] = str(LOCAL_GROUPING_FRESHNESS_H)
+        if name == "catalogue":
+            # The web page's operators' views read the other services' HTTP APIs.
+            others = ("scraper", "grouping", "substitutions", "bargains")
+            env.update({f"CATALOGUE_{other.upper()}_URL": self.service_url(other) for other in others})
         return ServiceProcess(name=name, port=port, env=env)
 
     # --- up ---------------------------------------------------------------------------
@@ -154,6 +181,8 @@ class Stack:
             argv += ["--products-per-chain", str(cfg.world_products_per_chain)]
         if cfg.catalog:
             argv += ["--catalog", str(cfg.catalog)]
+        for dialect in cfg.storefront_dialects:
+            argv += ["--dialect", dialect]
         self.storefront.start(argv)
         deadline = time.monotonic() + 60
         while _get_status(f"{cfg.storefront_url}/v1/chains") != 200:

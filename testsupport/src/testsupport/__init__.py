@@ -4,6 +4,6 @@ Processed-message counts of a service come from `servicekit.metrics.processed_co
 """
 
 from testsupport.report import report
-from testsupport.stack import rolled_back, running_stack, stack_config, wait_until
+from testsupport.stack import publish_events, rolled_back, running_stack, stack_config, wait_until
 
-__all__ = ["report", "rolled_back", "running_stack", "stack_config", "wait_until"]
+__all__ = ["publish_events", "report", "rolled_back", "running_stack", "stack_config", "wait_until"]

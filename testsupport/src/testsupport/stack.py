@@ -2,12 +2,14 @@
 
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
+from contracts import CODEC, Event, topic_for
 from pricestream.config import StackConfig
 from pricestream.stack import Stack
 
@@ -51,3 +53,18 @@ async def rolled_back(stack: Stack, service: str, work: Callable[[asyncpg.Connec
     finally:
         await transaction.rollback()
         await conn.close()
+
+
+async def publish_events(bootstrap: str, events: Iterable[Event]) -> None:
+    """Publish events to their registry topics as their producers would, as fast as the producer goes."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        for event in events:
+            record = CODEC.encode(event)
+            await producer.send(
+                topic_for(type(event)).name, record.value, key=record.key, headers=list(record.headers)
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()

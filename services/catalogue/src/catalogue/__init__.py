@@ -1,0 +1,1 @@
+"""pricestream catalogue: products, prices, search, baskets and export for people to use."""

@@ -1,0 +1,1 @@
+"""The catalogue's pure rules: no IO, the clock passed in."""

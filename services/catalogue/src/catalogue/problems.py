@@ -1,0 +1,93 @@
+"""RFC 9457 problem details for every 4xx the catalogue answers, and the route class that sends them."""
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from catalogue.views import Problem
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """An error to answer as problem details: status, title, detail, and the parameters at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        invalid_params: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.problem = Problem(title=title, status=status, detail=detail, invalid_params=invalid_params or [])
+        self.headers = headers or {}
+
+
+def bad_parameter(name: str, reason: str) -> ProblemError:
+    """Return the 400 for one bad parameter."""
+    return ProblemError(
+        400, "Bad parameter", f"{name}: {reason}", invalid_params=[{"name": name, "reason": reason}]
+    )
+
+
+def problem_response(error: ProblemError) -> JSONResponse:
+    """Return the problem as an application/problem+json response."""
+    return JSONResponse(
+        error.problem.model_dump(mode="json", by_alias=True),
+        status_code=error.problem.status,
+        media_type=PROBLEM_JSON,
+        headers=error.headers,
+    )
+
+
+def _from_validation(exc: RequestValidationError) -> ProblemError:
+    """Name each parameter FastAPI rejected and why."""
+    params = []
+    for error in exc.errors():
+        where = [str(part) for part in error["loc"]]
+        # ("query", "limit") names the parameter; a body error keeps its path inside the body.
+        name = ".".join(where[1:]) if len(where) > 1 else ".".join(where)
+        params.append({"name": name or "body", "reason": str(error["msg"])})
+    detail = "; ".join(f"{p['name']}: {p['reason']}" for p in params)
+    return ProblemError(400, "Bad parameter", detail, invalid_params=params)
+
+
+class ProblemRoute(APIRoute):
+    """A route whose every 4xx (bad parameters, throttling, not found) is problem+json."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap FastAPI's handler so errors become problem details."""
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return problem_response(_from_validation(exc))
+            except ProblemError as exc:
+                return problem_response(exc)
+            except HTTPException as exc:
+                if exc.status_code >= 500:
+                    raise
+                return problem_response(ProblemError(exc.status_code, "Request refused", str(exc.detail)))
+
+        return route
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": title}
+    for status, title in (
+        (400, "A parameter is bad: which one and why"),
+        (401, "The Bearer token is not known"),
+        (404, "Not found"),
+        (429, "Over the rate limit: retry after Retry-After seconds"),
+    )
+}
+"""The 4xx answers every /v1 route documents in OpenAPI."""

@@ -1,0 +1,290 @@
+"""The catalogue's write side: products, current prices, history, placements, substitutes, bargains."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from catalogue.domain.history import Segment
+from contracts.events.v1 import Bargain, StoreGroupChangedPayload, Substitute
+from servicekit.db import Connection
+
+Key = tuple[str, str, str]
+"""A price's key: chain, store, sku."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    """A product as the catalogue keeps it."""
+
+    chain: str
+    sku: str
+    name: str
+    brand: str | None
+    size: str | None
+    category: str | None
+    shared_category: str | None
+    barcode: str | None
+    url: str | None
+    search_text: str
+    observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRow:
+    """What a store charged for a product at its newest sighting."""
+
+    chain: str
+    store_id: str
+    sku: str
+    price_cents: int
+    was_price_cents: int | None
+    available: bool
+    member_price_cents: int | None
+    multibuy_quantity: int | None
+    multibuy_total_cents: int | None
+    sold_by: str
+    stated_cents: int | None
+    stated_quantity: int | None
+    stated_unit: str | None
+    stated_text: str | None
+    observed_at: datetime
+
+    @property
+    def key(self) -> Key:
+        """Return the price's key."""
+        return (self.chain, self.store_id, self.sku)
+
+
+PRICE_COLUMNS = (
+    "chain, store_id, sku, price_cents, was_price_cents, available, member_price_cents, "
+    "multibuy_quantity, multibuy_total_cents, sold_by, stated_cents, stated_quantity, stated_unit, "
+    "stated_text, observed_at"
+)
+PRICE_TYPES = (
+    "text[], text[], text[], int[], int[], bool[], int[], int[], int[], text[], int[], int[], text[], "
+    "text[], timestamptz[]"
+)
+PRODUCT_COLUMNS = (
+    "chain, sku, name, brand, size, category, shared_category, barcode, url, search_text, observed_at"
+)
+
+
+class CatalogueRepository(Protocol):
+    """What the service layer reads and writes, inside one transaction."""
+
+    async def save_products(self, products: Sequence[ProductRow]) -> None:
+        """Insert products or replace them with a newer description; an older one changes nothing."""
+        ...
+
+    async def save_prices(self, prices: Sequence[PriceRow]) -> None:
+        """Insert current prices or replace them with newer ones (one row per key)."""
+        ...
+
+    async def histories(self, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
+        """Return the history of these keys, oldest run first (keys without one are left out)."""
+        ...
+
+    async def save_segments(
+        self, segments: Sequence[tuple[Key, Segment]], removed: Sequence[tuple[Key, datetime]]
+    ) -> None:
+        """Insert or update runs (known by key and start), and delete the runs removed (by key and start)."""
+        ...
+
+    async def apply_group(self, group: StoreGroupChangedPayload) -> bool:
+        """Place a group's stores under its anchor unless a newer version is known; return if applied."""
+        ...
+
+    async def replace_substitutes(
+        self, *, chain: str, sku: str, occurred_at: datetime, substitutes: Sequence[Substitute]
+    ) -> bool:
+        """Replace a product's substitutes unless a newer set is known; return if applied."""
+        ...
+
+    async def save_bargains(self, bargains: Sequence[tuple[Bargain, bool]]) -> None:
+        """Record bargains with whether they expired; an older sighting changes nothing."""
+        ...
+
+
+class PostgresCatalogueRepository:
+    """The catalogue repository over one PostgreSQL connection (in a transaction)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def save_products(self, products: Sequence[ProductRow]) -> None:
+        """Insert products or replace them with a newer description; an older one changes nothing."""
+        if not products:
+            return
+        columns = PRODUCT_COLUMNS.split(", ")
+        await self.conn.execute(
+            f"""INSERT INTO products ({PRODUCT_COLUMNS})
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                     $11::timestamptz[])
+                ON CONFLICT (chain, sku) DO UPDATE SET
+                    {", ".join(f"{c} = EXCLUDED.{c}" for c in columns[2:])}
+                WHERE products.observed_at < EXCLUDED.observed_at""",
+            *([getattr(p, c) for p in products] for c in columns),
+        )
+
+    async def save_prices(self, prices: Sequence[PriceRow]) -> None:
+        """Insert current prices or replace them with newer ones (one row per key)."""
+        if not prices:
+            return
+        columns = PRICE_COLUMNS.split(", ")
+        params = ", ".join(f"${i}::{t}" for i, t in enumerate(PRICE_TYPES.split(", "), start=1))
+        await self.conn.execute(
+            f"""INSERT INTO prices ({PRICE_COLUMNS}) SELECT * FROM unnest({params})
+                ON CONFLICT (chain, store_id, sku) DO UPDATE SET
+                    {", ".join(f"{c} = EXCLUDED.{c}" for c in columns[3:])}
+                WHERE prices.observed_at < EXCLUDED.observed_at""",
+            *([getattr(p, c) for p in prices] for c in columns),
+        )
+        stores = sorted({(p.chain, p.store_id) for p in prices})
+        await self.conn.execute(
+            """INSERT INTO stores (chain, store_id) SELECT * FROM unnest($1::text[], $2::text[])
+               ON CONFLICT DO NOTHING""",
+            [c for c, _ in stores],
+            [s for _, s in stores],
+        )
+
+    async def histories(self, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
+        """Return the history of these keys, oldest run first (keys without one are left out)."""
+        if not keys:
+            return {}
+        rows = await self.conn.fetch(
+            """SELECT h.chain, h.store_id, h.sku, h.starts_at, h.ends_at, h.price_cents, h.was_price_cents
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS k(chain, store_id, sku)
+               JOIN history h USING (chain, store_id, sku)
+               ORDER BY h.chain, h.store_id, h.sku, h.starts_at""",
+            *(list(column) for column in zip(*keys, strict=True)),
+        )
+        found: dict[Key, list[Segment]] = {}
+        for r in rows:
+            found.setdefault((r["chain"], r["store_id"], r["sku"]), []).append(
+                Segment(r["starts_at"], r["ends_at"], r["price_cents"], r["was_price_cents"])
+            )
+        return {key: tuple(segments) for key, segments in found.items()}
+
+    async def save_segments(
+        self, segments: Sequence[tuple[Key, Segment]], removed: Sequence[tuple[Key, datetime]]
+    ) -> None:
+        """Insert or update runs (known by key and start), and delete the runs removed (by key and start)."""
+        if removed:
+            await self.conn.execute(
+                """DELETE FROM history h
+                   USING unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                         AS k(chain, store_id, sku, starts_at)
+                   WHERE h.chain = k.chain AND h.store_id = k.store_id AND h.sku = k.sku
+                     AND h.starts_at = k.starts_at""",
+                [k[0] for k, _ in removed],
+                [k[1] for k, _ in removed],
+                [k[2] for k, _ in removed],
+                [at for _, at in removed],
+            )
+        if segments:
+            await self.conn.execute(
+                """INSERT INTO history
+                       (chain, store_id, sku, starts_at, ends_at, price_cents, was_price_cents)
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                                        $5::timestamptz[], $6::int[], $7::int[])
+                   ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at,
+                       price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents""",
+                [k[0] for k, _ in segments],
+                [k[1] for k, _ in segments],
+                [k[2] for k, _ in segments],
+                [s.starts_at for _, s in segments],
+                [s.ends_at for _, s in segments],
+                [s.price_cents for _, s in segments],
+                [s.was_price_cents for _, s in segments],
+            )
+
+    async def apply_group(self, group: StoreGroupChangedPayload) -> bool:
+        """Place a group's stores under its anchor unless a newer version is known; return if applied."""
+        applied = await self.conn.fetchval(
+            """INSERT INTO store_groups (chain, group_id, group_version) VALUES ($1, $2, $3)
+               ON CONFLICT (chain, group_id) DO UPDATE SET group_version = EXCLUDED.group_version
+               WHERE store_groups.group_version < EXCLUDED.group_version
+               RETURNING 1""",
+            group.chain,
+            group.group_id,
+            group.group_version,
+        )
+        if not applied:
+            return False
+        stores = [] if group.reason == "dissolved" else [group.anchor_store_id, *group.member_store_ids]
+        # Stores that left the group are no longer answered by its anchor; stores that moved on
+        # to another group already sit there, under that group's id, and are left alone.
+        await self.conn.execute(
+            "DELETE FROM placements WHERE chain = $1 AND group_id = $2 AND NOT (store_id = ANY($3::text[]))",
+            group.chain,
+            group.group_id,
+            stores,
+        )
+        await self.conn.execute(
+            """INSERT INTO placements (chain, store_id, group_id, anchor_store_id)
+               SELECT $1, unnest($2::text[]), $3, $4
+               ON CONFLICT (chain, store_id) DO UPDATE
+               SET group_id = EXCLUDED.group_id, anchor_store_id = EXCLUDED.anchor_store_id""",
+            group.chain,
+            stores,
+            group.group_id,
+            group.anchor_store_id,
+        )
+        return True
+
+    async def replace_substitutes(
+        self, *, chain: str, sku: str, occurred_at: datetime, substitutes: Sequence[Substitute]
+    ) -> bool:
+        """Replace a product's substitutes unless a newer set is known; return if applied."""
+        applied = await self.conn.fetchval(
+            """INSERT INTO substitute_sets (chain, sku, occurred_at) VALUES ($1, $2, $3)
+               ON CONFLICT (chain, sku) DO UPDATE SET occurred_at = EXCLUDED.occurred_at
+               WHERE substitute_sets.occurred_at < EXCLUDED.occurred_at
+               RETURNING 1""",
+            chain,
+            sku,
+            occurred_at,
+        )
+        if not applied:
+            return False
+        await self.conn.execute("DELETE FROM substitutes WHERE chain = $1 AND sku = $2", chain, sku)
+        await self.conn.executemany(
+            """INSERT INTO substitutes (chain, sku, level, other_chain, other_sku, score, reason)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+            [(chain, sku, s.level, s.chain, s.sku, s.score, s.reason) for s in substitutes],
+        )
+        return True
+
+    async def save_bargains(self, bargains: Sequence[tuple[Bargain, bool]]) -> None:
+        """Record bargains with whether they expired; an older sighting changes nothing."""
+        if not bargains:
+            return
+        await self.conn.executemany(
+            """INSERT INTO bargains (bargain_id, chain, store_id, sku, kind, price_cents, reference_cents,
+                                     score, reason, observed_at, expired)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               ON CONFLICT (bargain_id) DO UPDATE SET
+                   price_cents = EXCLUDED.price_cents, reference_cents = EXCLUDED.reference_cents,
+                   score = EXCLUDED.score, reason = EXCLUDED.reason, observed_at = EXCLUDED.observed_at,
+                   expired = EXCLUDED.expired
+               WHERE bargains.observed_at < EXCLUDED.observed_at
+                  OR (bargains.observed_at = EXCLUDED.observed_at AND EXCLUDED.expired)""",
+            [
+                (
+                    b.bargain_id,
+                    b.chain,
+                    b.store_id,
+                    b.sku,
+                    b.kind,
+                    b.price_cents,
+                    b.reference_cents,
+                    b.score,
+                    b.reason,
+                    b.observed_at,
+                    expired,
+                )
+                for b, expired in bargains
+            ],
+        )

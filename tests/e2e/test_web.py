@@ -1,0 +1,237 @@
+"""The web page in Debian's Chromium: search, a product's chart, the basket, groups; and without JavaScript.
+
+One stack for the module runs a few days of the simulated world on a small world, so the page
+shows real scraped prices, groups and substitutes. What the page should show is read from the
+catalogue's tables and grouping's API, never from the page's own code.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from rich.console import Console
+
+from contracts import SERVICES
+from pricestream.stack import Stack
+from simulator.story import Story, run_story
+from testsupport import rolled_back, stack_config
+from testsupport.browser import chromium, watch_console
+
+# Setting the stack up and running the days takes most of the first test's time.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+DAYS = 4
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A product to look at, at a chosen anchor store, and what its history holds."""
+
+    chain: str
+    store_id: str
+    sku: str
+    name: str
+    price_cents: int
+    changes: int
+
+
+def _read(stack: Stack, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Read the catalogue's tables in a thread of its own: Playwright's sync API holds this one's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, rolled_back(stack, "catalogue", work)).result()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start a stack on a small simulated world and run its first days; always bring it down."""
+    config = stack_config(tmp_path_factory.mktemp("web") / ".pricestream").model_copy(
+        update={"world_stores_per_chain": 10, "world_products_per_chain": 100}
+    )
+    stack = Stack(config)
+    try:
+        stack.up(report=lambda line: print(f"[web] {line}"))
+        # The demo's days (scrapes, specials, zone moves), waited on until every service is done.
+        figures = run_story(stack, Console(width=120), Story(days=DAYS))
+        assert (figures["consumer_lag"], figures["dead_letters"]) == (0, 0), figures
+        yield stack
+    finally:
+        stack.down(report=lambda line: print(f"[web] {line}"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, once for the module."""
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def anchors(stack: Stack) -> dict[str, str]:
+    """Return one anchor store per chain (the first by id), as a shopper would choose them."""
+
+    async def read(conn: asyncpg.Connection) -> dict[str, str]:
+        rows = await conn.fetch(
+            """SELECT chain, min(store_id) AS store FROM placements WHERE store_id = anchor_store_id
+               GROUP BY chain ORDER BY chain"""
+        )
+        return {r["chain"]: r["store"] for r in rows}
+
+    found = _read(stack, read)
+    assert len(found) >= 2, f"groups in at least two chains after {DAYS} days: {found}"
+    return found
+
+
+@pytest.fixture(scope="module")
+def shown(stack: Stack, anchors: dict[str, str]) -> Shown:
+    """Return the product whose price changed most often at the first chain's chosen anchor."""
+    chain = sorted(anchors)[0]
+
+    async def read(conn: asyncpg.Connection) -> Any:
+        return await conn.fetchrow(
+            """WITH h AS (
+                   SELECT sku, price_cents,
+                          lag(price_cents) OVER (PARTITION BY sku ORDER BY starts_at) AS before
+                   FROM history WHERE chain = $1 AND store_id = $2)
+               SELECT h.sku, p.name, c.price_cents,
+                      count(*) FILTER (WHERE h.before IS DISTINCT FROM h.price_cents) AS changes
+               FROM h JOIN products p ON p.chain = $1 AND p.sku = h.sku
+               JOIN prices c ON c.chain = $1 AND c.store_id = $2 AND c.sku = h.sku AND c.available
+               GROUP BY h.sku, p.name, c.price_cents ORDER BY changes DESC, h.sku LIMIT 1""",
+            chain,
+            anchors[chain],
+        )
+
+    row = _read(stack, read)
+    assert row is not None, "the chosen store has prices"
+    return Shown(chain, anchors[chain], row["sku"], row["name"], row["price_cents"], row["changes"])
+
+
+def _choose_stores(page: Page, base: str, anchors: dict[str, str]) -> None:
+    page.goto(f"{base}/stores")
+    for chain, store in anchors.items():
+        page.select_option(f"#store-{chain}", store)
+    page.click("#save-stores")
+    page.wait_for_url(f"{base}/")
+
+
+def test_search_product_chart_basket_and_groups_in_chromium(
+    stack: Stack, browser: Browser, anchors: dict[str, str], shown: Shown
+) -> None:
+    base = stack.service_url("catalogue")
+    page = browser.new_page()
+    errors = watch_console(page)
+
+    # The stores chosen are remembered: every page says them.
+    _choose_stores(page, base, anchors)
+    expect(page.locator(".stores-line")).to_contain_text(f"{shown.chain} {shown.store_id}")
+
+    # Search as you type: results come in place, the page is not reloaded, the URL can be shared.
+    page.evaluate("window.stayed = true")
+    box = page.locator("input[name=q]")
+    box.press_sequentially(shown.name[0])
+    expect(page.locator("#results")).to_contain_text("at least two letters")
+    box.press_sequentially(shown.name[1:], delay=5)
+    hit = page.locator(f'tr.hit[data-chain="{shown.chain}"][data-sku="{shown.sku}"]')
+    expect(hit).to_be_visible()
+    assert page.evaluate("window.stayed") is True, "results came without a page load"
+    assert "/search?q=" in page.url
+    expect(hit.locator(".price")).to_contain_text(f"${shown.price_cents / 100:.2f}")
+
+    # The product: its price at the chosen store, and one chart point per price change there.
+    hit.locator("a").first.click()
+    page.wait_for_url(f"**/products/{shown.chain}/{shown.sku}")
+    row = page.locator(f'tr.chain-price[data-chain="{shown.chain}"]')
+    expect(row).to_contain_text(shown.store_id)
+    expect(row).to_contain_text(f"${shown.price_cents / 100:.2f}")
+    series = page.locator(f'svg.chart g.series[data-series="{shown.chain} store {shown.store_id}"]')
+    expect(series).to_have_count(1)
+    assert series.locator("circle.point").count() == shown.changes
+    # One series per chain with a price: the product's own and identical products elsewhere.
+    assert page.locator("svg.chart g.series").count() == page.locator("tr.chain-price td.price").count()
+
+    # Into the basket, two of them; compared at every chosen store.
+    page.fill("input[name=quantity]", "2")
+    page.click("#add-to-basket")
+    page.wait_for_url("**/basket?items=*")
+    totals = page.locator("tr.store-total")
+    expect(totals).to_have_count(len(anchors))
+    mine = page.locator(f'tr.store-total[data-store="{shown.chain}:{shown.store_id}"]')
+    assert mine.get_attribute("data-total-cents") == str(2 * shown.price_cents)
+    # The basket is remembered: the page without the URL's items shows it too.
+    page.goto(f"{base}/basket")
+    expect(page.locator("tr.basket-item")).to_have_count(1)
+
+    # The groups page lists every group grouping has, each with its anchor.
+    groups = httpx.get(f"{stack.service_url('grouping')}/v1/groups", params={"limit": 1000}).json()["groups"]
+    page.goto(f"{base}/groups")
+    expect(page.locator("tr.group")).to_have_count(len(groups))
+    first = groups[0]
+    expect(page.locator(f'tr.group[data-group="{first["group_id"]}"]')).to_contain_text(
+        first["anchor_store_id"]
+    )
+
+    assert errors == []
+
+
+def test_every_page_answers_without_console_errors(stack: Stack, browser: Browser, shown: Shown) -> None:
+    base = stack.service_url("catalogue")
+    page = browser.new_page()
+    errors = watch_console(page)
+    for path in (
+        "/",
+        "/bargains",
+        "/categories",
+        "/stores",
+        "/groups",
+        f"/products/{shown.chain}/{shown.sku}",
+    ):
+        response = page.goto(base + path)
+        assert response is not None
+        assert response.status == 200, path
+    # The pipeline page: every service ready, and the scrape runs the days made.
+    page.goto(f"{base}/pipeline")
+    expect(page.locator("tr.service .tag.ok")).to_have_count(len(SERVICES))
+    assert page.locator("tr.run").count() >= DAYS
+    assert errors == []
+
+
+def test_bad_state_in_a_link_is_a_clear_error_page(stack: Stack) -> None:
+    base = stack.service_url("catalogue")
+    basket = httpx.get(f"{base}/basket", params={"items": "coles"})
+    assert basket.status_code == 400
+    assert "is not chain:sku" in basket.text
+    stores = httpx.get(f"{base}/search", params={"q": "milk", "stores": "coles:1,coles:2"})
+    assert stores.status_code == 400
+    assert "two stores of coles" in stores.text
+    missing = httpx.get(f"{base}/products/coles/no-such-sku")
+    assert missing.status_code == 404
+    assert "no product" in missing.text
+
+
+def test_search_and_product_work_without_javascript(stack: Stack, browser: Browser, shown: Shown) -> None:
+    base = stack.service_url("catalogue")
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{base}/search")
+    page.fill("input[name=q]", shown.name)
+    page.press("input[name=q]", "Enter")
+    page.wait_for_url("**/search?q=*")
+    hit = page.locator(f'tr.hit[data-chain="{shown.chain}"][data-sku="{shown.sku}"]')
+    expect(hit).to_be_visible()
+    hit.locator("a").first.click()
+    page.wait_for_url(f"**/products/{shown.chain}/{shown.sku}")
+    # No stores chosen in this browser: each chain's cheapest price, still drawn as a chart.
+    expect(page.locator("h1")).to_have_text(shown.name)
+    assert page.locator("svg.chart circle.point").count() >= 1
+    # The basket takes a plain form post too.
+    page.click("#add-to-basket")
+    page.wait_for_url("**/basket?items=*")
+    expect(page.locator("tr.basket-item")).to_have_count(1)
+    context.close()

@@ -1,0 +1,93 @@
+"""An in-memory catalogue repository with the SQL's semantics."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from catalogue.domain.history import Segment
+from catalogue.repository import Key, PriceRow, ProductRow
+from contracts.events.v1 import Bargain, StoreGroupChangedPayload, Substitute
+
+
+@dataclass
+class InMemoryCatalogueRepository:
+    """The catalogue's tables in dicts; each method does what its SQL does."""
+
+    products: dict[tuple[str, str], ProductRow] = field(default_factory=dict)
+    prices: dict[Key, PriceRow] = field(default_factory=dict)
+    history: dict[Key, tuple[Segment, ...]] = field(default_factory=dict)
+    group_versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (chain, store) -> (group, anchor)
+    placements: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    substitute_sets: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    substitutes: dict[tuple[str, str], tuple[Substitute, ...]] = field(default_factory=dict)
+    # bargain id -> (bargain, expired)
+    bargains: dict[str, tuple[Bargain, bool]] = field(default_factory=dict)
+
+    async def save_products(self, products: Sequence[ProductRow]) -> None:
+        """Insert products or replace them with a newer description."""
+        for p in products:
+            held = self.products.get((p.chain, p.sku))
+            if held is None or held.observed_at < p.observed_at:
+                self.products[p.chain, p.sku] = p
+
+    async def save_prices(self, prices: Sequence[PriceRow]) -> None:
+        """Insert current prices or replace them with newer ones."""
+        assert len({p.key for p in prices}) == len(prices), "one row per key, as ON CONFLICT requires"
+        for p in prices:
+            held = self.prices.get(p.key)
+            if held is None or held.observed_at < p.observed_at:
+                self.prices[p.key] = p
+
+    async def histories(self, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
+        """Return the history of these keys."""
+        return {key: self.history[key] for key in keys if key in self.history}
+
+    async def save_segments(
+        self, segments: Sequence[tuple[Key, Segment]], removed: Sequence[tuple[Key, datetime]]
+    ) -> None:
+        """Insert or update runs by key and start, and delete the runs removed."""
+        runs = {key: {s.starts_at: s for s in history} for key, history in self.history.items()}
+        for key, at in removed:
+            del runs[key][at]
+        for key, segment in segments:
+            runs.setdefault(key, {})[segment.starts_at] = segment
+        self.history = {
+            key: tuple(sorted(r.values(), key=lambda s: s.starts_at)) for key, r in runs.items() if r
+        }
+
+    async def apply_group(self, group: StoreGroupChangedPayload) -> bool:
+        """Place a group's stores under its anchor unless a newer version is known."""
+        key = (group.chain, group.group_id)
+        if self.group_versions.get(key, 0) >= group.group_version:
+            return False
+        self.group_versions[key] = group.group_version
+        stores = [] if group.reason == "dissolved" else [group.anchor_store_id, *group.member_store_ids]
+        for (chain, store), (group_id, _) in list(self.placements.items()):
+            if chain == group.chain and group_id == group.group_id and store not in stores:
+                del self.placements[chain, store]
+        for store in stores:
+            self.placements[group.chain, store] = (group.group_id, group.anchor_store_id)
+        return True
+
+    async def replace_substitutes(
+        self, *, chain: str, sku: str, occurred_at: datetime, substitutes: Sequence[Substitute]
+    ) -> bool:
+        """Replace a product's substitutes unless a newer set is known."""
+        held = self.substitute_sets.get((chain, sku))
+        if held is not None and held >= occurred_at:
+            return False
+        self.substitute_sets[chain, sku] = occurred_at
+        self.substitutes[chain, sku] = tuple(substitutes)
+        return True
+
+    async def save_bargains(self, bargains: Sequence[tuple[Bargain, bool]]) -> None:
+        """Record bargains with whether they expired; an older sighting changes nothing."""
+        for bargain, expired in bargains:
+            held = self.bargains.get(bargain.bargain_id)
+            if (
+                held is None
+                or held[0].observed_at < bargain.observed_at
+                or (held[0].observed_at == bargain.observed_at and expired)
+            ):
+                self.bargains[bargain.bargain_id] = (bargain, expired)

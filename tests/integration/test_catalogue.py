@@ -1,0 +1,344 @@
+"""The catalogue on the real stack: events in, answers out, members through anchors, export pages.
+
+Events are published as their producers would (a chain of its own, so no other test's data
+mixes in); the catalogue's answers are read through its API with a token made by the CLI's code.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from catalogue.views import ExportPage
+from contracts import Event
+from contracts.events import (
+    BargainsChanged,
+    PriceObservation,
+    PricesScraped,
+    ProductObserved,
+    StoreGroupChanged,
+    SubstitutionsChanged,
+)
+from contracts.events.v1 import (
+    Bargain,
+    BargainChange,
+    BargainsChangedPayload,
+    PricesScrapedPayload,
+    ProductObservedPayload,
+    StoreGroupChangedPayload,
+    Substitute,
+    SubstitutionsChangedPayload,
+)
+from pricestream.stack import Stack
+from pricestream.tokens_cli import make_token
+from testsupport import publish_events
+
+pytestmark = pytest.mark.integration
+
+CHAIN = "cat-test"
+
+
+def _chain() -> str:
+    """Return a chain id of this test alone."""
+    return f"{CHAIN}-{uuid.uuid4().hex[:6]}"
+
+
+async def _publish(stack: Stack, events: Iterable[Event]) -> None:
+    await publish_events(stack.config.bootstrap_servers, events)
+
+
+def _prices(chain: str, store: str, prices: dict[str, int], at: datetime) -> PricesScraped:
+    observations = tuple(
+        PriceObservation(sku=sku, price_cents=p, observed_at=at) for sku, p in prices.items()
+    )
+    payload = PricesScrapedPayload(chain=chain, store_id=store, source="ingest", observations=observations)
+    return PricesScraped.new(producer="scraper", payload=payload)
+
+
+def _product(
+    chain: str,
+    sku: str,
+    name: str,
+    at: datetime,
+    *,
+    category: str | None = None,
+    shared: str | None = "dairy/milk",
+) -> ProductObserved:
+    payload = ProductObservedPayload(
+        chain=chain,
+        sku=sku,
+        change="changed",
+        name=name,
+        size="1L",
+        category=category,
+        observed_at=at,
+        shared_category=shared,
+    )
+    return ProductObserved.new(producer="scraper", payload=payload)
+
+
+def _group(chain: str, group: str, version: int, anchor: str, *members: str) -> StoreGroupChanged:
+    payload = StoreGroupChangedPayload(
+        chain=chain,
+        group_id=group,
+        group_version=version,
+        anchor_store_id=anchor,
+        member_store_ids=members,
+        reason="formed" if version == 1 else "member_joined",
+    )
+    return StoreGroupChanged.new(producer="grouping", payload=payload)
+
+
+async def _moved(client: httpx.AsyncClient, chain: str) -> dict[str, Any] | None:
+    price = await _price_at(client, chain, "milk", "m")
+    return price if price and price["answered_by"] == "a2" else None
+
+
+@pytest.fixture(scope="module")
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """Return a client of the catalogue with a token (the higher rate limit)."""
+    token = await asyncio.to_thread(make_token, stack, "integration-tests")
+    async with httpx.AsyncClient(
+        base_url=stack.service_url("catalogue"), headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ) as client:
+        yield client
+
+
+async def _until(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    """Poll check() until it returns something truthy; return that."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await check()
+        if found or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+async def _price_at(client: httpx.AsyncClient, chain: str, sku: str, store: str) -> dict[str, Any] | None:
+    response = await client.get(f"/v1/products/{chain}/{sku}", params={"store": f"{chain}:{store}"})
+    if response.status_code != 200:
+        return None
+    prices: list[dict[str, Any]] = response.json()["prices"]
+    return prices[0] if prices else None
+
+
+async def test_a_member_store_is_answered_through_its_anchor_after_pruning(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    chain, now = _chain(), datetime.now(UTC) - timedelta(minutes=5)
+    # The member's own copy was pruned long ago: only the anchor's prices are current.
+    await _publish(
+        stack,
+        [
+            _product(chain, "milk", "Farm Milk 1L", now),
+            _prices(chain, "anchor", {"milk": 310}, now),
+            _group(chain, "g1", 1, "anchor", "member"),
+        ],
+    )
+
+    answer = await _until(lambda: _price_at(client, chain, "milk", "member"))
+    assert answer is not None
+    assert (answer["store_id"], answer["answered_by"], answer["price_cents"]) == ("member", "anchor", 310)
+    assert answer["unit"]["unit_price"]["text"] == "$0.31 per 100mL"
+    exported = (await client.get("/v1/export/prices", params={"chain": chain})).json()
+    assert [(p["store_id"], p["answered_by"]) for p in exported["prices"]] == [
+        ("anchor", "anchor"),
+        ("member", "anchor"),
+    ]
+    assert exported["next_cursor"] is None
+
+
+async def test_a_store_changing_group_is_answered_by_its_new_anchor(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    chain, now = _chain(), datetime.now(UTC) - timedelta(minutes=5)
+    await _publish(
+        stack,
+        [
+            _product(chain, "milk", "Farm Milk 1L", now),
+            _prices(chain, "a1", {"milk": 300}, now),
+            _prices(chain, "a2", {"milk": 280}, now),
+            _group(chain, "g1", 1, "a1", "m"),
+        ],
+    )
+    first = await _until(lambda: _price_at(client, chain, "milk", "m"))
+    assert first is not None
+    assert first["answered_by"] == "a1"
+
+    await _publish(stack, [_group(chain, "g2", 1, "a2", "m"), _group(chain, "g1", 2, "a1")])
+
+    moved = await _until(lambda: _moved(client, chain))
+    assert moved
+    assert moved["price_cents"] == 280
+
+
+async def test_a_renamed_product_is_found_by_its_new_name(stack: Stack, client: httpx.AsyncClient) -> None:
+    chain, now = _chain(), datetime.now(UTC) - timedelta(minutes=5)
+    await _publish(
+        stack,
+        [
+            _product(chain, "wb", "Weet-Bix Cereal 575g", now - timedelta(hours=1)),
+            _product(chain, "ch", "Bega Tasty Cheddar Cheese 500g", now),
+            _prices(chain, "s1", {"wb": 450}, now),
+        ],
+    )
+
+    async def found(query: str) -> list[str]:
+        hits = (await client.get("/v1/search", params={"q": query, "chain": chain})).json()["results"]
+        return [hit["product"]["name"] for hit in hits]
+
+    assert await _until(lambda: found("weetbix")) == ["Weet-Bix Cereal 575g"]
+    await _publish(stack, [_product(chain, "wb", "Weet-Bix Wholegrain Breakfast 575g", now)])
+    renamed = await _until(lambda: found("wholegrain"))
+    assert renamed == ["Weet-Bix Wholegrain Breakfast 575g"]
+    assert await found("weetbix") == ["Weet-Bix Wholegrain Breakfast 575g"]
+    assert await found("cereal") == []
+    assert await found("chedar") == ["Bega Tasty Cheddar Cheese 500g"]
+    hit = (await client.get("/v1/search", params={"q": "weet bix", "chain": chain})).json()["results"][0]
+    assert hit["cheapest"]["price_cents"] == 450
+
+
+async def test_export_pages_cover_every_fresh_price_once_while_prices_keep_arriving(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    chain, now = _chain(), datetime.now(UTC) - timedelta(minutes=30)
+    stores, skus = [f"s{i:02d}" for i in range(12)], [f"p{i:03d}" for i in range(150)]
+    stale = now - timedelta(days=8)
+    await _publish(
+        stack, [_prices(chain, store, {sku: 100 + i for i, sku in enumerate(skus)}, now) for store in stores]
+    )
+    # A stale price is not exported: the store's last sighting of it is over a week old.
+    await _publish(stack, [_prices(chain, "s00", {"old": 999}, stale)])
+    expected = {(store, sku) for store in stores for sku in skus}
+
+    async def total() -> bool:
+        params: dict[str, Any] = {"chain": chain, "limit": 5000}
+        page = (await client.get("/v1/export/prices", params=params)).json()["prices"]
+        return len(page) == len(expected)
+
+    assert await _until(total, timeout=60)
+
+    async def keep_publishing() -> None:
+        for round_ in range(1, 6):
+            later = now + timedelta(minutes=round_)
+            await _publish(
+                stack, [_prices(chain, store, dict.fromkeys(skus, 200 + round_), later) for store in stores]
+            )
+            await asyncio.sleep(0.1)
+
+    publishing = asyncio.create_task(keep_publishing())
+    seen: list[tuple[str, str]] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"chain": chain, "limit": 97}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await client.get("/v1/export/prices", params=params)).json()
+        ExportPage.model_validate(body)  # the JSON PostgreSQL writes is the documented shape
+        seen.extend((p["store_id"], p["sku"]) for p in body["prices"])
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+        await asyncio.sleep(0.05)
+    await publishing
+
+    assert len(seen) == len(set(seen)), "a price was exported twice"
+    assert set(seen) == expected
+    assert pages == -(-len(expected) // 97)
+    # The filters filter: one store's export is that store's prices only, and since a time only newer ones.
+    one = (
+        await client.get("/v1/export/prices", params={"chain": chain, "store": "s03", "limit": 1000})
+    ).json()
+    assert {p["store_id"] for p in one["prices"]} == {"s03"}
+    assert len(one["prices"]) == len(skus)
+    since = (now + timedelta(minutes=5)).isoformat()
+    newest = (
+        await client.get("/v1/export/prices", params={"chain": chain, "observed_since": since, "limit": 5000})
+    ).json()
+    assert len(newest["prices"]) == len(expected)
+    assert {p["price_cents"] for p in newest["prices"]} == {205}
+
+
+async def test_a_basket_bargains_and_categories_answer_with_names(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    x, y, now = _chain(), _chain(), datetime.now(UTC) - timedelta(minutes=5)
+    substitutes = SubstitutionsChangedPayload(
+        chain=x,
+        sku="milk",
+        substitutes=(Substitute(level="L1", chain=y, sku="milk2", score=1.0, reason="same barcode"),),
+    )
+    bread_substitutes = SubstitutionsChangedPayload(
+        chain=x,
+        sku="bread",
+        substitutes=(Substitute(level="L3", chain=y, sku="rolls", score=0.8, reason="same kind"),),
+    )
+    bargain = Bargain(
+        bargain_id=f"discount:{x}:s1:milk",
+        kind="discount",
+        chain=x,
+        store_id="s1",
+        sku="milk",
+        price_cents=300,
+        reference_cents=400,
+        score=0.5,
+        reason="25% below its usual price",
+        observed_at=now,
+    )
+    await _publish(
+        stack,
+        [
+            _product(x, "milk", "Farm Milk 1L", now),
+            _product(y, "milk2", "Farm Milk 1L", now),
+            _product(x, "bread", "Crusty Loaf", now, category="Bakery Stuff", shared=None),
+            _product(y, "rolls", "Bread Rolls 6 pack", now, shared="bakery/bread"),
+            _prices(x, "s1", {"milk": 300, "bread": 250}, now),
+            _prices(y, "t1", {"milk2": 280, "rolls": 199}, now),
+            SubstitutionsChanged.new(producer="substitutions", payload=substitutes),
+            SubstitutionsChanged.new(producer="substitutions", payload=bread_substitutes),
+            BargainsChanged.new(
+                producer="bargains",
+                payload=BargainsChangedPayload(
+                    chain=x, store_id="s1", changes=(BargainChange(change="appeared", bargain=bargain),)
+                ),
+            ),
+        ],
+    )
+    basket = {
+        "items": [{"chain": x, "sku": "milk", "quantity": 2}, {"chain": x, "sku": "bread", "quantity": 1}],
+        "stores": [f"{x}:s1", f"{y}:t1"],
+        "max_stores": 2,
+    }
+
+    async def compared() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.post("/v1/baskets/compare", json=basket)).json()
+        complete = {s["store"]: s for s in body.get("stores", [])}
+        ready = len(complete) == 2 and complete[f"{y}:t1"]["lines"] and complete[f"{y}:t1"]["missing"]
+        return body if ready and complete[f"{y}:t1"]["missing"][0]["substitute"] else None
+
+    result = await _until(compared)
+    assert result is not None
+    totals = {s["store"]: (s["total_cents"], s["complete"]) for s in result["stores"]}
+    assert totals == {f"{x}:s1": (850, True), f"{y}:t1": (560, False)}
+    assert result["stores"][1]["missing"][0]["substitute"]["product"] == f"{y}:rolls"
+    assert result["best_split"]["stores"] == [f"{x}:s1", f"{y}:t1"]
+    assert result["best_split"]["total_cents"] == 2 * 280 + 250
+    assert result["saving_cents"] == 850 - 810
+
+    listed = (await client.get("/v1/bargains", params={"chain": x, "category": "dairy"})).json()["bargains"]
+    assert [(b["bargain_id"], b["name"]) for b in listed] == [(f"discount:{x}:s1:milk", "Farm Milk 1L")]
+    assert (await client.get("/v1/bargains", params={"chain": x, "kind": "cross_chain"})).json()[
+        "bargains"
+    ] == []
+
+    categories = (await client.get("/v1/categories")).json()
+    dairy = next(node for node in categories["tree"] if node["path"] == "dairy")
+    assert "dairy/milk" in [child["path"] for child in dairy["children"]]
+    assert dairy["bargains"] >= 1
+    assert {"chain": x, "category": "Bakery Stuff", "products": 1} in categories["unmapped"]

@@ -1,0 +1,233 @@
+"""The catalogue's read model folds events idempotently: late and repeated events change nothing."""
+
+import copy
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from catalogue.domain.history import Segment, fold
+from catalogue.handlers import build_router
+from contracts import CODEC, Event, topic_for
+from contracts.events import (
+    BargainsChanged,
+    PriceObservation,
+    PricesScraped,
+    ProductObserved,
+    StoreGroupChanged,
+    SubstitutionsChanged,
+)
+from contracts.events.v1 import (
+    Bargain,
+    BargainChange,
+    BargainsChangedPayload,
+    PricesScrapedPayload,
+    ProductObservedPayload,
+    StatedUnitPrice,
+    StoreGroupChangedPayload,
+    Substitute,
+    SubstitutionsChangedPayload,
+)
+from tests.fakes.catalogue import InMemoryCatalogueRepository
+from tests.fakes.unit_of_work import FakeUnitOfWork
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
+Uow = FakeUnitOfWork[InMemoryCatalogueRepository]
+
+
+def _prices(store: str, sku: str, price: int, hours_ago: float, *, chain: str = "c") -> PricesScraped:
+    observation = PriceObservation(
+        sku=sku,
+        price_cents=price,
+        observed_at=NOW - timedelta(hours=hours_ago),
+        unit_price=StatedUnitPrice(cents=price // 2, quantity=100, unit="g", text="per 100g"),
+    )
+    payload = PricesScrapedPayload(chain=chain, store_id=store, source="ingest", observations=(observation,))
+    return PricesScraped.new(producer="scraper", payload=payload)
+
+
+def _product(
+    sku: str, name: str, hours_ago: float, *, shared: str | None = "pantry/cereal"
+) -> ProductObserved:
+    payload = ProductObservedPayload(
+        chain="c",
+        sku=sku,
+        change="changed",
+        name=name,
+        brand="Sanitarium",
+        size="575g",
+        category="Breakfast",
+        observed_at=NOW - timedelta(hours=hours_ago),
+        shared_category=shared,
+    )
+    return ProductObserved.new(producer="scraper", payload=payload)
+
+
+def _group(group: str, version: int, anchor: str, *members: str, reason: str = "formed") -> StoreGroupChanged:
+    payload = StoreGroupChangedPayload(
+        chain="c",
+        group_id=group,
+        group_version=version,
+        anchor_store_id=anchor,
+        member_store_ids=members,
+        reason=reason,  # type: ignore[arg-type]
+    )
+    return StoreGroupChanged.new(producer="grouping", payload=payload)
+
+
+async def _deliver(uow: Uow, *events: Event) -> None:
+    """Publish events, as their producers encode them, to the catalogue's handlers."""
+    broker = KafkaBroker()
+    broker.include_router(build_router(uow=uow, group_id="catalogue", max_batch=100))
+    async with TestKafkaBroker(broker) as test_broker:
+        for event in events:
+            record = CODEC.encode(event)
+            headers = {name: value.decode() for name, value in record.headers}
+            await test_broker.publish(record.value, topic=topic_for(type(event)).name, headers=headers)
+
+
+async def test_the_newest_price_is_current_and_a_late_one_changes_nothing() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    await _deliver(uow, _prices("s1", "milk", 300, 1))
+    await _deliver(uow, _prices("s1", "milk", 250, 30))  # observed earlier, arrives later
+
+    current = uow.repo.prices["c", "s1", "milk"]
+    assert (current.price_cents, current.observed_at) == (300, NOW - timedelta(hours=1))
+    assert (current.stated_cents, current.stated_unit) == (150, "g")
+    # The late price is history all the same: 250 before 300.
+    assert [s.price_cents for s in uow.repo.history["c", "s1", "milk"]] == [250, 300]
+
+
+async def test_a_duplicate_event_changes_nothing_at_all() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    events = [_prices("s1", "milk", 300, 5), _prices("s1", "milk", 320, 2), _product("milk", "Milk", 3)]
+    await _deliver(uow, *events)
+    before = copy.deepcopy(uow.repo)
+
+    await _deliver(uow, *events)
+
+    assert uow.repo == before
+    assert len(uow.claimed) == 3
+
+
+async def test_history_keeps_only_changes() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    prices = [300, 300, 280, 280, 300]
+    await _deliver(uow, *(_prices("s1", "milk", p, 10 - i) for i, p in enumerate(prices)))
+
+    history = uow.repo.history["c", "s1", "milk"]
+    assert [(s.price_cents, s.starts_at, s.ends_at) for s in history] == [
+        (300, NOW - timedelta(hours=10), NOW - timedelta(hours=9)),
+        (280, NOW - timedelta(hours=8), NOW - timedelta(hours=7)),
+        (300, NOW - timedelta(hours=6), NOW - timedelta(hours=6)),
+    ]
+
+
+def test_history_is_the_same_whatever_order_sightings_arrive_in() -> None:
+    sightings = [(300, 1), (300, 2), (280, 3), (280, 4), (300, 5), (310, 6), (310, 7), (300, 8)]
+    ordered: tuple[Segment, ...] = ()
+    for price, hour in sightings:
+        ordered = fold(
+            ordered, price_cents=price, was_price_cents=None, observed_at=NOW + timedelta(hours=hour)
+        )
+    rng = random.Random(4)
+    for _ in range(20):
+        shuffled = sightings[:]
+        rng.shuffle(shuffled)
+        history: tuple[Segment, ...] = ()
+        for price, hour in shuffled:
+            history = fold(
+                history, price_cents=price, was_price_cents=None, observed_at=NOW + timedelta(hours=hour)
+            )
+        # A late sighting inside a run may split it; the runs of prices are the same either way.
+        runs = [s.price_cents for s in history]
+        assert runs == [s.price_cents for s in ordered] == [300, 280, 300, 310, 300]
+        assert history[0].starts_at == ordered[0].starts_at
+        assert history[-1].ends_at == ordered[-1].ends_at
+
+
+async def test_a_renamed_product_takes_its_newest_name_and_an_older_one_is_ignored() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    await _deliver(uow, _product("wb", "Weet-Bix 575g", 10), _product("wb", "Weet-Bix Original 575g", 2))
+    await _deliver(uow, _product("wb", "Old Name", 20))
+
+    product = uow.repo.products["c", "wb"]
+    assert product.name == "Weet-Bix Original 575g"
+    assert "weetbix" in product.search_text
+    assert "original" in product.search_text
+
+
+async def test_groups_place_members_under_their_anchor_and_late_versions_change_nothing() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    await _deliver(uow, _group("g1", 2, "s1", "s2", "s3"), _group("g1", 1, "s9", "s2"))
+    assert uow.repo.placements == {
+        ("c", "s1"): ("g1", "s1"),
+        ("c", "s2"): ("g1", "s1"),
+        ("c", "s3"): ("g1", "s1"),
+    }
+
+    # s3 moves to g2; whichever of the two changes comes first, it ends under g2's anchor.
+    await _deliver(uow, _group("g2", 1, "s7", "s3"), _group("g1", 3, "s1", "s2", reason="member_left"))
+    assert uow.repo.placements["c", "s3"] == ("g2", "s7")
+    assert uow.repo.placements["c", "s2"] == ("g1", "s1")
+
+    await _deliver(uow, _group("g1", 4, "s1", reason="dissolved"))
+    assert ("c", "s2") not in uow.repo.placements
+    assert ("c", "s1") not in uow.repo.placements
+
+
+async def test_substitutes_are_replaced_whole_by_a_newer_set_only() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    older = SubstitutionsChanged.new(
+        producer="substitutions",
+        payload=SubstitutionsChangedPayload(
+            chain="c",
+            sku="wb",
+            substitutes=(Substitute(level="L3", chain="d", sku="x", score=0.5, reason="alike"),),
+        ),
+    )
+    newer = SubstitutionsChanged.new(
+        producer="substitutions",
+        payload=SubstitutionsChangedPayload(
+            chain="c",
+            sku="wb",
+            substitutes=(Substitute(level="L1", chain="d", sku="y", score=1.0, reason="barcode"),),
+        ),
+    )
+    older = older.model_copy(update={"occurred_at": newer.occurred_at - timedelta(seconds=5)})
+    await _deliver(uow, newer, older)
+
+    assert [s.sku for s in uow.repo.substitutes["c", "wb"]] == ["y"]
+
+
+def _bargains(change: str, observed_hours_ago: float) -> BargainsChanged:
+    bargain = Bargain(
+        bargain_id="discount:c:s1:milk",
+        kind="discount",
+        chain="c",
+        store_id="s1",
+        sku="milk",
+        price_cents=250,
+        reference_cents=300,
+        score=0.4,
+        reason="17% below its usual price",
+        observed_at=NOW - timedelta(hours=observed_hours_ago),
+    )
+    payload = BargainsChangedPayload(
+        chain="c",
+        store_id="s1",
+        changes=(BargainChange(change=change, bargain=bargain),),  # type: ignore[arg-type]
+    )
+    return BargainsChanged.new(producer="bargains", payload=payload)
+
+
+async def test_an_expired_bargain_is_not_revived_by_a_late_announcement() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    await _deliver(uow, _bargains("appeared", 5), _bargains("expired", 2), _bargains("appeared", 3))
+
+    bargain, expired = uow.repo.bargains["discount:c:s1:milk"]
+    assert expired
+    assert bargain.observed_at == NOW - timedelta(hours=2)

@@ -1,0 +1,105 @@
+"""The web page's routes that need no database: assets, remembering choices, and bad input."""
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from catalogue.settings import CatalogueSettings
+from catalogue.web import build_web
+from servicekit.db import Database
+from servicekit.metrics import Metrics
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    """A client of the web routes over a database that is never connected: these routes must not read it."""
+    settings = CatalogueSettings()
+    app = FastAPI()
+    app.include_router(
+        build_web(
+            db=Database(settings, Path("unused")),
+            clock=lambda: datetime(2026, 3, 1, tzinfo=UTC),
+            settings=settings,
+            metrics=Metrics(),
+        )
+    )
+    with TestClient(app, follow_redirects=False) as client:
+        yield client
+
+
+def test_assets_are_served_from_the_package_and_nothing_else(client: TestClient) -> None:
+    css = client.get("/static/site.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    htmx = client.get("/static/htmx-2.0.11.min.js")
+    assert htmx.status_code == 200
+    assert "htmx" in htmx.text
+    assert client.get("/static/README.md").status_code == 404
+    assert client.get("/static/..%2Fpages.py").status_code == 404
+
+
+def test_every_asset_a_template_names_is_served(client: TestClient) -> None:
+    page = client.get("/search").text
+    for asset in ("/static/site.css", "/static/htmx-2.0.11.min.js"):
+        assert f'"{asset}"' in page
+        assert client.get(asset).status_code == 200
+    assert "https://" not in page, "nothing is loaded from elsewhere"
+
+
+def test_choosing_stores_remembers_them_and_goes_back_only_to_this_site(client: TestClient) -> None:
+    chosen = client.post("/stores", data={"store-coles": "7724", "store-woolworths": "", "next": "/basket"})
+    assert chosen.status_code == 303
+    assert chosen.headers["location"] == "/basket"
+    remembered = client.get("/search?q=m").text
+    assert re.search(r"Your stores:\s+coles 7724\s+·\s+<a", remembered), "the browser remembers them"
+    for elsewhere in ("//evil.example", "/\\evil.example", "https://evil.example"):
+        assert client.post("/stores", data={"store-coles": "1", "next": elsewhere}).headers["location"] == "/"
+
+
+def test_adding_to_the_basket_adds_up_and_the_link_carries_it(client: TestClient) -> None:
+    client.cookies.set("basket", "coles:1")
+    added = client.post("/basket", data={"chain": "coles", "sku": "1", "quantity": "2", "add": "1"})
+    assert added.status_code == 303
+    assert added.headers["location"] == "/basket?items=coles%3A1%2A3"
+    removed = client.post(
+        "/basket", data={"items": "coles:1*3,coles:2", "chain": "coles", "sku": "1", "quantity": "0"}
+    )
+    assert removed.headers["location"] == "/basket?items=coles%3A2"
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("/search?q=milk&stores=coles:1,coles:2", "two stores of coles"),
+        ("/search?q=milk&stores=coles", "is not chain:store"),
+        ("/basket?items=coles:1*0", "quantity after * must be 1 to 99"),
+    ],
+)
+def test_bad_state_in_a_link_is_a_page_saying_what_is_wrong(
+    client: TestClient, path: str, problem: str
+) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 400
+    assert problem in answer.text
+    assert "<h1>" in answer.text
+
+
+def test_a_bad_basket_form_is_refused(client: TestClient) -> None:
+    answer = client.post("/basket", data={"chain": "coles", "sku": "1", "quantity": "lots"})
+    assert answer.status_code == 400
+    assert "not a whole number" in answer.text
+
+
+def test_an_unreadable_cookie_is_dropped_and_one_letter_asks_for_another(client: TestClient) -> None:
+    client.cookies.set("stores", "not a store")
+    answer = client.get("/search?q=m")
+    assert answer.status_code == 200
+    assert "at least two letters" in answer.text
+    assert "none chosen" in answer.text
