@@ -277,7 +277,11 @@ async def test_a_basket_bargains_and_categories_answer_with_names(
     bread_substitutes = SubstitutionsChangedPayload(
         chain=x,
         sku="bread",
-        substitutes=(Substitute(level="L3", chain=y, sku="rolls", score=0.8, reason="same kind"),),
+        substitutes=(
+            Substitute(level="L3", chain=y, sku="rolls", score=0.8, reason="same kind"),
+            # Cheaper but hardly alike: the basket offers the closest kinds only.
+            Substitute(level="L3", chain=y, sku="crackers", score=0.55, reason="same kind"),
+        ),
     )
     bargain = Bargain(
         bargain_id=f"discount:{x}:s1:milk",
@@ -298,8 +302,9 @@ async def test_a_basket_bargains_and_categories_answer_with_names(
             _product(y, "milk2", "Farm Milk 1L", now),
             _product(x, "bread", "Crusty Loaf", now, category="Bakery Stuff", shared=None),
             _product(y, "rolls", "Bread Rolls 6 pack", now, shared="bakery/bread"),
+            _product(y, "crackers", "Water Crackers 6 pack", now, shared="pantry/biscuits"),
             _prices(x, "s1", {"milk": 300, "bread": 250}, now),
-            _prices(y, "t1", {"milk2": 280, "rolls": 199}, now),
+            _prices(y, "t1", {"milk2": 280, "rolls": 199, "crackers": 99}, now),
             SubstitutionsChanged.new(producer="substitutions", payload=substitutes),
             SubstitutionsChanged.new(producer="substitutions", payload=bread_substitutes),
             BargainsChanged.new(

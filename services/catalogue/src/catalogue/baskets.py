@@ -15,6 +15,9 @@ from catalogue.views import UnitPriceView, View, unit_pricing
 MAX_ITEMS = 100
 MAX_STORES = 20
 
+CLOSE_KIND = 0.1
+"""How far below a chain's most alike L3 substitute another may score and still be offered."""
+
 
 class BasketItem(BaseModel):
     """A product and how many."""
@@ -201,11 +204,14 @@ async def _substitutes(
     stores: list[tuple[str, str]],
     rows: dict[Product, ProductRow],
 ) -> dict[tuple[str, str], SubstituteOffer]:
-    """Return, per (store, item), the item's cheapest L3 substitute there by unit price."""
+    """Return, per (store, item), the item's cheapest close L3 substitute there by unit price."""
     candidates: dict[Product, list[Product]] = {}
     for item in items:
-        subs = await queries.substitutes(chain=item[0], sku=item[1])
-        candidates[item] = [(s.chain, s.sku) for s in subs if s.level == "L3"]
+        subs = [s for s in await queries.substitutes(chain=item[0], sku=item[1]) if s.level == "L3"]
+        best = {chain: max(s.score for s in subs if s.chain == chain) for chain in {s.chain for s in subs}}
+        # L3 spans "same kind" loosely (milk for ice cream at 0.62): only the closest kinds at a
+        # chain compete on unit price, so the cheapest is not simply the least alike.
+        candidates[item] = [(s.chain, s.sku) for s in subs if s.score >= best[s.chain] - CLOSE_KIND]
     by_chain: dict[str, set[str]] = defaultdict(set)
     for products in candidates.values():
         for chain, sku in products:
