@@ -152,6 +152,43 @@ async def test_a_member_store_is_answered_through_its_anchor_after_pruning(
     assert exported["next_cursor"] is None
 
 
+async def test_a_members_own_price_stands_until_its_anchors_price_changes(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    chain, t0 = _chain(), datetime.now(UTC) - timedelta(hours=3)
+    t1, t2, t3 = t0 + timedelta(hours=1), t0 + timedelta(hours=2), t0 + timedelta(hours=2, minutes=30)
+    await _publish(
+        stack,
+        [
+            _product(chain, "milk", "Farm Milk 1L", t0),
+            _prices(chain, "anchor", {"milk": 310, "eggs": 500}, t0),
+            _group(chain, "g1", 1, "anchor", "member"),
+            # A health check saw the member charge its own price for milk, its zone's for eggs.
+            _prices(chain, "member", {"milk": 290, "eggs": 500}, t1),
+            # The anchor, scraped again later, still charges what it did: the member's milk stands.
+            _prices(chain, "anchor", {"milk": 310, "eggs": 500}, t2),
+        ],
+    )
+
+    async def member_price(sku: str, cents: int) -> dict[str, Any] | None:
+        price = await _price_at(client, chain, sku, "member")
+        return price if price and price["price_cents"] == cents else None
+
+    own = await _until(lambda: member_price("milk", 290))
+    assert own is not None
+    assert own["answered_by"] == "member"
+    # The zone's price changes after the member was seen: the anchor answers again.
+    await _publish(stack, [_prices(chain, "anchor", {"milk": 330}, t3)])
+    changed = await _until(lambda: member_price("milk", 330))
+    assert changed is not None
+    assert changed["answered_by"] == "anchor"
+    exported = (await client.get("/v1/export/prices", params={"chain": chain, "store": "member"})).json()
+    assert {(p["sku"], p["price_cents"], p["answered_by"]) for p in exported["prices"]} == {
+        ("milk", 330, "anchor"),
+        ("eggs", 500, "member"),
+    }
+
+
 async def test_a_store_changing_group_is_answered_by_its_new_anchor(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:

@@ -63,6 +63,13 @@ def product_from(r: asyncpg.Record) -> ProductRow:
 
 _PRICES = ", ".join(f"p.{c}" for c in PRICE_COLUMNS.split(", "))
 
+# A member's own sighting stands until its anchor's price changes after it: a price a member
+# charges apart from its zone is answered as the member showed it, a zone's new price as the
+# anchor shows it. (Newest-sighting-wins answered the anchor's unchanged price instead.)
+_OWN_STANDS = """(p.store_id = {store} AND p.observed_at >= coalesce(
+    (SELECT max(h.starts_at) FROM history h
+     WHERE h.chain = p.chain AND h.store_id = {anchor} AND h.sku = p.sku), '-infinity'))"""
+
 
 class CatalogueQueries:
     """Raw SQL reads over one connection; only prices observed since `fresh_after` are answered."""
@@ -112,7 +119,7 @@ class CatalogueQueries:
         return [(product_from(r), float(r["score"])) for r in rows]
 
     async def answers(self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str]) -> list[Answer]:
-        """Return the fresh prices of skus at stores, a member's through its anchor (the newer wins)."""
+        """Return the fresh prices of skus at stores, a member's through its anchor (see _OWN_STANDS)."""
         if not store_ids or not skus:
             return []
         rows = await self.conn.fetch(
@@ -124,7 +131,8 @@ class CatalogueQueries:
                 FROM asked a JOIN prices p
                   ON p.chain = $1 AND p.store_id IN (a.store_id, a.anchor) AND p.sku = ANY($3::text[])
                 WHERE p.observed_at >= $4
-                ORDER BY a.store_id, p.sku, p.observed_at DESC""",
+                ORDER BY a.store_id, p.sku, {_OWN_STANDS.format(store="a.store_id", anchor="a.anchor")} DESC,
+                         p.observed_at DESC""",
             chain,
             list(store_ids),
             list(skus),
@@ -243,10 +251,12 @@ class CatalogueQueries:
                    FROM (SELECT *, row_number() OVER (ORDER BY sku) AS n FROM (
                          SELECT DISTINCT ON (sku) store_id, sku, price_cents, was_price_cents,
                                 member_price_cents, available, sold_by, observed_at
-                         FROM prices
+                         FROM prices p
                          WHERE chain = $1 AND store_id IN ($2, $3) AND ($4::text IS NULL OR sku > $4)
                            AND observed_at >= $5
-                         ORDER BY sku, observed_at DESC
+                         ORDER BY sku, """
+                + _OWN_STANDS.format(store="$2", anchor="$3")
+                + """ DESC, observed_at DESC
                          LIMIT $6 + 1) AS answered) AS numbered""",
                 key[0],
                 key[1],
