@@ -85,6 +85,15 @@ async def test_a_bad_parameter_is_a_400_problem_naming_it(path: str, param: str)
     assert param in body["detail"]
 
 
+@pytest.mark.parametrize("path", ["/v1/nothing-here", "/v1/products/c/milk/extra"])
+async def test_an_unknown_route_under_v1_is_a_404_problem(path: str) -> None:
+    response = await _get(_app(), path)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == f"no route GET {path}"
+
+
 async def test_an_anonymous_client_over_its_limit_gets_429_with_retry_after() -> None:
     clock = Clock()
     app = _app(anonymous=3, clock=clock)

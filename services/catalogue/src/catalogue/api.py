@@ -6,7 +6,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from catalogue import baskets
 from catalogue.domain import cursor as cursors
@@ -201,6 +201,15 @@ def build_api(
         # The prices are JSON already (ExportPrice's fields, written by PostgreSQL): sent as they are.
         body = f'{{"prices":{chunk.prices_json},"next_cursor":{json.dumps(next_cursor)}}}'
         return Response(body, media_type="application/json")
+
+    # Registered last, so it only sees what no route above took: an unknown path (or a method a
+    # path does not take) under /v1 answers problem+json too, not Starlette's plain body.
+    @router.api_route(
+        "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+    )
+    async def unknown(request: Request, path: str) -> Response:
+        """Answer 404 as problem details for a route /v1 does not have."""
+        raise ProblemError(404, "Not found", f"no route {request.method} /v1/{path}")
 
     return router
 
