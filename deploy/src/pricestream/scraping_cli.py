@@ -36,6 +36,14 @@ def run_scrape(
 ) -> dict[str, Any]:
     """Start a scrape run and follow its progress until it ends; return its summary."""
     url = _scraper_url(stack)
+    if day is not None:
+        # Chains served as Coles or Woolworths price the shop's clock, as a real site prices
+        # today, and take no day per request: move the simulated shops' clock to that day.
+        shop = stack.config.storefront_url
+        try:
+            httpx.post(f"{shop}/v1/clock", json={"day": day}, timeout=10).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise StackError(f"the simulated storefront at {shop} did not take day {day} ({exc})") from None
     try:
         response = httpx.post(
             f"{url}/v1/runs", json={"scope": scope, "day": day, "chains": chains}, timeout=60
