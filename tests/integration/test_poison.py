@@ -37,7 +37,10 @@ def _with_observation(**changes: object) -> bytes:
 def _huge() -> bytes:
     """A 5 MB message: far more observations than a batch may carry."""
     doc = _example()
-    doc["payload"]["observations"] = doc["payload"]["observations"][:1] * 45_000
+    first = doc["payload"]["observations"][0]
+    # Only the required fields: the golden example's first observation carries every label.
+    bare = {key: first[key] for key in ("sku", "price_cents", "observed_at")}
+    doc["payload"]["observations"] = [bare] * 60_000
     return json.dumps(doc).encode()
 
 
