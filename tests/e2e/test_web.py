@@ -6,9 +6,11 @@ catalogue's tables and grouping's API, never from the page's own code.
 """
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -17,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from rich.console import Console
 
-from contracts import SERVICES
+from contracts import SERVICES, consumed_by
 from pricestream.stack import Stack
 from simulator.story import Story, run_story
 from testsupport import rolled_back, stack_config
@@ -113,10 +115,23 @@ def shown(stack: Stack, anchors: dict[str, str]) -> Shown:
     return Shown(chain, anchors[chain], row["sku"], row["name"], row["price_cents"], row["changes"])
 
 
-def _choose_stores(page: Page, base: str, anchors: dict[str, str]) -> None:
+def _choose_stores(page: Page, base: str, anchors: dict[str, str], named: dict[str, Any]) -> None:
+    """Choose every chain's anchor but the first's from the lists, then the first's by its postcode."""
+    first, *rest = sorted(anchors)
     page.goto(f"{base}/stores")
-    for chain, store in anchors.items():
-        page.select_option(f"#store-{chain}", store)
+    for chain in rest:
+        page.select_option(f"#store-{chain}", anchors[chain])
+    page.click("#save-stores")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/stores")
+    page.fill("#find-store", named["postcode"] or named["name"])
+    page.click("#find-stores")
+    page.wait_for_url(re.compile(r"/stores\?.*find="))
+    option = page.locator(f'#store-{first} option[value="{anchors[first]}"]')
+    expect(option).to_contain_text(named["name"])
+    if named["postcode"]:
+        expect(option).to_contain_text(named["postcode"])
+    page.select_option(f"#store-{first}", anchors[first])
     page.click("#save-stores")
     page.wait_for_url(f"{base}/")
 
@@ -128,9 +143,12 @@ def test_search_product_chart_basket_and_groups_in_chromium(
     page = browser.new_page()
     errors = watch_console(page)
 
-    # The stores chosen are remembered: every page says them.
-    _choose_stores(page, base, anchors)
-    expect(page.locator(".stores-line")).to_contain_text(f"{shown.chain} {shown.store_id}")
+    # The stores chosen, one found by its postcode, are remembered: every page says them all.
+    directory = httpx.get(f"{stack.service_url('scraper')}/v1/stores", params={"chain": shown.chain}).json()
+    [named] = [s for s in directory["stores"] if s["store_id"] == shown.store_id]
+    _choose_stores(page, base, anchors, named)
+    for chain, store in anchors.items():
+        expect(page.locator(".stores-line")).to_contain_text(f"{chain} {store}")
 
     # Search as you type: results come in place, the page is not reloaded, the URL can be shared.
     page.evaluate("window.stayed = true")
@@ -176,6 +194,13 @@ def test_search_product_chart_basket_and_groups_in_chromium(
     expect(page.locator(f'tr.group[data-group="{first["group_id"]}"]')).to_contain_text(
         first["anchor_store_id"]
     )
+    # A group whose members grouping checked says when it last did.
+    verified = [g for g in groups if g["verified_at"]]
+    assert verified, "after the days, grouping has checked some group's members"
+    at = datetime.fromisoformat(verified[0]["verified_at"])
+    expect(page.locator(f'tr.group[data-group="{verified[0]["group_id"]}"] td.verified')).to_have_text(
+        f"{at:%d %b %Y %H:%M} UTC"
+    )
 
     assert errors == []
 
@@ -199,6 +224,17 @@ def test_every_page_answers_without_console_errors(stack: Stack, browser: Browse
     page.goto(f"{base}/pipeline")
     expect(page.locator("tr.service .tag.ok")).to_have_count(len(SERVICES))
     assert page.locator("tr.run").count() >= DAYS
+    # Each consumer group's lag per topic it reads: the days are done, so every group caught up.
+    expected = [(s, spec.name) for s in SERVICES for spec in consumed_by(s)]
+    lags = page.locator("tr.lag")
+    expect(lags).to_have_count(len(expected))
+    for service, topic in expected:
+        row = page.locator(f'tr.lag[data-group="{service}"][data-topic="{topic}"]')
+        expect(row.locator("td.lag-count")).to_have_text("0")
+    scraped = page.locator('tr.lag[data-group="grouping"][data-topic="prices.scraped.v1"] td.num').nth(1)
+    assert int(scraped.inner_text().replace(",", "")) > 0, "the scraped prices' topic holds messages"
+    # No message was rejected in the days: the dead-letter topics were read and are empty.
+    expect(page.locator("main")).to_contain_text("every dead-letter topic is empty")
     assert errors == []
 
 

@@ -456,6 +456,8 @@ async def test_on_postgres_groups_form_merge_and_members_are_answered_by_the_anc
     ]
     [group] = await cycles.queries.list_groups(chain="cyc", after=None, limit=10)
     assert group.version == 2
+    # The merged members were checked against the new anchor in this cycle.
+    assert group.verified_at == t1 + QUIET
     answered = await cycles.queries.store_prices(chain="cyc", store_id="b2")
     assert answered is not None
     assert answered.anchor_store_id == "b1"

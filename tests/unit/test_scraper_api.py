@@ -1,4 +1,4 @@
-"""The scraper's HTTP routes in memory: the ingest endpoint's token and caps, starting a run."""
+"""The scraper's HTTP routes in memory: the store directory, the ingest endpoint's token and caps, a run."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from contracts.events import PricesScraped
 from scraper.api import build_api
 from scraper.domain.planning import Category, PlanPolicy, StoreInfo
-from scraper.queries import ScraperQueries
+from scraper.queries import DirectoryStore, ScraperQueries
 from scraper.service_layer.ingestion import Ingestor
 from scraper.service_layer.runs import ScrapeRuns
 from scraper.settings import ScraperSettings
@@ -30,6 +30,20 @@ NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 Uow = FakeUnitOfWork[InMemoryScraperRepository]
+
+
+class _Directory(ScraperQueries):
+    """The store directory held in memory; every other read still needs PostgreSQL."""
+
+    async def stores(self, *, chain: str | None) -> list[DirectoryStore]:
+        """Return the directory's stores of one chain, or of all."""
+        return [s for s in DIRECTORY if chain is None or s.chain == chain]
+
+
+DIRECTORY = [
+    DirectoryStore("coles", "7724", "Coles Carlton", "VIC", "3053"),
+    DirectoryStore("woolworths", "12", "Woolworths Town Hall", "NSW", None),
+]
 
 
 def _app(uow: Uow, *, token: str | None = TOKEN) -> FastAPI:
@@ -48,7 +62,7 @@ def _app(uow: Uow, *, token: str | None = TOKEN) -> FastAPI:
     app.include_router(
         build_api(
             # The run listing reads PostgreSQL; these tests stay off those routes.
-            queries=ScraperQueries(Database(settings, Path("."))),
+            queries=_Directory(Database(settings, Path("."))),
             runner=ScrapeRunner(runs=runs, clock=lambda: NOW, workers=1, poll_s=1.0),
             ingestor=Ingestor(uow=uow, counters=counters),
             settings=settings,
@@ -71,6 +85,17 @@ async def client(uow: Uow) -> AsyncIterator[httpx.AsyncClient]:
 
 
 BODY: dict[str, Any] = {"rows": [{"sku": "1", "price": 1.0}], "chain": "coles", "store_id": "1"}
+
+
+async def test_the_store_directory_is_listed_by_chain_with_names_and_postcodes(
+    client: httpx.AsyncClient,
+) -> None:
+    coles = (await client.get("/v1/stores", params={"chain": "coles"})).json()["stores"]
+    assert coles == [
+        {"chain": "coles", "store_id": "7724", "name": "Coles Carlton", "state": "VIC", "postcode": "3053"}
+    ]
+    every = (await client.get("/v1/stores")).json()["stores"]
+    assert [(s["chain"], s["postcode"]) for s in every] == [("coles", "3053"), ("woolworths", None)]
 
 
 async def test_ingest_needs_a_configured_token(uow: Uow) -> None:

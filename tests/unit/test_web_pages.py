@@ -1,4 +1,4 @@
-"""The web page's routes that need no database: assets, remembering choices, and bad input."""
+"""The web page's routes and templates that need no database: assets, choices, bad input, the pipeline."""
 
 import re
 from collections.abc import Iterator
@@ -11,6 +11,11 @@ from fastapi.testclient import TestClient
 
 from catalogue.settings import CatalogueSettings
 from catalogue.web import build_web
+from catalogue.web.deadletters import DeadLetter
+from catalogue.web.lag import TopicLag
+from catalogue.web.pages import _environment, _found
+from catalogue.web.queries import StoreRow
+from catalogue.web.services import DirectoryStore, Pipeline
 from servicekit.db import Database
 from servicekit.metrics import Metrics
 
@@ -103,3 +108,36 @@ def test_an_unreadable_cookie_is_dropped_and_one_letter_asks_for_another(client:
     assert answer.status_code == 200
     assert "at least two letters" in answer.text
     assert "none chosen" in answer.text
+
+
+def test_the_pipeline_page_shows_lag_and_dead_letters_with_their_reason() -> None:
+    found = Pipeline(
+        states=[],
+        runs=[],
+        runs_problem=None,
+        taken_at=datetime(2026, 3, 1, tzinfo=UTC),
+        lags=[TopicLag("bargains", "prices.scraped.v1", committed=1_200, end=1_234)],
+        dead_letters={
+            "prices.scraped.v1": [
+                DeadLetter("prices.scraped.v1", "bargains", "schema_invalid", "price below 0", "1", "0@41")
+            ]
+        },
+    )
+    html = (
+        _environment()
+        .get_template("pipeline.html")
+        .render(page="/pipeline", chosen={}, basket_count=0, pipeline=found, states=[], dead_letters_shown=5)
+    )
+    lag = re.search(
+        r'<tr class="lag" data-group="bargains" data-topic="prices.scraped.v1">.*?</tr>', html, re.S
+    )
+    assert lag is not None
+    assert re.findall(r'<td class="num[^"]*">([\d,]+)</td>', lag.group()) == ["1,200", "1,234", "34"]
+    assert re.search(r'class="dead-letter".*bargains.*<strong>schema_invalid</strong>', html, re.S)
+
+
+def test_a_store_is_found_by_name_or_postcode_and_by_number_when_it_has_no_name() -> None:
+    named = {("coles", "7724"): DirectoryStore("coles", "7724", "Coles Carlton", "VIC", "3053")}
+    listed, unnamed = StoreRow("coles", "7724", None, None), StoreRow("coles", "88", None, None)
+    assert [_found(listed, named, text) for text in ("CARLTON", "3053", "Fitzroy")] == [True, True, False]
+    assert (_found(unnamed, named, "88"), _found(unnamed, named, "3053")) == (True, False)

@@ -16,6 +16,8 @@ class GroupListing:
     version: int
     updated_at: datetime
     members: tuple[str, ...]
+    # When grouping last checked a member against the anchor (None: no member checked yet).
+    verified_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,8 @@ class GroupingQueries:
             rows = await conn.fetch(
                 """SELECT g.group_id, g.chain, g.anchor_store_id, g.version, g.updated_at,
                           coalesce(array_agg(s.store_id ORDER BY s.store_id)
-                                   FILTER (WHERE s.store_id <> g.anchor_store_id), '{}') AS members
+                                   FILTER (WHERE s.store_id <> g.anchor_store_id), '{}') AS members,
+                          max(s.checked_at) AS verified_at
                    FROM groups g LEFT JOIN stores s ON s.group_id = g.group_id
                    WHERE ($1::text IS NULL OR g.chain = $1) AND ($2::text IS NULL OR g.group_id > $2)
                    GROUP BY g.group_id ORDER BY g.group_id LIMIT $3""",
@@ -95,6 +98,7 @@ class GroupingQueries:
                 version=r["version"],
                 updated_at=r["updated_at"],
                 members=tuple(r["members"]),
+                verified_at=r["verified_at"],
             )
             for r in rows
         ]

@@ -83,6 +83,11 @@ def build_api(
             raise HTTPException(404, f"no run {run_id!r}")
         return asdict(run)
 
+    @router.get("/stores")
+    async def list_stores(chain: str | None = None) -> dict[str, Any]:
+        """Return the store directory (name, state, postcode), one chain's or every chain's."""
+        return {"stores": [asdict(store) for store in await queries.stores(chain=chain)]}
+
     @router.post("/observations")
     async def ingest(request: Request, authorization: str | None = Header(default=None)) -> dict[str, int]:
         """Validate and publish observations from another scraper (bearer token)."""

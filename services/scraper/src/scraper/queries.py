@@ -1,4 +1,4 @@
-"""The scraper's read side: runs and their progress, for the HTTP API and the demo's figures."""
+"""The scraper's read side: runs and their progress, and the store directory, for the HTTP API."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +23,17 @@ class RunSummary:
     stores: int
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryStore:
+    """A store of a chain's directory: its name and where it is (state, postcode when known)."""
+
+    chain: str
+    store_id: str
+    name: str
+    state: str | None
+    postcode: str | None
+
+
 class ScraperQueries:
     """Raw SQL reads, each on a connection of its own."""
 
@@ -37,6 +48,16 @@ class ScraperQueries:
         """Return a run's progress, or None when there is no such run."""
         found = await self._summaries(run_id=run_id, limit=1)
         return found[0] if found else None
+
+    async def stores(self, *, chain: str | None) -> list[DirectoryStore]:
+        """Return the chains' store directories (one chain, or all), by chain and store id."""
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT chain, store_id, name, state, postcode FROM stores
+                   WHERE $1::text IS NULL OR chain = $1 ORDER BY chain, store_id""",
+                chain,
+            )
+        return [DirectoryStore(**dict(r)) for r in rows]
 
     async def _summaries(self, *, run_id: str | None, limit: int) -> list[RunSummary]:
         async with self.db.pool.acquire() as conn:

@@ -8,7 +8,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from importlib.resources import files
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, urlencode
@@ -26,8 +26,10 @@ from catalogue.settings import CatalogueSettings
 from catalogue.views import PriceView, price_view
 from catalogue.web import state
 from catalogue.web.charts import PriceSeries, dollars, price_changes, price_history_svg
-from catalogue.web.queries import WebQueries
-from catalogue.web.services import ServiceClient, ServiceState, topic_counts
+from catalogue.web.deadletters import DeadLetterReader
+from catalogue.web.lag import LagReader
+from catalogue.web.queries import StoreRow, WebQueries
+from catalogue.web.services import DirectoryStore, GroupTimes, ServiceClient, ServiceState, topic_counts
 from servicekit.clock import Clock
 from servicekit.db import Database
 from servicekit.metrics import Metrics
@@ -37,6 +39,7 @@ BASKET_COOKIE = "basket"
 COOKIE_AGE_S = 365 * 24 * 3600
 SEARCH_LIMIT = 30
 RUNS_SHOWN = 10
+DEAD_LETTERS_SHOWN = 5
 BARGAINS_SHOWN = 200
 LEVELS = {"L1": "the same product", "L2": "the same, another size", "L3": "comparable", "L4": "same category"}
 T = TypeVar("T")
@@ -115,7 +118,18 @@ def build_web(*, db: Database, clock: Clock, settings: CatalogueSettings, metric
         "substitutions": settings.substitutions_url,
         "bargains": settings.bargains_url,
     }
-    services = ServiceClient(urls, timeout_s=settings.services_timeout_s, flags_ttl_s=settings.flags_ttl_s)
+    services = ServiceClient(
+        urls,
+        timeout_s=settings.services_timeout_s,
+        flags_ttl_s=settings.flags_ttl_s,
+        # The broker gets more time than a service: a reading starts two clients of its own.
+        lags=LagReader(settings.kafka_bootstrap_servers, timeout_s=3 * settings.services_timeout_s),
+        dead_letters=DeadLetterReader(
+            settings.kafka_bootstrap_servers,
+            timeout_s=3 * settings.services_timeout_s,
+            per_topic=DEAD_LETTERS_SHOWN,
+        ),
+    )
 
     @asynccontextmanager
     async def reading() -> AsyncIterator[tuple[CatalogueQueries, WebQueries]]:
@@ -184,9 +198,11 @@ def build_web(*, db: Database, clock: Clock, settings: CatalogueSettings, metric
         return await _guarded(request, env, lambda: _change_basket(page_of(request), form))
 
     @router.get("/stores")
-    async def stores(request: Request) -> Response:
-        """Choose one store per chain; the choice is remembered in the browser."""
-        return await _guarded(request, env, lambda: _stores(page_of(request), reading))
+    async def stores(request: Request, find: str = "") -> Response:
+        """Choose one store per chain, found by name or postcode; the choice is remembered in the browser."""
+        return await _guarded(
+            request, env, lambda: _stores(page_of(request), reading, services, find.strip())
+        )
 
     @router.post("/stores")
     async def choose_stores(request: Request) -> Response:
@@ -197,12 +213,12 @@ def build_web(*, db: Database, clock: Clock, settings: CatalogueSettings, metric
 
     @router.get("/groups")
     async def groups(request: Request) -> Response:
-        """Show each chain's store groups: anchor, members, version, when grouping last changed it."""
+        """Show each chain's store groups: anchor, members, version, when grouping changed and verified it."""
         return await _guarded(request, env, lambda: _groups(page_of(request), reading, services))
 
     @router.get("/pipeline")
     async def pipeline(request: Request) -> Response:
-        """Show each service's health and message counts, failures by reason, the latest scrape runs."""
+        """Show each service's health, counts and consumer lag, failures by reason, the latest runs."""
         return await _guarded(request, env, lambda: _pipeline(page_of(request), services, metrics, clock))
 
     return router
@@ -460,21 +476,43 @@ async def _choose_stores(form: dict[str, str]) -> Response:
     return response
 
 
-async def _stores(page: Page, reading: Reading) -> Response:
+async def _stores(page: Page, reading: Reading, services: ServiceClient, find: str) -> Response:
     async with reading() as (_, web):
         stores = await web.stores()
     by_chain: dict[str, list[Any]] = defaultdict(list)
     for s in stores:
         by_chain[s.chain].append(s)
+    named: dict[tuple[str, str], DirectoryStore] = {}
+    problem = None
+    try:
+        for chain in by_chain:
+            named |= {(d.chain, d.store_id): d for d in await services.directory(chain)}
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        problem = f"the scraper did not answer ({type(exc).__name__}): stores are listed by number only"
+    if find:
+        # The store already chosen stays listed, so saving the form never drops it.
+        found = {
+            chain: [s for s in listed if page.chosen.get(chain) == s.store_id or _found(s, named, find)]
+            for chain, listed in by_chain.items()
+        }
+        by_chain = {chain: listed for chain, listed in found.items() if listed}
     back = page.request.query_params.get("next", "/")
-    return page.render("stores.html", "/stores", by_chain=dict(by_chain), back=back)
+    return page.render(
+        "stores.html", "/stores", by_chain=by_chain, named=named, find=find, problem=problem, back=back
+    )
+
+
+def _found(store: StoreRow, named: Mapping[tuple[str, str], DirectoryStore], find: str) -> bool:
+    """Say whether a shopper's text finds a store: by name or postcode, by number when it has no name."""
+    known = named.get((store.chain, store.store_id))
+    return known.matches(find) if known is not None else find.casefold() in store.store_id.casefold()
 
 
 async def _groups(page: Page, reading: Reading, services: ServiceClient) -> Response:
     async with reading() as (_, web):
         groups = await web.groups()
         stores = await web.stores()
-    times: dict[tuple[str, str], datetime] = {}
+    times: dict[tuple[str, str], GroupTimes] = {}
     stats: dict[str, Any] | None = None
     problem = None
     try:
@@ -502,4 +540,10 @@ async def _pipeline(page: Page, services: ServiceClient, metrics: Metrics, clock
     found = await services.pipeline(runs_shown=RUNS_SHOWN, now=clock())
     # The catalogue serves this page, so it is up; its counts come from its own registry, now.
     own = ServiceState("catalogue", "(this service)", True, {}, topic_counts(metrics.render().decode()))
-    return page.render("pipeline.html", "/pipeline", pipeline=found, states=[*found.states, own])
+    return page.render(
+        "pipeline.html",
+        "/pipeline",
+        pipeline=found,
+        states=[*found.states, own],
+        dead_letters_shown=DEAD_LETTERS_SHOWN,
+    )

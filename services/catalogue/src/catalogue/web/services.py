@@ -1,4 +1,4 @@
-"""Read the other services over HTTP for the operators' pages: health, metrics, runs, groups, flags.
+"""Read the other services over HTTP for the pages: health, metrics, runs, groups, stores, flags.
 
 The catalogue never reads another service's tables; what only they know comes from their APIs.
 A service that does not answer is shown as such, never guessed.
@@ -6,12 +6,17 @@ A service that does not answer is shown as such, never guessed.
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
+
+from catalogue.web.deadletters import DeadLetter
+from catalogue.web.lag import TopicLag
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +83,44 @@ class Pipeline:
     runs: list[dict[str, Any]]
     runs_problem: str | None
     taken_at: datetime
+    lags: list[TopicLag] = field(default_factory=list)
+    lags_problem: str | None = None
+    dead_letters: dict[str, list[DeadLetter]] = field(default_factory=dict)
+    dead_letters_problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTimes:
+    """When grouping last changed a group, and when it last checked a member (None: not yet)."""
+
+    changed_at: datetime
+    verified_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryStore:
+    """A store as its chain's directory names it, from the scraper."""
+
+    chain: str
+    store_id: str
+    name: str
+    state: str | None
+    postcode: str | None
+
+    def matches(self, text: str) -> bool:
+        """Say whether a shopper's text is in the store's name, postcode or id (any case)."""
+        wanted = text.strip().casefold()
+        return any(wanted in (value or "").casefold() for value in (self.name, self.postcode, self.store_id))
 
 
 # The pipeline page asks the services again once its last answer is this old: a page reloaded
 # in a loop must not turn into a stream of health checks on every service.
 PIPELINE_TTL_S = 2.0
+# Store directories change when a chain opens a store: a minute's copy serves every chooser.
+DIRECTORY_TTL_S = 60.0
+T = TypeVar("T")
+LagReading = Callable[[], Awaitable[list[TopicLag]]]
+DeadLetterReading = Callable[[], Awaitable[dict[str, list[DeadLetter]]]]
 
 
 class ServiceClient:
@@ -95,11 +133,16 @@ class ServiceClient:
         timeout_s: float,
         flags_ttl_s: float,
         http: httpx.AsyncClient | None = None,
+        lags: LagReading | None = None,
+        dead_letters: DeadLetterReading | None = None,
     ) -> None:
         self.urls = urls
         self.timeout_s = timeout_s
         self.flags_ttl_s = flags_ttl_s
         self._http = http
+        self._lags = lags
+        self._dead_letters = dead_letters
+        self._directory: dict[str, tuple[float, list[DirectoryStore]]] = {}
         self._flags: dict[str, tuple[float, dict[tuple[str, str], str]]] = {}
         self._pipeline: tuple[float, Pipeline] | None = None
         self._refresh: asyncio.Task[Pipeline] | None = None
@@ -162,29 +205,62 @@ class ServiceClient:
     async def _ask_pipeline(self, runs_shown: int, now: datetime) -> Pipeline:
         """Ask every service at once: the slowest answer sets the time."""
         asked = asyncio.gather(*(self.state(name) for name in self.urls))
-        states, runs = await asyncio.gather(asked, self.runs(runs_shown))
+        states, runs, lags, letters = await asyncio.gather(
+            asked, self.runs(runs_shown), self._from_broker(self._lags), self._from_broker(self._dead_letters)
+        )
         found = Pipeline(
             states=list(states),
             runs=[] if isinstance(runs, str) else runs,
             runs_problem=runs if isinstance(runs, str) else None,
             taken_at=now,
+            lags=[] if isinstance(lags, str) else lags,
+            lags_problem=lags if isinstance(lags, str) else None,
+            dead_letters={} if isinstance(letters, str) else letters,
+            dead_letters_problem=letters if isinstance(letters, str) else None,
         )
         self._pipeline = (time.monotonic(), found)
         return found
 
-    async def group_times(self) -> dict[tuple[str, str], datetime]:
-        """Return when grouping last changed each group."""
-        times: dict[tuple[str, str], datetime] = {}
+    @staticmethod
+    async def _from_broker(read: Callable[[], Awaitable[T]] | None) -> T | str:
+        """Return what a reading of the broker found; or why it is unknown."""
+        if read is None:
+            return "no broker to ask"
+        try:
+            return await read()
+        except (TimeoutError, OSError, KafkaError) as exc:
+            return f"the broker did not answer ({type(exc).__name__})"
+
+    async def group_times(self) -> dict[tuple[str, str], GroupTimes]:
+        """Return when grouping last changed each group and last verified one of its members."""
+        times: dict[tuple[str, str], GroupTimes] = {}
         cursor: str | None = None
         while True:
             page = await self._json(
                 "grouping", "/v1/groups", limit=1000, **({"cursor": cursor} if cursor else {})
             )
             for group in page["groups"]:
-                times[group["chain"], group["group_id"]] = datetime.fromisoformat(group["updated_at"])
+                verified = group.get("verified_at")
+                times[group["chain"], group["group_id"]] = GroupTimes(
+                    changed_at=datetime.fromisoformat(group["updated_at"]),
+                    verified_at=datetime.fromisoformat(verified) if verified else None,
+                )
             cursor = page["next_cursor"]
             if cursor is None:
                 return times
+
+    async def directory(self, chain: str) -> list[DirectoryStore]:
+        """Return a chain's store directory (names, postcodes) from the scraper, kept a minute."""
+        cached = self._directory.get(chain)
+        if cached is not None and time.monotonic() - cached[0] < DIRECTORY_TTL_S:
+            return cached[1]
+        body = await self._json("scraper", "/v1/stores", chain=chain)
+        stores = [
+            DirectoryStore(s["chain"], s["store_id"], s["name"], s.get("state"), s.get("postcode"))
+            for s in body["stores"]
+        ]
+        self._directory[chain] = (time.monotonic(), stores)
+        return stores
 
     async def grouping_stats(self) -> dict[str, Any]:
         """Return grouping's counts: stores, groups, prices held versus answerable."""
