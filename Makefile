@@ -53,7 +53,7 @@ browser:
 	@test -x $(CHROMIUM) || { \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		echo "installing Debian's Chromium for the browser tests"; \
-		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; }
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # The web page's screenshots (into docs/screenshots/) and page times, both on the stack `make demo` left up.
 screenshots: install browser
