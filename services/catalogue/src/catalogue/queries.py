@@ -71,6 +71,12 @@ _OWN_STANDS = """(p.store_id = {store} AND p.observed_at >= coalesce(
      WHERE h.chain = p.chain AND h.store_id = {anchor} AND h.sku = p.sku), '-infinity'))"""
 
 
+BARGAINS_NAMED = """SELECT b.bargain_id, b.kind, b.chain, b.store_id, b.sku, p.name, p.brand, p.size,
+       p.shared_category, b.price_cents, b.reference_cents, b.score, b.reason, b.observed_at
+FROM bargains b LEFT JOIN products p ON p.chain = b.chain AND p.sku = b.sku"""
+"""Bargains with their products' names, as BargainView's fields: filtered by whoever reads them."""
+
+
 class CatalogueQueries:
     """Raw SQL reads over one connection; only prices observed since `fresh_after` are answered."""
 
@@ -287,9 +293,8 @@ class CatalogueQueries:
     ) -> list[BargainView]:
         """Return current bargains with their products' names, best score first."""
         rows = await self.conn.fetch(
-            """SELECT b.bargain_id, b.kind, b.chain, b.store_id, b.sku, p.name, p.brand, p.size,
-                      p.shared_category, b.price_cents, b.reference_cents, b.score, b.reason, b.observed_at
-               FROM bargains b LEFT JOIN products p ON p.chain = b.chain AND p.sku = b.sku
+            BARGAINS_NAMED
+            + """
                WHERE NOT b.expired AND b.observed_at >= $1
                  AND ($2::text IS NULL OR b.chain = $2) AND ($3::text IS NULL OR b.store_id = $3)
                  AND ($4::text IS NULL OR p.shared_category = $4 OR p.shared_category LIKE $4 || '/%'

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from catalogue.queries import product_from
+from catalogue.queries import BARGAINS_NAMED, product_from
 from catalogue.repository import PRODUCT_COLUMNS, ProductRow
 from catalogue.views import BargainView
 from servicekit.db import Connection
@@ -84,9 +84,8 @@ class WebQueries:
     async def bargains_of(self, *, chain: str, sku: str) -> list[BargainView]:
         """Return a product's current bargains at any store, best first."""
         rows = await self.conn.fetch(
-            """SELECT b.bargain_id, b.kind, b.chain, b.store_id, b.sku, p.name, p.brand, p.size,
-                      p.shared_category, b.price_cents, b.reference_cents, b.score, b.reason, b.observed_at
-               FROM bargains b LEFT JOIN products p ON p.chain = b.chain AND p.sku = b.sku
+            BARGAINS_NAMED
+            + """
                WHERE b.chain = $1 AND b.sku = $2 AND NOT b.expired AND b.observed_at >= $3
                ORDER BY b.score DESC, b.bargain_id""",
             chain,
