@@ -1,7 +1,12 @@
 # syntax=docker/dockerfile:1
-# One image for the four services, the storefront simulator and the operator CLI: the command
-# picks what runs (`python -m grouping`, `python -m simulator`, `pricestream topics`).
-# They share every dependency, torch and the model included, so one image is built and pulled once.
+# Two images from one file; the command picks what runs (`python -m grouping`, `python -m simulator`,
+# `pricestream topics`).
+# - slim (the default target): scraper, grouping, bargains, catalogue, the storefront simulator and the
+#   operator CLI, without the machine-learning stack (requirements/runtime.lock, no torch).
+# - full: the same plus substitutions with torch (the CPU build), sentence-transformers and the model
+#   (requirements/ml.lock), for the substitutions service and `pricestream match`.
+# Every third-party package is pinned with its hashes by the lock; the project's packages come from
+# their folders. docs/docker.md gives both images' sizes.
 
 FROM python:3.11-slim-bookworm AS build
 
@@ -12,18 +17,39 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
-COPY requirements.lock ./
-# The lock pins PyTorch's CPU build (torch==...+cpu), served by PyTorch's own index only; its
-# dependencies come pinned from the lock with the rest. A layer of its own: it changes rarely.
-RUN pip install --no-cache-dir --no-deps --index-url https://download.pytorch.org/whl/cpu \
-        "$(grep '^torch==' requirements.lock)"
+
+FROM build AS build-slim
+
+COPY requirements/runtime.lock requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/runtime.lock
 
 COPY contracts contracts
 COPY services services
 COPY deploy deploy
 COPY simulator simulator
-# Not editable, no dev tools: the runtime packages, every version pinned by the lock.
-RUN pip install --no-cache-dir -c requirements.lock \
+# Not editable, no dev tools, nothing beyond the lock (--no-deps): pip check proves the lock complete,
+# and the CLI starts without torch.
+RUN pip install --no-cache-dir --no-deps --no-build-isolation \
+        ./contracts ./services/servicekit ./services/scraper ./services/grouping \
+        ./services/bargains ./services/catalogue ./simulator ./deploy \
+    && pip check \
+    && python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)" \
+    && pricestream --help > /dev/null
+
+
+FROM build AS build-full
+
+COPY requirements/ml.lock requirements/
+# The lock pins PyTorch's CPU build (torch==...+cpu), served by PyTorch's index only; the lock's
+# hashes check every file, and pip passes over any file, from either index, whose hash they lack.
+RUN pip install --no-cache-dir --require-hashes \
+        --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/ml.lock
+
+COPY contracts contracts
+COPY services services
+COPY deploy deploy
+COPY simulator simulator
+RUN pip install --no-cache-dir --no-deps --no-build-isolation \
         ./contracts ./services/servicekit ./services/scraper ./services/grouping \
         ./services/substitutions ./services/bargains ./services/catalogue ./simulator ./deploy \
     && pip check
@@ -34,7 +60,8 @@ from sentence_transformers import SentenceTransformer; \
 SentenceTransformer(str(get_model_path()), device='cpu').encode(['full cream milk 2l'])"
 
 
-FROM python:3.11-slim-bookworm
+# What both images run on: a non-root user, offline model loading, the services' health check.
+FROM python:3.11-slim-bookworm AS runtime
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -42,7 +69,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin pricestream
-COPY --from=build /opt/venv /opt/venv
 
 USER pricestream
 # The CLI keeps its state in .pricestream/ under the working folder: one the user owns.
@@ -53,3 +79,12 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ['HEALTHCHECK_PORT'] + '/health/ready', timeout=4)"
 
 CMD ["pricestream", "--help"]
+
+
+FROM runtime AS full
+COPY --from=build-full /opt/venv /opt/venv
+
+
+# Last, so a plain `docker build .` makes the slim image.
+FROM runtime AS slim
+COPY --from=build-slim /opt/venv /opt/venv

@@ -4,9 +4,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# PyTorch's CPU build is served from a local folder here; pip looks there first.
+# The locks pin PyTorch's CPU build (torch==...+cpu), which PyPI does not serve: pip takes it from a
+# local folder of wheels where there is one, else from PyTorch's CPU index. The lock's hash checks it
+# either way, and pip passes over any file, from either index, whose hash the lock does not hold.
 TORCH_WHEELS ?= /opt/wheels
-PIP_INSTALL := $(BIN)/pip --disable-pip-version-check install -q $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_SOURCE := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS),--extra-index-url $(TORCH_INDEX))
+PIP_INSTALL := $(BIN)/pip --disable-pip-version-check install -q
+# A local index of this machine's pip config warns about every package it lacks.
+QUIET_PIP := { grep -v "is ignored: it is neither" || true; }
 PACKAGES := contracts services/servicekit services/scraper services/grouping services/substitutions services/bargains services/catalogue deploy simulator testsupport
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
@@ -16,12 +22,13 @@ export TRANSFORMERS_OFFLINE := 1
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock requirements-dev.in $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+$(STAMP): requirements/dev.lock $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# torch first, pinned to the CPU build, so nothing pulls the CUDA wheels.
-	$(PIP_INSTALL) -c requirements.lock torch 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(PIP_INSTALL) -c requirements.lock -r requirements-dev.in $(foreach p,$(PACKAGES),-e $(p)) \
-		2>&1 | { grep -v "is ignored: it is neither" || true; }
+	# Every third-party package at the version and with a hash of the lock: torch the CPU build.
+	$(PIP_INSTALL) --require-hashes $(TORCH_SOURCE) -r requirements/dev.lock 2>&1 | $(QUIET_PIP)
+	# The project's own packages, editable; the lock holds their dependencies, pip check proves it.
+	$(PIP_INSTALL) --no-deps --no-build-isolation $(foreach p,$(PACKAGES),-e $(p)) 2>&1 | $(QUIET_PIP)
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; echo "a dependency is missing from requirements/dev.lock: run make lock" >&2; exit 1; }
 	@touch $(STAMP)
 
 demo: install
@@ -92,9 +99,26 @@ bench-grouping: install
 	$(BIN)/python -m benchmarks.grouping_algorithm
 	$(BIN)/python -m benchmarks.grouping_ingest
 
-# Re-pin every dependency after changing a pyproject.toml or requirements-dev.in.
-lock: install
-	$(BIN)/pip freeze --exclude-editable | grep -v '^pricestream' > requirements.lock
+# Re-pin every dependency, with hashes, after changing a pyproject.toml or requirements/*.in: the full
+# image's set (ml.lock) first, then the slim image's (runtime.lock) and the venv's (dev.lock) at its
+# versions. A pin stays until its package's requirements change; delete a lock to re-pin from scratch.
+# pip-compile runs from a venv of its own: the project's never depends on it.
+LOCK_VENV := $(VENV)/lock-tools
+PIP_TOOLS := pip-tools==7.6.2
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(TORCH_SOURCE)
+# The project's packages install from their folders: drop them, and pip-compile's warning that they have no hash.
+DROP_LOCAL := awk '/^\# (WARNING: pip install will require|Consider using a hashable URL)/ {next} \
+	/^-e / {skip = 1; next} skip && /^    \#/ {next} {skip = 0; print}'
+
+lock:
+	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q $(PIP_TOOLS); }
+	for set in ml runtime dev; do \
+		constraint=$$([ $$set = ml ] || echo "-c requirements/ml.lock"); \
+		$(PIP_COMPILE) $$constraint requirements/$$set.in -o requirements/$$set.lock 2>&1 | $(QUIET_PIP); \
+		$(DROP_LOCAL) requirements/$$set.lock > requirements/$$set.lock.tmp; \
+		mv requirements/$$set.lock.tmp requirements/$$set.lock; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

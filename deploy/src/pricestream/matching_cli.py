@@ -1,24 +1,36 @@
-"""CLI work for substitutions: offline matching of two files, and a service rebuild with progress."""
+"""CLI work for substitutions: offline matching of two files, and a service rebuild with progress.
+
+Matching needs the substitutions package and its machine-learning stack (`pricestream[match]`),
+which the slim image leaves out: it is imported when a match runs, never with the CLI.
+"""
 
 import csv
+import importlib.util
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pricestream.processes import StackError
+from pricestream.processes import StackError, UnreachableError
 from pricestream.stack import Stack
 from scraper.domain.importers import read_rows
-from substitutions.domain.evaluation import LevelScore, evaluate
-from substitutions.domain.matching import Policy
-from substitutions.embeddings import Encoder
-from substitutions.offline import Candidate, match_lists, ranked_by_left, read_gold, read_products
+
+if TYPE_CHECKING:
+    from substitutions.domain.evaluation import LevelScore
+    from substitutions.domain.matching import Policy
+    from substitutions.embeddings import Encoder
+    from substitutions.offline import Candidate
+
+MATCH_EXTRA_MISSING = (
+    "`pricestream match` needs the substitutions package and its machine-learning stack, not installed"
+    " here: `pip install 'pricestream[match]'`, or run it in the full image (docs/docker.md)"
+)
 
 _COLUMNS = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
@@ -31,7 +43,7 @@ class MatchReport:
     right: int
     candidates: int
     seconds: float
-    scores: list[LevelScore]
+    scores: "list[LevelScore]"
 
 
 def run_match(
@@ -41,11 +53,16 @@ def run_match(
     out: Path,
     gold: Path | None,
     k: int,
-    encoder: Encoder,
+    encoder: "Encoder",
     console: Console,
-    policy: Policy | None = None,
+    policy: "Policy | None" = None,
 ) -> MatchReport:
     """Rank the right file's products for each product of the left file; write them, score them on gold."""
+    _require_substitutions()
+    from substitutions.domain.evaluation import evaluate
+    from substitutions.domain.matching import Policy
+    from substitutions.offline import match_lists, ranked_by_left, read_gold, read_products
+
     left, skipped_left = read_products(left_path, read_rows)
     right, skipped_right = read_products(right_path, read_rows)
     if {d.chain for d in left} & {d.chain for d in right}:
@@ -70,10 +87,24 @@ def run_match(
     return MatchReport(len(left), len(right), len(candidates), seconds, scores)
 
 
-def scores_table(scores: list[LevelScore], *, k: int, title: str) -> Table:
-    """Show precision, recall@1, recall@k and MRR per gold level."""
+def sentence_encoder() -> "Encoder":
+    """Return the sentence-transformers encoder the substitutions service uses."""
+    _require_substitutions()
+    from substitutions.embeddings import SentenceEncoder
+
+    return SentenceEncoder()
+
+
+def _require_substitutions() -> None:
+    """Fail with the way out when the substitutions package (`pricestream[match]`) is not installed."""
+    if importlib.util.find_spec("substitutions") is None:
+        raise StackError(MATCH_EXTRA_MISSING)
+
+
+def scores_table(scores: "list[LevelScore]", *, k: int, title: str) -> Table:
+    """Show precision, recall@1, recall@k, MRR and the share never offered per gold level."""
     table = Table(title=title)
-    for column in ("level", "pairs", "precision", "recall@1", f"recall@{k}", "MRR"):
+    for column in ("level", "pairs", "precision", "recall@1", f"recall@{k}", "MRR", "never offered"):
         table.add_column(column, justify="right")
     for score in scores:
         table.add_row(
@@ -83,6 +114,7 @@ def scores_table(scores: list[LevelScore], *, k: int, title: str) -> Table:
             f"{score.recall_at_1:.3f}",
             f"{score.recall_at_k:.3f}",
             f"{score.mrr:.3f}",
+            f"{score.never_offered:.3f}",
         )
     return table
 
@@ -93,7 +125,9 @@ def run_rebuild(stack: Stack, console: Console, *, wait: bool = True) -> dict[st
     try:
         response = httpx.post(f"{url}/v1/rebuilds", timeout=30)
     except httpx.HTTPError as exc:
-        raise StackError(f"substitutions at {url} is not reachable ({exc}): run `pricestream up`") from None
+        raise UnreachableError(
+            f"substitutions at {url} is not reachable ({exc}): run `pricestream up`"
+        ) from None
     if response.status_code != 202:
         raise StackError(f"substitutions refused the rebuild: {response.status_code} {response.text}")
     status: dict[str, Any] = httpx.get(f"{url}/v1/rebuilds/latest", timeout=10).json()
@@ -111,7 +145,7 @@ def run_rebuild(stack: Stack, console: Console, *, wait: bool = True) -> dict[st
     return status
 
 
-def _write(path: Path, candidates: list[Candidate]) -> None:
+def _write(path: Path, candidates: "list[Candidate]") -> None:
     """Write the ranked pairs as CSV."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
@@ -134,7 +168,7 @@ _HEADER = (
 )
 
 
-def _rows(candidates: list[Candidate]) -> Iterator[tuple[object, ...]]:
+def _rows(candidates: "list[Candidate]") -> Iterator[tuple[object, ...]]:
     """Flatten candidates into output rows."""
     for c in candidates:
         yield (
