@@ -2,12 +2,14 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from uuid import UUID
 
 import numpy as np
 
 from contracts.events import PriceObservation
 from contracts.events.v1 import PricesScrapedPayload
+from grouping.domain.policy import GroupingPolicy
 from grouping.repository import AnchorChange, Comparison, DueCheck, GroupRow, PriceMatrix
 
 
@@ -41,6 +43,7 @@ class StoreRow:
     checked_at: datetime | None = None
     compared_since_check: int = 0
     changed_since_check: int = 0
+    last_correlation_id: UUID | None = None
 
 
 @dataclass
@@ -93,7 +96,11 @@ class InMemoryGroupingRepository:
                 store.changed_since_check += held.price_cents != o.price_cents
 
     async def note_store_prices(
-        self, *, batches: Sequence[PricesScrapedPayload], received_at: datetime
+        self,
+        *,
+        batches: Sequence[PricesScrapedPayload],
+        received_at: datetime,
+        correlation_id: UUID | None = None,
     ) -> None:
         """Record stores' prices arrived: members become due for a check, anchors' re-scrapes answered."""
         arrived: dict[tuple[str, str], tuple[int, datetime]] = {}
@@ -108,10 +115,14 @@ class InMemoryGroupingRepository:
             store = self.stores.get((chain, store_id))
             if store is None:
                 self.stores[(chain, store_id)] = StoreRow(
-                    observed=observed, last_observed_at=latest, last_received_at=received_at
+                    observed=observed,
+                    last_observed_at=latest,
+                    last_received_at=received_at,
+                    last_correlation_id=correlation_id,
                 )
                 continue
             store.observed += observed
+            store.last_correlation_id = correlation_id or store.last_correlation_id
             # greatest() ignores NULL.
             store.last_observed_at = max(store.last_observed_at or latest, latest)
             store.last_received_at = received_at
@@ -139,6 +150,16 @@ class InMemoryGroupingRepository:
                 )
                 store.compared_since_check = store.changed_since_check = 0
         return changes
+
+    async def chain_correlations(self) -> dict[str, UUID]:
+        """Return each chain's correlation id of its latest prices received."""
+        latest: dict[str, tuple[datetime, UUID]] = {}
+        for (chain, _), store in sorted(self.stores.items()):
+            if store.last_received_at is None or store.last_correlation_id is None:
+                continue
+            if chain not in latest or store.last_received_at > latest[chain][0]:
+                latest[chain] = (store.last_received_at, store.last_correlation_id)
+        return {chain: cause for chain, (_, cause) in latest.items()}
 
     async def latest_by_chain(self) -> dict[str, datetime]:
         """Return each chain's newest price arrival."""
@@ -307,3 +328,15 @@ class InMemoryGroupingRepository:
 def _before(moment: datetime | None, limit: datetime) -> bool:
     """Compare like SQL's `moment < limit`: NULL is never before anything."""
     return moment is not None and moment < limit
+
+
+# The policy the unit tests group with: the service's defaults with a short quiet time.
+POLICY = GroupingPolicy(
+    min_share=0.98,
+    min_common=50,
+    anchor_moved_share=0.5,
+    freshness=timedelta(hours=168),
+    anchor_lag=timedelta(hours=24),
+    quiet=timedelta(seconds=2),
+    regroup_busy_every=timedelta(seconds=60),
+)

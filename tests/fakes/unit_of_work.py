@@ -4,8 +4,10 @@ import copy
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Generic, Self, TypeVar
+from uuid import UUID
 
 from contracts import Event
+from servicekit.tracing import Causation
 
 R = TypeVar("R")
 E = TypeVar("E", bound=Event)
@@ -28,6 +30,7 @@ class FakeUnitOfWork(Generic[R]):
         self.locked_by_others: set[str] = set()
         self._staged: list[Event] = []
         self._saved: tuple[R, set[object]] | None = None
+        self._causation = Causation()
 
     def __call__(self) -> Self:
         """Act as its own factory, so it can be passed where a factory is expected."""
@@ -36,6 +39,7 @@ class FakeUnitOfWork(Generic[R]):
     async def __aenter__(self) -> Self:
         self._saved = (copy.deepcopy(self.repo), set(self.claimed))
         self._staged = []
+        self._causation.reset()
         return self
 
     async def __aexit__(
@@ -57,11 +61,16 @@ class FakeUnitOfWork(Generic[R]):
             if event.event_id not in self.claimed:
                 self.claimed.add(event.event_id)
                 fresh.append(event)
+        self._causation.claimed(fresh or events)
         return fresh
 
     def publish(self, events: Iterable[Event]) -> None:
-        """Stage events for the commit."""
-        self._staged.extend(events)
+        """Stage events for the commit, carrying the correlation id of their cause."""
+        self._staged.extend(self._causation.stamp(events))
+
+    def correlate(self, correlation_id: UUID) -> None:
+        """Name the cause of the events staged from now on, when no claimed event did."""
+        self._causation.caused_by(correlation_id)
 
     async def try_lock(self, name: str) -> bool:
         """Return False for locks a test says another replica holds."""

@@ -6,12 +6,14 @@ so no scrape of the storefront may come before them (in file order they come fir
 """
 
 import asyncio
+import functools
 import os
 import random
 import signal
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -73,9 +75,7 @@ def _ingest(
     as_store: str | None = None,
     later: timedelta = timedelta(),
 ) -> int:
-    shop = stack.config.storefront_url
-    params: dict[str, Any] = {"chain": chain, "day": day}
-    rows = httpx.get(f"{shop}/_truth/prices", params=params, timeout=30).json()["prices"]
+    rows = _shelf(stack.config.storefront_url, chain, day)
     at = (_day_time(day) + later).isoformat()
     body = {
         "chain": chain,
@@ -100,6 +100,15 @@ def _ingest(
     )
     assert response.status_code == 200, response.text
     return int(response.json()["events"])
+
+
+@functools.cache
+def _shelf(shop: str, chain: str, day: int) -> list[dict[str, Any]]:
+    """Return a chain's shelf prices at every store on a day, asked of the shop once (they never change)."""
+    params: dict[str, Any] = {"chain": chain, "day": day}
+    body = httpx.get(f"{shop}/_truth/prices", params=params, timeout=30).json()
+    rows: list[dict[str, Any]] = body["prices"]
+    return rows
 
 
 def _all_bargains(stack: Stack, **params: Any) -> list[dict[str, Any]]:
@@ -396,6 +405,9 @@ class _InTransaction:
 
     async def try_lock(self, name: str) -> bool:
         return True
+
+    def correlate(self, correlation_id: UUID) -> None:
+        pass
 
 
 def _announced(events: Sequence[Event], chain: str) -> set[tuple[str, str]]:

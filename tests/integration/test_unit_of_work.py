@@ -1,9 +1,11 @@
 """servicekit's unit of work and migration sets against the stack's real PostgreSQL."""
 
+import json
 import shutil
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from pathlib import Path
+from uuid import uuid4
 
 import asyncpg
 import pytest
@@ -91,6 +93,22 @@ async def _claim_write_stage_then_fail(db: Database, event: RescrapeRequested) -
         await uow.repo.add("lost")
         uow.publish([_event("s2")])
         raise RuntimeError("boom")
+
+
+async def test_staged_events_carry_the_claimed_events_correlation_and_claims_record_it(db: Database) -> None:
+    cause = RescrapeRequested.new(
+        producer="grouping",
+        payload=RescrapeRequestedPayload(chain="coles", store_id="s1", reason="manual"),
+        correlation_id=uuid4(),
+    )
+    async with UnitOfWork(db, Notes) as uow:
+        await uow.claim([cause])
+        uow.publish([_event("s2")])
+    headers = json.loads(await db.pool.fetchval("SELECT headers FROM outbox"))
+    assert headers["correlation_id"] == str(cause.correlation_id)
+    recorded = await db.pool.fetchrow("SELECT correlation_id, producer, occurred_at FROM processed_events")
+    assert recorded is not None
+    assert tuple(recorded) == (cause.correlation_id, "grouping", cause.occurred_at)
 
 
 async def test_an_error_rolls_back_claims_writes_and_staged_events(db: Database) -> None:

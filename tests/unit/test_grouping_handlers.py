@@ -10,28 +10,18 @@ from prometheus_client import CollectorRegistry
 from contracts import CODEC, topic
 from contracts.events import PriceObservation, PricesScraped, StoreGroupChanged
 from contracts.events.v1 import PricesScrapedPayload
-from grouping.domain.policy import GroupingPolicy
 from grouping.handlers import build_router
 from grouping.queries import Counts
 from grouping.workers import CYCLE_LOCK, GroupingGauges, GroupingWorker
 from servicekit.consuming import ConsumeGuard
 from servicekit.metrics import Metrics
-from tests.fakes.grouping import InMemoryGroupingRepository
+from tests.fakes.grouping import POLICY, InMemoryGroupingRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
 pytestmark = pytest.mark.unit
 
 PRICES = topic("prices.scraped.v1")
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
-POLICY = GroupingPolicy(
-    min_share=0.98,
-    min_common=50,
-    anchor_moved_share=0.5,
-    freshness=timedelta(hours=168),
-    anchor_lag=timedelta(hours=24),
-    quiet=timedelta(seconds=2),
-    regroup_busy_every=timedelta(seconds=60),
-)
 
 
 def _scraped(store: str, products: int = 60) -> PricesScraped:

@@ -6,21 +6,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from grouping.domain.health import Verdict, anchor_is_stale, anchor_moved, judge_prices
-from grouping.domain.policy import GroupingPolicy
 from grouping.domain.regroup import RegroupMemory
+from tests.fakes.grouping import POLICY
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
-POLICY = GroupingPolicy(
-    min_share=0.98,
-    min_common=50,
-    anchor_moved_share=0.5,
-    freshness=timedelta(hours=168),
-    anchor_lag=timedelta(hours=24),
-    quiet=timedelta(seconds=2),
-    regroup_busy_every=timedelta(seconds=60),
-)
 
 
 @pytest.mark.parametrize(

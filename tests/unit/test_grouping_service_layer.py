@@ -8,11 +8,10 @@ import pytest
 from contracts.events import PriceObservation, PricesPruned, RescrapeRequested, StoreGroupChanged
 from contracts.events.v1 import PricesScrapedPayload
 from grouping import service_layer
-from grouping.domain.policy import GroupingPolicy
 from grouping.domain.regroup import RegroupMemory
 from grouping.repository import GroupRow
 from grouping.service_layer import CycleReport
-from tests.fakes.grouping import InMemoryGroupingRepository
+from tests.fakes.grouping import POLICY, InMemoryGroupingRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
 pytestmark = pytest.mark.unit
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.unit
 CHAIN = "c"
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 QUIET = timedelta(seconds=3)
-POLICY = GroupingPolicy(
-    min_share=0.98,
-    min_common=50,
-    anchor_moved_share=0.5,
-    freshness=timedelta(hours=168),
-    anchor_lag=timedelta(hours=24),
-    quiet=timedelta(seconds=2),
-    regroup_busy_every=timedelta(seconds=60),
-)
 # Two pricing zones of 60 products: every price differs between them.
 ZONE_A = {f"p{i:02d}": 100 + i for i in range(60)}
 ZONE_B = {sku: cents + 13 for sku, cents in ZONE_A.items()}

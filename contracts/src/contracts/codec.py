@@ -12,6 +12,8 @@ from contracts.upcasting import UPCASTERS, Upcasters
 
 TYPE_HEADER = "event_type"
 VERSION_HEADER = "schema_version"
+EVENT_ID_HEADER = "event_id"
+CORRELATION_HEADER = "correlation_id"
 
 
 class ContractError(ValueError):
@@ -59,13 +61,16 @@ class Codec:
         self._upcasters = upcasters
 
     def encode(self, event: Event) -> Record:
-        """Serialise an event with its key and type/version headers."""
+        """Serialise an event with its key and type, version, id and correlation headers."""
         return Record(
             key=event.partition_key().encode(),
             value=event.model_dump_json().encode(),
             headers=(
                 (TYPE_HEADER, event.EVENT_TYPE.encode()),
                 (VERSION_HEADER, str(event.SCHEMA_VERSION).encode()),
+                # Informational copies of the envelope, so logs and tools can follow a trace unread.
+                (EVENT_ID_HEADER, str(event.event_id).encode()),
+                (CORRELATION_HEADER, str(event.correlation_id).encode()),
             ),
         )
 

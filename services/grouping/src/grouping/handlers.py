@@ -22,6 +22,10 @@ def build_router(
         """Fold stores' prices into the latest-price projection; mark members for a check."""
         async with uow() as work:
             fresh = await work.claim(events)
-            await service_layer.fold_prices(work, [event.payload for event in fresh], now=clock())
+            # A batch is attributed to its first event's cause, as the unit of work does.
+            cause = fresh[0].correlation_id if fresh else None
+            await service_layer.fold_prices(
+                work, [event.payload for event in fresh], now=clock(), correlation_id=cause
+            )
 
     return router

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from uuid import UUID
 
 import asyncpg
 import numpy as np
@@ -74,9 +75,17 @@ class GroupingRepository(Protocol):
         ...
 
     async def note_store_prices(
-        self, *, batches: Sequence[PricesScrapedPayload], received_at: datetime
+        self,
+        *,
+        batches: Sequence[PricesScrapedPayload],
+        received_at: datetime,
+        correlation_id: UUID | None = None,
     ) -> None:
         """Record stores' prices arrived: members become due for a check, anchors' re-scrapes answered."""
+        ...
+
+    async def chain_correlations(self) -> dict[str, UUID]:
+        """Return each chain's correlation id of its latest prices received (what a cycle acts on)."""
         ...
 
     async def anchor_changes(self, *, quiet_before: datetime) -> list[AnchorChange]:
@@ -245,7 +254,11 @@ class PostgresGroupingRepository:
         )
 
     async def note_store_prices(
-        self, *, batches: Sequence[PricesScrapedPayload], received_at: datetime
+        self,
+        *,
+        batches: Sequence[PricesScrapedPayload],
+        received_at: datetime,
+        correlation_id: UUID | None = None,
     ) -> None:
         """Record that stores' prices arrived: a member becomes due for a health check,
         and an anchor's prices answer any re-scrape asked for it."""
@@ -260,14 +273,16 @@ class PostgresGroupingRepository:
         chains = [chain for chain, _ in arrived]
         store_ids = [store_id for _, store_id in arrived]
         await self.conn.execute(
-            """INSERT INTO stores AS s (chain, store_id, observed, last_observed_at, last_received_at)
-               SELECT a.*, $5::timestamptz
+            """INSERT INTO stores AS s
+                   (chain, store_id, observed, last_observed_at, last_received_at, last_correlation_id)
+               SELECT a.*, $5::timestamptz, $6::uuid
                FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[]) AS a
                ORDER BY 1, 2
                ON CONFLICT (chain, store_id) DO UPDATE
                SET observed = s.observed + EXCLUDED.observed,
                    last_observed_at = greatest(s.last_observed_at, EXCLUDED.last_observed_at),
                    last_received_at = EXCLUDED.last_received_at,
+                   last_correlation_id = coalesce(EXCLUDED.last_correlation_id, s.last_correlation_id),
                    check_due = s.check_due OR EXISTS (SELECT 1 FROM groups g
                        WHERE g.group_id = s.group_id AND g.anchor_store_id <> s.store_id)""",
             chains,
@@ -275,6 +290,7 @@ class PostgresGroupingRepository:
             [observed for observed, _ in arrived.values()],
             [latest for _, latest in arrived.values()],
             received_at,
+            correlation_id,
         )
         await self.conn.execute(
             """UPDATE groups g SET rescrape_requested_at = NULL
@@ -309,6 +325,14 @@ class PostgresGroupingRepository:
             )
             for r in rows
         ]
+
+    async def chain_correlations(self) -> dict[str, UUID]:
+        """Return each chain's correlation id of its latest prices received (what a cycle acts on)."""
+        rows = await self.conn.fetch(
+            """SELECT DISTINCT ON (chain) chain, last_correlation_id FROM stores
+               WHERE last_correlation_id IS NOT NULL ORDER BY chain, last_received_at DESC"""
+        )
+        return {r["chain"]: r["last_correlation_id"] for r in rows}
 
     async def latest_by_chain(self) -> dict[str, datetime]:
         """Return each chain's newest price arrival, to know which chains changed."""

@@ -9,7 +9,8 @@ Nothing here reads the clock: every use case is given `now`.
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import uuid4
+from typing import TypeVar
+from uuid import UUID, uuid4
 
 import structlog
 
@@ -32,6 +33,8 @@ from servicekit.unit_of_work import Work
 
 log = structlog.get_logger(__name__)
 PRODUCER = "grouping"
+CycleEvent = TypeVar("CycleEvent", RescrapeRequested, StoreGroupChanged, PricesPruned)
+CyclePayload = RescrapeRequestedPayload | StoreGroupChangedPayload | PricesPrunedPayload
 
 
 @dataclass
@@ -59,20 +62,27 @@ class CycleReport:
 
 
 async def fold_prices(
-    work: Work[GroupingRepository], batches: Sequence[PricesScrapedPayload], *, now: datetime
+    work: Work[GroupingRepository],
+    batches: Sequence[PricesScrapedPayload],
+    *,
+    now: datetime,
+    correlation_id: UUID | None = None,
 ) -> None:
-    """Fold stores' prices into the latest-price projection; mark members due for a health check."""
+    """Fold stores' prices into the latest-price projection; mark members due for a health check.
+
+    `correlation_id` (the prices' events') stays with the stores, for the cycle's events about them.
+    """
     if not batches:
         return
     await work.repo.upsert_prices(batches=batches)
-    await work.repo.note_store_prices(batches=batches, received_at=now)
+    await work.repo.note_store_prices(batches=batches, received_at=now, correlation_id=correlation_id)
 
 
 async def run_cycle(
     work: Work[GroupingRepository], *, now: datetime, policy: GroupingPolicy, memory: RegroupMemory
 ) -> CycleReport:
     """Re-check moved anchors' members, judge due members, regroup due chains; stage the events."""
-    cycle = _Cycle(work.repo, policy=policy, now=now)
+    cycle = _Cycle(work.repo, policy=policy, now=now, causes=await work.repo.chain_correlations())
     await cycle.recheck_moved_anchors()
     await cycle.check_due_members()
     for chain, latest in (await work.repo.latest_by_chain()).items():
@@ -86,13 +96,21 @@ async def run_cycle(
 class _Cycle:
     """One cycle's steps over one transaction's repository, gathering what they did in a report."""
 
-    def __init__(self, repo: GroupingRepository, *, policy: GroupingPolicy, now: datetime) -> None:
+    def __init__(
+        self, repo: GroupingRepository, *, policy: GroupingPolicy, now: datetime, causes: dict[str, UUID]
+    ) -> None:
         self.repo = repo
+        # A chain's latest prices caused what the cycle decides about it: its events carry their id.
+        self.causes = causes
         self.policy = policy
         self.now = now
         self.since = policy.fresh_since(now)
         self.quiet_before = policy.quiet_before(now)
         self.report = CycleReport()
+
+    def event(self, kind: type[CycleEvent], payload: CyclePayload) -> CycleEvent:
+        """Return a new event about a chain, correlated with the chain's latest prices."""
+        return kind.new(producer=PRODUCER, payload=payload, correlation_id=self.causes.get(payload.chain))
 
     # --- health checks ----------------------------------------------------------------
 
@@ -177,7 +195,7 @@ class _Cycle:
             group_id=group.group_id,
             last_observed_at=check.anchor_last_observed_at,
         )
-        self.report.events.append(RescrapeRequested.new(producer=PRODUCER, payload=payload))
+        self.report.events.append(self.event(RescrapeRequested, payload))
 
     def recheck(self, group: GroupRow, members: Sequence[str]) -> None:
         """Ask for a health-check re-scrape of members: their new prices make them due for a check."""
@@ -186,7 +204,7 @@ class _Cycle:
             rescrape = RescrapeRequestedPayload(
                 chain=group.chain, store_id=member, reason="health_check", group_id=group.group_id
             )
-            self.report.events.append(RescrapeRequested.new(producer=PRODUCER, payload=rescrape))
+            self.report.events.append(self.event(RescrapeRequested, rescrape))
 
     # --- regrouping ---------------------------------------------------------------------
 
@@ -258,7 +276,7 @@ class _Cycle:
                 reason="dissolved",
                 merged_into=survivor.group_id,
             )
-            self.report.events.append(StoreGroupChanged.new(producer=PRODUCER, payload=payload))
+            self.report.events.append(self.event(StoreGroupChanged, payload))
             self.report.merged += 1
         if change.absorbed:
             # Groups that were apart now match: one anchor's prices changed (its chain re-zoned it,
@@ -293,7 +311,7 @@ class _Cycle:
             member_store_ids=group.members,
             reason=reason,
         )
-        self.report.events.append(StoreGroupChanged.new(producer=PRODUCER, payload=payload))
+        self.report.events.append(self.event(StoreGroupChanged, payload))
         return group
 
     async def prune(self, group: GroupRow, members: list[str]) -> None:
@@ -310,4 +328,4 @@ class _Cycle:
                 rows_pruned=rows,
                 verified_at=self.now,
             )
-            self.report.events.append(PricesPruned.new(producer=PRODUCER, payload=payload))
+            self.report.events.append(self.event(PricesPruned, payload))

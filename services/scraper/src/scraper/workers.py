@@ -12,6 +12,7 @@ from scraper.domain.planning import Scope, Task
 from scraper.fetching import FetchError, FetchStats
 from scraper.service_layer.runs import ScrapeRuns
 from servicekit.clock import Clock
+from servicekit.tracing import correlation_for
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +79,12 @@ class ScrapeRunner:
 
     async def execute(self, run_id: str, stopping: asyncio.Event) -> None:
         """Fetch and stage every pending page of a run with a pool of workers, then close the run."""
+        # The run's log lines carry the correlation id its events carry: one id finds both.
+        with structlog.contextvars.bound_contextvars(correlation_id=str(correlation_for(run_id))):
+            await self._execute(run_id, stopping)
+
+    async def _execute(self, run_id: str, stopping: asyncio.Event) -> None:
+        """Run the pages of a run (see `execute`)."""
         pending = await self.runs.pending(run_id)
         if pending is None:
             log.warning("no such scrape run", run_id=run_id)

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.specification import AsyncAPI
 
+from servicekit.observability import HttpMetrics, refresh_gauges
 from servicekit.service import Service
 
 log = structlog.get_logger(__name__)
@@ -59,6 +60,7 @@ def build_app(service: Service) -> FastAPI:
         title=f"pricestream {service.settings.service_name}", lifespan=_lifespan(service), docs_url="/docs"
     )
     app.add_exception_handler(RequestValidationError, _bad_request)  # type: ignore[arg-type]
+    app.add_middleware(HttpMetrics, metrics=service.metrics)
     app.include_router(_health_router(service))
     for router in service.api_routers:
         app.include_router(router)
@@ -128,7 +130,8 @@ def _health_router(service: Service) -> APIRouter:
 
     @router.get("/metrics", tags=["health"])
     async def metrics() -> Response:
-        """Expose Prometheus metrics."""
+        """Expose Prometheus metrics, with the outbox and consumer lag gauges as of now."""
+        await refresh_gauges(service, timeout_s=settings.health_timeout_s)
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @router.get("/asyncapi.json", tags=["docs"])

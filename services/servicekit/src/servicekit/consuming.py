@@ -3,7 +3,7 @@
 import asyncio
 import copy
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import asyncpg
@@ -15,6 +15,7 @@ from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from contracts import CODEC, ContractError, Event, TopicSpec
+from contracts.codec import CORRELATION_HEADER, EVENT_ID_HEADER
 from contracts.registry import topic as registry_topic
 from servicekit.metrics import Metrics
 
@@ -141,10 +142,12 @@ class ConsumeGuard:
     ) -> Any:
         """Run the handler under the retry and DLQ policy."""
         if isinstance(msg.raw_message, tuple | list):  # a list under FastStream's test broker
-            return await self._consume_batch(call_next, msg, broker)
+            with structlog.contextvars.bound_contextvars(**_trace_of(msg.raw_message)):
+                return await self._consume_batch(call_next, msg, broker)
         record: ConsumerRecord = msg.raw_message
         self.metrics.consumed.labels(record.topic).inc()
-        return await self._consume_one(call_next, msg, broker, record)
+        with structlog.contextvars.bound_contextvars(**_trace_of([record])):
+            return await self._consume_one(call_next, msg, broker, record)
 
     async def _consume_batch(
         self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any], broker: Any
@@ -178,7 +181,8 @@ class ConsumeGuard:
                     error=f"{type(exc).__name__}: {exc}",
                 )
                 for record, event in good:
-                    await self._consume_one(call_next, _part_of(msg, [(record, event)]), broker, record)
+                    with structlog.contextvars.bound_contextvars(**_trace_of([record])):
+                        await self._consume_one(call_next, _part_of(msg, [(record, event)]), broker, record)
                 return None
             else:
                 self.metrics.handler_seconds.labels(records[0].topic).observe(time.perf_counter() - started)
@@ -292,6 +296,18 @@ def _part_of(msg: StreamMessage[Any], items: list[tuple[ConsumerRecord, Event]])
     part.body = [event for _, event in items]
     part.batch_headers = [_headers_of(record) for record, _ in items]
     return part
+
+
+def _trace_of(records: Sequence[ConsumerRecord]) -> dict[str, str]:
+    """Return what logs bind while records are handled: the event and correlation ids in their headers."""
+    if not records:
+        return {}
+    headers = _headers_of(records[0])
+    trace = {name: headers[name] for name in (EVENT_ID_HEADER, CORRELATION_HEADER) if name in headers}
+    if len(records) > 1:
+        # A batch logs its first event's ids; the handler attributes the batch to that cause too.
+        trace["batch_events"] = str(len(records))
+    return trace
 
 
 def _headers_of(record: ConsumerRecord) -> dict[str, str]:

@@ -3,7 +3,15 @@
 from collections import Counter as CounterType
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -46,6 +54,31 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.outbox_waiting = Gauge(
+            "pricestream_outbox_waiting", "Outbox rows not yet published", registry=self.registry
+        )
+        self.consumer_lag = Gauge(
+            "pricestream_consumer_lag",
+            "Records behind the end of each partition this process consumes (high watermark - position)",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "pricestream_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "pricestream_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template",
+            ["method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        # CPU, memory, open files and start time of this process, as every Prometheus client has them.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     def render(self) -> bytes:
         """Return the Prometheus text exposition."""

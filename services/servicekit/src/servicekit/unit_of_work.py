@@ -10,17 +10,21 @@ Every handler and background task of a service does its writes the same way:
 Leaving the block without an error writes the staged events to the outbox and commits;
 an error rolls everything back, claims included, so a retry finds the events unclaimed.
 The service layer sees only the `Work` protocol, so tests can hand it an in-memory fake.
+Events staged carry the correlation id of the events claimed (or of `correlate`'s cause):
+see servicekit.tracing.
 """
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
+from uuid import UUID
 
 from contracts import Event
 from servicekit.db import Connection, Database
 from servicekit.idempotency import mark_processed_many
 from servicekit.outbox import enqueue
+from servicekit.tracing import Causation
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -43,6 +47,10 @@ class Work(Protocol[R_co]):
         """Stage events to go out if, and only if, the transaction commits."""
         ...
 
+    def correlate(self, correlation_id: UUID) -> None:
+        """Name the cause of the events staged from now on, when no claimed event did."""
+        ...
+
     async def try_lock(self, name: str) -> bool:
         """Take a lock held until the transaction ends; return False when another holds it."""
         ...
@@ -58,6 +66,7 @@ class UnitOfWork(Generic[R]):
         self._conn: Connection | None = None
         self._repo: R | None = None
         self._staged: list[Event] = []
+        self._causation = Causation()
         self.published = 0
 
     async def __aenter__(self) -> Self:
@@ -67,6 +76,7 @@ class UnitOfWork(Generic[R]):
             self._stack = stack.pop_all()
         self._repo = self._repository(self.conn)
         self._staged = []
+        self._causation.reset()
         return self
 
     async def __aexit__(
@@ -99,11 +109,17 @@ class UnitOfWork(Generic[R]):
 
     async def claim(self, events: Sequence[E]) -> list[E]:
         """Record events as handled; return those not handled before, once each, in order."""
-        return await mark_processed_many(self.conn, events)
+        fresh = await mark_processed_many(self.conn, events)
+        self._causation.claimed(fresh or events)
+        return fresh
 
     def publish(self, events: Iterable[Event]) -> None:
         """Stage events to go out if, and only if, the transaction commits."""
-        self._staged.extend(events)
+        self._staged.extend(self._causation.stamp(events))
+
+    def correlate(self, correlation_id: UUID) -> None:
+        """Name the cause of the events staged from now on, when no claimed event did."""
+        self._causation.caused_by(correlation_id)
 
     async def try_lock(self, name: str) -> bool:
         """Take an advisory lock held until the transaction ends; False when another holds it."""

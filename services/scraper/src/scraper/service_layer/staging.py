@@ -12,6 +12,7 @@ from contracts.events.v1 import MAX_OBSERVATIONS, PageRef, PricesScrapedPayload,
 from scraper.domain.categories import CategoryMap
 from scraper.domain.ingest import Rejected
 from scraper.repository import ProductRow, ScraperRepository, Source
+from servicekit.tracing import correlation_for
 from servicekit.unit_of_work import Work
 
 PRODUCER = "scraper"
@@ -35,6 +36,9 @@ async def stage_prices(
     Returns the number of events staged. A product description the contract refuses is
     quarantined; its price still goes out. `categories` stamps each product's shared category.
     """
+    if run_id is not None:
+        # A run's prices and products share its correlation id: `pricestream trace RUN_ID` follows them.
+        work.correlate(correlation_for(run_id))
     events: list[Event] = []
     rejected: list[Rejected] = []
     if categories is not None:
