@@ -19,6 +19,8 @@ class TopicSpec:
     consumers: tuple[str, ...]
     partitions: int = 3
     retention_ms: int = 7 * DAY_MS
+    # Dead letters wait for a fix and `pricestream dlq replay`: kept longer than the events.
+    dlq_retention_ms: int = 30 * DAY_MS
     description: str = ""
 
     @property

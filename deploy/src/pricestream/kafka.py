@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from contracts import CODEC, TOPICS, Event
 from pricestream.processes import ManagedProcess, StackError, port_in_use, tail
@@ -66,14 +67,23 @@ async def ping(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
     return True
 
 
+def topic_retention() -> dict[str, int]:
+    """Return how long each registry topic and DLQ keeps its messages, in milliseconds."""
+    return {
+        name: ms
+        for spec in TOPICS
+        for name, ms in ((spec.name, spec.retention_ms), (spec.dlq, spec.dlq_retention_ms))
+    }
+
+
 async def ensure_topics(bootstrap_servers: str) -> list[str]:
-    """Create every registry topic and its DLQ that does not exist yet; return those created."""
+    """Create every registry topic and its DLQ that does not exist yet, with the registry's retention."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, spec.partitions, 1, topic_configs={"retention.ms": str(spec.retention_ms)})
+            NewTopic(name, spec.partitions, 1, topic_configs={"retention.ms": str(topic_retention()[name])})
             for spec in TOPICS
             for name in (spec.name, spec.dlq)
             if name not in existing
@@ -81,6 +91,23 @@ async def ensure_topics(bootstrap_servers: str) -> list[str]:
         if wanted:
             await admin.create_topics(wanted)
         return [t.name for t in wanted]
+    finally:
+        await admin.close()
+
+
+async def retention_held(bootstrap_servers: str, names: list[str]) -> dict[str, int]:
+    """Return the retention.ms the broker holds for each of these topics (those it knows)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        held: dict[str, int] = {}
+        for response in await admin.describe_configs(resources):
+            for _code, _message, _type, name, entries in response.resources:
+                for entry in entries:
+                    if entry[0] == "retention.ms":
+                        held[name] = int(entry[1])
+        return held
     finally:
         await admin.close()
 
@@ -158,6 +185,25 @@ async def describe_topics(bootstrap_servers: str, names: list[str]) -> list[Topi
             ends = await high_watermarks(bootstrap_servers, starts)
             infos.append(TopicInfo(name, len(tps), sum(ends[tp] - starts[tp] for tp in tps)))
         return infos
+    finally:
+        await consumer.stop()
+
+
+async def holds_messages(bootstrap_servers: str, names: list[str]) -> bool:
+    """Tell whether any of these topics holds a message, from one round of offsets for all of them.
+
+    Tansu's end offsets run short of a batch (see `high_watermarks`) but are past the start
+    whenever a partition holds anything, which is all this asks.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+    await consumer.start()
+    try:
+        tps = [tp for name in names for tp in await partitions_of(consumer, name)]
+        if not tps:
+            return False
+        starts = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        return any(ends[tp] > starts[tp] for tp in tps)
     finally:
         await consumer.stop()
 

@@ -68,6 +68,13 @@ def build_api(*, db: Database, freshness: timedelta, clock: Clock) -> APIRouter:
             queries = BargainsQueries(conn)
             store_id = None if store is None else await queries.anchor_of(chain=chain, store_id=store)
             rows = await queries.history(chain=chain, sku=sku, store_id=store_id)
-        return {"chain": chain, "sku": sku, "history": [asdict(row) for row in rows]}
+            # History of the chain that ended before this lies in the archive (`pricestream archive`).
+            archived_before = await queries.archived_before(chain)
+        return {
+            "chain": chain,
+            "sku": sku,
+            "history": [asdict(row) for row in rows],
+            "archived_before": archived_before,
+        }
 
     return router

@@ -97,6 +97,15 @@ class BargainsQueries:
             for r in rows
         ]
 
+    async def archived_before(self, chain: str) -> datetime | None:
+        """Return the end of the newest month of a chain's history that lies in the archive, if any."""
+        before: datetime | None = await self.conn.fetchval(
+            """SELECT (max(month) + interval '1 month') AT TIME ZONE 'UTC' FROM archived_months
+               WHERE chain = $1""",
+            chain,
+        )
+        return before
+
     async def list_flags(self, *, chain: str | None, kind: str | None, limit: int) -> list[FlagRow]:
         """Return flagged prices (illusory discounts, suspicious outliers)."""
         rows = await self.conn.fetch(

@@ -116,6 +116,7 @@ def build_api(
                 prices = [price_view(cheapest[k].store_id, cheapest[k], rows.get(k)) for k in best.values()]
                 history_stores = [p.store_id for p in prices if p.chain == chain and p.sku == sku]
             history = await queries.history(chain=chain, sku=sku, store_ids=history_stores)
+            archived_before = (await queries.archived_before([chain])).get(chain)
             subs = await queries.substitutes(chain=chain, sku=sku)
             keys = [(s.chain, s.sku) for s in subs]
             sub_rows, sub_prices = await queries.products(keys), await queries.cheapest(keys)
@@ -130,7 +131,13 @@ def build_api(
             for s in subs
             if (s.chain, s.sku) in sub_rows
         ]
-        return ProductPage(product=product_view(row), prices=prices, history=history, substitutes=substitutes)
+        return ProductPage(
+            product=product_view(row),
+            prices=prices,
+            history=history,
+            archived_before=archived_before,
+            substitutes=substitutes,
+        )
 
     @router.post("/baskets/compare")
     async def compare_basket(basket: baskets.BasketRequest) -> baskets.BasketComparison:

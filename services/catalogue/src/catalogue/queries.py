@@ -51,6 +51,17 @@ class SubstituteRow:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoreCount:
+    """Prices stored for a store, and prices answered for it (a member's through its anchor)."""
+
+    chain: str
+    store_id: str
+    anchor_store_id: str
+    held: int
+    answered: int
+
+
 def price_from(r: asyncpg.Record) -> PriceRow:
     """Build a price row from a row of PRICE_COLUMNS."""
     return PriceRow(**{c: r[c] for c in PRICE_COLUMNS.split(", ")})
@@ -173,6 +184,15 @@ class CatalogueQueries:
             list(store_ids),
         )
         return [SegmentView(**dict(r)) for r in rows]
+
+    async def archived_before(self, chains: Sequence[str]) -> dict[str, datetime]:
+        """Return, per chain, the end of the newest month of its history that lies in the archive."""
+        rows = await self.conn.fetch(
+            """SELECT chain, (max(month) + interval '1 month') AT TIME ZONE 'UTC' AS before
+               FROM archived_months WHERE chain = ANY($1::text[]) GROUP BY chain""",
+            list(chains),
+        )
+        return {r["chain"]: r["before"] for r in rows}
 
     async def substitutes(self, *, chain: str, sku: str) -> list[SubstituteRow]:
         """Return a product's substitutes, most alike first."""
@@ -310,6 +330,30 @@ class CatalogueQueries:
             limit,
         )
         return [BargainView(**dict(r)) for r in rows]
+
+    async def store_counts(self, *, chain: str | None = None) -> list[StoreCount]:
+        """Return, per known store, the prices stored for it and the fresh prices answered for it."""
+        rows = await self.conn.fetch(
+            """WITH known AS (SELECT chain, store_id FROM stores
+                              UNION SELECT chain, store_id FROM placements),
+                    answering AS (SELECT k.chain, k.store_id,
+                                         coalesce(pl.anchor_store_id, k.store_id) AS anchor
+                                  FROM known k LEFT JOIN placements pl USING (chain, store_id)
+                                  WHERE $2::text IS NULL OR k.chain = $2)
+               SELECT a.chain, a.store_id, a.anchor,
+                      (SELECT count(*) FROM prices p
+                       WHERE p.chain = a.chain AND p.store_id = a.store_id) AS held,
+                      (SELECT count(DISTINCT p.sku) FROM prices p
+                       WHERE p.chain = a.chain AND p.store_id IN (a.store_id, a.anchor)
+                         AND p.observed_at >= $1) AS answered
+               FROM answering a ORDER BY a.chain, a.store_id""",
+            self.fresh_after,
+            chain,
+        )
+        return [
+            StoreCount(r["chain"], r["store_id"], r["anchor"], int(r["held"]), int(r["answered"]))
+            for r in rows
+        ]
 
     async def category_counts(self) -> list[tuple[str, int, int]]:
         """Return each shared category with its products and current bargains (not counting below it)."""

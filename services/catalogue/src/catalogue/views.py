@@ -118,6 +118,11 @@ class ProductPage(View):
         description="At the stores asked for, else each chain's cheapest of this product or an identical one"
     )
     history: list[SegmentView]
+    archived_before: datetime | None = Field(
+        default=None,
+        description="History of the product's chain that ended before this lies in the archive"
+        " (`pricestream archive restore` brings a month back); null when none was archived",
+    )
     substitutes: list[SubstituteView]
 
 

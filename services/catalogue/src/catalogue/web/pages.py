@@ -343,6 +343,7 @@ async def _product(
         sub_rows = await queries.products([(s.chain, s.sku) for s in subs])
         sub_prices = await _prices(queries, list(sub_rows.values()), page.chosen)
         bargains = await web.bargains_of(chain=chain, sku=sku)
+        archived = await queries.archived_before(list(at_chain))
     illusory, flags_problem = await _illusory(services, [p for p in prices.values() if p.was_price_cents])
     by_level: dict[str, list[Any]] = defaultdict(list)
     for s in subs:
@@ -358,6 +359,7 @@ async def _product(
         prices=prices,
         series=series,
         chart=chart,
+        archived=dict(sorted(archived.items())),
         by_level=dict(sorted(by_level.items())),
         bargains=bargains,
         illusory=illusory,
