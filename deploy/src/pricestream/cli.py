@@ -1,40 +1,113 @@
-"""The `pricestream` operator CLI: up, down, status, topics, demo, scrape, publish, match, dlq."""
+"""The `pricestream` operator CLI: up, down, status, topics, demo, scrape, publish, match, dlq, logs.
+
+Exit codes (pricestream.exits): 0 ok, 1 a check failed, 2 usage, 3 the stack or a dependency is
+unreachable. `--json` commands print one JSON document on stdout and their progress on stderr.
+"""
 
 import asyncio
 import json
+from dataclasses import asdict
+from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from contracts import SERVICES, TOPICS
 from pricestream import compose as compose_stack
+from pricestream.archive_cli import archive_app
 from pricestream.bench import BenchPlan, bench_table, machine_description, run_bench
-from pricestream.config import StackConfig, find_home
+from pricestream.config import StackConfig, find_home, parse_replicas
 from pricestream.dlq import list_dead_letters, replay
+from pricestream.exits import UNREACHABLE, ExitCodeGroup, errors, exit_code, unreachable_message
 from pricestream.kafka import describe_topics
-from pricestream.matching_cli import run_match, run_rebuild, scores_table
-from pricestream.processes import StackError
+from pricestream.matching_cli import run_match, run_rebuild, scores_table, sentence_encoder
+from pricestream.operations import (
+    LOG_NAMES,
+    counts_table,
+    follow_log,
+    log_file,
+    request_rescrape,
+    store_counts,
+    tail_log,
+)
+from pricestream.processes import StackUsageError, UnreachableError
 from pricestream.report import summary_table
 from pricestream.scraping_cli import publish_file, run_live_scrape, run_scrape
 from pricestream.stack import Stack
 from pricestream.tokens_cli import make_token
+from pricestream.trace_cli import trace_command
 from simulator.catalogue_demo import catalogue_figures, catalogue_report
 from simulator.report import example_substitutions, story_report
 from simulator.samples import publish_samples
-from simulator.story import Story, StoryError, day_times, run_story
+from simulator.story import Story, day_times, run_story
 
-app = typer.Typer(help="Operate pricestream's local stack.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Operate pricestream's local stack.", no_args_is_help=True, add_completion=True, cls=ExitCodeGroup
+)
 console = Console()
 
 CATALOGUE_LINKS = ("/v1/search?q=milk", "/v1/export/prices", "/docs")
-HomeOption = Annotated[Path | None, typer.Option(help="State folder (default: .pricestream/ in the project)")]
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(envvar="PRICESTREAM_HOME", help="State folder (default: .pricestream/ in the project)"),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (progress goes to stderr)")
+]
 
 
 def _stack(home: Path | None, **overrides: object) -> Stack:
-    return Stack(StackConfig.load(home or find_home(), **overrides))
+    return Stack(StackConfig.load(home.resolve() if home else find_home(), **overrides))
+
+
+def _running_stack(home: Path | None) -> Stack:
+    """Return the stack at `home`, which must have been brought up (its ports are saved there)."""
+    stack = _stack(home)
+    if not stack.config.state_file.exists():
+        raise UnreachableError(f"no stack at {stack.config.home}: run `pricestream up` (or give --home)")
+    return stack
+
+
+def _console(json_out: bool) -> Console:
+    """Return where progress and tables go: stderr when stdout carries JSON."""
+    return errors if json_out else console
+
+
+def _emit(document: object) -> None:
+    """Print one JSON document on stdout."""
+    typer.echo(json.dumps(document, indent=2, default=_json_value))
+
+
+def _json_value(value: object) -> str:
+    """Write a time as ISO 8601, anything else JSON does not know as its text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _version(shown: bool) -> None:
+    """Print the CLI's version and the contracts' and stop, for `--version`."""
+    if shown:
+        # The contracts are versioned apart: an event schema changes by a new topic (`.v2`).
+        contracts = version("pricestream-contracts")
+        typer.echo(f"pricestream {version('pricestream')} (contracts {contracts}, {len(TOPICS)} topics)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit"),
+    ] = False,
+) -> None:
+    """Operate pricestream's local stack.
+
+    Exit codes: 0 ok, 1 a check failed, 2 usage, 3 the stack or a dependency is unreachable.
+    """
 
 
 def _report(line: str) -> None:
@@ -59,6 +132,9 @@ def up(
             " the second as Woolworths) [auto]"
         ),
     ] = None,
+    replicas: Annotated[
+        list[str] | None, typer.Option(help="SERVICE=N: N processes of a service in one consumer group")
+    ] = None,
 ) -> None:
     """Start the broker, PostgreSQL, the storefront and the five services; wait until all are ready."""
     stack = _stack(
@@ -70,6 +146,7 @@ def up(
         storefront_seed=seed,
         catalog=catalog.resolve() if catalog else None,
         storefront_dialects=dialect or None,
+        replicas=parse_replicas(replicas),
     )
     console.print(f"[bold]pricestream up[/bold] (state in {stack.config.home})")
     with console.status("bringing the stack up..."):
@@ -92,55 +169,96 @@ def down(home: HomeOption = None) -> None:
 
 
 @app.command()
-def status(home: HomeOption = None) -> None:
-    """Show each component's health and each consumer group's lag."""
+def status(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Show each component's health and each consumer group's lag (exit 1: one is down, 3: all are)."""
     stack = _stack(home)
     rows = stack.status()
-    table = Table(title="components")
-    for column in ("component", "address", "health", "detail"):
-        table.add_column(column)
-    for row in rows:
-        health = "[green]healthy[/green]" if row.healthy else "[red]DOWN[/red]"
-        table.add_row(row.name, row.address, health, row.detail)
-    console.print(table)
-    if next(r for r in rows if r.name == "broker").healthy:
-        lag = Table(title="consumer groups")
-        for column in ("group", "topic", "committed", "end", "lag"):
-            lag.add_column(column, justify="right" if column in ("committed", "end", "lag") else "left")
-        for group, topic, committed, end, behind in stack.lag():
-            lag.add_row(group, topic, str(committed), str(end), str(behind))
-        console.print(lag)
+    broker_up = next(r for r in rows if r.name == "broker").healthy
+    lags = stack.lag() if broker_up else []
+    if json_out:
+        _emit(
+            {
+                "healthy": all(r.healthy for r in rows),
+                "components": [asdict(row) for row in rows],
+                "consumer_groups": [
+                    {"group": g, "topic": t, "committed": c, "end": e, "lag": lag} for g, t, c, e, lag in lags
+                ],
+            }
+        )
+    else:
+        table = Table(title="components")
+        for column in ("component", "address", "health", "detail"):
+            table.add_column(column)
+        for row in rows:
+            health = "[green]healthy[/green]" if row.healthy else "[red]DOWN[/red]"
+            table.add_row(row.name, row.address, health, row.detail)
+        console.print(table)
+        if broker_up:
+            lag_table = Table(title="consumer groups")
+            for column in ("group", "topic", "committed", "end", "lag"):
+                lag_table.add_column(
+                    column, justify="right" if column in ("committed", "end", "lag") else "left"
+                )
+            for group, topic, committed, end, behind in lags:
+                lag_table.add_row(group, topic, str(committed), str(end), str(behind))
+            console.print(lag_table)
+    if not any(r.healthy for r in rows):
+        errors.print(
+            f"[red]nothing answers:[/red] the stack at {stack.config.home} is down (`pricestream up`)"
+        )
+        raise typer.Exit(UNREACHABLE)
     if not all(r.healthy for r in rows):
         raise typer.Exit(1)
 
 
 @app.command()
-def topics(home: HomeOption = None) -> None:
-    """List the registry's topics and what the broker holds of them."""
+def topics(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """List the registry's topics and what the broker holds of them (exit 3: the broker does not answer)."""
     stack = _stack(home)
     names = [name for spec in TOPICS for name in (spec.name, spec.dlq)]
+    failure: Exception | None = None
     try:
         held = {t.name: t for t in asyncio.run(describe_topics(stack.config.bootstrap_servers, names))}
-    except Exception:
-        held = {}
-        console.print("[yellow]broker not reachable: showing the registry only[/yellow]")
-    table = Table(title="topics (registry)")
-    for column in ("topic", "event", "key", "producers", "consumers", "partitions", "messages"):
-        table.add_column(column, no_wrap=column in ("topic", "event"))
-    for spec in TOPICS:
-        for name in (spec.name, spec.dlq):
-            info = held.get(name)
-            is_dlq = name == spec.dlq
+    except Exception as exc:
+        if exit_code(exc) != UNREACHABLE:
+            raise
+        held, failure = {}, exc
+    listed: list[dict[str, Any]] = [
+        {
+            "topic": name,
+            "dead_letters_of": spec.name if name == spec.dlq else None,
+            "event": spec.event.EVENT_TYPE,
+            "schema_version": spec.event.SCHEMA_VERSION,
+            "key": spec.key,
+            "producers": list(spec.producers),
+            "consumers": list(spec.consumers),
+            "partitions": held[name].partitions if name in held else None,
+            "messages": held[name].messages if name in held else None,
+        }
+        for spec in TOPICS
+        for name in (spec.name, spec.dlq)
+    ]
+    if json_out:
+        _emit({"broker_reachable": failure is None, "topics": listed})
+    else:
+        table = Table(title="topics (registry)")
+        for column in ("topic", "event", "key", "producers", "consumers", "partitions", "messages"):
+            table.add_column(column, no_wrap=column in ("topic", "event"))
+        for row in listed:
+            is_dlq = row["dead_letters_of"] is not None
             table.add_row(
-                name,
-                "(dead letters)" if is_dlq else f"{spec.event.EVENT_TYPE} v{spec.event.SCHEMA_VERSION}",
-                spec.key,
-                "" if is_dlq else ", ".join(spec.producers),
-                "" if is_dlq else ", ".join(spec.consumers) or "-",
-                str(info.partitions) if info else "missing",
-                str(info.messages) if info else "-",
+                str(row["topic"]),
+                "(dead letters)" if is_dlq else f"{row['event']} v{row['schema_version']}",
+                str(row["key"]),
+                "" if is_dlq else ", ".join(row["producers"]),
+                "" if is_dlq else ", ".join(row["consumers"]) or "-",
+                "missing" if row["partitions"] is None else str(row["partitions"]),
+                "-" if row["messages"] is None else str(row["messages"]),
             )
-    console.print(table)
+        console.print(table)
+    if failure is not None:
+        errors.print(f"[red]error:[/red] {escape(unreachable_message(failure))} (the registry only is shown)")
+        raise typer.Exit(UNREACHABLE)
 
 
 @app.command()
@@ -151,9 +269,23 @@ def demo(
         bool, typer.Option(help="Run the simulated world (else: publish sample events)")
     ] = True,
     stores: Annotated[int, typer.Option(help="Sample stores, when --no-scrape")] = 20,
+    fresh: Annotated[
+        bool, typer.Option(help="Reset a stack that holds data first, so every run tells the same story")
+    ] = True,
 ) -> None:
-    """Run the simulated world through several days and report what pricestream made of it."""
+    """Run the simulated world through several days and report what pricestream made of it.
+
+    The story starts from nothing: the stack is brought up if it is not, and one that holds
+    anything (messages in its topics, rows in the services' tables) is reset first.
+    """
     stack = _stack(home)
+    with console.status("bringing the stack up..."):
+        stack.up(lambda line: None)
+        if fresh and stack.holds_data():
+            _report("the stack holds data of earlier runs: resetting it (topics, schemas, storefront)")
+            stack.reset(_report)
+            stack.up(lambda line: None)
+    _report(f"a fresh stack is up (state in {stack.config.home})")
     urls = {name: stack.service_url(name) for name in SERVICES}
     if not scrape:
         _sample_demo(stack, urls, stores)
@@ -231,17 +363,24 @@ def scrape(
     out: Annotated[
         Path | None, typer.Option(help="With --live: write the observations here (JSON lines)")
     ] = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Run a scrape of the storefront and show its progress (or, with --live, of a real chain's site)."""
     if live:
         if len(chain or []) != 1 or store is None:
             raise typer.BadParameter("--live needs one --chain (coles or woolworths) and a --store")
+        if json_out:
+            raise typer.BadParameter("--json is for runs of the stack; --live writes its rows with --out")
         run_live_scrape(console, chain=(chain or [""])[0], store=store, site=site, pages=pages, out=out)
         return
     if scope not in ("plan", "all", "rescrape"):
         raise typer.BadParameter("scope must be plan, all or rescrape")
-    summary = run_scrape(_stack(home), console, scope=scope, day=day, chains=chain or [], wait=wait)
-    console.print(summary_table(f"scrape run {summary['run_id']}", summary))
+    shown = _console(json_out)
+    summary = run_scrape(_running_stack(home), shown, scope=scope, day=day, chains=chain or [], wait=wait)
+    if json_out:
+        _emit(summary)
+    else:
+        console.print(summary_table(f"scrape run {summary['run_id']}", summary))
     if summary["status"] == "failed":
         raise typer.Exit(1)
 
@@ -257,14 +396,19 @@ def publish(
     store: Annotated[str | None, typer.Option(help="Store of rows that do not name one")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv, grocermatic, heissepreise")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per request")] = 2000,
+    json_out: JsonOption = False,
 ) -> None:
     """Publish a file of price observations through the scraper (validated, bad rows quarantined)."""
+    stack = _running_stack(home)
     totals = publish_file(
-        _stack(home), console, file, chain=chain, store=store, fmt=fmt, batch_size=batch_size
+        stack, _console(json_out), file, chain=chain, store=store, fmt=fmt, batch_size=batch_size
     )
-    console.print(summary_table(f"published {file.name}", totals))
+    if json_out:
+        _emit({"file": str(file), **totals})
+    else:
+        console.print(summary_table(f"published {file.name}", totals))
     if totals["accepted"] == 0:
-        console.print("[red]nothing could be published[/red]")
+        _console(json_out).print("[red]nothing could be published[/red]")
         raise typer.Exit(1)
 
 
@@ -289,9 +433,7 @@ def match(
     out: Annotated[Path, typer.Option(help="Where the ranked pairs go (CSV)")] = Path("matches.csv"),
 ) -> None:
     """Rank, for each product of LEFT, its substitutes in RIGHT (any format the scraper imports)."""
-    from substitutions.embeddings import SentenceEncoder
-
-    report = run_match(left, right, out=out, gold=gold, k=k, encoder=SentenceEncoder(), console=console)
+    report = run_match(left, right, out=out, gold=gold, k=k, encoder=sentence_encoder(), console=console)
     console.print(
         f"{report.candidates} ranked pairs for {report.left} products in {report.seconds:.1f} s -> {out}"
     )
@@ -312,9 +454,12 @@ def bench(
     out: Annotated[Path, typer.Option(help="Where the figures go (JSON)")] = Path(
         "bench-results/pipeline.json"
     ),
+    json_out: JsonOption = False,
+    replicas: Annotated[list[str] | None, typer.Option(help="SERVICE=N: N processes of a service")] = None,
 ) -> None:
     """Measure raw broker and PostgreSQL limits next to pricestream's end-to-end rate and latency."""
     plan = BenchPlan(
+        replicas=parse_replicas(replicas) or {},
         stores=stores,
         products=products,
         zones=zones,
@@ -322,12 +467,15 @@ def bench(
         latency_seconds=seconds,
         latency_price_points=price_points,
     )
-    figures = run_bench(plan, console)
+    shown = _console(json_out)
+    figures = run_bench(plan, shown)
     figures["machine"] = machine_description()
-    console.print(bench_table(figures))
+    shown.print(bench_table(figures))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
-    console.print(f"figures written to {out}")
+    shown.print(f"figures written to {out}")
+    if json_out:
+        _emit(figures)
 
 
 substitutions_app = typer.Typer(help="The substitutions service.", no_args_is_help=True)
@@ -357,7 +505,7 @@ def tokens_create(
 ) -> None:
     """Create a Bearer token for NAME and print it (only its hash is kept); again for NAME replaces it."""
     try:
-        token = make_token(_stack(home), name)
+        token = make_token(_running_stack(home), name)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     console.print(token, soft_wrap=True, highlight=False)
@@ -374,11 +522,17 @@ def dlq_list(
     home: HomeOption = None,
     topic: Annotated[list[str] | None, typer.Option(help="Only this topic's DLQ (repeat the option)")] = None,
     limit: Annotated[int, typer.Option(help="Newest letters per DLQ")] = 20,
+    json_out: JsonOption = False,
 ) -> None:
     """Show the newest dead letters of each DLQ with the reason they were rejected."""
+    for name in topic or []:
+        _registry_topic(name)
     found = asyncio.run(
-        list_dead_letters(_stack(home).config.bootstrap_servers, topics=topic or [], limit=limit)
+        list_dead_letters(_running_stack(home).config.bootstrap_servers, topics=topic or [], limit=limit)
     )
+    if json_out:
+        _emit({dlq: [asdict(letter) for letter in letters] for dlq, letters in found.items()})
+        return
     for dlq, letters in found.items():
         if not letters:
             continue
@@ -402,18 +556,101 @@ def dlq_list(
 
 @dlq_app.command("replay")
 def dlq_replay(
-    topic: Annotated[str, typer.Argument(help="The topic (or its .dlq) whose dead letters go back")],
+    topic: Annotated[
+        str,
+        typer.Argument(
+            autocompletion=lambda: [spec.name for spec in TOPICS],
+            help="The topic (or its .dlq) whose dead letters go back",
+        ),
+    ],
     home: HomeOption = None,
 ) -> None:
     """Send a topic's dead letters back to it, once each, after the consumer was fixed."""
-    sent = asyncio.run(replay(_stack(home).config.bootstrap_servers, topic))
+    _registry_topic(topic)
+    sent = asyncio.run(replay(_running_stack(home).config.bootstrap_servers, topic))
     console.print(f"replayed {sent} dead letters to {topic.removesuffix('.dlq')}")
 
 
-def main() -> None:
-    """Run the CLI, printing operator errors without a traceback."""
+def _registry_topic(name: str) -> None:
+    """Refuse a topic the registry does not have (a usage error, exit 2)."""
+    known = [n for spec in TOPICS for n in (spec.name, spec.dlq)]
+    if name not in known:
+        raise StackUsageError(f"no topic {name!r} in the registry: one of {', '.join(known)}")
+
+
+@app.command()
+def logs(
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="SERVICE",
+            autocompletion=lambda: list(LOG_NAMES),
+            help=f"One of {', '.join(LOG_NAMES)} (a replica: grouping-2)",
+        ),
+    ],
+    home: HomeOption = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing lines as they come")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Last lines to print first")] = 50,
+) -> None:
+    """Print a component's log from the stack's home (services log one JSON object a line)."""
+    path = log_file(_stack(home), name)
+    last, offset = tail_log(path, lines)
+    for line in last:
+        typer.echo(line)
+    if not follow:
+        return
     try:
-        app()
-    except (StackError, StoryError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise SystemExit(2) from None
+        for line in follow_log(path, offset):
+            typer.echo(line)
+    except KeyboardInterrupt:
+        # Ctrl-C is how one stops following: not a failure.
+        return
+
+
+@app.command()
+def rescrape(
+    chain: Annotated[str, typer.Argument(help="The store's chain, as the scraper names it")],
+    store: Annotated[str, typer.Argument(help="The store's id within its chain")],
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Ask for a store to be scraped again soon: a manual re-scrape request, like grouping's."""
+    event = request_rescrape(_running_stack(home), chain, store)
+    topic_name = "rescrapes.requested.v1"
+    if json_out:
+        _emit({"topic": topic_name, "event": event.model_dump(mode="json")})
+    else:
+        console.print(
+            f"asked for a re-scrape of {chain} store {store} (event {event.event_id} on {topic_name}):"
+            " the scraper serves it in its next run, or in a run of its own when idle"
+        )
+
+
+@app.command()
+def counts(
+    home: HomeOption = None,
+    chain: Annotated[str | None, typer.Option(help="Only this chain")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Count prices held and answered per chain and store (read from the catalogue's database)."""
+    found = store_counts(_running_stack(home), chain=chain)
+    if json_out:
+        _emit(
+            {
+                "source": "catalogue database (its read queries)",
+                "answered_observed_since": found.fresh_after,
+                "chains": found.per_chain(),
+                "stores": [asdict(row) for row in found.stores],
+            }
+        )
+    else:
+        console.print(counts_table(found))
+
+
+app.command("trace")(trace_command)
+app.add_typer(archive_app, name="archive")
+
+
+def main() -> None:
+    """Run the CLI; its command group maps operator errors to exit codes (pricestream.exits)."""
+    app()

@@ -5,6 +5,7 @@ import os
 import pwd
 import secrets
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -164,6 +165,38 @@ class EmbeddedPostgres:
             return False
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", user=_os_user())
         return True
+
+    async def holds_rows(self, *, database: str, schemas: Sequence[str]) -> bool:
+        """Tell whether a table of these schemas has a row (their migrations' bookkeeping aside)."""
+        try:
+            conn = await asyncpg.connect(self.dsn(database=database))
+        except asyncpg.InvalidCatalogNameError:
+            return False
+        try:
+            tables = await conn.fetch(
+                """SELECT table_schema, table_name FROM information_schema.tables
+                   WHERE table_schema = ANY($1::text[]) AND table_type = 'BASE TABLE'
+                     AND table_name NOT LIKE '%migrations'""",
+                list(schemas),
+            )
+            for table in tables:
+                if await conn.fetchval(f'SELECT EXISTS (SELECT FROM "{table[0]}"."{table[1]}")'):
+                    return True
+            return False
+        finally:
+            await conn.close()
+
+    async def drop_schemas(self, *, database: str, schemas: Sequence[str]) -> None:
+        """Drop these schemas and all they hold; `provision` and the services' migrations make them anew."""
+        try:
+            conn = await asyncpg.connect(self.dsn(database=database))
+        except asyncpg.InvalidCatalogNameError:
+            return
+        try:
+            for schema in schemas:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
 
     async def provision(self, *, database: str, roles: dict[str, str]) -> None:
         """Create the database, and per service a login role owning a schema of its name."""

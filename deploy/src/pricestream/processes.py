@@ -11,7 +11,15 @@ from pathlib import Path
 
 
 class StackError(RuntimeError):
-    """A problem the operator can act on; the CLI prints it without a traceback."""
+    """A problem the operator can act on; the CLI prints it without a traceback (exit code 1)."""
+
+
+class UnreachableError(StackError):
+    """The stack, or a service or dependency a command needs, does not answer (exit code 3)."""
+
+
+class StackUsageError(StackError):
+    """The operator asked for what cannot be: a port another program holds, a bad value (exit code 2)."""
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -24,7 +32,9 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 def ensure_port_free(port: int, what: str, flag: str) -> None:
     """Fail clearly when another program holds a port the stack needs."""
     if port_in_use(port):
-        raise StackError(f"port {port} for the {what} is in use by another program: free it or use {flag}")
+        raise StackUsageError(
+            f"port {port} for the {what} is in use by another program: free it or use {flag}"
+        )
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -11,7 +11,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pricestream.processes import StackError
+from pricestream.processes import StackError, UnreachableError
 from pricestream.stack import Stack
 from scraper.chains.live import (
     SITES,
@@ -43,13 +43,16 @@ def run_scrape(
         try:
             httpx.post(f"{shop}/v1/clock", json={"day": day}, timeout=10).raise_for_status()
         except httpx.HTTPError as exc:
-            raise StackError(f"the simulated storefront at {shop} did not take day {day} ({exc})") from None
+            failure = UnreachableError if isinstance(exc, httpx.TransportError) else StackError
+            raise failure(f"the simulated storefront at {shop} did not take day {day} ({exc})") from None
     try:
         response = httpx.post(
             f"{url}/v1/runs", json={"scope": scope, "day": day, "chains": chains}, timeout=60
         )
     except httpx.HTTPError as exc:
-        raise StackError(f"the scraper at {url} is not reachable ({exc}): run `pricestream up`") from None
+        raise UnreachableError(
+            f"the scraper at {url} is not reachable ({exc}): run `pricestream up`"
+        ) from None
     if response.status_code != 202:
         raise StackError(f"the scraper refused the run: {response.status_code} {response.text}")
     run_id = response.json()["run_id"]
@@ -77,7 +80,9 @@ def run_live_scrape(
             adapter = live_adapter(chain, fetcher, site)
             await check_reachable(fetcher, site or SITES[chain])
             return await scrape_store(adapter, chain, store, max_pages=pages, now=datetime.now(UTC))
-        except (NoNetworkError, ValueError) as exc:
+        except NoNetworkError as exc:
+            raise UnreachableError(str(exc)) from None
+        except ValueError as exc:
             raise StackError(str(exc)) from None
         except FetchError as exc:
             raise StackError(f"the {chain} site refused the scrape: {exc}") from None
@@ -128,7 +133,7 @@ def publish_file(
             try:
                 response = client.post(url, json=body, headers=headers)
             except httpx.HTTPError as exc:
-                raise StackError(
+                raise UnreachableError(
                     f"the scraper at {url} is not reachable ({exc}): run `pricestream up`"
                 ) from None
             if response.status_code != 200:

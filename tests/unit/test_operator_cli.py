@@ -1,0 +1,373 @@
+"""The operator CLI in process: --json, --version, exit codes, PRICESTREAM_HOME, completion, logs."""
+
+import itertools
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.errors import KafkaConnectionError
+from typer.testing import CliRunner, Result
+
+from catalogue.queries import StoreCount
+from contracts import SERVICES, TOPICS
+from pricestream import cli
+from pricestream.config import StackConfig
+from pricestream.dlq import DeadLetter
+from pricestream.exits import FAILED, OK, UNREACHABLE, USAGE, exit_code
+from pricestream.operations import Counts, follow_log, tail_log
+from pricestream.processes import StackError, StackUsageError, UnreachableError
+from pricestream.stack import Stack
+from simulator.story import StoryError
+
+pytestmark = pytest.mark.unit
+
+
+def _invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli.app, list(args), prog_name="pricestream", env=env)
+
+
+@pytest.fixture
+def down(tmp_path: Path) -> Path:
+    """A home whose stack was up once, on ports where nothing listens now."""
+    config = StackConfig.on_free_ports(tmp_path / ".pricestream")
+    config.save()
+    return config.home
+
+
+def test_version_names_the_package_and_the_contracts() -> None:
+    result = _invoke("--version")
+
+    assert result.exit_code == OK
+    assert result.stdout.startswith("pricestream 0.")
+    assert "contracts " in result.stdout
+    assert f"{len(TOPICS)} topics" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("no-such-command",),
+        ("status", "--no-such-option"),
+        ("scrape", "--scope", "everything"),
+        ("scrape", "--live", "--chain", "coles", "--store", "1", "--json"),
+        ("logs",),
+    ],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...], down: Path) -> None:
+    assert _invoke(*args, "--home", str(down)).exit_code == USAGE
+
+
+def test_a_topic_not_in_the_registry_is_a_usage_error(down: Path) -> None:
+    result = _invoke("dlq", "replay", "prices.scrapped.v1", "--home", str(down))
+
+    assert result.exit_code == USAGE
+    assert "no topic 'prices.scrapped.v1' in the registry" in result.stderr
+
+
+def test_a_bad_store_id_for_a_rescrape_is_a_usage_error_before_anything_is_asked(down: Path) -> None:
+    result = _invoke("rescrape", "Not A Chain", "1", "--home", str(down))
+
+    assert result.exit_code == USAGE
+    assert "String should match pattern '^[a-z0-9][a-z0-9-]{0,31}$'" in result.stderr
+
+
+def test_topics_with_the_broker_down_exit_3_and_still_show_the_registry(down: Path) -> None:
+    started = time.monotonic()
+    result = _invoke("topics", "--json", "--home", str(down))
+
+    assert result.exit_code == UNREACHABLE
+    assert time.monotonic() - started < 10, "a refused connection fails fast"
+    document = json.loads(result.stdout)
+    assert document["broker_reachable"] is False
+    assert {row["topic"] for row in document["topics"]} == {
+        name for spec in TOPICS for name in (spec.name, spec.dlq)
+    }
+    assert all(row["messages"] is None for row in document["topics"])
+    assert "is the stack up?" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("dlq", "replay", "prices.scraped.v1"),
+        ("dlq", "list", "--json"),
+        ("counts", "--json"),
+        ("tokens", "create", "someone"),
+        ("scrape", "--json"),
+        ("rescrape", "coles", "1"),
+    ],
+)
+def test_commands_that_need_the_stack_exit_3_when_it_is_down(args: tuple[str, ...], down: Path) -> None:
+    result = _invoke(*args, "--home", str(down))
+
+    assert result.exit_code == UNREACHABLE, result.output
+    assert result.stdout == "", "nothing but a JSON document goes to stdout"
+    assert "error:" in result.stderr
+
+
+def test_commands_that_need_the_stack_exit_3_where_none_was_ever_up(tmp_path: Path) -> None:
+    result = _invoke("dlq", "replay", "prices.scraped.v1", "--home", str(tmp_path / "nothing"))
+
+    assert result.exit_code == UNREACHABLE
+    assert "no stack at" in result.stderr
+    assert not (tmp_path / "nothing").exists(), "a failed command leaves nothing behind"
+
+
+def test_status_of_a_stack_that_is_down_exits_3_with_its_json(down: Path) -> None:
+    result = _invoke("status", "--json", "--home", str(down))
+
+    assert result.exit_code == UNREACHABLE
+    document = json.loads(result.stdout)
+    assert document["healthy"] is False
+    assert [c["name"] for c in document["components"]] == ["broker", "postgres", "storefront", *SERVICES]
+    assert not any(c["healthy"] for c in document["components"])
+    assert document["consumer_groups"] == []
+
+
+def test_each_error_an_operator_can_act_on_has_its_exit_code() -> None:
+    assert exit_code(StackUsageError("port 9092 is in use")) == USAGE
+    assert exit_code(UnreachableError("the scraper is not reachable")) == UNREACHABLE
+    assert exit_code(KafkaConnectionError("Unable to bootstrap")) == UNREACHABLE
+    assert exit_code(httpx.ConnectError("refused")) == UNREACHABLE
+    assert exit_code(ConnectionRefusedError(111, "refused")) == UNREACHABLE
+    assert exit_code(StackError("the scraper refused the run")) == FAILED
+    assert exit_code(StoryError("scrape run failed")) == FAILED
+    assert exit_code(KeyError("a bug")) is None, "a bug keeps its traceback"
+
+
+def test_pricestream_home_is_the_default_home(down: Path) -> None:
+    (down / "logs").mkdir()
+    (down / "logs" / "grouping.log").write_text("one\ntwo\nthree\n")
+
+    result = _invoke("logs", "grouping", "--lines", "2", env={"PRICESTREAM_HOME": str(down)})
+
+    assert result.exit_code == OK, result.output
+    assert result.stdout == "two\nthree\n"
+
+
+def test_logs_of_an_unknown_component_name_the_known_ones(down: Path) -> None:
+    (down / "logs").mkdir()
+    (down / "logs" / "grouping.log").write_text("one\n")
+    (down / "logs" / "grouping-2.log").write_text("one\n")
+
+    result = _invoke("logs", "groupin", "--home", str(down))
+
+    assert result.exit_code == USAGE
+    assert "one of grouping, grouping-2" in result.stderr
+
+
+def test_logs_where_no_stack_ran_exit_3(tmp_path: Path) -> None:
+    assert _invoke("logs", "scraper", "--home", str(tmp_path)).exit_code == UNREACHABLE
+
+
+def test_following_a_log_yields_each_line_once_it_is_complete(tmp_path: Path) -> None:
+    log = tmp_path / "scraper.log"
+    log.write_text("old 1\nold 2\n")
+    last, offset = tail_log(log, 1)
+    assert last == ["old 2"]
+    with log.open("a") as handle:
+        handle.write("new 1\nnew 2\nhalf a li")
+
+    assert list(itertools.islice(follow_log(log, offset), 2)) == ["new 1", "new 2"]
+    with log.open("a") as handle:
+        handle.write("ne\n")
+    stops = iter([False, False, True])
+    assert list(follow_log(log, offset, poll_s=0, stop=lambda: next(stops))) == [
+        "new 1",
+        "new 2",
+        "half a line",
+    ]
+
+
+def test_completion_offers_commands_and_component_names() -> None:
+    def complete(words: str) -> list[str]:
+        env = {
+            "_PRICESTREAM_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(words.count(" ")),
+        }
+        return _invoke(env=env).stdout.split()
+
+    assert complete("pricestream dl") == ["dlq"]
+    assert complete("pricestream logs subs") == ["substitutions"]
+    script = _invoke("--show-completion", "bash")
+    assert script.exit_code == OK
+    assert "_PRICESTREAM_COMPLETE=complete_bash" in script.stdout
+
+
+def test_scrape_json_is_the_run_summary_alone_on_stdout(down: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = {"run_id": "r1", "status": "finished", "pages_total": 2, "pages_done": 2, "observations": 9}
+
+    def answer(url: str, **_: Any) -> httpx.Response:
+        status = 202 if url.endswith("/v1/runs") else 200
+        return httpx.Response(status, json=summary, request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(httpx, "post", answer)
+    monkeypatch.setattr(httpx, "get", answer)
+
+    result = _invoke("scrape", "--json", "--home", str(down))
+
+    assert result.exit_code == OK, result.output
+    assert json.loads(result.stdout) == summary
+
+
+def test_a_failed_scrape_run_exits_1_with_its_json(down: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = {"run_id": "r1", "status": "failed", "pages_total": 2, "pages_done": 1, "observations": 0}
+
+    def answer(url: str, **_: Any) -> httpx.Response:
+        status = 202 if url.endswith("/v1/runs") else 200
+        return httpx.Response(status, json=summary, request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(httpx, "post", answer)
+    monkeypatch.setattr(httpx, "get", answer)
+
+    result = _invoke("scrape", "--json", "--no-wait", "--home", str(down))
+
+    assert result.exit_code == FAILED
+    assert json.loads(result.stdout)["status"] == "failed"
+
+
+def test_publish_json_gives_the_totals_and_exits_1_when_nothing_was_accepted(
+    down: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"sku": "1", "price_cents": -3}\n')
+    totals = {"accepted": 0, "quarantined": 1, "duplicates": 0, "events": 0}
+    monkeypatch.setattr(cli, "publish_file", lambda *args, **kwargs: dict(totals))
+
+    result = _invoke("publish", str(rows), "--json", "--home", str(down))
+
+    assert result.exit_code == FAILED
+    assert json.loads(result.stdout) == {"file": str(rows), **totals}
+    assert "nothing could be published" in result.stderr
+
+
+def test_dlq_list_json_gives_each_letter_with_its_reason(down: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    letter = DeadLetter(
+        "prices.scraped.v1.dlq",
+        4,
+        "prices.scraped.v1[0]@17",
+        "grouping",
+        "invalid",
+        "1",
+        "bad",
+        12,
+        "k",
+        None,
+    )
+
+    async def found(*args: Any, **kwargs: Any) -> dict[str, list[DeadLetter]]:
+        return {"prices.scraped.v1.dlq": [letter], "groups.changed.v1.dlq": []}
+
+    monkeypatch.setattr(cli, "list_dead_letters", found)
+
+    result = _invoke("dlq", "list", "--json", "--home", str(down))
+
+    assert result.exit_code == OK, result.output
+    document = json.loads(result.stdout)
+    assert document["groups.changed.v1.dlq"] == []
+    assert document["prices.scraped.v1.dlq"][0]["reason"] == "invalid"
+    assert document["prices.scraped.v1.dlq"][0]["source"] == "prices.scraped.v1[0]@17"
+
+
+def test_counts_json_gives_each_store_and_each_chains_totals(
+    down: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    stores = [StoreCount("coles", "1", "1", 100, 100), StoreCount("coles", "2", "1", 10, 100)]
+
+    def counted(stack: Stack, *, chain: str | None) -> Counts:
+        return Counts(fresh_after=since, stores=stores)
+
+    monkeypatch.setattr(cli, "store_counts", counted)
+
+    result = _invoke("counts", "--json", "--home", str(down))
+
+    assert result.exit_code == OK, result.output
+    document = json.loads(result.stdout)
+    assert document["chains"] == {"coles": {"stores": 2, "held": 110, "answered": 200}}
+    assert document["stores"][1] == {
+        "chain": "coles",
+        "store_id": "2",
+        "anchor_store_id": "1",
+        "held": 10,
+        "answered": 100,
+    }
+    assert document["answered_observed_since"] == since.isoformat()
+    assert "catalogue" in document["source"]
+
+
+def test_bench_json_is_the_figures_alone_on_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    figures = {"raw_produce_messages_per_s": 1000.0, "peak_rss_mb": {"grouping": 80}}
+    monkeypatch.setattr(cli, "run_bench", lambda plan, console: dict(figures))
+    monkeypatch.setattr(cli, "bench_table", lambda figures: "a table")
+    out = tmp_path / "bench.json"
+
+    result = _invoke("bench", "--json", "--out", str(out))
+
+    assert result.exit_code == OK, result.output
+    document = json.loads(result.stdout)
+    assert document == json.loads(out.read_text())
+    assert document["raw_produce_messages_per_s"] == 1000.0
+    assert "machine" in document
+
+
+def test_topics_with_the_broker_down_still_show_the_registry_table(down: Path) -> None:
+    result = _invoke("topics", "--home", str(down), env={"COLUMNS": "200"})
+
+    assert result.exit_code == UNREACHABLE
+    assert "prices.scraped.v1.dlq" in result.stdout
+    assert "missing" in result.stdout
+    assert "the registry only is shown" in result.stderr
+
+
+class _StackThatHolds:
+    """Records what the demo asks of the stack before its story."""
+
+    def __init__(self, holds: bool) -> None:
+        self.holds = holds
+        self.calls: list[str] = []
+        self.config = StackConfig(home=Path("/nowhere"))
+
+    def up(self, report: Any) -> None:
+        self.calls.append("up")
+
+    def service_url(self, name: str) -> str:
+        return f"http://{name}.test"
+
+    def holds_data(self) -> bool:
+        self.calls.append("holds_data")
+        return self.holds
+
+    def reset(self, report: Any) -> None:
+        self.calls.append("reset")
+
+
+@pytest.mark.parametrize(
+    ("holds", "args", "calls"),
+    [
+        (True, (), ["up", "holds_data", "reset", "up"]),
+        (False, (), ["up", "holds_data"]),
+        (True, ("--no-fresh",), ["up"]),
+    ],
+)
+def test_the_demo_resets_a_stack_that_holds_data_before_its_story(
+    holds: bool, args: tuple[str, ...], calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = _StackThatHolds(holds)
+    monkeypatch.setattr(cli, "_stack", lambda home: stack)
+
+    def story(*args: Any, **kwargs: Any) -> None:
+        raise StoryError("the story stops here")
+
+    monkeypatch.setattr(cli, "run_story", story)
+
+    result = _invoke("demo", *args)
+
+    assert result.exit_code == FAILED
+    assert "the story stops here" in result.stderr
+    assert stack.calls == calls
