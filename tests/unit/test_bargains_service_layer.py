@@ -9,7 +9,7 @@ import pytest
 
 from bargains import service_layer
 from bargains.domain.bargains import Policy
-from bargains.domain.history import Segment, fold
+from bargains.domain.history import NO_LABEL, Label, Segment, fold
 from bargains.domain.listing import Change, ListedBargain, payloads_for
 from contracts.events import BargainsChanged, PriceObservation
 from contracts.events.v1 import (
@@ -370,3 +370,21 @@ def test_changes_are_announced_per_store_in_chunks_within_the_contract() -> None
     ]
     assert payloads[-1].changes[0].bargain.score == 1.0
     assert len(payloads[0].changes[0].bargain.reason) == 500
+
+
+def test_the_segments_saved_are_those_a_fold_added_or_extended() -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    old: tuple[Segment, ...] = ()
+    for day, price in enumerate((300, 300, 250, 250, 300)):
+        old = fold(old, price_cents=price, was_price_cents=None, observed_at=start + timedelta(days=day))
+    for price, days in ((300, 5), (310, 5), (310, 6), (300, 3)):
+        new = fold(old, price_cents=price, was_price_cents=None, observed_at=start + timedelta(days=days))
+        assert service_layer.new_segments(old, new) == [s for s in new if s not in old]
+    assert service_layer.new_segments((), old) == list(old)
+
+
+def test_a_price_without_a_label_shares_the_empty_label() -> None:
+    plain = PriceObservation(sku="p1", price_cents=300, observed_at=datetime(2026, 11, 1, tzinfo=UTC))
+    assert service_layer.label_of(plain) is NO_LABEL
+    member = plain.model_copy(update={"member_price_cents": 250})
+    assert service_layer.label_of(member) == Label(member_price_cents=250)

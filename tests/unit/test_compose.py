@@ -21,8 +21,8 @@ from catalogue.settings import CatalogueSettings
 from contracts import SERVICES
 from grouping.settings import GroupingSettings
 from pricestream import compose
-from pricestream.config import StackConfig
-from pricestream.processes import ManagedProcess
+from pricestream.config import StackConfig, parse_replicas
+from pricestream.processes import ManagedProcess, StackError
 from pricestream.stack import Stack
 from scraper.settings import ScraperSettings
 from servicekit.settings import ServiceSettings
@@ -123,7 +123,7 @@ def test_render_command_writes_and_checks_the_file(
 
 
 def test_compose_runs_the_components_of_the_local_stack() -> None:
-    expected = {"kafka", "postgres", "storefront", *ONE_SHOTS, *SERVICES}
+    expected = {"kafka", "postgres", "storefront", *ONE_SHOTS, *SERVICES, "prometheus", "grafana"}
     assert set(_services()) == expected
 
 
@@ -315,8 +315,20 @@ def test_every_service_has_a_pinned_image_and_existing_build() -> None:
         assert re.fullmatch(r"[a-z0-9./_-]+:[A-Za-z0-9._-]+", image), f"{name}: image {image} has no tag"
         assert not image.endswith(":latest"), name
         if "build" in service:
-            assert image == compose.image()
-            assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+            build = service["build"]
+            dockerfile = ROOT / build["context"] / build["dockerfile"]
+            assert dockerfile.is_file()
+            assert build["target"] in _targets(parse_dockerfile(dockerfile.read_text())), name
+            assert image == compose.image(build["target"])
+
+
+def test_only_the_services_that_need_the_machine_learning_stack_run_the_full_image() -> None:
+    targets = {
+        name: service["build"]["target"] for name, service in _services().items() if "build" in service
+    }
+    assert {name for name, target in targets.items() if target != compose.SLIM_TARGET} == {"substitutions"}
+    assert targets["substitutions"] == compose.FULL_TARGET
+    assert compose.image(compose.FULL_TARGET) != compose.image(compose.SLIM_TARGET)
 
 
 def test_dependencies_exist_and_their_conditions_can_be_met() -> None:
@@ -414,6 +426,50 @@ def _stages(instructions: list[Instruction]) -> list[list[Instruction]]:
     return stages
 
 
+def _stage_name(stage: list[Instruction]) -> str | None:
+    """Return the name a stage's FROM gives it (`FROM base AS name`), if any."""
+    words = [word for word in stage[0].arguments.split() if not word.startswith("--")]
+    return words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+
+
+def _targets(instructions: list[Instruction]) -> dict[str, list[Instruction]]:
+    """Return each image a Dockerfile builds (a stage no other stage builds on or copies from).
+
+    A target's instructions are its own after those of the stages it is built on, so what it
+    inherits (USER, HEALTHCHECK, CMD, ENV) counts.
+    """
+    stages = _stages(instructions)
+    named = {name: stage for stage in stages if (name := _stage_name(stage))}
+    used = {_base(stage) for stage in stages} | set(_copied_from(instructions))
+    return {
+        _stage_name(stage) or "default": _effective(stage, named)
+        for stage in stages
+        if _stage_name(stage) not in used
+    }
+
+
+def _base(stage: list[Instruction]) -> str:
+    """Return the image or stage a stage starts from."""
+    return next(word for word in stage[0].arguments.split() if not word.startswith("--"))
+
+
+def _effective(stage: list[Instruction], named: dict[str, list[Instruction]]) -> list[Instruction]:
+    """Return a stage's instructions after those of the stages it is built on."""
+    base = _base(stage)
+    return [*_effective(named[base], named), *stage] if base in named else stage
+
+
+def _copied_from(instructions: list[Instruction]) -> list[str]:
+    """Return the stages these instructions copy files from (`COPY --from=stage`)."""
+    return [
+        word.removeprefix("--from=")
+        for instruction in instructions
+        if instruction.keyword == "COPY"
+        for word in instruction.arguments.split()
+        if word.startswith("--from=")
+    ]
+
+
 def _env(stage: list[Instruction]) -> dict[str, str]:
     """Return the variables a stage's ENV instructions set (key=value form)."""
     variables: dict[str, str] = {}
@@ -459,10 +515,20 @@ def test_dockerfile_follows_the_image_rules(dockerfile: Path) -> None:
         if alias:
             assert alias[0].upper() == "AS"
             names.add(alias[1])
-    final = stages[-1]
-    keywords = [instruction.keyword for instruction in final]
-
     assert "ADD" not in [instruction.keyword for instruction in instructions], "COPY, not ADD"
+    targets = _targets(instructions)
+    assert targets
+    for target in targets.values():
+        _check_image(target)
+
+    installs = [i.arguments for i in instructions if i.keyword == "RUN" and "pip install" in i.arguments]
+    assert installs
+    assert all("--no-cache-dir" in run for run in installs), "pip leaves no cache in a layer"
+
+
+def _check_image(final: list[Instruction]) -> None:
+    """Check what one image runs: a non-root user, a health check, the model offline."""
+    keywords = [instruction.keyword for instruction in final]
     starts = [i for i, keyword in enumerate(keywords) if keyword in {"CMD", "ENTRYPOINT"}]
     users = [i for i, keyword in enumerate(keywords) if keyword == "USER"]
     assert starts, "the image says what it runs"
@@ -476,27 +542,43 @@ def test_dockerfile_follows_the_image_rules(dockerfile: Path) -> None:
     assert "HEALTHCHECK_PORT" in healthcheck.arguments
     assert _env(final).get("HF_HUB_OFFLINE") == "1", "the model is baked in: never ask the hub"
 
-    installs = [i.arguments for i in instructions if i.keyword == "RUN" and "pip install" in i.arguments]
-    assert installs
-    assert all("--no-cache-dir" in run for run in installs), "pip leaves no cache in a layer"
-    [torch] = [run for run in installs if "torch" in run]
-    assert "--index-url https://download.pytorch.org/whl/cpu" in torch, "torch's CPU build, from its index"
+
+def _image_runs(target: str) -> str:
+    """Return the RUN instructions that build a target's venv (the stage it copies it from), joined."""
+    instructions = parse_dockerfile((ROOT / "Dockerfile").read_text())
+    named = {name: stage for stage in _stages(instructions) if (name := _stage_name(stage))}
+    [source] = _copied_from(_targets(instructions)[target])
+    return " ".join(i.arguments for i in _effective(named[source], named) if i.keyword == "RUN")
 
 
-def test_the_image_installs_every_package_and_the_cpu_torch_of_the_lock() -> None:
-    lock = (ROOT / "requirements.lock").read_text()
-    assert re.search(r"^torch==[0-9.]+\+cpu$", lock, flags=re.MULTILINE), "the lock pins torch's CPU build"
+@pytest.mark.parametrize(
+    ("target", "lock", "with_substitutions"),
+    [(compose.SLIM_TARGET, "runtime.lock", False), (compose.FULL_TARGET, "ml.lock", True)],
+)
+def test_each_image_installs_its_packages_and_their_hashed_lock(
+    target: str, lock: str, with_substitutions: bool
+) -> None:
     makefile = (ROOT / "Makefile").read_text()
     packages = re.search(r"^PACKAGES := (.+)$", makefile, flags=re.MULTILINE)
     assert packages
-    runs = " ".join(
-        i.arguments for i in parse_dockerfile((ROOT / "Dockerfile").read_text()) if i.keyword == "RUN"
-    )
+    runs = _image_runs(target)
     # The tests' and benchmarks' support package is no part of what runs.
     runtime = [p for p in packages[1].split() if p != "testsupport"]
-    assert [p for p in runtime if f"./{p} " not in f"{runs} "] == []
+    expected = [p for p in runtime if with_substitutions or p != "services/substitutions"]
+    assert [p for p in expected if f"./{p} " not in f"{runs} "] == []
     assert "./testsupport" not in runs
-    assert "-c requirements.lock" in runs
+    assert ("./services/substitutions" in runs) is with_substitutions
+    assert "--require-hashes" in runs
+    assert f"-r requirements/{lock}" in runs
+    assert "--no-deps" in runs, "nothing beyond the lock"
+    assert "pip check" in runs
+
+
+def test_the_full_image_takes_torchs_cpu_build_of_the_lock_from_its_index() -> None:
+    lock = (ROOT / "requirements" / "ml.lock").read_text()
+    assert re.search(r"^torch==[0-9.]+\+cpu \\$", lock, flags=re.MULTILINE), "the lock pins torch's CPU build"
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in _image_runs(compose.FULL_TARGET)
+    assert "download.pytorch.org" not in _image_runs(compose.SLIM_TARGET)
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -> None:
@@ -510,3 +592,88 @@ def test_docker_guide_names_every_secret() -> None:
     guide = (ROOT / "docs" / "docker.md").read_text()
     assert [variable for variable in compose.required_variables() if variable not in guide] == []
     assert "python -m pricestream.compose env" in guide
+
+
+# --- replicas -----------------------------------------------------------------------------
+
+
+def test_replicas_of_a_service_launch_in_its_group_each_on_a_port_of_its_own(
+    tmp_path: Path, launches: list[Launch]
+) -> None:
+    config = StackConfig(home=tmp_path, replicas={"grouping": 3, "bargains": 2, "catalogue": 1})
+    stack = Stack(config)
+    assert list(stack.services) == [
+        "scraper",
+        "grouping",
+        "grouping-2",
+        "grouping-3",
+        "substitutions",
+        "bargains",
+        "bargains-2",
+        "catalogue",
+    ]
+    for process in stack.services:
+        stack._start_service(process, report=lambda _: None)
+    by_process = {launch.name: launch for launch in launches}
+    assert by_process["grouping-3"].argv[1:] == ["-m", "grouping"]
+    env = by_process["bargains-2"].env or {}
+    # The same role and service name, so the same schema and consumer group; a port of its own.
+    assert env["BARGAINS_DATABASE_URL"] == stack.service_process("bargains").env["BARGAINS_DATABASE_URL"]
+    ports = [stack.service_process(process).port for process in stack.services]
+    assert len(set(ports)) == len(ports)
+    assert config.storefront_port not in ports
+    assert stack.service_process("grouping-2").port == config.http_port_base + 100
+
+
+def test_replicas_are_remembered_with_the_stacks_ports(tmp_path: Path) -> None:
+    StackConfig(home=tmp_path, replicas={"bargains": 2}, replica_port_base=30000).save()
+    loaded = StackConfig.load(tmp_path)
+    assert loaded.process_names("bargains") == ["bargains", "bargains-2"]
+    assert loaded.replica_port("bargains", 2) == 30000
+    assert StackConfig.load(tmp_path, replicas={}).process_names("bargains") == ["bargains"]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "error"),
+    [
+        (["grouping"], "SERVICE=N"),
+        (["grouping=two"], "SERVICE=N"),
+        (["pricing=2"], "unknown service 'pricing'"),
+        (["scraper=2"], "scraper runs as one replica"),
+        (["bargains=0"], "between 1 and 8"),
+        (["bargains=9"], "between 1 and 8"),
+    ],
+)
+def test_bad_replica_counts_are_refused_clearly(pairs: list[str], error: str) -> None:
+    with pytest.raises(StackError, match=error):
+        parse_replicas(pairs)
+
+
+def test_replica_counts_of_one_are_the_default() -> None:
+    assert parse_replicas(None) is None
+    assert parse_replicas(["grouping=2", "bargains=1"]) == {"grouping": 2}
+
+
+def test_compose_runs_replicas_of_a_service_without_a_host_port(tmp_path: Path) -> None:
+    output = tmp_path / "docker-compose.replicas.yml"
+    compose.main(["render", "--replicas", "grouping=2", "--replicas", "bargains=3", "--output", str(output)])
+    services = yaml.safe_load(output.read_text())["services"]
+    assert services["grouping"]["deploy"] == {"replicas": 2}
+    assert services["bargains"]["deploy"] == {"replicas": 3}
+    assert "ports" not in services["grouping"]
+    assert services["catalogue"]["ports"] == _services()["catalogue"]["ports"]
+    assert "deploy" not in services["catalogue"]
+    # The catalogue reaches a scaled service by its name on the compose network.
+    assert services["catalogue"]["environment"]["CATALOGUE_GROUPING_URL"].startswith("http://grouping:")
+    with pytest.raises(SystemExit, match="needs --output"):
+        compose.main(["render", "--replicas", "grouping=2"])
+    with pytest.raises(SystemExit, match="scraper runs as one replica"):
+        compose.main(["render", "--replicas", "scraper=2", "--output", str(output)])
+
+
+def test_kafka_and_postgres_keep_their_data_on_named_volumes() -> None:
+    kafka, postgres = _services()["kafka"], _services()["postgres"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert f"kafka-data:{log_dirs}" in kafka["volumes"]
+    assert any(v.startswith("postgres-data:") for v in postgres["volumes"])
+    assert {"kafka-data", "postgres-data"} <= set(_document()["volumes"])

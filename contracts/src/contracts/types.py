@@ -16,9 +16,13 @@ Cents = Annotated[int, Field(strict=True, ge=0, le=MAX_PRICE_CENTS)]
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
+_NO_OFFSET = timedelta(0)
+
+
 def _require_utc(value: datetime) -> datetime:
     """Reject an aware timestamp whose offset is not UTC, or that lies in the future."""
-    if value.utcoffset() != timedelta(0):
+    # This runs for every price decoded: its constants are built once, not per call.
+    if value.utcoffset() != _NO_OFFSET:
         raise ValueError("timestamp must be in UTC (offset +00:00 or Z)")
     if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
         raise ValueError("timestamp is in the future")

@@ -5,7 +5,8 @@ On a fresh local stack of its own (free ports, a temporary home):
    own PricesScraped events, and PostgreSQL COPY rows/s;
 2. throughput: two rounds of prices for every store (a regular price 20 days ago and the
    same price yesterday, so bargains have an established history), published as fast as
-   the producer goes; timed until grouping and bargains have processed every event;
+   the producer goes; timed until grouping, bargains and the catalogue have processed every
+   event (the pipeline's rate is the slowest of the three);
 3. latency: at a steady rate, fresh discounted prices for stores with that history; each
    one's BargainsChanged is awaited on its topic, giving p50 and p99 from price to bargain;
 4. peak resident memory of each service.
@@ -21,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ class BenchPlan:
     latency_price_points: int = 5
     raw_messages: int = 200_000
     copy_rows: int = 1_000_000
+    # Processes per service on the bench's stack (`--replicas`); each one counts its share.
+    replicas: dict[str, int] = field(default_factory=dict)
 
     @property
     def latency_stores(self) -> int:
@@ -68,7 +71,7 @@ class BenchPlan:
 def run_bench(plan: BenchPlan, console: Console) -> dict[str, Any]:
     """Bring a stack up in a temporary home, measure every phase, bring it down; return the figures."""
     with tempfile.TemporaryDirectory(prefix="pricestream-bench-") as home:
-        stack = Stack(StackConfig.on_free_ports(Path(home) / ".pricestream"))
+        stack = Stack(StackConfig.on_free_ports(Path(home) / ".pricestream", plan.replicas))
         try:
             with console.status("starting a stack of its own..."):
                 stack.up(report=lambda line: None)
@@ -104,6 +107,9 @@ async def _measure(stack: Stack, plan: BenchPlan, console: Console) -> dict[str,
         ),
         "bargains_vs_raw_copy_rows": _ratio(
             figures["bargains_observations_per_s"], figures["raw_copy_rows_per_s"]
+        ),
+        "catalogue_vs_raw_copy_rows": _ratio(
+            figures["catalogue_observations_per_s"], figures["raw_copy_rows_per_s"]
         ),
     }
     return figures
@@ -199,8 +205,11 @@ async def _throughput(
     stack: Stack, records: list[tuple[bytes, bytes]], plan: BenchPlan, console: Console
 ) -> dict[str, Any]:
     """Publish every history event at once; time until grouping, bargains and catalogue processed them all."""
-    urls = {name: stack.service_process(name).url for name in ("grouping", "bargains", "catalogue")}
-    before = {name: processed_counts(url)[PRICES.name] for name, url in urls.items()}
+    urls = {
+        name: [stack.service_process(process).url for process in stack.config.process_names(name)]
+        for name in ("grouping", "bargains", "catalogue")
+    }
+    before = {name: _processed(replicas) for name, replicas in urls.items()}
     observations = len(records) * plan.products
     started = time.perf_counter()
     produce_s = await _produce(stack.config.bootstrap_servers, PRICES.name, records)
@@ -211,8 +220,8 @@ async def _throughput(
     ) as status:
         while len(done) < len(urls):
             await asyncio.sleep(0.5)
-            for name, url in urls.items():
-                processed = processed_counts(url)[PRICES.name] - before[name]
+            for name, replicas in urls.items():
+                processed = _processed(replicas) - before[name]
                 backlog_peak = max(backlog_peak, len(records) - processed)
                 if processed >= len(records) and name not in done:
                     done[name] = time.perf_counter() - started
@@ -231,6 +240,11 @@ async def _throughput(
         "pipeline_observations_per_s": round(observations / max(done.values())),
         "backlog_peak_events": backlog_peak,
     }
+
+
+def _processed(urls: list[str]) -> int:
+    """Return the price events a service's replicas have handled, together."""
+    return sum(processed_counts(url)[PRICES.name] for url in urls)
 
 
 async def _latency(

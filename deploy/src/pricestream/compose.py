@@ -24,15 +24,19 @@ from typing import Any
 import yaml
 
 from contracts import SERVICES
-from pricestream.config import StackConfig, find_home
+from pricestream.config import StackConfig, find_home, parse_replicas
 from pricestream.kafka import ensure_topics
+from pricestream.observability import observability_services
 from pricestream.postgres import EmbeddedPostgres
+from pricestream.processes import StackError
 from simulator.catalog import builtin_chains
 from simulator.dialects import chain_dialects
 from simulator.world import WorldConfig
 
 COMPOSE_FILE = "docker-compose.yml"
 KAFKA_IMAGE = "apache/kafka:3.9.1"
+# The image's data folder, owned by its user (a named volume mounted there inherits that).
+KAFKA_DATA = "/var/lib/kafka/data"
 POSTGRES_IMAGE = "postgres:18"
 # Containers reach Kafka on an internal listener; host clients use the broker port, advertised
 # as 127.0.0.1 like the local stack's, so `pricestream topics` works against either.
@@ -60,9 +64,17 @@ def default_config() -> StackConfig:
     return StackConfig.model_construct()
 
 
-def image() -> str:
-    """Return the tag of the project's image, versioned like the `pricestream` package."""
-    return f"pricestream:{importlib.metadata.version('pricestream')}"
+# The Dockerfile's targets: the slim image runs everything but the services that need the
+# machine-learning stack, which run from the full one (docs/docker.md).
+SLIM_TARGET = "slim"
+FULL_TARGET = "full"
+FULL_IMAGE_SERVICES = frozenset({"substitutions"})
+
+
+def image(target: str = SLIM_TARGET) -> str:
+    """Return the tag of one of the project's images, versioned like the `pricestream` package."""
+    suffix = "" if target == SLIM_TARGET else f"-{target}"
+    return f"pricestream:{importlib.metadata.version('pricestream')}{suffix}"
 
 
 def password_variable(service: str) -> str:
@@ -90,9 +102,10 @@ def _published(host_port: int, container_port: int) -> str:
     return f"127.0.0.1:{host_port}:{container_port}"
 
 
-def _project_image(command: list[str]) -> dict[str, Any]:
-    """Return a service run from the project's image with the given command."""
-    return {"image": image(), "build": {"context": ".", "dockerfile": "Dockerfile"}, "command": command}
+def _project_image(command: list[str], *, target: str = SLIM_TARGET) -> dict[str, Any]:
+    """Return a service run from one of the project's images with the given command."""
+    build = {"context": ".", "dockerfile": "Dockerfile", "target": target}
+    return {"image": image(target), "build": build, "command": command}
 
 
 def _healthcheck(test: list[str], *, interval: str, timeout: str, retries: int, start: str) -> dict[str, Any]:
@@ -121,7 +134,9 @@ def _kafka(config: StackConfig) -> dict[str, Any]:
             ),
             "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
             "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-            "KAFKA_LOG_DIRS": "/tmp/kraft-combined-logs",
+            # On a volume: the topics' messages and the groups' offsets outlive the container,
+            # kept as long as each topic's retention from the registry says.
+            "KAFKA_LOG_DIRS": KAFKA_DATA,
             # Topics come from the registry only: a misspelt topic must fail, not appear.
             "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
             # One node: internal topics cannot have more replicas than brokers.
@@ -130,6 +145,7 @@ def _kafka(config: StackConfig) -> dict[str, Any]:
             "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
             "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
         },
+        "volumes": [f"kafka-data:{KAFKA_DATA}"],
         "healthcheck": _healthcheck(
             ["CMD", "/opt/kafka/bin/kafka-broker-api-versions.sh", "--bootstrap-server", KAFKA_INTERNAL],
             interval="10s",
@@ -283,10 +299,18 @@ def _service(name: str, config: StackConfig) -> dict[str, Any]:
     }
     if name == "scraper":
         depends_on["storefront"] = {"condition": "service_healthy"}
+    replicas = config.replica_count(name)
+    # Replicas share the service's consumer group; they cannot share a host port, so a scaled
+    # service is reached on the compose network only (by its name, which spreads over them).
+    placement: dict[str, Any] = (
+        {"deploy": {"replicas": replicas}} if replicas > 1 else {"ports": [_published(port, port)]}
+    )
     return {
-        **_project_image(["python", "-m", name]),
+        **_project_image(
+            ["python", "-m", name], target=FULL_TARGET if name in FULL_IMAGE_SERVICES else SLIM_TARGET
+        ),
         "environment": service_environment(name, config),
-        "ports": [_published(port, port)],
+        **placement,
         "depends_on": depends_on,
         "stop_grace_period": STOP_GRACE_PERIOD,
         "restart": "unless-stopped",
@@ -303,7 +327,8 @@ def compose_document(config: StackConfig) -> dict[str, Any]:
         "storefront": _storefront(config),
     }
     services.update({name: _service(name, config) for name in SERVICES})
-    return {"name": "pricestream", "services": services, "volumes": {"postgres-data": {}}}
+    services.update(observability_services())  # only with `--profile observability`
+    return {"name": "pricestream", "services": services, "volumes": {"postgres-data": {}, "kafka-data": {}}}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -403,6 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
         "render", help="write docker-compose.yml from the stack's definitions"
     )
     render_command.add_argument("--check", action="store_true", help="only tell whether the file is current")
+    render_command.add_argument(
+        "--replicas",
+        action="append",
+        metavar="SERVICE=N",
+        help="run N replicas of a service in its consumer group (repeat); write it to --output",
+    )
+    render_command.add_argument("--output", type=Path, help="write here instead of docker-compose.yml")
     topics_command = commands.add_parser("create-topics", help="create every registry topic and its DLQ")
     topics_command.add_argument("--bootstrap-servers", required=True)
     provision_command = commands.add_parser("provision", help="create each service's role and schema")
@@ -418,7 +450,14 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
 
     if args.command == "render":
-        path, text = compose_path(), render()
+        try:
+            replicas = parse_replicas(args.replicas)
+        except StackError as bad:
+            raise SystemExit(str(bad)) from None
+        if replicas and args.output is None:
+            raise SystemExit("--replicas needs --output: docker-compose.yml stays the one-replica stack")
+        config = default_config().model_copy(update={"replicas": replicas or {}})
+        path, text = args.output or compose_path(), render(config)
         if args.check:
             if not path.exists() or path.read_text() != text:
                 raise SystemExit(f"{path} is stale: run `python -m pricestream.compose render`")

@@ -6,13 +6,22 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
 
-from contracts import SERVICES, Event, consumed_by
+from contracts import SERVICES, TOPICS, Event, consumed_by
 from pricestream.config import ServiceProcess, StackConfig
-from pricestream.kafka import TansuBroker, consumer_lag, describe_topics, ensure_topics, ping, read_events
+from pricestream.kafka import (
+    TansuBroker,
+    consumer_lag,
+    describe_topics,
+    ensure_topics,
+    holds_messages,
+    ping,
+    read_events,
+)
 from pricestream.postgres import EmbeddedPostgres
 from pricestream.processes import ManagedProcess, StackError, ensure_port_free, port_in_use, tail
 
@@ -45,7 +54,12 @@ class Stack:
         self.broker = TansuBroker(config.home, config.broker_port)
         self.postgres = EmbeddedPostgres(config.home, config.postgres_port)
         self.storefront = ManagedProcess("storefront", config.home)
-        self.services = {name: ManagedProcess(name, config.home) for name in SERVICES}
+        # One process per replica: `grouping`, then `grouping-2`... sharing the service's consumer group.
+        self.services = {
+            process: ManagedProcess(process, config.home)
+            for name in SERVICES
+            for process in config.process_names(name)
+        }
 
     # --- credentials and launch settings ---------------------------------------------
 
@@ -103,12 +117,13 @@ class Stack:
         """Return a service's base URL."""
         return f"http://127.0.0.1:{self.config.service_port(name)}"
 
-    def service_process(self, name: str) -> ServiceProcess:
-        """Return how to launch a service: its port and environment."""
+    def service_process(self, process: str) -> ServiceProcess:
+        """Return how to launch a service's process (`grouping`, `grouping-2`...): port and environment."""
+        name, replica = self.config.replica_of(process)
         prefix = name.upper()
         password = self._service_passwords()[name]
         dsn = self.postgres.dsn(database=self.config.database, user=name, password=password)
-        port = self.config.service_port(name)
+        port = self.config.replica_port(name, replica)
         env = {
             f"{prefix}_HTTP_PORT": str(port),
             f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": self.config.bootstrap_servers,
@@ -128,7 +143,7 @@ class Stack:
             # The web page's operators' views read the other services' HTTP APIs.
             others = ("scraper", "grouping", "substitutions", "bargains")
             env.update({f"CATALOGUE_{other.upper()}_URL": self.service_url(other) for other in others})
-        return ServiceProcess(name=name, port=port, env=env)
+        return ServiceProcess(name=process, port=port, env=env, service=name)
 
     # --- up ---------------------------------------------------------------------------
 
@@ -142,7 +157,7 @@ class Stack:
         asyncio.run(self.postgres.provision(database=self.config.database, roles=self._service_passwords()))
         report(f"database {self.config.database}: one role and schema per service")
         self._start_storefront(report)
-        launched = [self._start_service(name, report) for name in SERVICES]
+        launched = [self._start_service(process, report) for process in self.services]
         self.config.save()
         self._wait_ready(launched, report, timeout_s)
         return launched
@@ -195,7 +210,7 @@ class Stack:
         )
 
     def start_service(self, name: str, report: Report = print, *, timeout_s: float = 180.0) -> None:
-        """Start one service (after it stopped or was killed) and wait until it is ready.
+        """Start one service process (after it stopped or was killed) and wait until it is ready.
 
         Its consumers rejoin their groups one after another, and a group whose old member
         was killed waits for that member's session to time out: this can take a minute.
@@ -220,7 +235,7 @@ class Stack:
         while port_in_use(launch.port) and time.monotonic() < deadline:
             time.sleep(0.1)
         ensure_port_free(launch.port, f"{name} service", "--http-port-base")
-        process.start([sys.executable, "-m", name], env=launch.env)
+        process.start([sys.executable, "-m", launch.service], env=launch.env)
         report(f"{name}: starting on {launch.url}")
         return launch
 
@@ -245,8 +260,16 @@ class Stack:
 
     def down(self, report: Report = print) -> None:
         """Stop the services (they drain and commit), then the broker, then PostgreSQL."""
-        for name, process in self.services.items():
-            if process.stop(timeout=30):
+        processes = dict(self.services)
+        # Replicas of an earlier `up` with more of them than this config names.
+        for pid_file in sorted((self.config.home / "run").glob("*-*.pid")):
+            if pid_file.stem.partition("-")[0] in SERVICES and pid_file.stem not in processes:
+                processes[pid_file.stem] = ManagedProcess(pid_file.stem, self.config.home)
+        # Each drains on its own: stopped together, the stack is down in the time of the slowest.
+        with ThreadPoolExecutor(max_workers=len(processes)) as pool:
+            stopped = list(pool.map(lambda process: process.stop(timeout=30), processes.values()))
+        for name, was_running in zip(processes, stopped, strict=True):
+            if was_running:
                 report(f"{name}: stopped")
         if self.storefront.stop(timeout=10):
             report("storefront: stopped")
@@ -254,6 +277,32 @@ class Stack:
             report("broker: stopped (its messages are gone: memory storage)")
         if self.postgres.stop():
             report("postgres: stopped (data kept in .pricestream/postgres)")
+
+    # --- reset ------------------------------------------------------------------------
+
+    def holds_data(self) -> bool:
+        """Tell whether a service stored anything or a topic holds a message (on a stack that is up)."""
+        if asyncio.run(self.postgres.holds_rows(database=self.config.database, schemas=SERVICES)):
+            return True
+        names = [name for spec in TOPICS for name in (spec.name, spec.dlq)]
+        return asyncio.run(holds_messages(self.config.bootstrap_servers, names))
+
+    def reset(self, report: Report = print) -> None:
+        """Forget all the stack holds: stop its processes, drop every service's schema; `up` starts afresh.
+
+        After `up`: empty topics (the broker keeps them in memory), schemas migrated anew, the
+        storefront's world from its seed at day 0, no scrape run, no progress, no API token.
+        """
+        pid_files = (self.config.home / "run").glob("*.pid")
+        processes = [ManagedProcess(pid.stem, self.config.home) for pid in pid_files]
+        # Nothing they hold is kept, so nothing need drain: all stop at once.
+        with ThreadPoolExecutor(max_workers=max(1, len(processes))) as pool:
+            was_running = pool.map(_stop_quickly, processes)
+            stopped = [p.name for p, was in zip(processes, was_running, strict=True) if was]
+        report(f"stopped {', '.join(sorted(stopped))}" if stopped else "nothing was running")
+        self._start_postgres(report)
+        asyncio.run(self.postgres.drop_schemas(database=self.config.database, schemas=SERVICES))
+        report(f"database {self.config.database}: every service's schema dropped")
 
     # --- status -----------------------------------------------------------------------
 
@@ -274,8 +323,8 @@ class Stack:
         ]
         shop_ok = _get_status(f"{cfg.storefront_url}/v1/chains") == 200
         rows.append(ComponentStatus("storefront", cfg.storefront_url, shop_ok, "simulated shops"))
-        for name in SERVICES:
-            url = self.service_url(name)
+        for name in self.services:
+            url = self.service_process(name).url
             body = _get_json(f"{url}/health/ready") or {}
             checks = body.get("checks")
             detail = (
@@ -300,6 +349,11 @@ class Stack:
     def topic_events(self, name: str) -> list[tuple[int, Event]]:
         """Return every event a topic holds with its offset, each partition in order."""
         return asyncio.run(read_events(self.config.bootstrap_servers, name))
+
+
+def _stop_quickly(process: ManagedProcess) -> bool:
+    """Stop a process without waiting long for it to drain."""
+    return process.stop(timeout=5)
 
 
 def _get_status(url: str) -> int | None:

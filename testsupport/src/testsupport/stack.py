@@ -16,9 +16,9 @@ from pricestream.stack import Stack
 T = TypeVar("T")
 
 
-def stack_config(home: Path) -> StackConfig:
+def stack_config(home: Path, replicas: dict[str, int] | None = None) -> StackConfig:
     """Return a stack config on free ports with its state in `home`."""
-    return StackConfig.on_free_ports(home)
+    return StackConfig.on_free_ports(home, replicas)
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, interval: float = 0.2) -> bool:
@@ -32,9 +32,9 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, interval
 
 
 @contextlib.contextmanager
-def running_stack(home: Path, label: str) -> Iterator[Stack]:
-    """Bring a whole stack up on free ports under `home`; always bring it down after."""
-    stack = Stack(stack_config(home))
+def running_stack(home: Path, label: str, replicas: dict[str, int] | None = None) -> Iterator[Stack]:
+    """Bring a whole stack up on free ports under `home` (some services in replicas); always bring it down."""
+    stack = Stack(stack_config(home, replicas))
     try:
         stack.up(report=lambda line: print(f"[{label}] {line}"))
         yield stack

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bargains.domain.bargains import Policy
-from bargains.domain.history import Label, Segment, count_moves, fold
+from bargains.domain.history import NO_LABEL, Label, Segment, count_moves, fold
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
 from bargains.repository import BargainsRepository, Product
 from contracts.events import BargainsChanged
@@ -84,12 +84,24 @@ async def expire(uow: Work[BargainsRepository], *, now: datetime, policy: Policy
 def label_of(observation: PriceObservation) -> Label:
     """Return what an observation's label shows beside the price."""
     multibuy = observation.multibuy
+    if multibuy is None and observation.member_price_cents is None and observation.sold_by == "each":
+        return NO_LABEL  # most prices: no Label built per price
     return Label(
         member_price_cents=observation.member_price_cents,
         multibuy_quantity=None if multibuy is None else multibuy.quantity,
         multibuy_total_cents=None if multibuy is None else multibuy.total_cents,
         sold_by=observation.sold_by,
     )
+
+
+def new_segments(old: tuple[Segment, ...], new: tuple[Segment, ...]) -> list[Segment]:
+    """Return the segments of a folded history that its stored one lacks (the extended last, the appended).
+
+    fold keeps every segment but the last as it was, so only the tail from the old last one on
+    is compared, not the whole history.
+    """
+    kept = max(len(old) - 1, 0)
+    return [segment for segment in new[kept:] if segment not in old[kept:]]
 
 
 def events_for(changes: Sequence[Change]) -> list[BargainsChanged]:
@@ -130,11 +142,7 @@ async def _fold_chain(
     )
     # fold only extends a history's newest segment or appends one: older segments never change.
     await repo.save_segments(
-        chain=chain,
-        segments={
-            key: [segment for segment in histories[key] if segment not in before.get(key, ())]
-            for key in changed
-        },
+        chain=chain, segments={key: new_segments(before.get(key, ()), histories[key]) for key in changed}
     )
     await repo.move_current_prices(
         chain=chain,

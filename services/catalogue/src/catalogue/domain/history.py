@@ -27,6 +27,12 @@ def fold(
     when it bridges them, or splits a run it contradicts.
     """
     price = (price_cents, was_price_cents)
+    if segments and observed_at > segments[-1].ends_at:
+        # The usual case, a sighting newer than every run: only the last run is looked at.
+        last = segments[-1]
+        if last.same_price(*price):
+            return (*segments[:-1], replace(last, ends_at=observed_at))
+        return (*segments, Segment(observed_at, observed_at, *price))
     before = [s for s in segments if s.ends_at < observed_at]
     after = [s for s in segments if s.starts_at > observed_at]
     inside = [s for s in segments if s.starts_at <= observed_at <= s.ends_at]
