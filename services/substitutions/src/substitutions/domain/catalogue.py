@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from substitutions.domain.matching import Index, Level, Match, Policy, Vectors
-from substitutions.domain.products import ParsedProduct, normalise, parse_product
+from substitutions.domain.products import ParsedProduct, house_brands, normalise, parse_product
 
 # Scores are kept to 4 places: anything within half a unit of a list's weakest entry may tie it.
 ROUNDING = 5e-5
@@ -49,12 +49,17 @@ class Description:
 
 
 def known_brands(descriptions: Iterable[Description]) -> set[str]:
-    """Collect the brands shops name, and the chains (store brands often carry the chain's name)."""
-    brands: set[str] = set()
-    for description in descriptions:
-        brands.add(description.chain.replace("-", " "))
-        if description.brand:
-            brands.add(normalise(description.brand))
+    """Collect the brands shops name, the chains' (store brands carry them) and the house brands learned."""
+    held = list(descriptions)
+    brands: set[str] = set().union(*(_named_brands(description) for description in held))
+    return brands | house_brands((d.chain, d.name, d.brand) for d in held)
+
+
+def _named_brands(description: Description) -> set[str]:
+    """Return the brands a description names: its chain's and its brand field's."""
+    brands = {description.chain.replace("-", " ")}
+    if description.brand:
+        brands.add(normalise(description.brand))
     return brands
 
 
@@ -63,7 +68,7 @@ class Catalogue:
 
     def __init__(self, *, dimensions: int, policy: Policy, brands: Iterable[str] = ()) -> None:
         self.policy = policy
-        self.index = Index(dimensions=dimensions)
+        self.index = Index(dimensions=dimensions, ngram_weight=policy.ngram_weight)
         self.brands = set(brands)
         self.lists: dict[int, list[SubstituteRow]] = {}
         self._pointing_in: dict[int, set[int]] = defaultdict(set)
@@ -74,7 +79,7 @@ class Catalogue:
 
     def parse(self, description: Description) -> ParsedProduct:
         """Parse a description with the brands known so far, learning its own brand."""
-        self.brands |= known_brands([description])
+        self.brands |= _named_brands(description)
         return parse_product(
             chain=description.chain,
             sku=description.sku,
@@ -100,7 +105,7 @@ class Catalogue:
         # Those it would now displace from their L3/L4 lists: alike above their weakest entry, or
         # level with it once rounded (equal scores rank by tie key, so a newcomer may win the tie).
         floors = self._floors()
-        alike = self.index.vectors @ np.asarray(vector, dtype=np.float32)
+        alike = self.index.vectors @ self.index.vectors[at]
         affected.update(int(other) for other in np.flatnonzero(alike >= floors - ROUNDING))
         affected.discard(at)
         found = {at: own, **self.index.find(sorted(affected), self.policy)}

@@ -1,4 +1,5 @@
-"""Score ranked substitutes against gold pairs: precision, recall@1, recall@k and MRR per level.
+"""Score ranked substitutes against gold pairs: precision, recall@1, recall@k, MRR per level, and
+the share of answers never offered at all.
 
 A gold pair says which right-hand product is the answer for a left-hand one at a level.
 Same-item levels (L1, L2) are looked up in the ranked L1+L2 list, alternatives (L3, L4)
@@ -47,6 +48,8 @@ class LevelScore:
     recall_at_1: float
     recall_at_k: float
     mrr: float
+    never_offered: float
+    """The share of pairs whose answer is not among the candidates at any level."""
 
 
 def evaluate(gold: Iterable[GoldPair], ranked: Mapping[str, Sequence[Ranked]], *, k: int) -> list[LevelScore]:
@@ -68,6 +71,8 @@ def evaluate(gold: Iterable[GoldPair], ranked: Mapping[str, Sequence[Ranked]], *
                 recall_at_1=sum(rank == 1 for rank in ranks) / len(pairs),
                 recall_at_k=sum(rank is not None and rank <= k for rank in ranks) / len(pairs),
                 mrr=sum(1 / rank for rank in ranks if rank is not None) / len(pairs),
+                never_offered=sum(not _offered(pair, ranked.get(pair.left, ())) for pair in pairs)
+                / len(pairs),
             )
         )
     return scores
@@ -86,3 +91,8 @@ def _rank(pair: GoldPair, tier: Sequence[Ranked]) -> int | None:
         if candidate.right == pair.right:
             return rank
     return None
+
+
+def _offered(pair: GoldPair, candidates: Sequence[Ranked]) -> bool:
+    """Tell whether the gold answer is among the candidates, at whatever level."""
+    return any(candidate.right == pair.right for candidate in candidates)

@@ -3,7 +3,8 @@
 - L1 identical: the same barcode, else the same brand, name words and size, at another chain.
 - L2 near-identical: the same item under another name at another chain: a name alike by
   rapidfuzz (compared only inside blocks of equal size) and by meaning, the same brand.
-- L3 same kind, another brand, comparable size: embeddings of the names without brand.
+- L3 same kind, another brand, comparable size: the names without brand alike by meaning
+  (embeddings) and letter by letter (character trigrams), closest size and variant first.
 - L4 a looser alternative: related by meaning, in the same category where both say one (the
   shared tree's category where the chain's is mapped, so chains' categories meet).
 
@@ -22,12 +23,21 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz, process
 
-from substitutions.domain.products import ParsedProduct, Size, size_bucket, sizes_compatible, variant_mask
+from substitutions.domain.products import (
+    ParsedProduct,
+    Size,
+    ngram_vector,
+    size_bucket,
+    sizes_compatible,
+    variant_mask,
+)
 
 Level = Literal["L1", "L2", "L3", "L4"]
 LEVELS: tuple[Level, ...] = ("L1", "L2", "L3", "L4")
 Vectors = npt.NDArray[np.float32]
 
+NGRAM_DIMENSIONS = 512
+"""Slots of a name's hashed character trigrams, held beside its embedding."""
 _DIMENSIONS = {"mass": 0, "volume": 1, "count": 2, "length": 3, "bare": 4, None: -1}
 _NO_SIZE = -1
 
@@ -41,10 +51,14 @@ class Policy:
     l2_min_score: float = 0.55
     l2_fuzzy_weight: float = 0.5
     l2_variant_penalty: float = 0.15
+    l2_unbranded_min: float = 0.9
     l3_min_similarity: float = 0.55
     l3_max_size_ratio: float = 2.0
-    l3_size_weight: float = 0.1
+    l3_size_weight: float = 0.3
+    l3_variant_penalty: float = 0.1
     l4_min_similarity: float = 0.45
+    ngram_weight: float = 0.4
+    """The trigrams' share of how alike two names are; an `Index` takes it when it is made."""
     keep: tuple[tuple[Level, int], ...] = (("L1", 10), ("L2", 5), ("L3", 10), ("L4", 10))
     chunk: int = 1024
     shortlist: int = 96
@@ -66,9 +80,16 @@ class Match:
 
 @dataclass(slots=True)
 class Index:
-    """Every product with its embedding, in arrays that grow as products arrive."""
+    """Every product with its embedding, in arrays that grow as products arrive.
+
+    A product is held as one unit vector: its name's embedding and its name's character
+    trigrams side by side, weighted so that one dot product is the blend of both
+    similarities (`ngram_weight` of the trigrams'). Meaning finds "skim milk" for "lite
+    milk"; trigrams find "Rahmcamembert" for "Rahm-Camembert" whatever the model knows.
+    """
 
     dimensions: int
+    ngram_weight: float = 0.0
     products: list[ParsedProduct] = field(default_factory=list)
     _vectors: Vectors = field(init=False)
     _chains: dict[str, int] = field(default_factory=dict)
@@ -81,7 +102,7 @@ class Index:
     _by_bucket: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
 
     def __post_init__(self) -> None:
-        self._vectors = np.zeros((64, self.dimensions), dtype=np.float32)
+        self._vectors = np.zeros((64, self.dimensions + NGRAM_DIMENSIONS), dtype=np.float32)
         self._columns = {
             name: np.zeros(64, dtype=np.float64 if name == "amount" else np.int64)
             for name in ("chain", "brand", "variant", "category", "dimension", "amount", "tie")
@@ -110,7 +131,10 @@ class Index:
         else:
             self._unlink(at)
             self.products[at] = product
-        self._vectors[at] = vector
+        self._vectors[at, : self.dimensions] = np.sqrt(1.0 - self.ngram_weight) * vector
+        self._vectors[at, self.dimensions :] = np.sqrt(self.ngram_weight) * ngram_vector(
+            product.kind, NGRAM_DIMENSIONS
+        )
         self._link(at, product)
         return at
 
@@ -120,7 +144,7 @@ class Index:
         if size <= capacity:
             return
         capacity = max(size, capacity * 2)
-        self._vectors = np.resize(self._vectors, (capacity, self.dimensions))
+        self._vectors = np.resize(self._vectors, (capacity, self._vectors.shape[1]))
         self._columns = {name: np.resize(column, capacity) for name, column in self._columns.items()}
 
     def _link(self, at: int, product: ParsedProduct) -> None:
@@ -234,7 +258,7 @@ class Index:
                 # Threads pay off only on big blocks; a single new product is compared faster alone.
                 workers=-1 if len(block) * len(candidates) > 50_000 else 1,
             )
-            meaning = self._vectors[rows] @ self._vectors[candidates].T
+            meaning = self._meaning(rows, candidates)
             score = policy.l2_fuzzy_weight * fuzzy / 100.0 + (1 - policy.l2_fuzzy_weight) * meaning
             # A variant word on one side only (organic, lite) makes another item more likely, not certain.
             differing = np.bitwise_count(
@@ -249,7 +273,7 @@ class Index:
                     other = int(candidates[j])
                     if other in taken[query] or self.products[other].chain in settled:
                         continue
-                    if not self._brand_shared(query, other):
+                    if not self._brand_shared(query, other, policy):
                         continue
                     if _distinct_items(self.products[query], self.products[other]):
                         continue
@@ -258,6 +282,12 @@ class Index:
                     reason = f"same size, names {fuzzy[i, j]:.0f}% alike"
                     found[query].append(Match("L2", other, round(float(score[i, j]), 4), reason))
         return {query: _best_per_chain(matches, self, policy.limit("L2")) for query, matches in found.items()}
+
+    def _meaning(self, rows: npt.NDArray[np.int64], others: npt.NDArray[np.int64]) -> Vectors:
+        """Return the embeddings' cosine similarities alone, rows against others."""
+        width = self.dimensions
+        dots = self._vectors[rows, :width] @ self._vectors[others, :width].T
+        return dots / np.float32(max(1.0 - self.ngram_weight, 1e-6))
 
     def _identical_elsewhere(self, other: int, query: int, policy: Policy) -> bool:
         """Tell whether `other` has an identical listing at the query's chain: items are listed once."""
@@ -271,11 +301,16 @@ class Index:
         partners = self._by_barcode.get(barcode, set()) if barcode else set()
         return any(p != query and self.products[p].chain == chain for p in partners)
 
-    def _brand_shared(self, query: int, other: int) -> bool:
+    def _brand_shared(self, query: int, other: int, policy: Policy) -> bool:
         """Tell whether two listings can be one brand's: equal, or the known brand in the other title."""
         a, b = self.products[query], self.products[other]
         if a.brand and b.brand:
             return a.brand_key == b.brand_key
+        if not a.brand and not b.brand:
+            # Two listings without a brand are not thereby of one brand (two house brands, unnamed,
+            # differ in their first words): only names of the same letters can be the same item.
+            joined = fuzz.ratio("".join(a.title.split()), "".join(b.title.split()))
+            return joined >= 100 * policy.l2_unbranded_min
         known, unknown = (a, b) if a.brand else (b, a)
         return known.brand_key in unknown.title.replace(" ", "")
 
@@ -312,6 +347,9 @@ class Index:
             same_category = (category_q == category_c) | (category_q < 0) | (category_c < 0)
             # Among equally alike alternatives, the one closest in size is the better buy-instead.
             closeness = policy.l3_size_weight * np.abs(np.log2(np.where(comparable, ratios, 1.0)))
+            # A variant word on one side only (light, organic) makes a worse buy-instead, not a wrong one.
+            differing = np.bitwise_count(columns["variant"][rows][:, None] ^ columns["variant"][near])
+            closeness += policy.l3_variant_penalty * differing
             l3 = np.where(another_brand & comparable, alike - closeness, -1.0)
             l4 = np.where(same_category, alike, -1.0)
             ties = columns["tie"][near]

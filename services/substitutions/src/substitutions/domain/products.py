@@ -6,11 +6,18 @@ turned into an amount in a base unit (grams, millilitres, pieces, millimetres) s
 sizes can be compared whatever their spelling.
 """
 
+import functools
 import math
 import re
-from collections.abc import Collection
+import unicodedata
+import zlib
+from collections import defaultdict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
 
 Dimension = Literal["mass", "volume", "count", "length", "bare"]
 """What a size measures; `bare` is a number without a unit (kg, L or a count)."""
@@ -94,9 +101,15 @@ class ParsedProduct:
         return (self.brand_key, " ".join(sorted(self.kind.split())))
 
 
+def fold(text: str) -> str:
+    """Lower-case text and drop its accents: `Käse` -> `kase`, `Grüße` -> `grusse`."""
+    decomposed = unicodedata.normalize("NFKD", text.lower().replace("ß", "ss"))
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
 def normalise(text: str) -> str:
-    """Lower-case text, spell `&` as `and`, drop apostrophes and punctuation."""
-    text = _APOSTROPHE.sub("", text.lower().replace("&", " and "))
+    """Lower-case and fold text, spell `&` as `and`, drop apostrophes and punctuation."""
+    text = _APOSTROPHE.sub("", fold(text).replace("&", " and "))
     return " ".join(_WORD.findall(text))
 
 
@@ -184,6 +197,66 @@ def infer_brand(words: list[str], brands: Collection[str]) -> str | None:
     return None
 
 
+def house_brands(
+    listings: Iterable[tuple[str, str, str | None]],
+    *,
+    min_products: int = 8,
+    share: float = 0.002,
+    extend: float = 0.9,
+) -> set[str]:
+    """Learn house brands from (chain, name, brand) listings: leading words only one chain uses.
+
+    A first word of names without a brand is a house brand of its chain when the chain starts
+    at least `min_products` such names (and `share` of its listings) with it and no other chain
+    starts a name with it or names it as a brand; it grows by the next word while nearly all
+    (`extend`) of those names go on alike ("zuruck" -> "zuruck zum ursprung", but "milfina"
+    stays: its names go on with many words). One chain alone has nothing to compare with.
+    """
+    starts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    longer: dict[str, set[str]] = defaultdict(set)
+    used: dict[str, set[str]] = defaultdict(set)
+    sizes: dict[str, int] = defaultdict(int)
+    for chain, name, brand in listings:
+        sizes[chain] += 1
+        words = normalise(strip_sizes(name)).split()
+        if brand:
+            # A brand named elsewhere, or its first words, is nobody's house brand.
+            named = normalise(brand).split()
+            for length in range(1, len(named) + 1):
+                used[" ".join(named[:length])].add(chain)
+            for length in range(1, min(_HOUSE_WORDS, len(words)) + 1):
+                used[" ".join(words[:length])].add(chain)
+            continue
+        for length in range(1, min(_HOUSE_WORDS, len(words) - 1) + 1):
+            phrase = " ".join(words[:length])
+            starts[phrase][chain] += 1
+            used[phrase].add(chain)
+            if length > 1:
+                longer[" ".join(words[: length - 1])].add(phrase)
+    if len(sizes) < 2:
+        return set()
+    brands: set[str] = set()
+    for phrase, chains in starts.items():
+        if " " in phrase or len(chains) != 1 or len(used[phrase]) != 1:
+            continue
+        [(chain, count)] = chains.items()
+        if count < max(min_products, share * sizes[chain]):
+            continue
+        while True:
+            # Only names of this chain continue a phrase that only this chain starts names with.
+            best = max(
+                ((starts[p][chain], p) for p in longer.get(phrase, ()) if len(used[p]) == 1), default=(0, "")
+            )
+            if best[0] < extend * count:
+                break
+            phrase = best[1]
+        brands.add(phrase)
+    return brands
+
+
+_HOUSE_WORDS = 3
+
+
 def parse_product(
     *,
     chain: str,
@@ -229,6 +302,27 @@ def _l4_category(category: str | None, shared_category: str | None) -> str | Non
         # Normalised chain categories never hold `:`, so a shared path cannot equal one of them.
         return f"shared:{shared_category}"
     return normalise(category) if category else None
+
+
+def ngram_vector(text: str, dimensions: int) -> npt.NDArray[np.float32]:
+    """Return the unit vector of a text's character trigrams, with spaces and hyphens left out.
+
+    Written together or apart ("rahm-camembert", "rahmcamembert"), a name keeps its trigrams,
+    so names alike letter by letter are alike here in any language. Trigrams are hashed
+    into `dimensions` slots by a stable checksum, so a name has one vector in every process.
+    """
+    letters = "".join(normalise(text).split())
+    vector = np.zeros(dimensions, dtype=np.float32)
+    for start in range(max(len(letters) - 2, 1) if letters else 0):
+        vector[_slot(letters[start : start + 3], dimensions)] = 1.0
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
+
+
+@functools.lru_cache(maxsize=65536)
+def _slot(trigram: str, dimensions: int) -> int:
+    """Hash a trigram to its slot."""
+    return zlib.crc32(trigram.encode()) % dimensions
 
 
 _VARIANT_BITS = {word: 1 << bit for bit, word in enumerate(sorted(VARIANT_WORDS))}
