@@ -1,69 +1,48 @@
-"""The operator CLI end to end: up, status, demo, topics, up again, port clash, down."""
+"""The operator CLI end to end: up, status, demo, rescrape, logs, counts, topics, reset, up again, down."""
 
 import csv
 import json
 import os
+import queue
+import signal
 import subprocess
-import sys
-from collections.abc import Iterator
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from contracts import SERVICES
 from pricestream.config import StackConfig
+from pricestream.stack import Stack
 from scraper.domain.importers import read_rows
-from testsupport import stack_config
+from tests.e2e.cli import CLI, StoryStack, run_cli, up_cli
+from testsupport import stack_config, wait_until
 
 pytestmark = pytest.mark.e2e
 
-CLI = str(Path(sys.executable).with_name("pricestream"))
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "au-grocery-2023"
 
 
-def _run(*args: str, config: StackConfig, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    # A smaller simulated world than the default, so the 16-day story fits the test's time.
-    env = {
-        **os.environ,
-        "COLUMNS": "200",
-        "PRICESTREAM_WORLD_STORES_PER_CHAIN": "12",
-        "PRICESTREAM_WORLD_PRODUCTS_PER_CHAIN": "120",
-    }
-    argv = [CLI, *args, "--home", str(config.home)]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-
-
-def _up(config: StackConfig, broker_port: int | None = None) -> subprocess.CompletedProcess[str]:
-    ports = {
-        "--broker-port": broker_port or config.broker_port,
-        "--postgres-port": config.postgres_port,
-        "--http-port-base": config.http_port_base,
-        "--storefront-port": config.storefront_port,
-    }
-    return _run("up", *(str(part) for pair in ports.items() for part in pair), config=config)
-
-
 @pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    """Ports and home of the stack this module drives through the CLI; always brought down."""
-    config = stack_config(tmp_path_factory.mktemp("e2e") / ".pricestream")
-    yield config
-    _run("down", config=config)
+def config(story_stack: StoryStack) -> StackConfig:
+    """Ports and home of the e2e tier's stack, which this module drives through the CLI."""
+    return story_stack.config
 
 
-# Up, then 16 simulated days with a short night after each (the demo's own limit is 360 s).
-@pytest.mark.timeout(480)
-def test_up_status_and_the_demo_story(config: StackConfig) -> None:
-    up = _up(config)
+# Up, then 16 simulated days with a short night after each: the e2e stack's start (tests/e2e/conftest.py).
+@pytest.mark.timeout(900)
+def test_up_status_and_the_demo_story(story_stack: StoryStack) -> None:
+    config, up, status, demo = story_stack.config, story_stack.up, story_stack.status, story_stack.demo
     assert up.returncode == 0, up.stdout + up.stderr
     for name in SERVICES:
         assert f"http://127.0.0.1:{config.service_port(name)}" in up.stdout
 
-    status = _run("status", config=config)
     assert status.returncode == 0, status.stdout
     assert status.stdout.count("healthy") == 3 + len(SERVICES), "broker, postgres, storefront, services"
 
-    demo = _run("demo", config=config, timeout=360)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     print(demo.stdout)
     assert "example substitutions" in demo.stdout
@@ -109,15 +88,106 @@ def test_publish_of_only_bad_rows_fails_and_says_why(config: StackConfig, tmp_pa
     """Runs on the story's stack, before it is brought down."""
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"sku": "1", "price_cents": -3}\nnot json\n{"price_cents": 100}\n')
-    result = _run("publish", str(bad), "--chain", "coles", "--store", "1", config=config)
+    result = run_cli("publish", str(bad), "--chain", "coles", "--store", "1", config=config)
     assert result.returncode == 1
     assert _counts(result.stdout) == {"accepted": 0, "quarantined": 3, "duplicates": 0, "events": 0}
     assert "nothing could be published" in result.stdout
+    as_json = run_cli("publish", str(bad), "--chain", "coles", "--store", "1", "--json", config=config)
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout) == {
+        "file": str(bad),
+        "accepted": 0,
+        "quarantined": 3,
+        "duplicates": 0,
+        "events": 0,
+    }
+
+
+def test_a_manual_rescrape_is_served_and_followed_in_the_scrapers_log(config: StackConfig) -> None:
+    """Runs on the story's stack: `rescrape` of an anchor, seen through `logs --follow`; all settles."""
+    counts = json.loads(run_cli("counts", "--json", config=config).stdout)
+    anchor = next(row for row in counts["stores"] if row["anchor_store_id"] == row["store_id"])
+    argv = [CLI, "logs", "scraper", "--follow", "--lines", "0", "--home", str(config.home)]
+    follow = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_pump, args=(follow, lines), daemon=True).start()
+    try:
+        asked_at = datetime.now(UTC)
+        asked = run_cli("rescrape", anchor["chain"], anchor["store_id"], "--json", config=config)
+        assert asked.returncode == 0, asked.stderr
+        event = json.loads(asked.stdout)["event"]
+        assert event["payload"]["reason"] == "manual"
+        assert (event["payload"]["chain"], event["payload"]["store_id"]) == (
+            anchor["chain"],
+            anchor["store_id"],
+        )
+        # The idle scraper serves it in a run of its own, observed at the wall clock's time: the
+        # catalogue then answers the store with prices observed since the request.
+        catalogue = f"http://127.0.0.1:{config.service_port('catalogue')}/v1/export/prices"
+        since = {
+            "chain": anchor["chain"],
+            "store": anchor["store_id"],
+            "observed_since": asked_at.isoformat(),
+        }
+        assert wait_until(
+            lambda: bool(httpx.get(catalogue, params=since, timeout=30).json()["prices"]), timeout=120
+        )
+        done = json.loads(_lines_until(lines, '"scrape run done"', timeout=30)[-1])
+        assert done["status"] == "finished", "--follow printed the scraper's lines as they came"
+    finally:
+        follow.send_signal(signal.SIGINT)
+        stopped = follow.wait(timeout=20)
+    assert stopped == 0, "Ctrl-C ends --follow, and is no failure"
+
+    def settled() -> bool:
+        status = json.loads(run_cli("status", "--json", config=config).stdout)
+        return all(group["lag"] == 0 for group in status["consumer_groups"])
+
+    assert wait_until(settled, timeout=120), "every consumer took in the re-scraped prices"
+    letters = run_cli("dlq", "list", "--json", config=config)
+    assert letters.returncode == 0
+    assert not any(json.loads(letters.stdout).values()), "no dead letters"
+
+
+def _pump(process: "subprocess.Popen[str]", lines: "queue.Queue[str]") -> None:
+    """Pass a process's lines of output to a queue, as they come."""
+    for line in process.stdout or ():
+        lines.put(line)
+
+
+def _lines_until(lines: "queue.Queue[str]", marker: str, *, timeout: float) -> list[str]:
+    """Return the lines read up to and with the first one holding `marker`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not seen or marker not in seen[-1]:
+        seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+    return seen
+
+
+def test_counts_answer_each_store_as_the_catalogue_export_does(config: StackConfig) -> None:
+    """Runs on the story's stack: each store's fresh prices are answered, a member's through its anchor."""
+    result = run_cli("counts", "--json", config=config)
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    print(counts["chains"])
+    stores = counts["stores"]
+    assert len({row["chain"] for row in stores}) == 3
+    assert all(row["held"] > 0 for row in stores), "every store was scraped on the first day"
+    assert all(row["answered"] > 0 for row in stores), "every store is answered"
+    members = [row for row in stores if row["anchor_store_id"] != row["store_id"]]
+    assert members, "the story grouped stores"
+    catalogue = f"http://127.0.0.1:{config.service_port('catalogue')}"
+    for row in (members[0], stores[0]):
+        params = {"chain": row["chain"], "store": row["store_id"], "limit": 10_000}
+        export = httpx.get(f"{catalogue}/v1/export/prices", params=params, timeout=30).json()
+        assert len(export["prices"]) == row["answered"], row
+    table = run_cli("counts", config=config)
+    assert f"{len(stores) // 3} stores" in table.stdout
 
 
 def test_lag_publish_topics_up_again_and_down(config: StackConfig) -> None:
     """Runs after the story on the same stack."""
-    lag = _run("status", config=config)
+    lag = run_cli("status", config=config)
     assert "consumer groups" in lag.stdout
     rows = [
         [cell.strip() for cell in line.split("│")]
@@ -130,7 +200,7 @@ def test_lag_publish_topics_up_again_and_down(config: StackConfig) -> None:
         assert (row[3], row[5]) == (row[4], "0"), "everything published was consumed and committed"
 
     coles = SHARED_DATA / "coles.json"
-    published = _run("publish", str(coles), "--chain", "coles", "--store", "1", config=config)
+    published = run_cli("publish", str(coles), "--chain", "coles", "--store", "1", config=config)
     assert published.returncode == 0, published.stdout + published.stderr
     counts = _counts(published.stdout)
     print(published.stdout)
@@ -144,21 +214,37 @@ def test_lag_publish_topics_up_again_and_down(config: StackConfig) -> None:
     }
     assert distinct > 6_000
 
-    topics = _run("topics", config=config)
+    topics = run_cli("topics", config=config)
     assert topics.returncode == 0
     assert "prices.scraped.v1.dlq" in topics.stdout
 
-    again = _run("up", config=config)
+
+def test_a_reset_leaves_nothing_the_demo_story_depends_on(config: StackConfig) -> None:
+    """What `pricestream demo` first does to a stack that holds data: a second demo tells the same story."""
+    stack = Stack(StackConfig.load(config.home, world_stores_per_chain=12, world_products_per_chain=120))
+    assert stack.holds_data()
+    stack.reset(report=print)
+    stack.up(report=print)
+
+    assert not stack.holds_data(), "no message in any topic, no row in any service's table"
+    assert httpx.get(f"{stack.storefront_url}/v1/clock", timeout=10).json() == {"day": 0}
+    assert httpx.get(f"{stack.service_url('scraper')}/v1/runs", timeout=10).json()["runs"] == []
+    assert json.loads(run_cli("counts", "--json", config=config).stdout)["stores"] == []
+
+
+def test_up_again_and_down(config: StackConfig) -> None:
+    """Runs last on the module's stack."""
+    again = run_cli("up", config=config)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "already running" in again.stdout
 
-    down = _run("down", config=config)
+    down = run_cli("down", config=config)
     assert down.returncode == 0
     for name in SERVICES:
         log = (config.home / "logs" / f"{name}.log").read_text()
         assert '"event": "service stopped"' in log, f"{name} did not drain on SIGTERM"
-    after = _run("status", config=config)
-    assert after.returncode == 1
+    after = run_cli("status", config=config)
+    assert after.returncode == 3, "nothing answers: the stack is unreachable"
     assert "DOWN" in after.stdout
 
 
@@ -180,10 +266,10 @@ def test_port_in_use_is_a_clear_error(config: StackConfig, tmp_path: Path) -> No
         blocker.listen()
         port = blocker.getsockname()[1]
         clash = stack_config(tmp_path / ".pricestream")
-        result = _up(clash, broker_port=port)
-        _run("down", config=clash)
-    assert result.returncode == 2
-    assert f"port {port} for the broker is in use" in result.stdout
+        result = up_cli(clash, broker_port=port)
+        run_cli("down", config=clash)
+    assert result.returncode == 2, "a usage error: choose another port"
+    assert f"port {port} for the broker is in use" in result.stderr
 
 
 def test_match_ranks_one_file_in_another_and_scores_gold_pairs(tmp_path: Path) -> None:
@@ -224,13 +310,14 @@ def test_match_ranks_one_file_in_another_and_scores_gold_pairs(tmp_path: Path) -
 def test_bench_measures_raw_limits_pipeline_and_latency_on_a_small_plan(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     argv = [CLI, "bench", "--stores", "40", "--products", "100", "--zones", "4", "--rate", "1000"]
-    argv += ["--seconds", "3", "--out", str(out)]
+    argv += ["--seconds", "3", "--out", str(out), "--json"]
     result = subprocess.run(
         argv, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"}, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    print(result.stdout)
+    print(result.stderr)
     figures = json.loads(out.read_text())
+    assert json.loads(result.stdout) == figures, "--json: the figures alone on stdout, the table on stderr"
     assert figures["raw_produce_messages_per_s"] > 0
     assert figures["raw_copy_rows_per_s"] > 0
     assert figures["pipeline_observations"] == 2 * (40 + 30) * 100

@@ -1,11 +1,12 @@
 """The web page in Debian's Chromium: search, a product's chart, the basket, groups; and without JavaScript.
 
-One stack for the module runs a few days of the simulated world on a small world, so the page
-shows real scraped prices, groups and substitutes. What the page should show is read from the
-catalogue's tables and grouping's API, never from the page's own code.
+They run on the e2e tier's stack, where the demo story ran the simulated days on a small world
+(tests/e2e/conftest.py), so the page shows real scraped prices, groups and substitutes. What the
+page should show is read from the catalogue's tables and grouping's API, never from the page's own code.
 """
 
 import asyncio
+import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,18 +18,17 @@ import asyncpg
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from rich.console import Console
 
+from catalogue.web.pages import RUNS_SHOWN
 from contracts import SERVICES, consumed_by
 from pricestream.stack import Stack
-from simulator.story import Story, run_story
-from testsupport import rolled_back, stack_config
+from tests.e2e.cli import StoryStack
+from testsupport import rolled_back
 from testsupport.browser import chromium, watch_console
 
-# Setting the stack up and running the days takes most of the first test's time.
+# Run alone, the first test sets the e2e stack up and runs the story's days: most of its time.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-DAYS = 4
 T = TypeVar("T")
 
 
@@ -51,20 +51,18 @@ def _read(stack: Stack, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Start a stack on a small simulated world and run its first days; always bring it down."""
-    config = stack_config(tmp_path_factory.mktemp("web") / ".pricestream").model_copy(
-        update={"world_stores_per_chain": 10, "world_products_per_chain": 100}
-    )
-    stack = Stack(config)
-    try:
-        stack.up(report=lambda line: print(f"[web] {line}"))
-        # The demo's days (scrapes, specials, zone moves), waited on until every service is done.
-        figures = run_story(stack, Console(width=120), Story(days=DAYS))
-        assert (figures["consumer_lag"], figures["dead_letters"]) == (0, 0), figures
-        yield stack
-    finally:
-        stack.down(report=lambda line: print(f"[web] {line}"))
+def stack(story_stack: StoryStack) -> Stack:
+    """Return the e2e stack once the demo story ran its days on it, every service done."""
+    demo = story_stack.demo
+    assert demo.returncode == 0, f"the demo story failed: {demo.stdout[-2000:]} {demo.stderr[-2000:]}"
+    return story_stack.stack()
+
+
+@pytest.fixture(scope="module")
+def days(story_stack: StoryStack) -> int:
+    """Return how many simulated days the story ran."""
+    days: int = json.loads((story_stack.config.home / "demo.json").read_text())["days"]
+    return days
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +73,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def anchors(stack: Stack) -> dict[str, str]:
+def anchors(stack: Stack, days: int) -> dict[str, str]:
     """Return one anchor store per chain (the first by id), as a shopper would choose them."""
 
     async def read(conn: asyncpg.Connection) -> dict[str, str]:
@@ -86,7 +84,7 @@ def anchors(stack: Stack) -> dict[str, str]:
         return {r["chain"]: r["store"] for r in rows}
 
     found = _read(stack, read)
-    assert len(found) >= 2, f"groups in at least two chains after {DAYS} days: {found}"
+    assert len(found) >= 2, f"groups in at least two chains after {days} days: {found}"
     return found
 
 
@@ -205,7 +203,9 @@ def test_search_product_chart_basket_and_groups_in_chromium(
     assert errors == []
 
 
-def test_every_page_answers_without_console_errors(stack: Stack, browser: Browser, shown: Shown) -> None:
+def test_every_page_answers_without_console_errors(
+    stack: Stack, browser: Browser, shown: Shown, days: int
+) -> None:
     base = stack.service_url("catalogue")
     page = browser.new_page()
     errors = watch_console(page)
@@ -220,10 +220,10 @@ def test_every_page_answers_without_console_errors(stack: Stack, browser: Browse
         response = page.goto(base + path)
         assert response is not None
         assert response.status == 200, path
-    # The pipeline page: every service ready, and the scrape runs the days made.
+    # The pipeline page: every service ready, and the newest scrape runs the days made.
     page.goto(f"{base}/pipeline")
     expect(page.locator("tr.service .tag.ok")).to_have_count(len(SERVICES))
-    assert page.locator("tr.run").count() >= DAYS
+    assert page.locator("tr.run").count() >= min(days, RUNS_SHOWN)
     # Each consumer group's lag per topic it reads: the days are done, so every group caught up.
     expected = [(s, spec.name) for s in SERVICES for spec in consumed_by(s)]
     lags = page.locator("tr.lag")

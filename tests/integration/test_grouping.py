@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ from servicekit.db import KIT_MIGRATIONS, KIT_MIGRATIONS_TABLE, Database, migrat
 from servicekit.idempotency import mark_processed_many
 from servicekit.unit_of_work import unit_of_work_factory
 from simulator.evaluation import adjusted_rand_index
-from testsupport import rolled_back, running_stack, wait_until
+from testsupport import rolled_back, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +36,9 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack of its own, so every store starts unplaced and days do not mix."""
-    with running_stack(tmp_path_factory.mktemp("grouping") / ".pricestream", "grouping stack") as stack:
-        yield stack
+def stack(second_stack: Stack) -> Stack:
+    """Not the session's stack, so every store starts unplaced and days do not mix."""
+    return second_stack
 
 
 def _grouping(stack: Stack) -> str:

@@ -1,7 +1,6 @@
 """The pipeline page's look at the broker: each group's lag per topic, dead letters with their reason."""
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -10,7 +9,6 @@ from catalogue.web.deadletters import DeadLetter, DeadLetterReader
 from catalogue.web.lag import LagReader, TopicLag
 from contracts import topic
 from pricestream.stack import Stack
-from testsupport import running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -20,10 +18,9 @@ SHOWN = 5
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack of its own: the poison sent here must not reach another test's dead letters."""
-    with running_stack(tmp_path_factory.mktemp("web-broker") / ".pricestream", "web broker") as stack:
-        yield stack
+def stack(second_stack: Stack) -> Stack:
+    """Not the session's stack: the poison sent here must not reach another test's dead letters."""
+    return second_stack
 
 
 async def _poison_then_read(servers: str) -> tuple[dict[str, list[DeadLetter]], list[TopicLag]]:
