@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from catalogue.domain.search import search_text
 from pricestream.archive import TABLES, Archiver, ArchiveStore, connector
 from pricestream.cli import app
-from pricestream.retention import archive_cutoff
+from pricestream.retention import Manifest, archive_cutoff
 from pricestream.stack import Stack
 from servicekit.archive import ArchivedTable, Row, TableArchive
 from tests.fakes.archive import synthetic_history
@@ -203,9 +203,11 @@ def test_the_cli_archives_lists_and_restores_a_month(stack: Stack, chain: str, t
     assert "2024-01" in archived.output
     assert all(asyncio.run(_held(stack, t, chain)) == [] for t in TABLES)
 
-    listed = runner.invoke(app, ["archive", "list", *home, *to])
+    listed = runner.invoke(app, ["archive", "list", *home, *to, "--json"])
     assert listed.exit_code == 0, listed.output
-    assert f"archive: {len(TABLES)} files" in listed.output
+    manifest = Manifest.model_validate_json(listed.stdout)
+    assert {(f.service, f.table) for f in manifest.files} == {(t.service, t.name) for t in TABLES}
+    assert sum(f.rows for f in manifest.files) == sum(len(rows) for rows in written.values())
 
     restored = runner.invoke(app, ["archive", "restore", *home, *to, "--chain", chain, "--month", "2024-01"])
     assert restored.exit_code == 0, restored.output

@@ -130,10 +130,17 @@ def restore(
 
 
 @archive_app.command("list")
-def list_files(home: HomeOption = None, to: ToOption = None) -> None:
+def list_files(
+    home: HomeOption = None,
+    to: ToOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as one JSON document")] = False,
+) -> None:
     """Show the archive's manifest: each file with its rows, time span and checksum."""
     archiver, _ = _archiver(home, to)
     manifest = archiver.store.manifest()
+    if json_out:
+        typer.echo(manifest.model_dump_json(indent=2))
+        return
     table = Table(title=f"{archiver.store.url}: {len(manifest.files)} files")
     for column in ("table", "chain", "month", "rows", "from", "to", "sha256"):
         table.add_column(column, justify="right" if column == "rows" else "left", overflow="fold")
