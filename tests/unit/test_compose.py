@@ -22,7 +22,7 @@ from contracts import SERVICES
 from grouping.settings import GroupingSettings
 from pricestream import compose
 from pricestream.config import StackConfig, parse_replicas
-from pricestream.processes import ManagedProcess, StackError
+from pricestream.processes import ManagedProcess, StackUsageError
 from pricestream.stack import Stack
 from scraper.settings import ScraperSettings
 from servicekit.settings import ServiceSettings
@@ -87,6 +87,8 @@ def launches(monkeypatch: pytest.MonkeyPatch) -> list[Launch]:
 
     monkeypatch.setattr(ManagedProcess, "start", start)
     monkeypatch.setattr(pricestream.stack, "ensure_port_free", lambda *_: None)
+    # A stack running on this machine must not make the test wait for its ports.
+    monkeypatch.setattr(pricestream.stack, "port_in_use", lambda _: False)
     monkeypatch.setattr(pricestream.stack, "_get_status", lambda _: 200)
     return recorded
 
@@ -645,7 +647,7 @@ def test_replicas_are_remembered_with_the_stacks_ports(tmp_path: Path) -> None:
     ],
 )
 def test_bad_replica_counts_are_refused_clearly(pairs: list[str], error: str) -> None:
-    with pytest.raises(StackError, match=error):
+    with pytest.raises(StackUsageError, match=error):
         parse_replicas(pairs)
 
 

@@ -55,6 +55,7 @@ def test_version_names_the_package_and_the_contracts() -> None:
         ("scrape", "--scope", "everything"),
         ("scrape", "--live", "--chain", "coles", "--store", "1", "--json"),
         ("logs",),
+        ("up", "--replicas", "grouping=x"),
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...], down: Path) -> None:
@@ -244,6 +245,20 @@ def test_publish_json_gives_the_totals_and_exits_1_when_nothing_was_accepted(
     assert result.exit_code == FAILED
     assert json.loads(result.stdout) == {"file": str(rows), **totals}
     assert "nothing could be published" in result.stderr
+
+
+def test_a_file_of_no_known_format_is_a_usage_error_and_nothing_is_sent(
+    down: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not prices\n")
+    monkeypatch.setattr(cli, "_running_stack", lambda home: None)
+
+    result = _invoke("publish", str(notes), "--home", str(down))
+
+    assert result.exit_code == USAGE
+    assert "cannot tell the format of 'notes.txt'" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_dlq_list_json_gives_each_letter_with_its_reason(down: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import SERVICES
 from pricestream.ports import free_port, free_port_range
-from pricestream.processes import StackError
+from pricestream.processes import StackUsageError
 
 # Each scraper process resumes every unfinished run at start: two would fetch the same pages.
 SINGLE_REPLICA = ("scraper",)
@@ -184,9 +184,9 @@ def parse_replicas(pairs: list[str] | None) -> dict[str, int] | None:
     for pair in pairs:
         name, sep, number = pair.partition("=")
         if not sep or not number.strip().isdigit():
-            raise StackError(f"--replicas takes SERVICE=N, such as grouping=2, not {pair!r}")
+            raise StackUsageError(f"--replicas takes SERVICE=N, such as grouping=2, not {pair!r}")
         counts[name.strip()] = int(number)
     try:
         return checked_replicas(counts)
     except ValueError as bad:
-        raise StackError(f"--replicas: {bad}") from None
+        raise StackUsageError(f"--replicas: {bad}") from None

@@ -11,7 +11,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pricestream.processes import StackError, UnreachableError
+from pricestream.processes import StackError, StackUsageError, UnreachableError
 from pricestream.stack import Stack
 from scraper.chains.live import (
     SITES,
@@ -112,7 +112,11 @@ def publish_file(
     batch_size: int,
 ) -> dict[str, int]:
     """Read a file of observations and send it to the scraper's ingest endpoint in batches."""
-    rows = list(read_rows(path.name, path.read_bytes(), fmt=fmt))
+    try:
+        rows = list(read_rows(path.name, path.read_bytes(), fmt=fmt))
+    except (OSError, ValueError) as unreadable:
+        # Nothing is sent from a file that cannot be read whole: the operator fixes it and runs again.
+        raise StackUsageError(f"{path}: {unreadable}") from None
     # One time for the whole file, so rows it repeats are duplicates across batches too.
     observed_at = datetime.now(UTC).isoformat()
     totals = {"accepted": 0, "quarantined": 0, "duplicates": 0, "events": 0}
