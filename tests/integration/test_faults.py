@@ -376,16 +376,18 @@ def unprocessed(stack: Stack, service: str, events: Sequence[Event]) -> int:
     return len(ids) - int(rows[0]["n"])
 
 
-def assert_grouping_matches(stack: Stack, chain: str, reference: PriceReference) -> None:
-    """Grouping's latest prices and per-store counts equal the reference: each event counted once."""
+def latest_held(
+    stack: Stack, service: str, table: str, chain: str
+) -> dict[PriceKey, tuple[int, int | None, bool, datetime]]:
+    """Return a service's current price of each store's product in a chain, keyed as the reference is."""
     rows = fetch(
         stack,
-        "grouping",
-        """SELECT store_id, sku, price_cents, was_price_cents, available, observed_at
-           FROM latest_prices WHERE chain = $1""",
+        service,
+        f"""SELECT store_id, sku, price_cents, was_price_cents, available, observed_at
+            FROM {table} WHERE chain = $1""",
         chain,
     )
-    latest = {
+    held = {
         (chain, r["store_id"], r["sku"]): (
             r["price_cents"],
             r["was_price_cents"],
@@ -394,8 +396,13 @@ def assert_grouping_matches(stack: Stack, chain: str, reference: PriceReference)
         )
         for r in rows
     }
-    assert len(rows) == len(reference.latest)
-    assert latest == reference.latest
+    assert len(held) == len(rows), "one row per store and product"
+    return held
+
+
+def assert_grouping_matches(stack: Stack, chain: str, reference: PriceReference) -> None:
+    """Grouping's latest prices and per-store counts equal the reference: each event counted once."""
+    assert latest_held(stack, "grouping", "latest_prices", chain) == reference.latest
     stores = fetch(
         stack, "grouping", "SELECT store_id, observed, last_observed_at FROM stores WHERE chain = $1", chain
     )

@@ -24,8 +24,8 @@ from tests.integration.test_faults import (
     assert_bargains_history_matches,
     assert_grouping_matches,
     drained,
-    fetch,
     lags,
+    latest_held,
     price_events,
     reference_of,
     send,
@@ -56,23 +56,7 @@ def handled(stack: Stack, process: str) -> int:
 
 def assert_catalogue_matches(stack: Stack, chain: str, reference: PriceReference) -> None:
     """The catalogue's current prices equal the newest observation of every store's product."""
-    rows = fetch(
-        stack,
-        "catalogue",
-        """SELECT store_id, sku, price_cents, was_price_cents, available, observed_at
-           FROM prices WHERE chain = $1""",
-        chain,
-    )
-    found = {
-        (chain, r["store_id"], r["sku"]): (
-            r["price_cents"],
-            r["was_price_cents"],
-            r["available"],
-            r["observed_at"],
-        )
-        for r in rows
-    }
-    assert found == reference.latest
+    assert latest_held(stack, "catalogue", "prices", chain) == reference.latest
     assert unprocessed(stack, "catalogue", reference.events) == 0
 
 

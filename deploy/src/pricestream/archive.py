@@ -37,7 +37,6 @@ from pricestream.retention import (
     part_path,
 )
 from servicekit.archive import ArchivedTable, Row, TableArchive
-from servicekit.db import Connection
 
 TABLES: tuple[ArchivedTable, ...] = (
     *scraper.archive.TABLES,
@@ -45,11 +44,6 @@ TABLES: tuple[ArchivedTable, ...] = (
     *catalogue.archive.TABLES,
 )
 """Every table of price history the services keep."""
-REPOSITORIES: dict[str, Callable[[Connection, ArchivedTable], TableArchive]] = {
-    "scraper": scraper.archive.archive_repository,
-    "bargains": bargains.archive.archive_repository,
-    "catalogue": catalogue.archive.archive_repository,
-}
 ARROW_TYPES = {
     "text": pa.string(),
     "integer": pa.int32(),
@@ -355,7 +349,7 @@ def connector(database_urls: Mapping[str, str]) -> OpenTable:
         except (OSError, asyncpg.PostgresError) as exc:
             raise UnreachableError(f"{table.service}'s database is not reachable: {exc}") from None
         try:
-            yield REPOSITORIES[table.service](conn, table)
+            yield TableArchive(conn, table)
         finally:
             await conn.close()
 

@@ -1,8 +1,7 @@
 """The bargains service's history that `pricestream archive` moves out: runs of a price at a store."""
 
 from bargains.domain.bargains import DEFAULT_POLICY
-from servicekit.archive import ArchivedTable, TableArchive
-from servicekit.db import Connection
+from servicekit.archive import ArchivedTable
 
 HISTORY = ArchivedTable(
     service="bargains",
@@ -29,8 +28,3 @@ HISTORY = ArchivedTable(
     months_table="archived_months",
 )
 TABLES = (HISTORY,)
-
-
-def archive_repository(conn: Connection, table: ArchivedTable) -> TableArchive:
-    """Return the archive's access to one of the bargains service's tables."""
-    return TableArchive(conn, table)

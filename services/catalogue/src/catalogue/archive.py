@@ -1,7 +1,6 @@
 """The catalogue's history that `pricestream archive` moves out, and the months it records as archived."""
 
-from servicekit.archive import ArchivedTable, TableArchive
-from servicekit.db import Connection
+from servicekit.archive import ArchivedTable
 
 HISTORY = ArchivedTable(
     service="catalogue",
@@ -22,8 +21,3 @@ HISTORY = ArchivedTable(
     months_table="archived_months",
 )
 TABLES = (HISTORY,)
-
-
-def archive_repository(conn: Connection, table: ArchivedTable) -> TableArchive:
-    """Return the archive's access to one of the catalogue's tables."""
-    return TableArchive(conn, table)

@@ -1,7 +1,6 @@
 """The scraper's history that `pricestream archive` moves out: the log of observations ingested."""
 
-from servicekit.archive import ArchivedTable, TableArchive
-from servicekit.db import Connection
+from servicekit.archive import ArchivedTable
 
 # Only a re-sent observation is checked against it: an archived one, sent again, is taken again,
 # which downstream consumers absorb (an older or equal sighting changes nothing).
@@ -19,8 +18,3 @@ INGESTED_PRICES = ArchivedTable(
     time_column="observed_at",
 )
 TABLES = (INGESTED_PRICES,)
-
-
-def archive_repository(conn: Connection, table: ArchivedTable) -> TableArchive:
-    """Return the archive's access to one of the scraper's tables."""
-    return TableArchive(conn, table)
