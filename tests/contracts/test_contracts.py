@@ -2,6 +2,7 @@
 
 import json
 import typing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,28 @@ def test_strict_validation_rejects(change: dict[str, object], message: str) -> N
     with pytest.raises(ContractError, match=message) as info:
         CODEC.decode(json.dumps(_prices_doc(**change)).encode())
     assert info.value.reason == "invalid"
+
+
+def test_a_price_from_the_future_is_named_by_its_place_in_the_batch() -> None:
+    doc = _prices_doc()
+    observations = doc["payload"]["observations"]
+    observations.append({**observations[0], "sku": "late", "observed_at": "2999-01-01T00:00:00Z"})
+    observations.append({**observations[0], "sku": "later", "observed_at": "2999-01-02T00:00:00Z"})
+    late = len(observations) - 2
+    expected = rf"observations\.{late}\.observed_at: timestamp is in the future"
+    with pytest.raises(ContractError, match=expected):
+        CODEC.decode(json.dumps(doc).encode())
+
+
+def test_decoded_timestamps_are_utc_whichever_way_the_offset_was_written() -> None:
+    doc = _prices_doc(observed_at="2026-11-20T08:29:41+00:00")
+    event = CODEC.decode(json.dumps(doc).encode())
+    assert isinstance(event, PricesScraped)
+    first = event.payload.observations[0].observed_at
+    assert first.utcoffset() == timedelta(0)
+    assert first == datetime(2026, 11, 20, 8, 29, 41, tzinfo=UTC)
+    written = event.model_dump(mode="json")["payload"]["observations"][0]["observed_at"]
+    assert written == "2026-11-20T08:29:41Z"
 
 
 @pytest.mark.parametrize(

@@ -258,6 +258,7 @@ def test_a_batch_of_prices_keeps_each_products_newest_price(stack: Stack) -> Non
             ]
         )
         assert written == 3, "one row per new (store, product); none for an older price than the stored one"
+        assert await conn.fetchval("SELECT count(*) FROM incoming_prices") == 0, "nothing left staged"
         rows = await conn.fetch(
             "SELECT store_id, sku, price_cents, observed_at FROM latest_prices WHERE chain = 'batch-g'"
         )

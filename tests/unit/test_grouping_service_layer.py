@@ -9,7 +9,7 @@ from contracts.events import PriceObservation, PricesPruned, RescrapeRequested, 
 from contracts.events.v1 import PricesScrapedPayload
 from grouping import service_layer
 from grouping.domain.regroup import RegroupMemory
-from grouping.repository import GroupRow
+from grouping.repository import GroupRow, newest_rows
 from grouping.service_layer import CycleReport
 from tests.fakes.grouping import POLICY, InMemoryGroupingRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
@@ -312,3 +312,25 @@ async def test_a_regroup_every_minute_of_a_busy_chain_takes_in_stores_that_went_
             joined_at.append((second, report.formed, report.joined))
     assert joined_at == [(61, 1, 0), (121, 0, 1)], "a regroup a minute, never more often"
     assert await g.layout() == {"s1": ("s2", "s3")}
+
+
+def test_a_batch_is_staged_as_each_stores_newest_price_per_product() -> None:
+    def page(store: str, at: datetime, *prices: tuple[str, int]) -> PricesScrapedPayload:
+        observations = tuple(PriceObservation(sku=s, price_cents=c, observed_at=at) for s, c in prices)
+        return PricesScrapedPayload(chain=CHAIN, store_id=store, source="scrape", observations=observations)
+
+    later = T0 + timedelta(hours=1)
+    rows = newest_rows(
+        [
+            page("s1", later, ("p1", 300), ("p2", 310)),
+            page("s1", T0, ("p1", 200), ("p3", 220)),  # later in the batch but older: p1 stays 300
+            page("s2", T0, ("p1", 200)),  # another store: its own row
+            page("s2", later, ("p1", 400)),
+        ]
+    )
+    assert sorted((r[1], r[2], r[3], r[6]) for r in rows) == [
+        ("s1", "p1", 300, later),
+        ("s1", "p2", 310, later),
+        ("s1", "p3", 220, T0),
+        ("s2", "p1", 400, later),
+    ]

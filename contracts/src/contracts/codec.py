@@ -41,12 +41,17 @@ def _header(headers: Mapping[str, str | bytes], name: str) -> str | None:
     return value
 
 
+_UTC_REQUIRED = "timestamp must be in UTC (offset +00:00 or Z)"
+
+
 def _summarise(error: ValidationError) -> str:
     """Render pydantic errors as `field.path: message; ...` without echoing input values."""
     parts = []
     for err in error.errors(include_input=False, include_url=False)[:10]:
         where = ".".join(str(p) for p in err["loc"]) or "<message>"
-        parts.append(f"{where}: {err['msg']}")
+        # pydantic's core checks the offset ("Timezone offset of 0 required"): say what the contract wants.
+        message = _UTC_REQUIRED if err["type"] == "timezone_offset" else err["msg"]
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
 

@@ -1,8 +1,9 @@
 """Version 1 of every pricestream event."""
 
-from typing import ClassVar, Literal
+from datetime import UTC, datetime
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from contracts.envelope import Contract, Event
 from contracts.types import (
@@ -16,6 +17,8 @@ from contracts.types import (
     StoreId,
     Text,
     UtcDatetime,
+    UtcInstant,
+    first_in_future,
 )
 
 MAX_OBSERVATIONS = 5_000
@@ -50,7 +53,8 @@ class PriceObservation(Contract):
         default=None, description="Regular price the shop shows during a special, in cents"
     )
     available: bool = Field(default=True, description="False when shown as out of stock")
-    observed_at: UtcDatetime
+    # Not checked against the clock here: the batch holding it checks all its prices at once.
+    observed_at: UtcInstant
     unit_price: StatedUnitPrice | None = Field(default=None, description="The shop's own unit price")
     multibuy: MultiBuy | None = Field(
         default=None, description="A multi-buy offer; price_cents stays the price of one"
@@ -81,6 +85,15 @@ class PricesScrapedPayload(Contract):
     run_id: str | None = Field(default=None, max_length=80, description="Scrape run, if any")
     page: PageRef | None = None
     observations: tuple[PriceObservation, ...] = Field(min_length=1, max_length=MAX_OBSERVATIONS)
+
+    @model_validator(mode="after")
+    def _observed_in_the_past(self) -> Self:
+        """Reject a batch with a price observed in the future (past the clock skew allowed)."""
+        # One clock read and one Python call per batch: a validator per price cost a third of decoding.
+        late = first_in_future((o.observed_at for o in self.observations), now=datetime.now(UTC))
+        if late is not None:
+            raise ValueError(f"observations.{late}.observed_at: timestamp is in the future")
+        return self
 
 
 class PricesScraped(Event):

@@ -10,7 +10,6 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from contracts.events import PriceObservation
 from contracts.events.v1 import PricesScrapedPayload
 from servicekit.db import Connection
 
@@ -181,6 +180,38 @@ def _rows_affected(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+StagedRow = tuple[str, str, str, int, int | None, bool, datetime]
+"""A row of incoming_prices: chain, store, sku, price, was price, availability, observed at."""
+
+_STAGED_COLUMNS = ("chain", "store_id", "sku", "price_cents", "was_price_cents", "available", "observed_at")
+
+# Empties the staging table as it merges (one scan of it), so no other transaction ever sees a
+# row of it. One statement may not touch a row twice: the staged rows are one per product already.
+_MERGE_STAGED = """
+    WITH staged AS (DELETE FROM incoming_prices RETURNING *)
+    INSERT INTO latest_prices AS p
+        (chain, store_id, sku, price_cents, was_price_cents, available, observed_at)
+    SELECT chain, store_id, sku, price_cents, was_price_cents, available, observed_at FROM staged
+    ON CONFLICT (chain, store_id, sku) DO UPDATE
+    SET price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents,
+        available = EXCLUDED.available, observed_at = EXCLUDED.observed_at
+    WHERE EXCLUDED.observed_at > p.observed_at"""
+
+
+def newest_rows(batches: Sequence[PricesScrapedPayload]) -> list[StagedRow]:
+    """Return each store's newest observation per product in the batches, as staging rows."""
+    newest: dict[tuple[str, str, str], StagedRow] = {}
+    for batch in batches:
+        chain, store_id = batch.chain, batch.store_id
+        for o in batch.observations:
+            key = (chain, store_id, o.sku)
+            held = newest.get(key)
+            if held is None or o.observed_at > held[6]:
+                row = (chain, store_id, o.sku, o.price_cents, o.was_price_cents, o.available, o.observed_at)
+                newest[key] = row
+    return list(newest.values())
+
+
 class PostgresGroupingRepository:
     """Raw SQL over one connection; the caller owns the transaction."""
 
@@ -192,47 +223,28 @@ class PostgresGroupingRepository:
     async def upsert_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> int:
         """Keep each product's latest price; an older observation never replaces a newer one.
 
-        Anchors' prices are first compared with the ones they replace (`anchor_changes`).
+        Anchors' prices are first compared with the ones they replace (`anchor_changes`); then
+        the batch is copied into `incoming_prices` and merged with one statement.
         """
-        # One statement may not touch a row twice: keep each store's newest observation per product.
-        newest: dict[tuple[str, str, str], PriceObservation] = {}
-        for batch in batches:
-            for o in batch.observations:
-                key = (batch.chain, batch.store_id, o.sku)
-                if key not in newest or o.observed_at > newest[key].observed_at:
-                    newest[key] = o
-        await self._count_anchor_changes(newest)
-        result: str = await self.conn.execute(
-            """INSERT INTO latest_prices AS p
-                   (chain, store_id, sku, price_cents, was_price_cents, available, observed_at)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[],
-                                    $6::boolean[], $7::timestamptz[])
-               ON CONFLICT (chain, store_id, sku) DO UPDATE
-               SET price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents,
-                   available = EXCLUDED.available, observed_at = EXCLUDED.observed_at
-               WHERE EXCLUDED.observed_at > p.observed_at""",
-            [chain for chain, _, _ in newest],
-            [store_id for _, store_id, _ in newest],
-            [sku for _, _, sku in newest],
-            [o.price_cents for o in newest.values()],
-            [o.was_price_cents for o in newest.values()],
-            [o.available for o in newest.values()],
-            [o.observed_at for o in newest.values()],
-        )
+        rows = newest_rows(batches)
+        await self._count_anchor_changes(rows)
+        await self.conn.copy_records_to_table("incoming_prices", records=rows, columns=_STAGED_COLUMNS)
+        result: str = await self.conn.execute(_MERGE_STAGED)
         return _rows_affected(result)
 
-    async def _count_anchor_changes(self, newest: dict[tuple[str, str, str], PriceObservation]) -> None:
+    async def _count_anchor_changes(self, rows: Sequence[StagedRow]) -> None:
         """Count, for each anchor priced here, how many stored prices newer ones compare with and change."""
-        stores = sorted({(chain, store_id) for chain, store_id, _ in newest})
-        rows = await self.conn.fetch(
+        stores = sorted({(row[0], row[1]) for row in rows})
+        found = await self.conn.fetch(
             """SELECT g.chain, g.anchor_store_id FROM unnest($1::text[], $2::text[]) AS s(chain, store_id)
                JOIN groups g ON g.chain = s.chain AND g.anchor_store_id = s.store_id""",
             [chain for chain, _ in stores],
             [store_id for _, store_id in stores],
         )
-        anchors = {(r["chain"], r["anchor_store_id"]) for r in rows}
-        # Few stores of a batch anchor a group: only their prices are compared.
-        priced = {key: o for key, o in newest.items() if key[:2] in anchors}
+        anchors = {(r["chain"], r["anchor_store_id"]) for r in found}
+        # Few stores of a batch anchor a group: only their prices are compared, passed as arrays
+        # (the staging table has no statistics a join of all of it could be planned on).
+        priced = [row for row in rows if (row[0], row[1]) in anchors]
         if not priced:
             return
         await self.conn.execute(
@@ -246,11 +258,11 @@ class PostgresGroupingRepository:
                      WHERE i.observed_at > p.observed_at
                      GROUP BY i.chain, i.store_id) AS c
                WHERE s.chain = c.chain AND s.store_id = c.store_id""",
-            [chain for chain, _, _ in priced],
-            [store_id for _, store_id, _ in priced],
-            [sku for _, _, sku in priced],
-            [o.price_cents for o in priced.values()],
-            [o.observed_at for o in priced.values()],
+            [row[0] for row in priced],
+            [row[1] for row in priced],
+            [row[2] for row in priced],
+            [row[3] for row in priced],
+            [row[6] for row in priced],
         )
 
     async def note_store_prices(
