@@ -11,6 +11,7 @@ import pytest
 
 from bargains.domain.bargains import (
     DEFAULT_POLICY,
+    Assessment,
     Policy,
     assess,
     cross_chain,
@@ -152,6 +153,18 @@ def test_a_was_price_charged_for_weeks_is_not_illusory() -> None:
 
     assert assessment.flags == ()
     assert [bargain.kind for bargain in assessment.bargains] == ["discount", "historical_low"]
+
+
+def test_a_price_never_seen_changed_is_neither_a_bargain_nor_flagged() -> None:
+    # A month of one price shown with a high was-price: nothing before it to measure against.
+    month = _daily([(300, 600)] * 30)
+    lenient = Policy(min_history=timedelta(0), min_regular=timedelta(0), claimed_discount=0.01)
+
+    assert len(month) == 1
+    assert assess(month, now=_at(29)) == assess(month, now=_at(29), policy=lenient) == Assessment()
+    # Measured against the run before it, the same price is both a discount and a low.
+    changed = _daily([(400, None)] * 20 + [(300, None)] * 10)
+    assert [b.kind for b in assess(changed, now=_at(29)).bargains] == ["discount", "historical_low"]
 
 
 def test_no_bargain_rests_on_a_price_older_than_the_freshness_window() -> None:

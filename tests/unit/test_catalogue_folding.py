@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
+from catalogue import service_layer
 from catalogue.domain.history import Segment, fold
 from catalogue.handlers import build_router
 from contracts import CODEC, Event, topic_for
@@ -231,3 +232,29 @@ async def test_an_expired_bargain_is_not_revived_by_a_late_announcement() -> Non
     bargain, expired = uow.repo.bargains["discount:c:s1:milk"]
     assert expired
     assert bargain.observed_at == NOW - timedelta(hours=2)
+
+
+async def test_a_batch_folds_like_its_events_one_by_one_whatever_their_order() -> None:
+    # Keys seen once, repeated, late inside a run, late before it, and at one instant twice.
+    rng = random.Random(9)
+    sightings = [(store, sku, rng.choice((300, 300, 280)), rng.randrange(48)) for store in ("s1", "s2")
+                 for sku in ("milk", "tea", "bread") for _ in range(rng.randrange(1, 6))]  # fmt: skip
+    rng.shuffle(sightings)
+    events = [_prices(store, sku, price, hours).payload for store, sku, price, hours in sightings]
+    batched, one_by_one = (
+        FakeUnitOfWork(InMemoryCatalogueRepository()),
+        FakeUnitOfWork(InMemoryCatalogueRepository()),
+    )
+    # Some history is there before: the batch extends, splits and bridges runs already stored.
+    for uow in (batched, one_by_one):
+        async with uow:
+            await service_layer.fold_prices(uow, events[:3])
+    async with batched:
+        await service_layer.fold_prices(batched, events[3:])
+    for event in events[3:]:
+        async with one_by_one:
+            await service_layer.fold_prices(one_by_one, [event])
+
+    assert batched.repo.history == one_by_one.repo.history
+    assert batched.repo.prices == one_by_one.repo.prices
+    assert sum(len(runs) for runs in batched.repo.history.values()) > len(batched.repo.history), "not vacuous"

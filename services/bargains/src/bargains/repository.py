@@ -8,7 +8,7 @@ from typing import Protocol
 import asyncpg
 
 from bargains.domain.bargains import median
-from bargains.domain.history import Label, PriceMove, Segment, SoldBy, utc_day
+from bargains.domain.history import NO_LABEL, Label, PriceMove, Segment, SoldBy, utc_day
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
 from contracts.events.v1 import StoreGroupChangedPayload
 from servicekit.db import Connection
@@ -23,7 +23,8 @@ class Product:
 
 
 # The bargains table's columns are named like the fields of a listed bargain.
-BARGAIN_COLUMNS = ", ".join(field.name for field in fields(ListedBargain))
+BARGAIN_FIELDS = tuple(field.name for field in fields(ListedBargain))
+BARGAIN_COLUMNS = ", ".join(BARGAIN_FIELDS)
 
 
 def bargain_from(row: asyncpg.Record) -> ListedBargain:
@@ -144,13 +145,18 @@ class PostgresBargainsRepository:
             [sku for _, sku in keys],
         )
         found: dict[Key, list[Segment]] = {}
-        for r in rows:
-            label = Label(
-                r["member_price_cents"], r["multibuy_quantity"], r["multibuy_total_cents"], r["sold_by"]
+        for store_id, sku, price, was, starts_at, ends_at, member, quantity, total, sold_by in rows:
+            # Most runs show no label: they share the empty one, which fold compares by identity.
+            label = (
+                NO_LABEL
+                if member is None and quantity is None and total is None and sold_by == "each"
+                else Label(member, quantity, total, sold_by)
             )
-            found.setdefault((r["store_id"], r["sku"]), []).append(
-                Segment(r["price_cents"], r["was_price_cents"], r["starts_at"], r["ends_at"], label)
-            )
+            segment = Segment(price, was, starts_at, ends_at, label)
+            if (held := found.get((store_id, sku))) is None:
+                found[store_id, sku] = [segment]
+            else:
+                held.append(segment)
         return {key: tuple(segments) for key, segments in found.items()}
 
     async def save_segments(self, *, chain: str, segments: Mapping[Key, Sequence[Segment]]) -> None:
@@ -367,30 +373,16 @@ class PostgresBargainsRepository:
         """Insert or update bargains; an unknown category keeps the one listed."""
         if not bargains:
             return
-        await self.conn.executemany(
-            """INSERT INTO bargains (bargain_id, chain, store_id, sku, category, kind, price_cents,
-                                     reference_cents, score, reason, observed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        await self.conn.execute(
+            f"""INSERT INTO bargains ({BARGAIN_COLUMNS})
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                    $6::text[], $7::int[], $8::int[], $9::float8[], $10::text[],
+                                    $11::timestamptz[])
                ON CONFLICT (bargain_id) DO UPDATE
                SET price_cents = EXCLUDED.price_cents, reference_cents = EXCLUDED.reference_cents,
                    score = EXCLUDED.score, reason = EXCLUDED.reason, observed_at = EXCLUDED.observed_at,
                    category = coalesce(EXCLUDED.category, bargains.category)""",
-            [
-                (
-                    b.bargain_id,
-                    b.chain,
-                    b.store_id,
-                    b.sku,
-                    b.category,
-                    b.kind,
-                    b.price_cents,
-                    b.reference_cents,
-                    b.score,
-                    b.reason,
-                    b.observed_at,
-                )
-                for b in bargains
-            ],
+            *([getattr(b, name) for b in bargains] for name in BARGAIN_FIELDS),
         )
 
     async def delete_bargains(self, *, bargain_ids: Sequence[str]) -> None:
@@ -400,20 +392,49 @@ class PostgresBargainsRepository:
         await self.conn.execute("DELETE FROM bargains WHERE bargain_id = ANY($1::text[])", list(bargain_ids))
 
     async def replace_flags(self, *, chain: str, keys: Sequence[Key], flags: Sequence[FlaggedPrice]) -> None:
-        """Replace the flags of (store, sku) pairs with new ones."""
-        await self.conn.execute(
-            """DELETE FROM flags f USING unnest($2::text[], $3::text[]) AS k(store_id, sku)
-               WHERE f.chain = $1 AND f.store_id = k.store_id AND f.sku = k.sku""",
+        """Replace the flags of (store, sku) pairs with new ones.
+
+        The stores' flags are read (a range of the primary key per store: few rows, most prices
+        have none) and only those that differ are written: deleting by every pair probed the
+        index once per price of the batch.
+        """
+        replaced = set(keys)
+        held = await self.conn.fetch(
+            """SELECT store_id, sku, kind, reason, observed_at FROM flags
+               WHERE chain = $1 AND store_id = ANY($2::text[])""",
             chain,
-            [store_id for store_id, _ in keys],
-            [sku for _, sku in keys],
+            sorted({store_id for store_id, _ in replaced}),
         )
-        if not flags:
+        known = {
+            (r["store_id"], r["sku"], r["kind"]): (r["reason"], r["observed_at"])
+            for r in held
+            if (r["store_id"], r["sku"]) in replaced
+        }
+        wanted = {(f.store_id, f.sku, f.kind) for f in flags}
+        gone = [key for key in known if key not in wanted]
+        if gone:
+            await self.conn.execute(
+                """DELETE FROM flags f
+                   USING unnest($2::text[], $3::text[], $4::text[]) AS k(store_id, sku, kind)
+                   WHERE f.chain = $1 AND f.store_id = k.store_id AND f.sku = k.sku AND f.kind = k.kind""",
+                chain,
+                *(list(column) for column in zip(*gone, strict=True)),
+            )
+        written = [f for f in flags if known.get((f.store_id, f.sku, f.kind)) != (f.reason, f.observed_at)]
+        if not written:
             return
-        await self.conn.executemany(
+        # Two flags of one kind for one price fail here as the plain INSERT did: a row affected twice.
+        await self.conn.execute(
             """INSERT INTO flags (chain, store_id, sku, kind, reason, observed_at)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            [(chain, f.store_id, f.sku, f.kind, f.reason, f.observed_at) for f in flags],
+               SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+               ON CONFLICT (chain, store_id, sku, kind) DO UPDATE
+               SET reason = EXCLUDED.reason, observed_at = EXCLUDED.observed_at""",
+            chain,
+            [f.store_id for f in written],
+            [f.sku for f in written],
+            [f.kind for f in written],
+            [f.reason for f in written],
+            [f.observed_at for f in written],
         )
 
     async def forget_empty_price_counts(self) -> int:

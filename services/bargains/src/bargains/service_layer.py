@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bargains.domain.bargains import Policy
-from bargains.domain.history import NO_LABEL, Label, Segment, count_moves, fold
+from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, count_moves, fold
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
 from bargains.repository import BargainsRepository, Product
 from contracts.events import BargainsChanged
@@ -119,27 +119,36 @@ async def _fold_chain(
 ) -> None:
     """Fold one chain's batches, in order, with a fixed number of statements however many."""
     repo = uow.repo
-    keys = list(dict.fromkeys((batch.store_id, o.sku) for batch in batches for o in batch.observations))
-    histories = await repo.histories(chain=chain, keys=keys)
-    before = dict(histories)
+    # One pass for what each key and product took last: a key's category, a product's way of selling.
     categories: dict[Key, str | None] = {}
+    sold_by: dict[str, SoldBy] = {}
     for batch in batches:
         category = batch.page.category if batch.page else None
+        store_id = batch.store_id
         for o in batch.observations:
-            key = (batch.store_id, o.sku)
+            categories[store_id, o.sku] = category
+            sold_by[o.sku] = o.sold_by
+    keys = list(categories)  # in the order first seen
+    histories = await repo.histories(chain=chain, keys=keys)
+    before = dict(histories)
+    for batch in batches:
+        store_id = batch.store_id
+        for o in batch.observations:
+            key = (store_id, o.sku)
+            history = histories.get(key, ())
+            if history and o.observed_at <= history[-1].ends_at:
+                continue  # what fold does with an older or repeated sighting, without the call
             histories[key] = fold(
-                histories.get(key, ()),
+                history,
                 price_cents=o.price_cents,
                 was_price_cents=o.was_price_cents,
                 observed_at=o.observed_at,
                 label=label_of(o),
             )
-            categories[key] = category
-    changed = [key for key in keys if histories[key] != before.get(key, ())]
+    # fold returns the very history it keeps, so a history it changed is another object.
+    changed = [key for key in keys if histories[key] is not before.get(key)]
     # Cross-chain comparisons pair prices sold the same way: each product's latest way is kept.
-    await repo.save_sold_by(
-        chain=chain, sold_by={o.sku: o.sold_by for batch in batches for o in batch.observations}
-    )
+    await repo.save_sold_by(chain=chain, sold_by=sold_by)
     # fold only extends a history's newest segment or appends one: older segments never change.
     await repo.save_segments(
         chain=chain, segments={key: new_segments(before.get(key, ()), histories[key]) for key in changed}

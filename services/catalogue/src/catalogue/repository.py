@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from catalogue.domain.history import Segment
 from contracts.events.v1 import Bargain, StoreGroupChangedPayload, Substitute
@@ -30,9 +30,12 @@ class ProductRow:
     observed_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class PriceRow:
-    """What a store charged for a product at its newest sighting."""
+class PriceRow(NamedTuple):
+    """What a store charged for a product at its newest sighting.
+
+    A named tuple, not a dataclass: one is built per price folded (a third of the cost of a
+    frozen dataclass), and its fields are the table's columns in order (PRICE_COLUMNS).
+    """
 
     chain: str
     store_id: str
@@ -139,7 +142,8 @@ class PostgresCatalogueRepository:
                 ON CONFLICT (chain, store_id, sku) DO UPDATE SET
                     {", ".join(f"{c} = EXCLUDED.{c}" for c in columns[3:])}
                 WHERE prices.observed_at < EXCLUDED.observed_at""",
-            *([getattr(p, c) for p in prices] for c in columns),
+            # The rows are tuples in column order: transposed into one array per column at once.
+            *(list(column) for column in zip(*prices, strict=True)),
         )
         stores = sorted({(p.chain, p.store_id) for p in prices})
         await self.conn.execute(
@@ -161,10 +165,12 @@ class PostgresCatalogueRepository:
             *(list(column) for column in zip(*keys, strict=True)),
         )
         found: dict[Key, list[Segment]] = {}
-        for r in rows:
-            found.setdefault((r["chain"], r["store_id"], r["sku"]), []).append(
-                Segment(r["starts_at"], r["ends_at"], r["price_cents"], r["was_price_cents"])
-            )
+        for chain, store_id, sku, starts_at, ends_at, price_cents, was_price_cents in rows:
+            segment = Segment(starts_at, ends_at, price_cents, was_price_cents)
+            if (held := found.get((chain, store_id, sku))) is None:
+                found[chain, store_id, sku] = [segment]
+            else:
+                held.append(segment)
         return {key: tuple(segments) for key, segments in found.items()}
 
     async def save_segments(

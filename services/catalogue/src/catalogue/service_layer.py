@@ -23,7 +23,12 @@ from servicekit.unit_of_work import Work
 
 def price_row(chain: str, store_id: str, o: PriceObservation) -> PriceRow:
     """Return the current-price row of one observation."""
-    stated = o.unit_price
+    stated, multibuy = o.unit_price, o.multibuy
+    if stated is None and multibuy is None:  # most prices: no nested parts to read
+        return PriceRow(
+            chain, store_id, o.sku, o.price_cents, o.was_price_cents, o.available, o.member_price_cents,
+            None, None, o.sold_by, None, None, None, None, o.observed_at,
+        )  # fmt: skip
     return PriceRow(
         chain=chain,
         store_id=store_id,
@@ -32,8 +37,8 @@ def price_row(chain: str, store_id: str, o: PriceObservation) -> PriceRow:
         was_price_cents=o.was_price_cents,
         available=o.available,
         member_price_cents=o.member_price_cents,
-        multibuy_quantity=o.multibuy.quantity if o.multibuy else None,
-        multibuy_total_cents=o.multibuy.total_cents if o.multibuy else None,
+        multibuy_quantity=multibuy.quantity if multibuy else None,
+        multibuy_total_cents=multibuy.total_cents if multibuy else None,
         sold_by=o.sold_by,
         stated_cents=stated.cents if stated else None,
         stated_quantity=stated.quantity if stated else None,
@@ -62,33 +67,47 @@ def product_row(product: ProductObservedPayload) -> ProductRow:
 
 async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesScrapedPayload]) -> None:
     """Fold batches of prices into current prices and change-only history, in a fixed number of statements."""
-    newest: dict[Key, PriceRow] = {}
-    sightings: list[PriceRow] = []
+    # The newest sighting of each key is its current price; a key seen more than once in the
+    # batches (rare) also keeps its other sightings, which history folds in arrival order.
+    newest: dict[Key, PriceObservation] = {}
+    again: dict[Key, list[PriceObservation]] = {}
     for batch in batches:
+        chain, store_id = batch.chain, batch.store_id
         for o in batch.observations:
-            row = price_row(batch.chain, batch.store_id, o)
-            sightings.append(row)
-            held = newest.get(row.key)
-            if held is None or held.observed_at < row.observed_at:
-                newest[row.key] = row
-    await uow.repo.save_prices(list(newest.values()))
+            key = (chain, store_id, o.sku)
+            held = newest.get(key)
+            if held is None:
+                newest[key] = o
+                continue
+            again.setdefault(key, [held]).append(o)
+            if held.observed_at < o.observed_at:
+                newest[key] = o
+    await uow.repo.save_prices([price_row(chain, store_id, o) for (chain, store_id, _), o in newest.items()])
     before = await uow.repo.histories(list(newest))
-    after = dict(before)
-    for row in sightings:
-        after[row.key] = fold(
-            after.get(row.key, ()),
-            price_cents=row.price_cents,
-            was_price_cents=row.was_price_cents,
-            observed_at=row.observed_at,
-        )
     # Only the runs that changed are written: a sighting of the same price moves one run's end.
     written: list[tuple[Key, Segment]] = []
     removed: list[tuple[Key, datetime]] = []
-    for key, history in after.items():
-        old = {s.starts_at: s for s in before.get(key, ())}
-        new = {s.starts_at for s in history}
-        written += [(key, s) for s in history if old.get(s.starts_at) != s]
-        removed += [(key, at) for at in old if at not in new]
+    for key, o in newest.items():
+        old = before.get(key, ())
+        if key not in again and (not old or o.observed_at > old[-1].ends_at):
+            # The usual case, one sighting newer than every run: it extends the last or starts one.
+            history = fold(
+                old, price_cents=o.price_cents, was_price_cents=o.was_price_cents, observed_at=o.observed_at
+            )
+            written.append((key, history[-1]))
+            continue
+        history = old
+        for sighting in again.get(key, [o]):
+            history = fold(
+                history,
+                price_cents=sighting.price_cents,
+                was_price_cents=sighting.was_price_cents,
+                observed_at=sighting.observed_at,
+            )
+        runs = {s.starts_at: s for s in old}
+        starts = {s.starts_at for s in history}
+        written += [(key, s) for s in history if runs.get(s.starts_at) != s]
+        removed += [(key, at) for at in runs if at not in starts]
     await uow.repo.save_segments(written, removed)
 
 

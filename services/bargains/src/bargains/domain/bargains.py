@@ -76,6 +76,9 @@ class Assessment:
     flags: tuple[Flag, ...] = ()
 
 
+NOTHING = Assessment()
+
+
 class _Regular(NamedTuple):
     """A regular price and on how many days of its reference period it was charged."""
 
@@ -88,6 +91,10 @@ def assess(history: tuple[Segment, ...], *, now: datetime, policy: Policy = DEFA
     if not history or now - history[-1].ends_at > policy.freshness:
         return Assessment()
     history = _sold_alike(history)
+    if len(history) == 1:
+        # A price never seen changed has nothing before it to be measured against: no regular
+        # price, no raise behind a was-price, no earlier low. Most prices, so it is said early.
+        return NOTHING
     current = history[-1]
     since = current.starts_at.date()
     regular = _regular(history, since, policy)

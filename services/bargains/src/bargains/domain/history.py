@@ -11,7 +11,7 @@
   which keeps a projection deterministic for a given event order.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal
 
@@ -57,7 +57,9 @@ def fold(
     if observed_at <= last.ends_at:
         return history
     if (last.price_cents, last.was_price_cents, last.label) == (price_cents, was_price_cents, label):
-        return (*history[:-1], replace(last, ends_at=observed_at))
+        # Built directly rather than by dataclasses.replace: this runs once per price folded.
+        extended = Segment(last.price_cents, last.was_price_cents, last.starts_at, observed_at, last.label)
+        return (*history[:-1], extended)
     return (*history, Segment(price_cents, was_price_cents, observed_at, observed_at, label))
 
 

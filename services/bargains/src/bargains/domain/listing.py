@@ -66,6 +66,9 @@ class Listing:
     flags: tuple[FlaggedPrice, ...] = ()
 
 
+NOTHING = Listing()
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """A bargain that appeared, changed or expired."""
@@ -102,6 +105,8 @@ def listing_of(
         reason = f"suspicious: {latest.price_cents} cents against a median of {chain_median:.0f} cents"
         return Listing(flags=(FlaggedPrice(store_id, sku, "outlier", reason, latest.ends_at),))
     assessment = assess(history, now=now, policy=policy)
+    if elsewhere is None and not assessment.bargains and not assessment.flags:
+        return NOTHING  # most prices: no Listing built per price
     found = list(assessment.bargains)
     if elsewhere is not None and not assessment.flags:
         cheaper = cross_chain(
@@ -146,18 +151,22 @@ def listings_of(
 ) -> Listing:
     """Judge the current prices of products at stores of a chain, given the chain's medians and others'."""
     found = [
-        listing_of(
-            chain,
-            store,
-            sku,
-            history,
-            category=categories.get((store, sku)),
-            chain_median=medians.get(sku),
-            elsewhere=others.get(sku),
-            now=now,
-            policy=policy,
-        )
+        listing
         for (store, sku), history in histories.items()
+        if (
+            listing := listing_of(
+                chain,
+                store,
+                sku,
+                history,
+                category=categories.get((store, sku)),
+                chain_median=medians.get(sku),
+                elsewhere=others.get(sku),
+                now=now,
+                policy=policy,
+            )
+        )
+        is not NOTHING
     ]
     return Listing(
         bargains=tuple(b for listing in found for b in listing.bargains),

@@ -31,7 +31,9 @@ def fold(
         # The usual case, a sighting newer than every run: only the last run is looked at.
         last = segments[-1]
         if last.same_price(*price):
-            return (*segments[:-1], replace(last, ends_at=observed_at))
+            # Built directly rather than by dataclasses.replace: this runs once per price folded.
+            extended = Segment(last.starts_at, observed_at, last.price_cents, last.was_price_cents)
+            return (*segments[:-1], extended)
         return (*segments, Segment(observed_at, observed_at, *price))
     before = [s for s in segments if s.ends_at < observed_at]
     after = [s for s in segments if s.starts_at > observed_at]
