@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from substitutions.domain.catalogue import Catalogue, Description, ProductKey, SubstituteRow, known_brands
@@ -19,6 +20,7 @@ from substitutions.domain.products import (
     size_ratio,
     sizes_compatible,
     strip_sizes,
+    variant_mask,
 )
 from substitutions.embeddings import Vectors
 from tests.fakes.substitutions import HashingEncoder, list_of
@@ -569,6 +571,68 @@ def test_two_chains_house_brands_of_one_kind_and_size_are_another_brand_not_one(
     assert links == [("L3", "unimarkt", "u")]
 
 
+def test_a_maker_and_its_line_named_in_the_other_listing_are_one_brand() -> None:
+    coles = _product("coles", "c", "Yopro Vanilla Yoghurt 700g", brand="Danone")
+    woolworths = _product("woolworths", "w", "Yopro Danone Vanilla Yoghurt 700g", brand="Yopro")
+    other = _product("woolworths", "o", "Jalna Vanilla Yoghurt 700g", brand="Jalna")
+
+    links = _links(_index(coles, woolworths, other), "coles", "c")
+
+    assert _at(links, "L1", "L2") == {("woolworths", "w")}
+    assert ("woolworths", "o") in _at(links, "L3")
+
+
+def test_a_brand_the_other_shop_leaves_out_or_writes_possessive_is_still_its_brand() -> None:
+    breeze = _product("coles", "b", "Almond Breeze Unsweetened Almond Milk 1L", brand="Blue Diamond")
+    unnamed = _product("woolworths", "b", "Almond Breeze Unsweetened Almond Milk 1L")
+    soup = _product("coles", "s", "Peri Peri Chicken Soup 420g", brand="Whitlocks")
+    possessive = _product("woolworths", "s", "F. Whitlock & Sons Peri Peri Chicken Soup 420g")
+    plain = _product("woolworths", "p", "Unsweetened Almond Milk 1L")
+    index = _index(breeze, unnamed, soup, possessive, plain)
+
+    assert _at(_links(index, "coles", "b"), "L1", "L2") == {("woolworths", "b")}
+    assert _at(_links(index, "coles", "s"), "L1", "L2") == {("woolworths", "s")}
+    # Another name without the brand is not thereby its item: "Unsweetened Almond Milk" is any brand's.
+    assert ("woolworths", "p") not in _at(_links(index, "coles", "b"), "L1", "L2")
+
+
+def test_l2_candidates_include_those_a_product_keeps_out_of_its_own_list() -> None:
+    index = _index(
+        _milk("freshmart", "plain"),
+        _milk("freshmart", "renamed", name="Pauls Milk Full Cream Dairy 2L"),
+        _milk("valueway", "new", name="Pauls Milk Full Cream Dairy 2L"),
+    )
+    new = index.position("valueway", "new")
+    plain = index.position("freshmart", "plain")
+    assert new is not None
+    assert plain is not None
+
+    # Its own list names only its identical listing at freshmart, yet the plain one is alike enough
+    # to take it as L2 (were it not listed there already): a new product recomputes both lists.
+    assert _at(_links(index, "valueway", "new"), "L1", "L2") == {("freshmart", "renamed")}
+    assert plain in index.near_identical_candidates(new, Policy())
+
+
+def test_a_two_word_variant_counts_as_one_difference_and_origin_is_no_variant() -> None:
+    assert variant_mask("blueberry low fat muffin mix") ^ variant_mask(
+        "blueberry muffin mix"
+    ) == variant_mask("low fat")
+    assert bin(variant_mask("low fat")).count("1") == 1
+    assert bin(variant_mask("organic light")).count("1") == 2
+    assert variant_mask("australian pitted prunes") == variant_mask("prunes pitted") == 0
+
+
+def test_a_product_of_its_chain_or_a_learned_house_brand_is_of_its_own_brand() -> None:
+    own = {"essentials"}
+    named = parse_product(chain="coles", sku="1", name="Frozen Peas", brand="Coles", own_brands=own)
+    learned = parse_product(
+        chain="woolworths", sku="2", name="Essentials Frozen Peas", brands=own, own_brands=own
+    )
+    maker = parse_product(chain="woolworths", sku="3", name="McCain Peas", brand="McCain", own_brands=own)
+
+    assert (named.own_brand, learned.own_brand, maker.own_brand) == (True, True, False)
+
+
 def test_listings_without_a_brand_are_one_item_only_when_their_names_are_the_same_letters() -> None:
     index = _index(
         _product("hofer", "h", "HAPPY HARVEST Semmelbrösel 1kg"),
@@ -593,6 +657,39 @@ def test_trigrams_offer_a_compound_written_apart_that_the_embedding_misses() -> 
     assert _links(index, "hofer", "h", policy=Policy(ngram_weight=0.5, l3_min_similarity=0.0)) == [
         ("L3", "unimarkt", "u")
     ]
+
+
+def test_l3_features_are_what_its_score_weighs_and_the_score_never_exceeds_the_blend() -> None:
+    policy = Policy(ngram_weight=0.3, l3_size_weight=0.2, l3_variant_penalty=0.05)
+    milk = _product("hofer", "h", "Milfina Vollmilch 1l", brand="Milfina")
+    index = Index(dimensions=ENCODER.dimensions, ngram_weight=policy.ngram_weight)
+    others = [
+        _product("unimarkt", "same", "Jeden Tag Vollmilch 1l", brand="Jeden Tag"),
+        _product("unimarkt", "big", "Jeden Tag Vollmilch Light 2l", brand="Jeden Tag"),
+        _product("unimarkt", "own", "Milfina Vollmilch 0,5l", brand="Milfina"),
+        _product("unimarkt", "bag", "Jeden Tag Vollmilch 12 Stk", brand="Jeden Tag"),
+    ]
+    for product in (milk, *others):
+        index.put(product, ENCODER.encode(["vollmilch"])[0])
+    found = {index.products[m.other].sku: m for m in index.find([0], policy)[0] if m.level == "L3"}
+
+    features = index.l3_features(0, np.arange(1, 5))
+
+    meaning, letters, doublings = features["meaning"], features["letters"], features["doublings"]
+    assert meaning == pytest.approx([1.0] * 4, abs=1e-5)
+    assert letters[0] == pytest.approx(1.0, abs=1e-5)
+    assert letters[1] < 1.0
+    assert list(doublings[:3]) == pytest.approx([0.0, 1.0, 1.0])
+    assert doublings[3] == np.inf
+    assert list(features["tier"]) == [0, 0, 0, 0]
+    assert list(features["variant"]) == [0, 1, 0, 0]
+    assert list(features["eligible"]) == [1, 1, 0, 0]  # the same brand, and a count against a volume
+    weight = policy.ngram_weight
+    for at, sku in ((0, "same"), (1, "big")):
+        blend = (1 - weight) * meaning[at] + weight * letters[at]
+        penalty = policy.l3_size_weight * doublings[at] + policy.l3_variant_penalty * features["variant"][at]
+        assert found[sku].score == pytest.approx(blend - penalty, abs=1e-4)
+        assert found[sku].score <= blend + 1e-4
 
 
 # --- catalogue ---------------------------------------------------------------------------------

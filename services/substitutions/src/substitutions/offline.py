@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from substitutions.domain.catalogue import Catalogue, Description, known_brands
+from substitutions.domain.catalogue import Catalogue, Description
 from substitutions.domain.evaluation import GoldPair, Ranked
 from substitutions.domain.matching import LEVELS, Level, Policy
 from substitutions.embeddings import Encoder, Vectors
@@ -49,18 +49,7 @@ def match_lists(
 ) -> list[Candidate]:
     """Rank, for each left product, the right products at each level (L1 first, best score first)."""
     left, right = _distinct(left), _distinct(right)
-    if {d.chain for d in left} & {d.chain for d in right}:
-        raise ValueError("the two lists must name different chains")
-    catalogue = Catalogue(dimensions=encoder.dimensions, policy=policy, brands=known_brands([*left, *right]))
-    products = [catalogue.parse(description) for description in [*left, *right]]
-    kinds = sorted({product.kind for product in products})
-    vectors: dict[str, Vectors] = {}
-    for start in range(0, len(kinds), chunk * 2):
-        batch = kinds[start : start + chunk * 2]
-        vectors |= dict(zip(batch, encoder.encode(batch), strict=True))
-        if progress is not None:
-            progress("encoding", min(start + len(batch), len(kinds)), len(kinds))
-    catalogue.load(products, (vectors[p.kind] for p in products))
+    catalogue = build_catalogue(left, right, encoder=encoder, policy=policy, progress=progress, chunk=chunk)
     by_key = {(d.chain, d.sku): d for d in [*left, *right]}
     right_chain = right[0].chain if right else ""
     candidates: list[Candidate] = []
@@ -84,6 +73,32 @@ def match_lists(
         if progress is not None:
             progress("matching", positions[-1] + 1, len(left))
     return candidates
+
+
+def build_catalogue(
+    left: Sequence[Description],
+    right: Sequence[Description],
+    *,
+    encoder: Encoder,
+    policy: Policy,
+    progress: Progress | None = None,
+    chunk: int = 512,
+) -> Catalogue:
+    """Parse and embed both lists (left first, each product once) into a catalogue, without lists."""
+    left, right = _distinct(left), _distinct(right)
+    if {d.chain for d in left} & {d.chain for d in right}:
+        raise ValueError("the two lists must name different chains")
+    catalogue = Catalogue.learning([*left, *right], dimensions=encoder.dimensions, policy=policy)
+    products = [catalogue.parse(description) for description in [*left, *right]]
+    kinds = sorted({product.kind for product in products})
+    vectors: dict[str, Vectors] = {}
+    for start in range(0, len(kinds), chunk * 2):
+        batch = kinds[start : start + chunk * 2]
+        vectors |= dict(zip(batch, encoder.encode(batch), strict=True))
+        if progress is not None:
+            progress("encoding", min(start + len(batch), len(kinds)), len(kinds))
+    catalogue.load(products, (vectors[p.kind] for p in products))
+    return catalogue
 
 
 def ranked_by_left(candidates: Sequence[Candidate]) -> dict[str, list[Ranked]]:

@@ -21,7 +21,7 @@ from contracts import Event
 from contracts.events import SubstitutionsChanged
 from contracts.events.v1 import Substitute, SubstitutionsChangedPayload
 from servicekit.unit_of_work import UnitOfWorkFactory, Work
-from substitutions.domain.catalogue import Catalogue, Description, ProductKey, SubstituteRow, known_brands
+from substitutions.domain.catalogue import Catalogue, Description, ProductKey, SubstituteRow
 from substitutions.domain.matching import Policy
 from substitutions.embeddings import Encoder, Vectors
 from substitutions.repository import SubstitutionsRepository
@@ -195,9 +195,7 @@ class Matcher:
         """Build a catalogue of every stored product, encoding the names the cache lacks."""
         encoder = self._encoder()
         descriptions = await repo.products()
-        catalogue = Catalogue(
-            dimensions=encoder.dimensions, policy=self.policy, brands=known_brands(descriptions)
-        )
+        catalogue = Catalogue.learning(descriptions, dimensions=encoder.dimensions, policy=self.policy)
         products = [catalogue.parse(description) for description in descriptions]
         kinds = sorted({product.kind for product in products})
         cached = await repo.cached_vectors(model=encoder.model_name, texts=kinds)

@@ -48,11 +48,19 @@ class Description:
     """The category on pricestream's shared tree (dairy/cheese), the same at every chain."""
 
 
-def known_brands(descriptions: Iterable[Description]) -> set[str]:
-    """Collect the brands shops name, the chains' (store brands carry them) and the house brands learned."""
+def known_brands(descriptions: Iterable[Description], *, own: Iterable[str] | None = None) -> set[str]:
+    """Collect the brands shops name, the chains' (store brands carry them) and the house brands learned.
+
+    `own`: the house brands when already learned (`own_brands`), so they are not learned twice.
+    """
     held = list(descriptions)
     brands: set[str] = set().union(*(_named_brands(description) for description in held))
-    return brands | house_brands((d.chain, d.name, d.brand) for d in held)
+    return brands | (own_brands(held) if own is None else set(own))
+
+
+def own_brands(descriptions: Iterable[Description]) -> set[str]:
+    """Return the house brands learned from the names: each of one chain only (the chains' names aside)."""
+    return house_brands((d.chain, d.name, d.brand) for d in descriptions)
 
 
 def _named_brands(description: Description) -> set[str]:
@@ -66,13 +74,23 @@ def _named_brands(description: Description) -> set[str]:
 class Catalogue:
     """Every product with its embedding and its current list of substitutes."""
 
-    def __init__(self, *, dimensions: int, policy: Policy, brands: Iterable[str] = ()) -> None:
+    def __init__(
+        self, *, dimensions: int, policy: Policy, brands: Iterable[str] = (), own: Iterable[str] = ()
+    ) -> None:
         self.policy = policy
         self.index = Index(dimensions=dimensions, ngram_weight=policy.ngram_weight)
         self.brands = set(brands)
+        self.own = set(own)
+        """The house brands learned: a product of one is of its chain's own brand (as one named after it)."""
         self.lists: dict[int, list[SubstituteRow]] = {}
         self._pointing_in: dict[int, set[int]] = defaultdict(set)
         self._floor = np.zeros(0, dtype=np.float32)
+
+    @classmethod
+    def learning(cls, descriptions: Sequence[Description], *, dimensions: int, policy: Policy) -> "Catalogue":
+        """Return an empty catalogue that knows the brands and house brands of these descriptions."""
+        own = own_brands(descriptions)
+        return cls(dimensions=dimensions, policy=policy, brands=known_brands(descriptions, own=own), own=own)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -90,6 +108,7 @@ class Catalogue:
             barcode=description.barcode,
             shared_category=description.shared_category,
             brands=self.brands,
+            own_brands=self.own,
         )
 
     def load(self, products: Sequence[ParsedProduct], vectors: Iterable[Vectors]) -> None:
@@ -102,6 +121,8 @@ class Catalogue:
         at = self.index.put(product, vector)
         own = self.index.find([at], self.policy)[at]
         affected = {match.other for match in own} | self._pointing_in.get(at, set())
+        # Those whose best same item at its chain it may now be, though its own list keeps another.
+        affected |= self.index.near_identical_candidates(at, self.policy)
         # Those it would now displace from their L3/L4 lists: alike above their weakest entry, or
         # level with it once rounded (equal scores rank by tie key, so a newcomer may win the tie).
         floors = self._floors()

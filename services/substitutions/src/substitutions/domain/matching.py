@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz, process
 
+from substitutions.domain import weights
 from substitutions.domain.products import (
     ParsedProduct,
     Size,
@@ -54,11 +55,14 @@ class Policy:
     l2_unbranded_min: float = 0.9
     l3_min_similarity: float = 0.55
     l3_max_size_ratio: float = 2.0
-    l3_size_weight: float = 0.3
-    l3_variant_penalty: float = 0.1
-    l4_min_similarity: float = 0.45
-    ngram_weight: float = 0.4
-    """The trigrams' share of how alike two names are; an `Index` takes it when it is made."""
+    l3_size_weight: float = weights.SIZE_PER_DOUBLING
+    l3_variant_penalty: float = weights.PER_VARIANT_WORD
+    l3_tier_penalty: float = weights.OTHER_TIER
+    l4_min_similarity: float = 0.4
+    ngram_weight: float = weights.NGRAM_WEIGHT
+    """The trigrams' share of how alike two names are; an `Index` takes it when it is made.
+
+    L3's weights (this, size, variant and tier) are in `weights`, with how they were chosen."""
     keep: tuple[tuple[Level, int], ...] = (("L1", 10), ("L2", 5), ("L3", 10), ("L4", 10))
     chunk: int = 1024
     shortlist: int = 96
@@ -105,7 +109,7 @@ class Index:
         self._vectors = np.zeros((64, self.dimensions + NGRAM_DIMENSIONS), dtype=np.float32)
         self._columns = {
             name: np.zeros(64, dtype=np.float64 if name == "amount" else np.int64)
-            for name in ("chain", "brand", "variant", "category", "dimension", "amount", "tie")
+            for name in ("chain", "brand", "own", "variant", "category", "dimension", "amount", "tie")
         }
 
     def __len__(self) -> int:
@@ -152,6 +156,7 @@ class Index:
         columns = self._columns
         columns["chain"][at] = _code(self._chains, product.chain)
         columns["brand"][at] = _code(self._brands, product.brand_key) if product.brand else -1
+        columns["own"][at] = product.own_brand
         columns["variant"][at] = variant_mask(product.title)
         columns["category"][at] = _code(self._categories, product.category) if product.category else -1
         size = product.size
@@ -218,10 +223,29 @@ class Index:
         other_chain = self.products[other].chain
         return other_chain != chain and (within is None or other_chain == within)
 
+    def near_identical_candidates(self, at: int, policy: Policy) -> set[int]:
+        """Return every product that may take this one as its same item under another name (L2).
+
+        Alike enough, of one brand and size, before each chain keeps its best: whose L2 lists a
+        new product may change, though it keeps none of them in its own list.
+        """
+        found = self._near_identical([at], policy, {at: {at}}, None, every=True)
+        return {match.other for match in found.get(at, ())}
+
     def _near_identical(
-        self, queries: Sequence[int], policy: Policy, taken: dict[int, set[int]], within: int | None
+        self,
+        queries: Sequence[int],
+        policy: Policy,
+        taken: dict[int, set[int]],
+        within: int | None,
+        *,
+        every: bool = False,
     ) -> dict[int, list[Match]]:
-        """Return the same items under other names: fuzzy names inside blocks of equal size."""
+        """Return the same items under other names: fuzzy names inside blocks of equal size.
+
+        `every`: all candidates, before items listed at the query's chain already are left out
+        and each chain keeps its best.
+        """
         found: dict[int, list[Match]] = defaultdict(list)
         by_bucket: dict[int, list[int]] = defaultdict(list)
         for query in queries:
@@ -239,12 +263,10 @@ class Index:
             if within is not None:
                 candidates = candidates[columns["chain"][candidates] == within]
             rows = np.asarray(block, dtype=np.int64)
-            # Cheap column tests first, so names are compared only where the item could be the same.
-            brand_q, brand_c = columns["brand"][rows][:, None], columns["brand"][candidates][None, :]
-            possible = (
-                (columns["chain"][rows][:, None] != columns["chain"][candidates][None, :])
-                & ((brand_q == brand_c) | (brand_q < 0) | (brand_c < 0))
-                & (_size_ratios(self, rows[:, None], candidates[None, :]) <= 1 + policy.l2_size_tolerance)
+            # Cheap column tests first, so names are compared only where the item could be the same;
+            # brands are judged pair by pair after (a maker and its line are one brand).
+            possible = (columns["chain"][rows][:, None] != columns["chain"][candidates][None, :]) & (
+                _size_ratios(self, rows[:, None], candidates[None, :]) <= 1 + policy.l2_size_tolerance
             )
             keep = possible.any(axis=0)
             candidates, possible = candidates[keep], possible[:, keep]
@@ -277,10 +299,12 @@ class Index:
                         continue
                     if _distinct_items(self.products[query], self.products[other]):
                         continue
-                    if self._identical_elsewhere(other, query, policy):
+                    if not every and self._identical_elsewhere(other, query, policy):
                         continue
                     reason = f"same size, names {fuzzy[i, j]:.0f}% alike"
                     found[query].append(Match("L2", other, round(float(score[i, j]), 4), reason))
+        if every:
+            return found
         return {query: _best_per_chain(matches, self, policy.limit("L2")) for query, matches in found.items()}
 
     def _meaning(self, rows: npt.NDArray[np.int64], others: npt.NDArray[np.int64]) -> Vectors:
@@ -302,17 +326,21 @@ class Index:
         return any(p != query and self.products[p].chain == chain for p in partners)
 
     def _brand_shared(self, query: int, other: int, policy: Policy) -> bool:
-        """Tell whether two listings can be one brand's: equal, or the known brand in the other title."""
+        """Tell whether two listings can be one brand's: equal, one named in the other, or one name."""
         a, b = self.products[query], self.products[other]
         if a.brand and b.brand:
-            return a.brand_key == b.brand_key
+            # A maker and its line ("Danone" and "Yopro Danone ..."): one brand's words in the other's name.
+            return a.brand_key == b.brand_key or _names(a.brand, b.title) or _names(b.brand, a.title)
         if not a.brand and not b.brand:
             # Two listings without a brand are not thereby of one brand (two house brands, unnamed,
             # differ in their first words): only names of the same letters can be the same item.
-            joined = fuzz.ratio("".join(a.title.split()), "".join(b.title.split()))
-            return joined >= 100 * policy.l2_unbranded_min
+            return _same_letters(a.title, b.title, policy.l2_unbranded_min)
         known, unknown = (a, b) if a.brand else (b, a)
-        return known.brand_key in unknown.title.replace(" ", "")
+        # The brand in the other name, or the other name is this one without its brand (a brand
+        # the other shop leaves out: "Almond Breeze ..." by Blue Diamond).
+        return _in_name(known.brand_key, unknown.title) or _same_letters(
+            known.kind, unknown.title, policy.l2_unbranded_min
+        )
 
     def _alternatives(
         self, queries: Sequence[int], policy: Policy, taken: dict[int, set[int]], within: int | None
@@ -341,15 +369,16 @@ class Index:
             alike = np.take_along_axis(similarity, near, axis=1)
             brand_q, brand_c = columns["brand"][rows][:, None], columns["brand"][near]
             another_brand = (brand_q != brand_c) | (brand_q < 0)
-            ratios = _size_ratios(self, rows[:, None], near)
-            comparable = ratios <= policy.l3_max_size_ratio
+            doublings, differing, tier = self._differences(rows[:, None], near)
+            comparable = doublings <= np.log2(policy.l3_max_size_ratio)
             category_q, category_c = columns["category"][rows][:, None], columns["category"][near]
             same_category = (category_q == category_c) | (category_q < 0) | (category_c < 0)
-            # Among equally alike alternatives, the one closest in size is the better buy-instead.
-            closeness = policy.l3_size_weight * np.abs(np.log2(np.where(comparable, ratios, 1.0)))
-            # A variant word on one side only (light, organic) makes a worse buy-instead, not a wrong one.
-            differing = np.bitwise_count(columns["variant"][rows][:, None] ^ columns["variant"][near])
-            closeness += policy.l3_variant_penalty * differing
+            # Among equally alike alternatives, the one closest in size is the better buy-instead;
+            # a variant word on one side only (light, organic) makes a worse one, not a wrong one,
+            # and so does another tier (a maker's brand for a house brand, or the other way).
+            # All only lower the blend, so a score never exceeds the similarity that shortlists it.
+            closeness = policy.l3_size_weight * np.where(comparable, doublings, 0.0)
+            closeness += policy.l3_variant_penalty * differing + policy.l3_tier_penalty * tier
             l3 = np.where(another_brand & comparable, alike - closeness, -1.0)
             l4 = np.where(same_category, alike, -1.0)
             ties = columns["tie"][near]
@@ -373,6 +402,39 @@ class Index:
                 ]
                 found[query] = chosen
         return found
+
+    def _differences(
+        self, rows: npt.NDArray[np.int64], others: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Return what parts broadcast pairs: doublings of size (inf: not comparable), variant words, tier."""
+        doublings = np.log2(_size_ratios(self, rows, others))
+        variant, own = self._columns["variant"], self._columns["own"]
+        differing = np.bitwise_count(variant[rows] ^ variant[others]).astype(np.int64)
+        return doublings, differing, own[rows] ^ own[others]
+
+    def l3_features(self, query: int, others: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.float64]]:
+        """Return what L3 weighs for a product against others, one value each: the readable features.
+
+        `meaning` (the embeddings' cosine), `letters` (the trigrams'), `doublings` of size,
+        `variant` words on one side only and `tier` (1: one is its chain's own brand, the other
+        not); `eligible` is 1 for another brand with a size in the same dimension. What the
+        weights are learned from (benchmarks.substitutions_weights).
+        """
+        width, weight = self.dimensions, self.ngram_weight
+        vectors = self._vectors
+        meaning = vectors[others, :width] @ vectors[query, :width] / max(1.0 - weight, 1e-6)
+        letters = vectors[others, width:] @ vectors[query, width:] / max(weight, 1e-6)
+        doublings, differing, tier = self._differences(np.full(len(others), query), others)
+        brands = self._columns["brand"]
+        another_brand = (brands[others] != brands[query]) | (brands[query] < 0)
+        return {
+            "meaning": meaning.astype(np.float64),
+            "letters": letters.astype(np.float64),
+            "doublings": doublings,
+            "variant": differing.astype(np.float64),
+            "tier": tier.astype(np.float64),
+            "eligible": (another_brand & np.isfinite(doublings)).astype(np.float64),
+        }
 
     def _size(self, at: int) -> str:
         """Describe a held product's size."""
@@ -422,6 +484,23 @@ def _size_ratios(
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.maximum(amount_q, amount_c) / np.minimum(amount_q, amount_c)
     return np.where(same_kind & ~np.isnan(ratio), ratio, np.inf)
+
+
+def _names(brand: str, title: str) -> bool:
+    """Tell whether a brand's words stand, whole and in order, in a title."""
+    return f" {brand} " in f" {title} "
+
+
+def _in_name(brand_key: str, title: str) -> bool:
+    """Tell whether a brand (spaces dropped) is in a title's letters, possessive or not ("Whitlock's")."""
+    letters = title.replace(" ", "")
+    singular = brand_key.removesuffix("s")
+    return brand_key in letters or (len(singular) >= 5 and singular in letters)
+
+
+def _same_letters(a: str, b: str, minimum: float) -> bool:
+    """Tell whether two names are the same letters (at least `minimum` alike), however spaced."""
+    return fuzz.ratio("".join(a.split()), "".join(b.split())) >= 100 * minimum
 
 
 def _distinct_items(a: ParsedProduct, b: ParsedProduct) -> bool:

@@ -53,8 +53,8 @@ VARIANT_WORDS: frozenset[str] = frozenset(
         *("organic", "lite", "light", "diet", "zero", "sugarfree", "decaf", "unsalted", "salted"),
         *("reduced", "low", "fat", "free", "gluten", "lactose", "skim", "skinny", "vegan"),
         *("wholemeal", "wholegrain", "multigrain", "sensitive", "eco", "premium", "extra", "mild"),
+        # Not where it comes from ("Australian Pitted Prunes" are the shop's other "Prunes Pitted").
         *("hot", "spicy", "sweet", "sour", "smoked", "plain", "original", "crunchy", "smooth"),
-        "australian",
     )
 )
 
@@ -89,6 +89,8 @@ class ParsedProduct:
     category: str | None
     """What L4 compares: `shared:` and the shared path when mapped, else the chain's own category."""
     barcode: str | None
+    own_brand: bool = False
+    """Whether the brand is the chain's own: its name, or a house brand learned for it."""
 
     @property
     def brand_key(self) -> str:
@@ -268,8 +270,13 @@ def parse_product(
     barcode: str | None = None,
     shared_category: str | None = None,
     brands: Collection[str] = (),
+    own_brands: Collection[str] = (),
 ) -> ParsedProduct:
-    """Parse what a shop says about a product; `brands` are known brands to find in a name without one."""
+    """Parse what a shop says about a product; `brands` are known brands to find in a name without one.
+
+    `own_brands` are the chains' house brands: a product of one, or named after its chain, is
+    of the chain's own brand.
+    """
     parsed_size = parse_size(size) or parse_size(name)
     words = normalise(_PARENS.sub(" ", strip_sizes(name))).split()
     brand_key = normalise(brand) if brand else None
@@ -293,6 +300,7 @@ def parse_product(
         size=parsed_size,
         category=_l4_category(category, shared_category),
         barcode=barcode,
+        own_brand=bool(brand_key) and (brand_key in own_brands or brand_key == normalise(chain)),
     )
 
 
@@ -325,12 +333,29 @@ def _slot(trigram: str, dimensions: int) -> int:
     return zlib.crc32(trigram.encode()) % dimensions
 
 
-_VARIANT_BITS = {word: 1 << bit for bit, word in enumerate(sorted(VARIANT_WORDS))}
+VARIANT_PHRASES: frozenset[tuple[str, str]] = frozenset(
+    (
+        *(("low", "fat"), ("reduced", "fat"), ("fat", "free"), ("gluten", "free"), ("lactose", "free")),
+        *(("sugar", "free"), ("salt", "reduced"), ("reduced", "salt")),
+    )
+)
+"""Two variant words that name one variant: "low fat" is one difference, not two."""
+
+_VARIANT_NAMES = sorted([*VARIANT_WORDS, *(" ".join(phrase) for phrase in VARIANT_PHRASES)])
+_VARIANT_BITS = {name: 1 << bit for bit, name in enumerate(_VARIANT_NAMES)}
 
 
 def variant_mask(title: str) -> int:
-    """Return the variant words of a title as bits, so that differences count with one XOR."""
+    """Return the variant words (and phrases) of a title as bits, so that differences count with one XOR."""
     mask = 0
-    for word in title.split():
-        mask |= _VARIANT_BITS.get(word, 0)
+    words = title.split()
+    at = 0
+    while at < len(words):
+        pair = (words[at], words[at + 1]) if at + 1 < len(words) else None
+        if pair in VARIANT_PHRASES:
+            mask |= _VARIANT_BITS[" ".join(pair)]
+            at += 2
+            continue
+        mask |= _VARIANT_BITS.get(words[at], 0)
+        at += 1
     return mask
