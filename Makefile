@@ -47,7 +47,8 @@ status:
 
 test: install lint typecheck browser
 	$(BIN)/python -m contracts check
-	$(BIN)/pytest
+	# Two workers, each running stack's tests on one of them (the scopes: tests/conftest.py).
+	$(BIN)/pytest -n 2 --dist loadscope
 
 unit contracts integration e2e quality: install
 	$(BIN)/pytest -m $@

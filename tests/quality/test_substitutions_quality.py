@@ -1,5 +1,6 @@
 """Substitutes found with the real model: the simulated world's truth and hand-labelled real pairs."""
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 
 from scraper.domain.importers import read_rows
 from simulator.catalog import DEFAULT_CATEGORIES, builtin_catalog
-from substitutions.domain.catalogue import Catalogue, Description, known_brands
+from substitutions.domain.catalogue import Catalogue, Description
 from substitutions.domain.evaluation import evaluate
 from substitutions.domain.matching import Policy
 from substitutions.embeddings import SentenceEncoder
@@ -25,7 +26,9 @@ AUSTRIAN = ROOT / "tests" / "data" / "substitutions" / "heissepreise"
 @pytest.fixture(scope="module")
 def encoder() -> SentenceEncoder:
     """Load all-MiniLM-L6-v2 once for the module."""
-    return SentenceEncoder()
+    # On an xdist worker the other worker's stacks take the other core: torch's threads then
+    # wait on each other, and the AU pairs took 4 times as long as alone.
+    return SentenceEncoder(threads=1 if os.environ.get("PYTEST_XDIST_WORKER") else None)
 
 
 @pytest.mark.parametrize("seed", [7, 23])
@@ -36,7 +39,7 @@ def test_world_equivalences_are_found_at_l1_and_l2(encoder: SentenceEncoder, see
         for c in catalog.chains
         for p in c.products
     ]
-    catalogue = Catalogue(dimensions=encoder.dimensions, policy=Policy(), brands=known_brands(descriptions))
+    catalogue = Catalogue.learning(descriptions, dimensions=encoder.dimensions, policy=Policy())
     products = [catalogue.parse(d) for d in descriptions]
     catalogue.load(products, encoder.encode([p.kind for p in products]))
     catalogue.rebuild()
@@ -106,9 +109,9 @@ def test_labelled_austrian_pairs_are_recalled_and_house_brands_kept_apart(encode
 
 
 # Floors: the figures measured (docs/benchmarks.md) less a small margin.
-AU_L1_RECALL_AT_1 = 0.92
-AU_L3_RECALL_AT_1 = 0.65
-AU_L3_RECALL_AT_5 = 0.92
+AU_L1_RECALL_AT_1 = 0.95
+AU_L3_RECALL_AT_1 = 0.67
+AU_L3_RECALL_AT_5 = 0.93
 DE_L1_RECALL_AT_1 = 0.98
-DE_L3_RECALL_AT_1 = 0.8
-DE_NEVER_OFFERED = 0.02
+DE_L3_RECALL_AT_1 = 0.82
+DE_NEVER_OFFERED = 0.01
