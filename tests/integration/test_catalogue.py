@@ -295,11 +295,16 @@ async def test_export_pages_cover_every_fresh_price_once_while_prices_keep_arriv
     assert {p["store_id"] for p in one["prices"]} == {"s03"}
     assert len(one["prices"]) == len(skus)
     since = (now + timedelta(minutes=5)).isoformat()
-    newest = (
-        await client.get("/v1/export/prices", params={"chain": chain, "observed_since": since, "limit": 5000})
-    ).json()
-    assert len(newest["prices"]) == len(expected)
-    assert {p["price_cents"] for p in newest["prices"]} == {205}
+
+    async def newest() -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"chain": chain, "observed_since": since, "limit": 5000}
+        found: list[dict[str, Any]] = (await client.get("/v1/export/prices", params=params)).json()["prices"]
+        # The last round was published, not yet necessarily folded in: wait for all of it.
+        return found if len(found) == len(expected) else []
+
+    latest = await _until(newest, timeout=60)
+    assert len(latest) == len(expected)
+    assert {p["price_cents"] for p in latest} == {205}
 
 
 async def test_a_basket_bargains_and_categories_answer_with_names(
@@ -358,14 +363,17 @@ async def test_a_basket_bargains_and_categories_answer_with_names(
         "max_stores": 2,
     }
 
+    last: list[dict[str, Any]] = []
+
     async def compared() -> dict[str, Any] | None:
         body: dict[str, Any] = (await client.post("/v1/baskets/compare", json=basket)).json()
+        last[:] = [body]
         complete = {s["store"]: s for s in body.get("stores", [])}
         ready = len(complete) == 2 and complete[f"{y}:t1"]["lines"] and complete[f"{y}:t1"]["missing"]
         return body if ready and complete[f"{y}:t1"]["missing"][0]["substitute"] else None
 
-    result = await _until(compared)
-    assert result is not None
+    result = await _until(compared, timeout=60)
+    assert result is not None, f"the last answer: {last}"
     totals = {s["store"]: (s["total_cents"], s["complete"]) for s in result["stores"]}
     assert totals == {f"{x}:s1": (850, True), f"{y}:t1": (560, False)}
     assert result["stores"][1]["missing"][0]["substitute"]["product"] == f"{y}:rolls"
