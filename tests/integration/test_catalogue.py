@@ -311,6 +311,9 @@ async def test_a_basket_bargains_and_categories_answer_with_names(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:
     x, y, now = _chain(), _chain(), datetime.now(UTC) - timedelta(minutes=5)
+    # The stack's own substitutions service lists these products too, and the catalogue keeps the
+    # newest set: the test's sets are dated after any it publishes meanwhile (within the clock skew).
+    later = datetime.now(UTC) + timedelta(minutes=2)
     substitutes = SubstitutionsChangedPayload(
         chain=x,
         sku="milk",
@@ -347,8 +350,8 @@ async def test_a_basket_bargains_and_categories_answer_with_names(
             _product(y, "crackers", "Water Crackers 6 pack", now, shared="pantry/biscuits"),
             _prices(x, "s1", {"milk": 300, "bread": 250}, now),
             _prices(y, "t1", {"milk2": 280, "rolls": 199, "crackers": 99}, now),
-            SubstitutionsChanged.new(producer="substitutions", payload=substitutes),
-            SubstitutionsChanged.new(producer="substitutions", payload=bread_substitutes),
+            SubstitutionsChanged.new(producer="substitutions", payload=substitutes, occurred_at=later),
+            SubstitutionsChanged.new(producer="substitutions", payload=bread_substitutes, occurred_at=later),
             BargainsChanged.new(
                 producer="bargains",
                 payload=BargainsChangedPayload(
