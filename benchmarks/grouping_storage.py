@@ -29,7 +29,7 @@ import asyncpg
 from contracts.events import PriceObservation
 from contracts.events.v1 import PricesScrapedPayload
 from grouping.bootstrap import MIGRATIONS
-from grouping.repository import PostgresGroupingRepository
+from grouping.repository import PostgresGroupingRepository, newest_rows
 from pricestream.ports import free_port
 from pricestream.postgres import EmbeddedPostgres
 from servicekit.db import load_migrations
@@ -38,40 +38,10 @@ Write = Callable[[asyncpg.Connection, Sequence[PricesScrapedPayload]], Awaitable
 
 
 async def unnest_upsert(conn: asyncpg.Connection, batches: Sequence[PricesScrapedPayload]) -> None:
-    """Write prices as grouping did before staging: find anchors, count their changes, unnest upsert."""
-    newest: dict[tuple[str, str, str], PriceObservation] = {}
-    for batch in batches:
-        for o in batch.observations:
-            key = (batch.chain, batch.store_id, o.sku)
-            if key not in newest or o.observed_at > newest[key].observed_at:
-                newest[key] = o
-    stores = sorted({(chain, store_id) for chain, store_id, _ in newest})
-    rows = await conn.fetch(
-        """SELECT g.chain, g.anchor_store_id FROM unnest($1::text[], $2::text[]) AS s(chain, store_id)
-           JOIN groups g ON g.chain = s.chain AND g.anchor_store_id = s.store_id""",
-        [chain for chain, _ in stores],
-        [store_id for _, store_id in stores],
-    )
-    anchors = {(r["chain"], r["anchor_store_id"]) for r in rows}
-    priced = {key: o for key, o in newest.items() if key[:2] in anchors}
-    if priced:
-        await conn.execute(
-            """UPDATE stores s SET compared_since_check = s.compared_since_check + c.compared,
-                                  changed_since_check = s.changed_since_check + c.changed
-               FROM (SELECT i.chain, i.store_id, count(*) AS compared,
-                            count(*) FILTER (WHERE p.price_cents <> i.price_cents) AS changed
-                     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[])
-                          AS i(chain, store_id, sku, price_cents, observed_at)
-                     JOIN latest_prices p ON p.chain = i.chain AND p.store_id = i.store_id AND p.sku = i.sku
-                     WHERE i.observed_at > p.observed_at
-                     GROUP BY i.chain, i.store_id) AS c
-               WHERE s.chain = c.chain AND s.store_id = c.store_id""",
-            [chain for chain, _, _ in priced],
-            [store_id for _, store_id, _ in priced],
-            [sku for _, _, sku in priced],
-            [o.price_cents for o in priced.values()],
-            [o.observed_at for o in priced.values()],
-        )
+    """Write prices as grouping did before staging: the same coalescing and anchor count, an unnest upsert."""
+    rows = newest_rows(batches)
+    # Only the write of the latest prices differs between the ways compared.
+    await PostgresGroupingRepository(conn)._count_anchor_changes(rows)
     await conn.execute(
         """INSERT INTO latest_prices AS p
                (chain, store_id, sku, price_cents, was_price_cents, available, observed_at)
@@ -81,13 +51,7 @@ async def unnest_upsert(conn: asyncpg.Connection, batches: Sequence[PricesScrape
            SET price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents,
                available = EXCLUDED.available, observed_at = EXCLUDED.observed_at
            WHERE EXCLUDED.observed_at > p.observed_at""",
-        [chain for chain, _, _ in newest],
-        [store_id for _, store_id, _ in newest],
-        [sku for _, _, sku in newest],
-        [o.price_cents for o in newest.values()],
-        [o.was_price_cents for o in newest.values()],
-        [o.available for o in newest.values()],
-        [o.observed_at for o in newest.values()],
+        *(list(column) for column in zip(*rows, strict=True)),
     )
 
 

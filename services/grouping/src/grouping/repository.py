@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -180,8 +180,17 @@ def _rows_affected(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-StagedRow = tuple[str, str, str, int, int | None, bool, datetime]
-"""A row of incoming_prices: chain, store, sku, price, was price, availability, observed at."""
+class StagedRow(NamedTuple):
+    """A row of incoming_prices, in its columns' order (COPY takes it as it is)."""
+
+    chain: str
+    store_id: str
+    sku: str
+    price_cents: int
+    was_price_cents: int | None
+    available: bool
+    observed_at: datetime
+
 
 _STAGED_COLUMNS = ("chain", "store_id", "sku", "price_cents", "was_price_cents", "available", "observed_at")
 
@@ -206,9 +215,10 @@ def newest_rows(batches: Sequence[PricesScrapedPayload]) -> list[StagedRow]:
         for o in batch.observations:
             key = (chain, store_id, o.sku)
             held = newest.get(key)
-            if held is None or o.observed_at > held[6]:
-                row = (chain, store_id, o.sku, o.price_cents, o.was_price_cents, o.available, o.observed_at)
-                newest[key] = row
+            if held is None or o.observed_at > held.observed_at:
+                newest[key] = StagedRow(
+                    chain, store_id, o.sku, o.price_cents, o.was_price_cents, o.available, o.observed_at
+                )
     return list(newest.values())
 
 
@@ -234,7 +244,7 @@ class PostgresGroupingRepository:
 
     async def _count_anchor_changes(self, rows: Sequence[StagedRow]) -> None:
         """Count, for each anchor priced here, how many stored prices newer ones compare with and change."""
-        stores = sorted({(row[0], row[1]) for row in rows})
+        stores = sorted({(row.chain, row.store_id) for row in rows})
         found = await self.conn.fetch(
             """SELECT g.chain, g.anchor_store_id FROM unnest($1::text[], $2::text[]) AS s(chain, store_id)
                JOIN groups g ON g.chain = s.chain AND g.anchor_store_id = s.store_id""",
@@ -244,7 +254,7 @@ class PostgresGroupingRepository:
         anchors = {(r["chain"], r["anchor_store_id"]) for r in found}
         # Few stores of a batch anchor a group: only their prices are compared, passed as arrays
         # (the staging table has no statistics a join of all of it could be planned on).
-        priced = [row for row in rows if (row[0], row[1]) in anchors]
+        priced = [row for row in rows if (row.chain, row.store_id) in anchors]
         if not priced:
             return
         await self.conn.execute(
@@ -258,11 +268,11 @@ class PostgresGroupingRepository:
                      WHERE i.observed_at > p.observed_at
                      GROUP BY i.chain, i.store_id) AS c
                WHERE s.chain = c.chain AND s.store_id = c.store_id""",
-            [row[0] for row in priced],
-            [row[1] for row in priced],
-            [row[2] for row in priced],
-            [row[3] for row in priced],
-            [row[6] for row in priced],
+            [row.chain for row in priced],
+            [row.store_id for row in priced],
+            [row.sku for row in priced],
+            [row.price_cents for row in priced],
+            [row.observed_at for row in priced],
         )
 
     async def note_store_prices(
