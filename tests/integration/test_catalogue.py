@@ -17,6 +17,7 @@ from catalogue.views import ExportPage
 from contracts import Event
 from contracts.events import (
     BargainsChanged,
+    MultiBuy,
     PriceObservation,
     PricesScraped,
     ProductObserved,
@@ -51,9 +52,13 @@ async def _publish(stack: Stack, events: Iterable[Event]) -> None:
     await publish_events(stack.config.bootstrap_servers, events)
 
 
-def _prices(chain: str, store: str, prices: dict[str, int], at: datetime) -> PricesScraped:
+def _prices(
+    chain: str, store: str, prices: dict[str, int], at: datetime, multibuys: dict[str, MultiBuy] | None = None
+) -> PricesScraped:
+    deals = multibuys or {}
     observations = tuple(
-        PriceObservation(sku=sku, price_cents=p, observed_at=at) for sku, p in prices.items()
+        PriceObservation(sku=sku, price_cents=p, observed_at=at, multibuy=deals.get(sku))
+        for sku, p in prices.items()
     )
     payload = PricesScrapedPayload(chain=chain, store_id=store, source="ingest", observations=observations)
     return PricesScraped.new(producer="scraper", payload=payload)
@@ -349,7 +354,14 @@ async def test_a_basket_bargains_and_categories_answer_with_names(
             _product(y, "rolls", "Bread Rolls 6 pack", now, shared="bakery/bread"),
             _product(y, "crackers", "Water Crackers 6 pack", now, shared="pantry/biscuits"),
             _prices(x, "s1", {"milk": 300, "bread": 250}, now),
-            _prices(y, "t1", {"milk2": 280, "rolls": 199, "crackers": 99}, now),
+            # Two of y's milk cost less together: the basket buys its two at the offer.
+            _prices(
+                y,
+                "t1",
+                {"milk2": 280, "rolls": 199, "crackers": 99},
+                now,
+                {"milk2": MultiBuy(quantity=2, total_cents=500)},
+            ),
             SubstitutionsChanged.new(producer="substitutions", payload=substitutes, occurred_at=later),
             SubstitutionsChanged.new(producer="substitutions", payload=bread_substitutes, occurred_at=later),
             BargainsChanged.new(
@@ -378,11 +390,13 @@ async def test_a_basket_bargains_and_categories_answer_with_names(
     result = await _until(compared, timeout=60)
     assert result is not None, f"the last answer: {last}"
     totals = {s["store"]: (s["total_cents"], s["complete"]) for s in result["stores"]}
-    assert totals == {f"{x}:s1": (850, True), f"{y}:t1": (560, False)}
+    assert totals == {f"{x}:s1": (850, True), f"{y}:t1": (500, False)}
     assert result["stores"][1]["missing"][0]["substitute"]["product"] == f"{y}:rolls"
     assert result["best_split"]["stores"] == [f"{x}:s1", f"{y}:t1"]
-    assert result["best_split"]["total_cents"] == 2 * 280 + 250
-    assert result["saving_cents"] == 850 - 810
+    assert result["best_split"]["total_cents"] == 500 + 250
+    milk = next(line for line in result["best_split"]["lines"] if line["product"] == f"{y}:milk2")
+    assert (milk["unit_cents"], milk["cost_cents"], milk["multibuy_quantity"]) == (280, 500, 2)
+    assert result["saving_cents"] == 850 - 750
 
     async def bargains() -> list[dict[str, Any]]:
         params = {"chain": x, "category": "dairy"}

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from catalogue.domain.basket import MAX_SUBSETS, Line, Offer, compare_basket
+from catalogue.domain.basket import MAX_SUBSETS, Line, MultiBuy, Offer, compare_basket
 
 pytestmark = pytest.mark.unit
 
@@ -114,6 +114,25 @@ def test_the_split_equals_a_brute_force_over_every_assignment() -> None:
         assert result.best_split.total_cents == best
 
 
+def test_a_multibuy_counts_whole_sets_and_the_rest_one_by_one() -> None:
+    three_for_five = Offer(200, "a:cola", MultiBuy(3, 500))
+    assert [three_for_five.cost(q) for q in (1, 2, 3, 4, 6, 7)] == [200, 400, 500, 700, 1000, 1200]
+    # An "offer" dearer than buying one by one is never taken.
+    assert Offer(200, None, MultiBuy(2, 450)).cost(2) == 400
+
+
+def test_a_multibuy_can_move_a_line_to_another_store() -> None:
+    cola = Line("cola", 3, {"a": Offer(180), "b": Offer(200, "b:cola", MultiBuy(3, 500))})
+    result = compare_basket([cola], ["a", "b"], max_stores=2)
+    assert result.best_split is not None
+    (bought,) = result.best_split.purchases
+    assert (bought.store, bought.cost_cents, bought.multibuy) == ("b", 500, MultiBuy(3, 500))
+    # Bought one at a time, the same offer does not apply and the plain price wins.
+    single = compare_basket([Line("cola", 1, cola.offers)], ["a", "b"], max_stores=2)
+    assert single.best_split is not None
+    assert [(p.store, p.cost_cents, p.multibuy) for p in single.best_split.purchases] == [("a", 180, None)]
+
+
 @pytest.mark.parametrize(
     ("lines", "stores", "max_stores", "problem"),
     [
@@ -122,6 +141,7 @@ def test_the_split_equals_a_brute_force_over_every_assignment() -> None:
         ([line("milk", a=1), line("milk", a=2)], ["a"], 1, "each item may appear once"),
         ([line("milk", 0, a=1)], ["a"], 1, "quantity of 'milk'"),
         ([line("milk", a=-1)], ["a"], 1, "negative"),
+        ([Line("milk", 1, {"a": Offer(100, None, MultiBuy(0, 100))})], ["a"], 1, "multi-buy offer"),
     ],
 )
 def test_bad_baskets_are_refused_with_the_part_at_fault(

@@ -48,7 +48,11 @@ class BasketLine(View):
     match: Literal["same", "identical"]
     quantity: int
     unit_cents: int
-    cost_cents: int
+    cost_cents: int = Field(description="What the quantity costs, multi-buy sets included")
+    multibuy_quantity: int | None = Field(
+        default=None, description="The store's multi-buy offer taken for the quantity: this many ..."
+    )
+    multibuy_total_cents: int | None = Field(default=None, description="... for this much together")
 
 
 class SubstituteOffer(View):
@@ -119,7 +123,7 @@ async def compare(queries: CatalogueQueries, request: BasketRequest) -> BasketCo
             sku = at_chain[item].get(chain)
             answer = answers.get((chain, store, sku)) if sku else None
             if answer is not None and answer.price.available:
-                offers[f"{chain}:{store}"] = basket.Offer(answer.price.price_cents, f"{chain}:{sku}")
+                offers[f"{chain}:{store}"] = _offer(answer, f"{chain}:{sku}")
         offers_of[_name(item)] = offers
         lines.append(basket.Line(item=_name(item), quantity=asked.quantity, offers=offers))
     try:
@@ -141,6 +145,8 @@ async def compare(queries: CatalogueQueries, request: BasketRequest) -> BasketCo
             quantity=p.quantity,
             unit_cents=p.unit_cents,
             cost_cents=p.cost_cents,
+            multibuy_quantity=p.multibuy.quantity if p.multibuy else None,
+            multibuy_total_cents=p.multibuy.total_cents if p.multibuy else None,
         )
 
     per_store = [
@@ -167,6 +173,15 @@ async def compare(queries: CatalogueQueries, request: BasketRequest) -> BasketCo
         ),
         saving_cents=result.saving_cents,
     )
+
+
+def _offer(answer: Answer, product: str) -> basket.Offer:
+    """Offer a store's price, with its multi-buy where it has one."""
+    price = answer.price
+    deal = None
+    if price.multibuy_quantity and price.multibuy_total_cents is not None:
+        deal = basket.MultiBuy(price.multibuy_quantity, price.multibuy_total_cents)
+    return basket.Offer(price.price_cents, product, deal)
 
 
 def _store(text: str) -> tuple[str, str]:

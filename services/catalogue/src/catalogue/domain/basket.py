@@ -7,8 +7,11 @@ within a subset each line goes to its cheapest store there (with no cost per sto
 that assignment is optimal for the subset). A subset where some line is sold at none of its
 stores is incomplete. Subsets are ranked by: complete first, then fewest lines missing, then
 lowest total, then fewest stores used, then the stores' order as the shopper gave them, so
-equal answers always come out the same. There are at most sum(C(S, k), k <= N) subsets;
-`MAX_SUBSETS` bounds them so a request cannot ask for an unbounded search.
+equal answers always come out the same. A line's cost at a store counts the store's multi-buy
+offer ("3 for $5"): as many whole sets of the quantity as fit at the offer's total, the rest at
+the price of one; an offer dearer than its units bought one by one is never taken.
+There are at most sum(C(S, k), k <= N) subsets; `MAX_SUBSETS` bounds them so a request cannot
+ask for an unbounded search.
 """
 
 from collections.abc import Mapping, Sequence
@@ -21,12 +24,36 @@ MAX_SUBSETS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
+class MultiBuy:
+    """A store's offer of `quantity` units for `total_cents` together."""
+
+    quantity: int
+    total_cents: int
+
+
+@dataclass(frozen=True, slots=True)
 class Offer:
     """What one store charges for one unit of a line (the product itself, or a substitute)."""
 
     unit_cents: int
     product: str | None = None
     """Which product is bought there, when the caller wants it named: `chain:sku`."""
+    multibuy: MultiBuy | None = None
+
+    def sets(self, quantity: int) -> int:
+        """Return how many multi-buy sets buying `quantity` takes, where the offer saves anything."""
+        deal = self.multibuy
+        if deal is None or deal.quantity < 2 or deal.total_cents >= deal.quantity * self.unit_cents:
+            return 0
+        return quantity // deal.quantity
+
+    def cost(self, quantity: int) -> int:
+        """Return what `quantity` units cost: whole multi-buy sets at the offer, the rest one by one."""
+        sets = self.sets(quantity)
+        if not sets:
+            return self.unit_cents * quantity
+        assert self.multibuy is not None  # sets() is 0 without one
+        return sets * self.multibuy.total_cents + (quantity - sets * self.multibuy.quantity) * self.unit_cents
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +75,8 @@ class Purchase:
     unit_cents: int
     cost_cents: int
     product: str | None
+    multibuy: MultiBuy | None = None
+    """The multi-buy offer taken for part of the quantity, if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +145,9 @@ def _check(lines: Sequence[Line], stores: Sequence[str], max_stores: int) -> Non
             raise ValueError(f"lines: the quantity of {line.item!r} must be at least 1")
         if any(offer.unit_cents < 0 for offer in line.offers.values()):
             raise ValueError(f"lines: a price of {line.item!r} is negative")
+        deals = [o.multibuy for o in line.offers.values() if o.multibuy]
+        if any(deal.quantity < 1 or deal.total_cents < 0 for deal in deals):
+            raise ValueError(f"lines: a multi-buy offer of {line.item!r} is not a positive count and price")
     subsets = sum(comb(len(stores), k) for k in range(1, min(max_stores, len(stores)) + 1))
     if subsets > MAX_SUBSETS:
         raise ValueError(
@@ -157,11 +189,13 @@ def _best_split(
 
 
 def _split_within(lines: Sequence[Line], subset: Sequence[str], order: Mapping[str, int]) -> Split:
-    """Buy each line at its cheapest store of the subset (equal prices: the store named first)."""
+    """Buy each line at its cheapest store of the subset (equal costs: the store named first)."""
     purchases, missing = [], []
     for line in lines:
         offered = [
-            (offer.unit_cents, order[store], store) for store in subset if (offer := line.offers.get(store))
+            (offer.cost(line.quantity), order[store], store)
+            for store in subset
+            if (offer := line.offers.get(store))
         ]
         if not offered:
             missing.append(line.item)
@@ -173,12 +207,13 @@ def _split_within(lines: Sequence[Line], subset: Sequence[str], order: Mapping[s
 
 
 def _purchase(line: Line, store: str, offer: Offer) -> Purchase:
-    """Buy a line's whole quantity at a store."""
+    """Buy a line's whole quantity at a store, in multi-buy sets where the store's offer saves."""
     return Purchase(
         item=line.item,
         store=store,
         quantity=line.quantity,
         unit_cents=offer.unit_cents,
-        cost_cents=offer.unit_cents * line.quantity,
+        cost_cents=offer.cost(line.quantity),
         product=offer.product,
+        multibuy=offer.multibuy if offer.sets(line.quantity) else None,
     )
