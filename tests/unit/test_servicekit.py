@@ -2,6 +2,7 @@
 
 import importlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from faststream.specification import AsyncAPI
 
 from contracts import SERVICES, consumed_by, produced_by
 from servicekit.broker import make_security
-from servicekit.db import load_migrations
+from servicekit.db import Database, load_migrations
+from servicekit.housekeeping import ProcessedEventsPruner
 from servicekit.service import Service
 from servicekit.settings import ServiceSettings
 
@@ -66,6 +68,16 @@ def test_sasl_without_credentials_is_a_clear_error() -> None:
     settings = ServiceSettings(service_name="x", kafka_security_protocol="SASL_PLAINTEXT")
     with pytest.raises(ValueError, match="needs kafka_sasl_mechanism"):
         make_security(settings)
+
+
+def test_event_ids_are_kept_as_long_as_any_topic_can_deliver_the_event_again() -> None:
+    assert ServiceSettings(service_name="x").processed_events_keep_days >= 30  # DLQs keep 30 days
+    with pytest.raises(ValueError, match="applied twice"):
+        ServiceSettings(service_name="x", processed_events_keep_days=7)
+    with pytest.raises(ValueError, match="applied twice"):
+        ProcessedEventsPruner(
+            Database(ServiceSettings(service_name="x"), Path()), keep=timedelta(days=7), every_s=1
+        )
 
 
 def test_plaintext_needs_no_security() -> None:

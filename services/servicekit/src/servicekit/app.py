@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.specification import AsyncAPI
 
+from servicekit.housekeeping import ProcessedEventsPruner
 from servicekit.observability import HttpMetrics, refresh_gauges
 from servicekit.service import Service
 
@@ -78,7 +80,13 @@ def _lifespan(service: Service) -> Callable[[FastAPI], contextlib.AbstractAsyncC
         log.info("migrations applied", schema=service.db.schema, applied=[m.version for m in applied])
         await _retry_until("broker", lambda: _start_broker(service), settings.startup_timeout_s)
         stopping = asyncio.Event()
-        tasks = [asyncio.create_task(w.run(stopping), name=w.name) for w in service.workers]
+        pruner = ProcessedEventsPruner(
+            service.db,
+            keep=timedelta(days=settings.processed_events_keep_days),
+            every_s=settings.housekeeping_interval_s,
+        )
+        workers = [*service.workers, pruner]
+        tasks = [asyncio.create_task(w.run(stopping), name=w.name) for w in workers]
         log.info("service started", http=f"http://{settings.http_host}:{settings.http_port}")
         try:
             yield

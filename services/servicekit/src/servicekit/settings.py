@@ -1,10 +1,16 @@
 """Settings every service shares; each service subclasses with its own env prefix."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import TOPICS
+
+REDELIVERABLE_FOR = timedelta(milliseconds=max(max(t.retention_ms, t.dlq_retention_ms) for t in TOPICS))
+"""The longest any topic or dead-letter topic keeps an event: a handled id is kept at least so long."""
 
 
 class ServiceSettings(BaseSettings):
@@ -37,12 +43,29 @@ class ServiceSettings(BaseSettings):
     consumer_max_batch: int = Field(
         default=50, ge=1, description="Most events a batch handler takes in one transaction"
     )
+    processed_events_keep_days: float = Field(
+        default=45.0,
+        gt=0,
+        description="Days a handled event's id is kept: at least as long as any topic keeps events",
+    )
+    housekeeping_interval_s: float = Field(default=3600.0, gt=0, description="How often old ids go")
     startup_timeout_s: float = Field(default=60.0, gt=0)
     health_timeout_s: float = Field(default=2.0, gt=0)
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("processed_events_keep_days")
+    @classmethod
+    def _outlive_the_topics(cls, days: float) -> float:
+        """Refuse to forget an event's id while a topic can still deliver the event again."""
+        if timedelta(days=days) < REDELIVERABLE_FOR:
+            raise ValueError(
+                f"the topics keep events up to {REDELIVERABLE_FOR.days} days: an event delivered "
+                "again after its id was forgotten would be applied twice"
+            )
+        return days
 
     @property
     def schema_name(self) -> str:
