@@ -1,17 +1,13 @@
 """Background loops of the bargains service."""
 
 import asyncio
-import contextlib
-
-import structlog
 
 from bargains import service_layer
 from bargains.domain.bargains import Policy
 from bargains.repository import BargainsRepository
 from servicekit.clock import Clock
+from servicekit.service import repeat
 from servicekit.unit_of_work import UnitOfWorkFactory
-
-log = structlog.get_logger(__name__)
 
 
 class Expirer:
@@ -29,11 +25,9 @@ class Expirer:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Expire stale bargains every interval until stopping is set."""
-        while not stopping.is_set():
-            try:
-                async with self.uow() as work:
-                    await service_layer.expire(work, now=self.clock(), policy=self.policy)
-            except Exception as exc:
-                log.error("bargain expiry failed", error=f"{type(exc).__name__}: {exc}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.interval_s)
+        await repeat("bargain expiry", self.expire_once, every_s=self.interval_s, stopping=stopping)
+
+    async def expire_once(self) -> None:
+        """Expire the bargains whose price went stale by now."""
+        async with self.uow() as work:
+            await service_layer.expire(work, now=self.clock(), policy=self.policy)

@@ -14,6 +14,7 @@ import structlog
 
 from servicekit.clock import Clock, utc_now
 from servicekit.db import Connection, Database
+from servicekit.service import repeat
 from servicekit.settings import REDELIVERABLE_FOR
 
 log = structlog.get_logger(__name__)
@@ -43,16 +44,10 @@ class ProcessedEventsPruner:
         self.clock = clock
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Prune at once and then every `every_s` until stopping is set; a failure waits for the next."""
-        while not stopping.is_set():
-            try:
-                await self.prune_once()
-            except Exception as exc:
-                log.warning("forgetting old processed events failed", error=str(exc))
-            try:
-                await asyncio.wait_for(stopping.wait(), self.every_s)
-            except TimeoutError:
-                continue
+        """Prune at once and then every `every_s` until stopping is set."""
+        await repeat(
+            "forgetting old processed events", self.prune_once, every_s=self.every_s, stopping=stopping
+        )
 
     async def prune_once(self) -> int:
         """Forget the events handled before the kept window; return how many."""
