@@ -3,8 +3,8 @@
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from contracts.events.v1 import StoreGroupChangedPayload
 from scraper.domain.importers import RawRow
@@ -44,6 +44,7 @@ class RunRecord:
     run: Run
     status: RunStatus = "running"
     error: str | None = None
+    finished_at: datetime | None = None
 
 
 @dataclass
@@ -62,6 +63,8 @@ class QuarantinedRow:
     source: Source
     reason: str
     raw: RawRow
+    # The database's clock, as the table's default: not part of what a test compares.
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
 
 
 class InMemoryScraperRepository:
@@ -171,7 +174,7 @@ class InMemoryScraperRepository:
         """Close a run as finished or failed."""
         record = self.runs.get(run_id)
         if record is not None:
-            record.status, record.error = status, error
+            record.status, record.error, record.finished_at = status, error, datetime.now(UTC)
 
     # --- products ---------------------------------------------------------------------
 
@@ -227,6 +230,20 @@ class InMemoryScraperRepository:
     async def quarantine(self, *, source: Source, rejected: Sequence[Rejected]) -> None:
         """Keep rejected rows with their reason."""
         self.quarantined.extend(QuarantinedRow(source, r.reason, r.raw) for r in rejected)
+
+    async def forget_old(self, *, runs_before: datetime, quarantine_before: datetime) -> tuple[int, int]:
+        """Delete runs that ended before a time (their pages with them) and older quarantined rows."""
+        gone = {
+            run_id
+            for run_id, r in self.runs.items()
+            if r.status != "running" and r.finished_at is not None and r.finished_at < runs_before
+        }
+        self.runs = {run_id: r for run_id, r in self.runs.items() if run_id not in gone}
+        self.tasks = {task: t for task, t in self.tasks.items() if task.run_id not in gone}
+        kept = [row for row in self.quarantined if row.received_at >= quarantine_before]
+        forgotten = len(self.quarantined) - len(kept)
+        self.quarantined = kept
+        return len(gone), forgotten
 
     # --- for tests ----------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from contracts.events import PriceObservation, PricesScraped, RescrapeRequested,
 from contracts.events.v1 import RescrapeRequestedPayload, StoreGroupChangedPayload
 from pricestream.processes import ManagedProcess
 from pricestream.stack import Stack
+from scraper.repository import PostgresScraperRepository
 from testsupport import wait_until
 
 pytestmark = pytest.mark.integration
@@ -248,10 +250,35 @@ async def test_bad_rows_are_quarantined_and_duplicates_skipped(stack: Stack, tmp
                 "SELECT reason FROM quarantine WHERE raw->>'sku' LIKE 'q-%' OR raw->>'sku' IS NULL"
             )
         }
+        forgotten = await _tidied_long_after(conn)
     finally:
         await conn.close()
     assert {"negative price", "missing sku", "unknown unit 'parsecs'", "timestamp has no timezone"} <= reasons
     assert json.dumps(rows)  # rows stay JSON-serialisable for the quarantine
+    assert forgotten == (1, 2 * 4, 0), "the run with its page, and the bad rows of both posts"
+
+
+async def _tidied_long_after(conn: asyncpg.Connection) -> tuple[int, int, int]:
+    """Age this test's quarantined rows and an ended run of its own, tidy, and count what went."""
+    now = datetime.now(UTC)
+    await conn.execute(
+        """UPDATE quarantine SET received_at = $1 WHERE raw->>'sku' LIKE 'q-%' OR raw->>'sku' IS NULL""",
+        now - timedelta(days=91),
+    )
+    await conn.execute(
+        """INSERT INTO scrape_runs (run_id, scope, status, started_at, finished_at)
+           VALUES ('run-tidy-test', 'plan', 'finished', $1, $1)""",
+        now - timedelta(days=31),
+    )
+    await conn.execute(
+        """INSERT INTO scrape_tasks (run_id, chain, store_id, category, page, reason)
+           VALUES ('run-tidy-test', 'testchain', 'q1', 'dairy', 1, 'full')"""
+    )
+    runs, quarantined = await PostgresScraperRepository(conn).forget_old(
+        runs_before=now - timedelta(days=30), quarantine_before=now - timedelta(days=90)
+    )
+    pages_left: int = await conn.fetchval("SELECT count(*) FROM scrape_tasks WHERE run_id = 'run-tidy-test'")
+    return runs, quarantined, pages_left
 
 
 async def _produce(stack: Stack, event: Event) -> None:

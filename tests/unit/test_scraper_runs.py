@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,11 +11,14 @@ from prometheus_client import CollectorRegistry
 from contracts.events import PricesScraped, ProductObserved
 from contracts.events.v1 import StoreGroupChangedPayload
 from scraper.domain.importers import RawRow
-from scraper.domain.planning import Category, PlanPolicy, StoreInfo, StoreRef
+from scraper.domain.ingest import Rejected
+from scraper.domain.planning import Category, PlanPolicy, StoreInfo, StoreRef, Task
 from scraper.fetching import FetchStats
+from scraper.repository import Run
+from scraper.service_layer.housekeeping import Keep
 from scraper.service_layer.runs import ScrapeRuns
 from scraper.telemetry import ScraperCounters
-from scraper.workers import ScrapeRunner
+from scraper.workers import ScrapeRunner, Tidier
 from tests.fakes.scraper import FakeShop, InMemoryScraperRepository, PageKey
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -391,3 +395,28 @@ async def test_the_loop_plans_a_run_on_schedule() -> None:
         stopping.set()
         await loop
     assert next(iter(uow.repo.runs.values())).run.scope == "plan"
+
+
+# --- tidying ----------------------------------------------------------------------------
+
+
+async def test_runs_long_ended_and_old_quarantined_rows_are_forgotten_and_running_ones_kept() -> None:
+    uow = FakeUnitOfWork(InMemoryScraperRepository())
+    async with uow:
+        for run_id in ("old", "recent", "open"):
+            run, task = Run(run_id, "plan", None, None), Task(run_id, CHAIN, "s1", "dairy", 1, "full")
+            await uow.repo.create_run(run=run, tasks=[task])
+        await uow.repo.finish_run(run_id="old", status="finished", error=None)
+        await uow.repo.finish_run(run_id="recent", status="failed", error="host paused")
+        await uow.repo.quarantine(source="ingest", rejected=[Rejected("no price", {"sku": "a"})] * 2)
+    now = datetime.now(UTC)
+    uow.repo.runs["old"].finished_at = now - timedelta(days=31)
+    uow.repo.quarantined[0] = replace(uow.repo.quarantined[0], received_at=now - timedelta(days=91))
+    keep = Keep(runs=timedelta(days=30), quarantine=timedelta(days=90))
+    tidier = Tidier(uow=uow, clock=lambda: now, keep=keep, every_s=3600)
+    assert await tidier.tidy_once() == (1, 1)
+    # A run still going is never forgotten, however old: it resumes after a restart.
+    assert list(uow.repo.runs) == ["recent", "open"]
+    assert [task.run_id for task in uow.repo.tasks] == ["recent", "open"]
+    assert len(uow.repo.quarantined) == 1
+    assert await tidier.tidy_once() == (0, 0)

@@ -14,11 +14,12 @@ from scraper.fetching import Fetcher, FetchPolicy, cookieless_client
 from scraper.handlers import build_router
 from scraper.queries import ScraperQueries
 from scraper.repository import PostgresScraperRepository, ScraperRepository
+from scraper.service_layer.housekeeping import Keep
 from scraper.service_layer.ingestion import Ingestor
 from scraper.service_layer.runs import ScrapeRuns
 from scraper.settings import ScraperSettings
 from scraper.telemetry import ScraperCounters
-from scraper.workers import ScrapeRunner
+from scraper.workers import ScrapeRunner, Tidier
 from servicekit.clock import Clock, utc_now
 from servicekit.kit import declare_publishers, make_parts
 from servicekit.outbox import OutboxRelay
@@ -60,6 +61,10 @@ def bootstrap(settings: ScraperSettings, *, clock: Clock = utc_now) -> Service:
         auto_interval_s=settings.auto_scrape_interval_s,
         fetch_stats=fetcher.stats,
     )
+    keep = Keep(
+        runs=timedelta(days=settings.runs_keep_days), quarantine=timedelta(days=settings.quarantine_keep_days)
+    )
+    tidier = Tidier(uow=uow, clock=clock, keep=keep, every_s=settings.housekeeping_interval_s)
     api = build_api(
         queries=ScraperQueries(db),
         runner=runner,
@@ -73,7 +78,7 @@ def bootstrap(settings: ScraperSettings, *, clock: Clock = utc_now) -> Service:
         db=db,
         metrics=metrics,
         api_routers=(api,),
-        workers=(runner, OutboxRelay(db=db, broker=broker, metrics=metrics)),
+        workers=(runner, tidier, OutboxRelay(db=db, broker=broker, metrics=metrics)),
     )
 
 

@@ -130,6 +130,10 @@ class ScraperRepository(Protocol):
         """Keep rejected rows with their reason."""
         ...
 
+    async def forget_old(self, *, runs_before: datetime, quarantine_before: datetime) -> tuple[int, int]:
+        """Delete runs that ended before a time (their pages with them) and older quarantined rows."""
+        ...
+
 
 class PostgresScraperRepository:
     """ScraperRepository in raw SQL over one connection; the caller owns the transaction."""
@@ -422,3 +426,11 @@ class PostgresScraperRepository:
                 records=[(source, r.reason, json.dumps(r.raw, default=str)) for r in rejected],
                 columns=("source", "reason", "raw"),
             )
+
+    async def forget_old(self, *, runs_before: datetime, quarantine_before: datetime) -> tuple[int, int]:
+        """Delete runs that ended before a time (their pages with them) and older quarantined rows."""
+        runs = await self.conn.execute(
+            "DELETE FROM scrape_runs WHERE status <> 'running' AND finished_at < $1", runs_before
+        )
+        rows = await self.conn.execute("DELETE FROM quarantine WHERE received_at < $1", quarantine_before)
+        return int(runs.rsplit(" ", 1)[-1]), int(rows.rsplit(" ", 1)[-1])

@@ -47,6 +47,8 @@ class ScraperSettings(ServiceSettings):
     member_sample_share: float = Field(default=0.1, ge=0, le=1)
     auto_scrape_interval_s: float = Field(default=0.0, ge=0, description="0: scrape only when asked")
     rescrape_poll_s: float = Field(default=5.0, gt=0, description="How often pending re-scrapes are served")
+    runs_keep_days: float = Field(default=30.0, gt=0, description="Days an ended run and its pages are kept")
+    quarantine_keep_days: float = Field(default=90.0, gt=0, description="Days a rejected row is kept")
 
     ingest_token: SecretStr | None = Field(default=None, description="Bearer token of POST /v1/observations")
     ingest_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)

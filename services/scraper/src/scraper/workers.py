@@ -10,9 +10,13 @@ import structlog
 
 from scraper.domain.planning import Scope, Task
 from scraper.fetching import FetchError, FetchStats
+from scraper.repository import ScraperRepository
+from scraper.service_layer.housekeeping import Keep, forget_old
 from scraper.service_layer.runs import ScrapeRuns
 from servicekit.clock import Clock
+from servicekit.service import repeat
 from servicekit.tracing import correlation_for
+from servicekit.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
@@ -122,3 +126,25 @@ class ScrapeRunner:
             seconds=round(time.monotonic() - started, 2),
             retries=dict(self.fetch_stats.retries),
         )
+
+
+class Tidier:
+    """Now and then, forget runs long ended and old quarantined rows: the scraper's tables stay bounded."""
+
+    name = "scraper-tidier"
+
+    def __init__(
+        self, *, uow: UnitOfWorkFactory[ScraperRepository], clock: Clock, keep: Keep, every_s: float
+    ) -> None:
+        self.uow = uow
+        self.clock = clock
+        self.keep = keep
+        self.every_s = every_s
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Tidy at once and then every `every_s` until stopping is set."""
+        await repeat("tidying the scraper's tables", self.tidy_once, every_s=self.every_s, stopping=stopping)
+
+    async def tidy_once(self) -> tuple[int, int]:
+        """Forget what is older than kept; return how many runs and quarantined rows went."""
+        return await forget_old(self.uow, now=self.clock(), keep=self.keep)
