@@ -329,6 +329,7 @@ def test_bench_json_is_the_figures_alone_on_stdout(tmp_path: Path, monkeypatch: 
     assert document == json.loads(out.read_text())
     assert document["raw_produce_messages_per_s"] == 1000.0
     assert "machine" in document
+    assert "<svg" in (tmp_path / "bench.svg").read_text(), "a chart of the figures beside them"
 
 
 def test_topics_with_the_broker_down_still_show_the_registry_table(down: Path) -> None:

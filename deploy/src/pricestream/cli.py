@@ -21,6 +21,7 @@ from contracts import SERVICES, TOPICS
 from pricestream import compose as compose_stack
 from pricestream.archive_cli import archive_app
 from pricestream.bench import BenchPlan, bench_table, machine_description, run_bench
+from pricestream.bench_chart import bench_svg
 from pricestream.config import StackConfig, find_home, parse_replicas
 from pricestream.dlq import list_dead_letters, replay
 from pricestream.exits import UNREACHABLE, ExitCodeGroup, errors, exit_code, unreachable_message
@@ -451,7 +452,7 @@ def bench(
     price_points: Annotated[
         int, typer.Option(help="Prices a product takes across the latency stores (0: one per store)")
     ] = 5,
-    out: Annotated[Path, typer.Option(help="Where the figures go (JSON)")] = Path(
+    out: Annotated[Path, typer.Option(help="Where the figures go (JSON; a chart beside it, .svg)")] = Path(
         "bench-results/pipeline.json"
     ),
     json_out: JsonOption = False,
@@ -473,7 +474,9 @@ def bench(
     shown.print(bench_table(figures))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
-    shown.print(f"figures written to {out}")
+    chart = out.with_suffix(".svg")
+    chart.write_text(bench_svg(figures))
+    shown.print(f"figures written to {out}, a chart of them to {chart}")
     if json_out:
         _emit(figures)
 
