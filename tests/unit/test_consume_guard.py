@@ -321,3 +321,25 @@ async def test_a_batch_whose_database_is_away_is_retried_whole_never_dead_letter
     )
     assert _metric(metrics, "pricestream_messages_dead_lettered_total", topic=PRICES.name) == 0
     assert _metric(metrics, "pricestream_messages_processed_total", topic=PRICES.name) == 3
+
+
+def test_only_a_latency_critical_batch_subscriber_polls_the_broker_more_often() -> None:
+    broker = KafkaBroker()
+
+    @subscribe_batch(broker, PRICES, group_id="bargains", max_records=10, latency_critical=True)
+    async def on_prices(events: list[PricesScraped]) -> None: ...
+
+    @subscribe_batch(broker, PRICES, group_id="catalogue", max_records=10)
+    async def on_prices_too(events: list[PricesScraped]) -> None: ...
+
+    @subscribe(broker, topic("groups.changed.v1"), group_id="scraper")
+    async def on_groups(event: object) -> None: ...
+
+    by_group: dict[str, Any] = {subscriber.group_id: subscriber for subscriber in broker.subscribers}  # type: ignore[attr-defined]
+    critical, batch, single = by_group["bargains"], by_group["catalogue"], by_group["scraper"]
+    # FastStream keeps the consumer's options here until the subscriber starts.
+    assert critical._connection_args["fetch_max_wait_ms"] == 50
+    assert critical.batch_timeout_ms == 50
+    assert batch._connection_args["fetch_max_wait_ms"] == 500, "aiokafka's default"
+    assert batch.batch_timeout_ms == 200, "FastStream's default"
+    assert single._connection_args["fetch_max_wait_ms"] == 500

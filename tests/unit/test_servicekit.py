@@ -105,6 +105,22 @@ def test_service_subscribes_to_exactly_its_registry_topics(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SERVICES)
+def test_every_subscriber_takes_the_consumer_session_timeout_of_its_settings(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local stack shortens it (a restarted service rejoins its group sooner); unset, aiokafka's 10 s.
+    assert _session_timeouts(name) == {10_000}
+    monkeypatch.setenv(f"{name.upper()}_CONSUMER_SESSION_TIMEOUT_MS", "3000")
+    assert _session_timeouts(name) == {3_000}
+
+
+def _session_timeouts(name: str) -> set[int]:
+    """Return the session timeouts a service's subscribers would open their consumers with."""
+    subscribers = _service(name).broker.subscribers
+    return {sub._connection_args["session_timeout_ms"] for sub in subscribers}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", SERVICES)
 def test_asyncapi_document_lists_consumed_and_produced_channels(name: str) -> None:
     service = _service(name)
     doc = json.loads(AsyncAPI(service.broker, title=name).to_specification().to_json())

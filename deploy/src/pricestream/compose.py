@@ -253,6 +253,9 @@ def service_environment(name: str, config: StackConfig) -> dict[str, str]:
         f"{prefix}_KAFKA_ENABLE_IDEMPOTENCE": "true",
         f"{prefix}_DATABASE_URL": f"{dsn}@postgres:{POSTGRES_INTERNAL_PORT}/{config.database}",
         f"{prefix}_LOG_FORMAT": "json",
+        # Real Kafka refuses sessions under 6 s (its group.min.session.timeout.ms) and lets a
+        # leaving member go at once: aiokafka's default, unlike the local stack's shorter one.
+        f"{prefix}_CONSUMER_SESSION_TIMEOUT_MS": "10000",
     }
     if name == "scraper":
         env["SCRAPER_STOREFRONT_URL"] = f"http://storefront:{config.storefront_port}"

@@ -44,6 +44,11 @@ DIRECTORY_TRIES = 10
 
 # Grouping's freshness window on the local stack, in hours: wide enough for the demo's replay.
 LOCAL_GROUPING_FRESHNESS_H = 24 * 30
+# The services' consumer session timeout on the local stack. Tansu holds a consumer's join for
+# about half the session timeout, and for nearly twice it when the group's previous member died
+# or stopped (it does not act on a leave): 5 s and 18 s at aiokafka's default 10 s, 2 s and 7 s
+# at 3 s on a bare broker. Heartbeats are every 0.5 s: a member is dropped after six go unanswered.
+LOCAL_CONSUMER_SESSION_TIMEOUT_MS = 3_000
 
 
 class Stack:
@@ -131,6 +136,7 @@ class Stack:
             f"{prefix}_KAFKA_ENABLE_IDEMPOTENCE": "false",
             f"{prefix}_DATABASE_URL": dsn,
             f"{prefix}_LOG_FORMAT": "json",
+            f"{prefix}_CONSUMER_SESSION_TIMEOUT_MS": str(LOCAL_CONSUMER_SESSION_TIMEOUT_MS),
         }
         if name == "scraper":
             env["SCRAPER_STOREFRONT_URL"] = self.config.storefront_url

@@ -30,6 +30,7 @@ def bootstrap(settings: BargainsSettings, *, clock: Clock = utc_now) -> Service:
             policy=policy,
             group_id=settings.service_name,
             max_batch=settings.consumer_max_batch,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
         )
     )
     declare_publishers(broker, settings.service_name)

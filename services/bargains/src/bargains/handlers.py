@@ -19,11 +19,20 @@ def build_router(
     policy: Policy,
     group_id: str,
     max_batch: int,
+    session_timeout_ms: int | None = None,
 ) -> KafkaRouter:
     """Subscribe bargains to prices, group changes, substitutions and products."""
     router = KafkaRouter()
 
-    @subscribe_batch(router, topic("prices.scraped.v1"), group_id=group_id, max_records=max_batch)
+    # A price's bargain is announced from here: the one hop whose polling delay a shopper sees.
+    @subscribe_batch(
+        router,
+        topic("prices.scraped.v1"),
+        group_id=group_id,
+        session_timeout_ms=session_timeout_ms,
+        max_records=max_batch,
+        latency_critical=True,
+    )
     async def on_prices_scraped(events: list[PricesScraped]) -> None:
         """Reassess the bargains of the products these batches priced."""
         async with uow() as work:
@@ -31,21 +40,25 @@ def build_router(
                 batches = [event.payload for event in fresh]
                 await service_layer.fold_prices(work, batches, now=clock(), policy=policy)
 
-    @subscribe(router, topic("groups.changed.v1"), group_id=group_id)
+    @subscribe(router, topic("groups.changed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms)
     async def on_groups_changed(event: StoreGroupChanged) -> None:
         """Let an anchor's bargains answer for its members."""
         async with uow() as work:
             if await work.claim([event]):
                 await service_layer.change_group(work, event.payload)
 
-    @subscribe(router, topic("substitutions.changed.v1"), group_id=group_id)
+    @subscribe(
+        router, topic("substitutions.changed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms
+    )
     async def on_substitutions_changed(event: SubstitutionsChanged) -> None:
         """Update the product's cross-chain comparisons with its identical products elsewhere."""
         async with uow() as work:
             if await work.claim([event]):
                 await service_layer.change_substitutes(work, event.payload, now=clock(), policy=policy)
 
-    @subscribe(router, topic("products.observed.v1"), group_id=group_id)
+    @subscribe(
+        router, topic("products.observed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms
+    )
     async def on_products_observed(event: ProductObserved) -> None:
         """Remember the product's barcode: the same product at other chains shares it."""
         async with uow() as work:

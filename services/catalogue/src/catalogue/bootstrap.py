@@ -43,7 +43,12 @@ def bootstrap(settings: CatalogueSettings, *, clock: Clock = utc_now) -> Service
     broker, db, metrics = make_parts(settings, migrations=MIGRATIONS)
     uow = unit_of_work_factory(db, PostgresCatalogueRepository)
     broker.include_router(
-        build_router(uow=uow, group_id=settings.service_name, max_batch=settings.consumer_max_batch)
+        build_router(
+            uow=uow,
+            group_id=settings.service_name,
+            max_batch=settings.consumer_max_batch,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+        )
     )
     declare_publishers(broker, settings.service_name)
     api = build_api(

@@ -25,7 +25,11 @@ def bootstrap(settings: GroupingSettings, *, clock: Clock = utc_now) -> Service:
     queries = GroupingQueries(db)
     broker.include_router(
         build_router(
-            uow=uow, clock=clock, group_id=settings.service_name, max_batch=settings.consumer_max_batch
+            uow=uow,
+            clock=clock,
+            group_id=settings.service_name,
+            max_batch=settings.consumer_max_batch,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
         )
     )
     declare_publishers(broker, settings.service_name)

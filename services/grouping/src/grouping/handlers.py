@@ -12,12 +12,23 @@ from servicekit.unit_of_work import UnitOfWorkFactory
 
 
 def build_router(
-    *, uow: UnitOfWorkFactory[GroupingRepository], clock: Clock, group_id: str, max_batch: int
+    *,
+    uow: UnitOfWorkFactory[GroupingRepository],
+    clock: Clock,
+    group_id: str,
+    max_batch: int,
+    session_timeout_ms: int | None = None,
 ) -> KafkaRouter:
     """Subscribe grouping to scraped prices."""
     router = KafkaRouter()
 
-    @subscribe_batch(router, topic("prices.scraped.v1"), group_id=group_id, max_records=max_batch)
+    @subscribe_batch(
+        router,
+        topic("prices.scraped.v1"),
+        group_id=group_id,
+        session_timeout_ms=session_timeout_ms,
+        max_records=max_batch,
+    )
     async def on_prices_scraped(events: list[PricesScraped]) -> None:
         """Fold stores' prices into the latest-price projection; mark members for a check."""
         async with uow() as work:

@@ -33,7 +33,13 @@ def bootstrap(settings: ScraperSettings, *, clock: Clock = utc_now) -> Service:
     """Wire the scraper; nothing connects until the service starts."""
     broker, db, metrics = make_parts(settings, migrations=MIGRATIONS)
     uow: UnitOfWorkFactory[ScraperRepository] = unit_of_work_factory(db, PostgresScraperRepository)
-    broker.include_router(build_router(uow=uow, group_id=settings.service_name))
+    broker.include_router(
+        build_router(
+            uow=uow,
+            group_id=settings.service_name,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+        )
+    )
     declare_publishers(broker, settings.service_name)
     counters = ScraperCounters.register(metrics.registry)
     categories = load_category_map(settings.category_map)

@@ -10,18 +10,22 @@ from servicekit.consuming import subscribe
 from servicekit.unit_of_work import UnitOfWorkFactory
 
 
-def build_router(*, uow: UnitOfWorkFactory[ScraperRepository], group_id: str) -> KafkaRouter:
+def build_router(
+    *, uow: UnitOfWorkFactory[ScraperRepository], group_id: str, session_timeout_ms: int | None = None
+) -> KafkaRouter:
     """Subscribe the scraper to group changes and re-scrape requests."""
     router = KafkaRouter()
 
-    @subscribe(router, topic("groups.changed.v1"), group_id=group_id)
+    @subscribe(router, topic("groups.changed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms)
     async def on_groups_changed(event: StoreGroupChanged) -> None:
         """Keep the scrape plan current: anchors often, members as samples."""
         async with uow() as work:
             if await work.claim([event]):
                 await apply_group_change(work, event.payload)
 
-    @subscribe(router, topic("rescrapes.requested.v1"), group_id=group_id)
+    @subscribe(
+        router, topic("rescrapes.requested.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms
+    )
     async def on_rescrapes_requested(event: RescrapeRequested) -> None:
         """Queue a store for the next run, ahead of the routine plan."""
         async with uow() as work:

@@ -66,6 +66,13 @@ _SUBSCRIBER_DEFAULTS: dict[str, Any] = {
     "heartbeat_interval_ms": 500,
 }
 
+# For the few subscribers on the price-to-bargain path only. The local broker holds a fetch
+# for its whole wait even when records have arrived (aiokafka's default 500 ms: about 120 ms
+# a hop at the median), and an empty batch poll is followed by a sleep as long as its
+# timeout (FastStream's default 200 ms). Every subscriber polling this often made the test
+# suite a third slower, so the rest keep the defaults.
+LATENCY_CRITICAL_POLLING: dict[str, Any] = {"fetch_max_wait_ms": 50, "batch_timeout_ms": 50}
+
 
 def subscribe(
     router: KafkaRouter | KafkaBroker,
@@ -73,11 +80,13 @@ def subscribe(
     *,
     group_id: str,
     auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+    session_timeout_ms: int | None = None,
 ) -> Callable[[Handler], Any]:
     """Subscribe a handler to a registry topic: committed after handling, decoded by contract."""
     return router.subscriber(  # type: ignore[no-any-return]
         spec.name,
         **_SUBSCRIBER_DEFAULTS,
+        **_session(session_timeout_ms),
         group_id=group_id,
         auto_offset_reset=auto_offset_reset,
         description=spec.description,
@@ -90,22 +99,32 @@ def subscribe_batch(
     *,
     group_id: str,
     max_records: int,
+    latency_critical: bool = False,
+    session_timeout_ms: int | None = None,
 ) -> Callable[[Handler], Any]:
     """Subscribe a handler to a registry topic in batches: it gets a list of events, up to max_records.
 
     What is waiting is taken at once (never waiting to fill a batch), so a busy topic is
     handled in few transactions and a quiet one without delay. The guard dead-letters bad
     records alone, and a batch whose handler fails is handled again one event at a time.
+    A latency-critical subscriber polls the broker more often (LATENCY_CRITICAL_POLLING).
     """
     return router.subscriber(  # type: ignore[no-any-return]
         spec.name,
         **_SUBSCRIBER_DEFAULTS,
+        **(LATENCY_CRITICAL_POLLING if latency_critical else {}),
+        **_session(session_timeout_ms),
         group_id=group_id,
         auto_offset_reset="earliest",
         description=spec.description,
         batch=True,
         max_records=max_records,
     )
+
+
+def _session(timeout_ms: int | None) -> dict[str, Any]:
+    """Return a subscriber's session timeout option; none keeps aiokafka's default (10 s)."""
+    return {} if timeout_ms is None else {"session_timeout_ms": timeout_ms}
 
 
 class ConsumeGuard:

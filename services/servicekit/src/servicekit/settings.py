@@ -43,6 +43,13 @@ class ServiceSettings(BaseSettings):
     consumer_max_batch: int = Field(
         default=50, ge=1, description="Most events a batch handler takes in one transaction"
     )
+    # aiokafka's default. The local broker makes a joining consumer wait about half of it, and
+    # nearly twice it after the group's previous member died or left: the local stack sets less.
+    consumer_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1_500,
+        description="How long the broker waits for a silent consumer before handing its partitions on",
+    )
     processed_events_keep_days: float = Field(
         default=45.0,
         gt=0,

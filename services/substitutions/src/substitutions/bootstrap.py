@@ -31,7 +31,11 @@ def bootstrap(settings: SubstitutionsSettings, *, clock: Clock = utc_now) -> Ser
     )
     # Observations commit through the matcher's units of work, so its catalogue follows the commits.
     router = build_router(
-        group_id=settings.service_name, uow=matcher.unit_of_work, matcher=matcher, clock=clock
+        group_id=settings.service_name,
+        uow=matcher.unit_of_work,
+        matcher=matcher,
+        clock=clock,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
     )
     broker.include_router(router)
     declare_publishers(broker, settings.service_name)

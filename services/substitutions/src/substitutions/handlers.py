@@ -14,7 +14,12 @@ from substitutions.service_layer import Matcher
 
 
 def build_router(
-    *, group_id: str, uow: UnitOfWorkFactory[SubstitutionsRepository], matcher: Matcher, clock: Clock
+    *,
+    group_id: str,
+    uow: UnitOfWorkFactory[SubstitutionsRepository],
+    matcher: Matcher,
+    clock: Clock,
+    session_timeout_ms: int | None = None,
 ) -> KafkaRouter:
     """Subscribe substitutions to observed products.
 
@@ -22,7 +27,9 @@ def build_router(
     """
     router = KafkaRouter()
 
-    @subscribe(router, topic("products.observed.v1"), group_id=group_id)
+    @subscribe(
+        router, topic("products.observed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms
+    )
     async def on_products_observed(event: ProductObserved) -> None:
         """Compute a new or changed product's substitutes and its neighbours' reverse links."""
         async with uow() as work:
