@@ -39,6 +39,11 @@ CHECKSUMS = {
     "bargains": "SELECT md5(string_agg(bargain_id || reason, ',' ORDER BY bargain_id)) FROM svc.bargains",
     "catalogue": """SELECT md5(string_agg(store_id || sku || price_cents || (ends_at - starts_at)::text, ','
                                           ORDER BY store_id, sku, starts_at)) FROM svc.history""",
+    # Times relative to the first sighting: each run's rounds are dated from its own start.
+    "catalogue current prices": """SELECT md5(string_agg(concat_ws('|', chain, store_id, sku, price_cents,
+                                                   was_price_cents, available, sold_by, observed_at - first),
+                                         ',' ORDER BY chain, store_id, sku))
+                                   FROM svc.prices, (SELECT min(observed_at) AS first FROM svc.prices) m""",
 }
 
 
@@ -125,7 +130,9 @@ async def run(service: str, stores: int, price_points: int) -> None:
                 await _fold(service, conn, events[i : i + size], now)
             took = time.perf_counter() - started
             print(f"{service}, {name}: {len(events) * PRODUCTS / took:,.0f} prices/s ({took:.2f} s)")
-        print(f"checksum of what {service} kept: {await conn.fetchval(CHECKSUMS[service])}")
+        for name, query in CHECKSUMS.items():
+            if name.startswith(service):
+                print(f"checksum of what {name} kept: {await conn.fetchval(query)}")
         await conn.close()
     finally:
         pg.stop()

@@ -64,10 +64,15 @@ PRICE_COLUMNS = (
     "multibuy_quantity, multibuy_total_cents, sold_by, stated_cents, stated_quantity, stated_unit, "
     "stated_text, observed_at"
 )
-PRICE_TYPES = (
-    "text[], text[], text[], int[], int[], bool[], int[], int[], int[], text[], int[], int[], text[], "
-    "text[], timestamptz[]"
-)
+PRICE_FIELDS = tuple(PRICE_COLUMNS.split(", "))
+# Empties the staging table as it merges (one scan of it), so no other transaction ever sees a
+# row of it; an older sighting never replaces a newer current price.
+_MERGE_STAGED_PRICES = f"""
+    WITH staged AS (DELETE FROM incoming_prices RETURNING *)
+    INSERT INTO prices ({PRICE_COLUMNS}) SELECT {PRICE_COLUMNS} FROM staged
+    ON CONFLICT (chain, store_id, sku) DO UPDATE SET
+        {", ".join(f"{c} = EXCLUDED.{c}" for c in PRICE_FIELDS[3:])}
+    WHERE prices.observed_at < EXCLUDED.observed_at"""
 PRODUCT_COLUMNS = (
     "chain, sku, name, brand, size, category, shared_category, barcode, url, search_text, observed_at"
 )
@@ -135,16 +140,10 @@ class PostgresCatalogueRepository:
         """Insert current prices or replace them with newer ones (one row per key)."""
         if not prices:
             return
-        columns = PRICE_COLUMNS.split(", ")
-        params = ", ".join(f"${i}::{t}" for i, t in enumerate(PRICE_TYPES.split(", "), start=1))
-        await self.conn.execute(
-            f"""INSERT INTO prices ({PRICE_COLUMNS}) SELECT * FROM unnest({params})
-                ON CONFLICT (chain, store_id, sku) DO UPDATE SET
-                    {", ".join(f"{c} = EXCLUDED.{c}" for c in columns[3:])}
-                WHERE prices.observed_at < EXCLUDED.observed_at""",
-            # The rows are tuples in column order: transposed into one array per column at once.
-            *(list(column) for column in zip(*prices, strict=True)),
-        )
+        # The rows are tuples in column order: COPY takes them as they are, and one statement
+        # merges and empties the staging table (one row per key: a statement may touch a row once).
+        await self.conn.copy_records_to_table("incoming_prices", records=prices, columns=PRICE_FIELDS)
+        await self.conn.execute(_MERGE_STAGED_PRICES)
         stores = sorted({(p.chain, p.store_id) for p in prices})
         await self.conn.execute(
             """INSERT INTO stores (chain, store_id) SELECT * FROM unnest($1::text[], $2::text[])
