@@ -7,8 +7,9 @@ On a fresh local stack of its own (free ports, a temporary home):
    same price yesterday, so bargains have an established history), published as fast as
    the producer goes; timed until grouping, bargains and the catalogue have processed every
    event (the pipeline's rate is the slowest of the three);
-3. latency: at a steady rate, fresh discounted prices for stores with that history; each
-   one's BargainsChanged is awaited on its topic, giving p50 and p99 from price to bargain;
+3. latency: once every service has drained what the throughput phase left (each consumer
+   group's lag 0), fresh discounted prices at a steady rate for stores with that history;
+   each one's BargainsChanged is awaited on its topic, giving p50 and p99 from price to bargain;
 4. peak resident memory of each service.
 """
 
@@ -33,9 +34,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
-from contracts import SERVICES, topic
+from contracts import SERVICES, consumed_by, topic
 from pricestream.config import StackConfig
-from pricestream.kafka import partitions_of
+from pricestream.kafka import consumer_lag, partitions_of
 from pricestream.stack import Stack
 from servicekit.metrics import processed_counts
 
@@ -93,6 +94,7 @@ async def _measure(stack: Stack, plan: BenchPlan, console: Console) -> dict[str,
     with console.status("raw limits: producing the benchmark's own events..."):
         figures |= await _raw_events(bootstrap, history[: len(history) // 4], plan.products)
     figures |= await _throughput(stack, history, plan, console)
+    figures |= await _drain(stack, console)
     figures |= await _latency(stack, latency_stores, plan, console)
     figures["peak_rss_mb"] = _peak_rss(stack)
     figures["ratios"] = {
@@ -242,6 +244,27 @@ async def _throughput(
     }
 
 
+async def _drain(stack: Stack, console: Console, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Wait until every service's consumer group has caught up on every topic it consumes.
+
+    The throughput phase leaves work behind it (grouping's group changes, bargains' changes
+    for the catalogue): a latency measured while services still work through it measures
+    that backlog, not the latency at the phase's rate.
+    """
+    groups = {name: [spec.name for spec in consumed_by(name)] for name in SERVICES}
+    started = time.perf_counter()
+    with console.status("waiting for every service to drain its backlog...") as status:
+        while True:
+            lags = await consumer_lag(stack.config.bootstrap_servers, groups)
+            behind = {f"{lag.group}/{lag.topic}": lag.lag for lag in lags if lag.lag > 0}
+            elapsed = time.perf_counter() - started
+            if not behind or elapsed > timeout_s:
+                break
+            status.update(f"waiting for every service to drain: {behind}")
+            await asyncio.sleep(1.0)
+    return {"drain_s": round(elapsed, 1), "drain_left": behind}
+
+
 def _processed(urls: list[str]) -> int:
     """Return the price events a service's replicas have handled, together."""
     return sum(processed_counts(url)[PRICES.name] for url in urls)
@@ -280,7 +303,9 @@ async def _latency(
 
 async def _bargains_from_now(bootstrap: str) -> AIOKafkaConsumer:
     """Return a started consumer of every bargains partition, positioned at its end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    # The local broker holds a fetch for its whole wait even when records have arrived: a short
+    # one, so that the listener does not add aiokafka's default half second to the latency.
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
     await consumer.start()
     parts = await partitions_of(consumer, BARGAINS.name)
     consumer.assign(parts)
