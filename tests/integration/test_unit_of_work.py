@@ -26,6 +26,7 @@ from servicekit.db import (
     migrate,
 )
 from servicekit.housekeeping import ProcessedEventsPruner
+from servicekit.outbox import channel_of
 from servicekit.settings import ServiceSettings
 from servicekit.unit_of_work import UnitOfWork
 
@@ -111,6 +112,25 @@ async def test_ids_of_events_no_topic_can_deliver_again_are_forgotten_and_the_re
     stopping = asyncio.Event()
     stopping.set()
     await asyncio.wait_for(pruner.run(stopping), timeout=5)  # a stopping service does not wait an hour
+
+
+async def test_a_commit_with_events_staged_wakes_the_relay_and_one_without_does_not(
+    stack: Stack, db: Database
+) -> None:
+    listener = await asyncpg.connect(stack.postgres.dsn(database=stack.config.database))
+    notices: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener(channel_of(SCHEMA), lambda *args: notices.put_nowait(args[2]))
+    try:
+        async with UnitOfWork(db, Notes) as quiet:
+            await quiet.repo.add("no events")
+        async with UnitOfWork(db, Notes) as busy:
+            busy.publish([_event("s1"), _event("s2")])
+            assert notices.empty(), "nothing is announced before the commit"
+        assert await asyncio.wait_for(notices.get(), timeout=5) == channel_of(SCHEMA)
+        await asyncio.sleep(0.2)
+        assert notices.empty(), "one notice a transaction, and none for the one without events"
+    finally:
+        await listener.close()
 
 
 async def _claim_write_stage_then_fail(db: Database, event: RescrapeRequested) -> None:
