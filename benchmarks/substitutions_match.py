@@ -33,6 +33,7 @@ from testsupport import report
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "au-grocery-2023"
 GOLD = ROOT / "tests" / "data" / "substitutions" / "coles_woolworths_gold.csv"
+ACCEPTABLE = ROOT / "tests" / "data" / "substitutions" / "coles_woolworths_l3_acceptable.csv"
 CHAINS = ("coles", "woolworths", "iga", "aldi")
 
 
@@ -125,7 +126,7 @@ def main() -> None:
     console.print(f"incremental against a rebuild: {differing} of {len(catalogue)} lists differ")
 
     candidates = match_lists(files["coles"], files["woolworths"], encoder=encoder, policy=policy)
-    scores = evaluate(read_gold(GOLD), ranked_by_left(candidates), k=args.k)
+    scores = evaluate(read_gold(GOLD), ranked_by_left(candidates), k=args.k, acceptable=read_gold(ACCEPTABLE))
     console.print(scores_table(scores, k=args.k, title="coles -> woolworths against the labelled pairs"))
 
     figures: dict[str, object] = {
@@ -149,6 +150,8 @@ def main() -> None:
         figures[f"gold_{score.level}_recall_at_1"] = round(score.recall_at_1, 3)
         figures[f"gold_{score.level}_recall_at_{args.k}"] = round(score.recall_at_k, 3)
         figures[f"gold_{score.level}_mrr"] = round(score.mrr, 3)
+        if score.acceptable_at_1 is not None:
+            figures[f"gold_{score.level}_any_acceptable_at_1"] = round(score.acceptable_at_1, 3)
     report(console, "substitutions on the four AU catalogues", figures, args.out)
 
 

@@ -273,7 +273,8 @@ def test_port_in_use_is_a_clear_error(config: StackConfig, tmp_path: Path) -> No
 
 
 def test_match_ranks_one_file_in_another_and_scores_gold_pairs(tmp_path: Path) -> None:
-    left, right, gold, out = (tmp_path / name for name in ("left.csv", "right.csv", "gold.csv", "out.csv"))
+    names = ("left.csv", "right.csv", "gold.csv", "out.csv", "acceptable.csv")
+    left, right, gold, out, acceptable = (tmp_path / name for name in names)
     left.write_text(
         "chain,sku,name,brand,size,price\n"
         "coles,c1,Full Cream Milk,Dairy Farmers,2L,3.20\n"
@@ -290,7 +291,9 @@ def test_match_ranks_one_file_in_another_and_scores_gold_pairs(tmp_path: Path) -
         "woolworths,w5,Omo Laundry Liquid,2L,19.00\n"
     )
     gold.write_text("coles_sku,woolworths_sku,level\nc1,w1,L1\nc2,w2,L3\nc3,w3,L1\n")
-    argv = [CLI, "match", str(left), str(right), "--gold", str(gold), "--k", "2", "--out", str(out)]
+    acceptable.write_text("coles_sku,woolworths_sku,level\nc3,w4,L3\n")
+    argv = [CLI, "match", str(left), str(right), "--gold", str(gold), "--acceptable", str(acceptable)]
+    argv += ["--k", "2", "--out", str(out)]
     result = subprocess.run(
         argv, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"}, check=False
     )
@@ -305,6 +308,7 @@ def test_match_ranks_one_file_in_another_and_scores_gold_pairs(tmp_path: Path) -
     assert all(row["right_sku"] != "w5" or row["level"] == "L4" for row in rows)
     table = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 5}
     assert "1.000" in table["L1"], "both identical pairs ranked first"
+    assert "acceptable" in result.stdout, "a second recall@1 counting further acceptable answers"
 
 
 def test_bench_measures_raw_limits_pipeline_and_latency_on_a_small_plan(tmp_path: Path) -> None:

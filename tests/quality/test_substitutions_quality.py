@@ -20,6 +20,7 @@ pytestmark = pytest.mark.quality
 ROOT = Path(__file__).resolve().parents[2]
 AU = ROOT.parent / "shared" / "data" / "au-grocery-2023"
 GOLD = ROOT / "tests" / "data" / "substitutions" / "coles_woolworths_gold.csv"
+ACCEPTABLE = ROOT / "tests" / "data" / "substitutions" / "coles_woolworths_l3_acceptable.csv"
 AUSTRIAN = ROOT / "tests" / "data" / "substitutions" / "heissepreise"
 
 
@@ -75,17 +76,20 @@ def test_labelled_coles_woolworths_pairs_are_recalled(encoder: SentenceEncoder) 
     coles, _ = read_products(AU / "coles.json", read_rows)
     woolworths, _ = read_products(AU / "woolworths.json", read_rows)
     candidates = match_lists(coles, woolworths, encoder=encoder, policy=Policy())
-    scores = {s.level: s for s in evaluate(read_gold(GOLD), ranked_by_left(candidates), k=5)}
+    ranked, acceptable = ranked_by_left(candidates), read_gold(ACCEPTABLE)
+    scores = {s.level: s for s in evaluate(read_gold(GOLD), ranked, k=5, acceptable=acceptable)}
     for s in scores.values():
         print(
             f"{s.level}: {s.pairs} pairs, precision {s.precision:.3f}, recall@1 {s.recall_at_1:.3f}, "
-            f"recall@5 {s.recall_at_k:.3f}, MRR {s.mrr:.3f}"
+            f"recall@5 {s.recall_at_k:.3f}, MRR {s.mrr:.3f}, any acceptable@1 {s.acceptable_at_1:.3f}"
         )
     assert scores["L1"].pairs + scores["L3"].pairs >= 300
     assert scores["L1"].precision >= 0.95
     assert scores["L1"].recall_at_1 >= AU_L1_RECALL_AT_1
     assert scores["L3"].recall_at_1 >= AU_L3_RECALL_AT_1
     assert scores["L3"].recall_at_k >= AU_L3_RECALL_AT_5
+    # The first alternative is the labelled one or another judged as good (the README says how).
+    assert (scores["L3"].acceptable_at_1 or 0.0) >= AU_L3_ANY_ACCEPTABLE_AT_1
 
 
 def test_labelled_austrian_pairs_are_recalled_and_house_brands_kept_apart(encoder: SentenceEncoder) -> None:
@@ -109,9 +113,10 @@ def test_labelled_austrian_pairs_are_recalled_and_house_brands_kept_apart(encode
 
 
 # Floors: the figures measured (docs/benchmarks.md) less a small margin.
-AU_L1_RECALL_AT_1 = 0.95
+AU_L1_RECALL_AT_1 = 0.965
 AU_L3_RECALL_AT_1 = 0.67
 AU_L3_RECALL_AT_5 = 0.93
+AU_L3_ANY_ACCEPTABLE_AT_1 = 0.77
 DE_L1_RECALL_AT_1 = 0.98
 DE_L3_RECALL_AT_1 = 0.82
 DE_NEVER_OFFERED = 0.01

@@ -176,6 +176,16 @@ def test_approx_with_a_dot_before_a_bare_number_is_read() -> None:
     assert parse_size("approx. 0.485") == Size(0.485, "bare")
 
 
+def test_a_pack_its_name_states_is_kept_with_the_total_size_and_gives_one_item() -> None:
+    milk = _product("freshmart", "1", "Full Cream Long Life Milk 6 pack", brand="Devondale", size="1.2l")
+
+    assert milk.size == Size(1200.0, "volume", 6)
+    assert milk.size.unit == Size(200.0, "volume")
+    assert milk.kind == "full cream long life milk"
+    assert _product("freshmart", "2", "Full Cream Milk", size="1.2l").size == Size(1200.0, "volume")
+    assert _product("freshmart", "3", "Eggs 12 pack", size="12 pack").size == Size(12.0, "count")
+
+
 # --- products ----------------------------------------------------------------------------------
 
 
@@ -381,6 +391,24 @@ def test_an_organic_variant_is_not_near_identical_to_a_plain_item_already_listed
     assert _at(organic, "L1", "L2") == set()
     assert ("valueway", "plain") in _at(organic, "L4")
     assert _at(_links(index, "valueway", "plain"), "L1") == {("freshmart", "plain")}
+
+
+def test_a_pack_is_near_identical_to_a_listing_sized_as_one_of_its_items_both_ways() -> None:
+    pack = _product("freshmart", "pack", "Long Life Milk 6 pack", brand="Devondale", size="1.2l")
+    item = _product("valueway", "item", "Long Life Milk", brand="Devondale", size="0.2")
+    index = _index(pack, item)
+    at = index.position("freshmart", "pack")
+    assert at is not None
+
+    [match] = index.find([at], Policy())[at]
+
+    assert (match.level, index.products[match.other].sku) == ("L2", "item")
+    assert match.reason.startswith("sized as one of a pack")
+    # The same names would score 1: an item of the pack is less surely the pack itself.
+    assert match.score == pytest.approx(1.0 - Policy().l2_pack_penalty, abs=1e-4)
+    assert _at(_links(index, "valueway", "item"), "L2") == {("freshmart", "pack")}
+    single = _product("freshmart", "pack", "Long Life Milk", brand="Devondale", size="1.2l")
+    assert _at(_links(_index(single, item), "freshmart", "pack"), "L1", "L2") == set()
 
 
 def test_a_plain_item_with_an_identical_listing_at_a_chain_has_no_near_identical_there() -> None:
@@ -801,6 +829,29 @@ def test_rebuild_finds_the_same_identical_links_as_incremental_observation() -> 
     assert _rows(lists[("valueway", "1l")]) == {("greengrocer", "1l")}
 
 
+def test_an_identical_listing_arriving_takes_its_item_off_a_near_identical_list_at_its_chain() -> None:
+    # Minimums no pair here reaches: only the same-item levels can change these lists.
+    policy = Policy(l3_min_similarity=0.99, l4_min_similarity=0.99)
+    incremental = Catalogue(dimensions=ENCODER.dimensions, policy=policy)
+    plain = Description("freshmart", "milk", "Pauls Full Cream Milk", brand="Pauls", size="2L")
+    renamed = Description("valueway", "milk", "Pauls Milk Full Cream Dairy", brand="Pauls", size="2L")
+    _observe(incremental, plain)
+    _observe(incremental, renamed)
+    assert _rows(list_of(incremental, "freshmart", "milk"), "L2") == {("valueway", "milk")}
+
+    changed = _observe(incremental, Description("freshmart", "dairy", renamed.name, brand="Pauls", size="2L"))
+
+    # Valueway's item is listed at freshmart now: it is that listing's, not another's under a new name.
+    assert ("freshmart", "milk") in changed
+    assert list_of(incremental, "freshmart", "milk") == []
+    rebuilt = Catalogue(dimensions=ENCODER.dimensions, policy=policy)
+    products = [incremental.index.products[at] for at in range(len(incremental.index))]
+    rebuilt.load(products, [_vector(product) for product in products])
+    rebuilt.rebuild()
+    for chain, sku in ((product.chain, product.sku) for product in products):
+        assert list_of(rebuilt, chain, sku) == list_of(incremental, chain, sku)
+
+
 def test_adopted_lists_make_rebuild_report_only_real_changes() -> None:
     products = [
         _catalogue().parse(description)
@@ -860,6 +911,21 @@ def test_a_same_item_pair_found_only_as_an_alternative_does_not_count() -> None:
     assert [score.level for score in scores] == ["L1", "L4"]
     assert _score(scores, "L1") == LevelScore("L1", 1, 0.0, 0.0, 0.0, 0.0, 0.0)
     assert _score(scores, "L4") == LevelScore("L4", 1, 1.0, 1.0, 1.0, 1.0, 0.0)
+
+
+def test_further_acceptable_answers_count_first_in_their_own_recall_and_leave_the_strict_one() -> None:
+    gold = [GoldPair("q1", "r1", "L3"), GoldPair("q2", "r2", "L3")]
+    ranked = {
+        "q1": [Ranked("also-good", "L3", 0.9), Ranked("r1", "L3", 0.8)],
+        "q2": [Ranked("wrong", "L3", 0.9), Ranked("also-good", "L3", 0.8)],
+    }
+    acceptable = [GoldPair("q1", "also-good", "L3"), GoldPair("q2", "also-good", "L3")]
+
+    [score] = evaluate(gold, ranked, k=5, acceptable=acceptable)
+
+    assert (score.recall_at_1, score.mrr) == (0.0, 0.25)
+    assert score.acceptable_at_1 == pytest.approx(1 / 2)
+    assert evaluate(gold, ranked, k=5)[0].acceptable_at_1 is None
 
 
 def test_within_a_tier_alternatives_rank_by_level_then_score() -> None:

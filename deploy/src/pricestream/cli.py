@@ -430,11 +430,20 @@ def match(
     gold: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="CSV: left_sku,right_sku,level")
     ] = None,
+    acceptable: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="CSV of further answers as good as the gold's: any acceptable@1"
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Cut-off of recall@k")] = 5,
     out: Annotated[Path, typer.Option(help="Where the ranked pairs go (CSV)")] = Path("matches.csv"),
 ) -> None:
     """Rank, for each product of LEFT, its substitutes in RIGHT (any format the scraper imports)."""
-    report = run_match(left, right, out=out, gold=gold, k=k, encoder=sentence_encoder(), console=console)
+    encoder = sentence_encoder()
+    report = run_match(
+        left, right, out=out, gold=gold, acceptable=acceptable, k=k, encoder=encoder, console=console
+    )
     console.print(
         f"{report.candidates} ranked pairs for {report.left} products in {report.seconds:.1f} s -> {out}"
     )

@@ -54,10 +54,14 @@ def run_match(
     gold: Path | None,
     k: int,
     encoder: "Encoder",
+    acceptable: Path | None = None,
     console: Console,
     policy: "Policy | None" = None,
 ) -> MatchReport:
-    """Rank the right file's products for each product of the left file; write them, score them on gold."""
+    """Rank the right file's products for each product of the left file; write them, score them on gold.
+
+    `acceptable`: further answers as good as the gold's, for a second recall@1 (any acceptable).
+    """
     _require_substitutions()
     from substitutions.domain.evaluation import evaluate
     from substitutions.domain.matching import Policy
@@ -83,7 +87,9 @@ def run_match(
         candidates = match_lists(left, right, encoder=encoder, policy=policy or Policy(), progress=report)
     seconds = time.perf_counter() - started
     _write(out, candidates)
-    scores = evaluate(read_gold(gold), ranked_by_left(candidates), k=k) if gold is not None else []
+    further = read_gold(acceptable) if acceptable is not None else None
+    ranked = ranked_by_left(candidates)
+    scores = evaluate(read_gold(gold), ranked, k=k, acceptable=further) if gold is not None else []
     return MatchReport(len(left), len(right), len(candidates), seconds, scores)
 
 
@@ -104,10 +110,12 @@ def _require_substitutions() -> None:
 def scores_table(scores: "list[LevelScore]", *, k: int, title: str) -> Table:
     """Show precision, recall@1, recall@k, MRR and the share never offered per gold level."""
     table = Table(title=title)
-    for column in ("level", "pairs", "precision", "recall@1", f"recall@{k}", "MRR", "never offered"):
+    further = any(score.acceptable_at_1 is not None for score in scores)
+    columns = ["level", "pairs", "precision", "recall@1", f"recall@{k}", "MRR", "never offered"]
+    for column in columns + (["any acceptable@1"] if further else []):
         table.add_column(column, justify="right")
     for score in scores:
-        table.add_row(
+        cells = [
             score.level,
             str(score.pairs),
             f"{score.precision:.3f}",
@@ -115,7 +123,10 @@ def scores_table(scores: "list[LevelScore]", *, k: int, title: str) -> Table:
             f"{score.recall_at_k:.3f}",
             f"{score.mrr:.3f}",
             f"{score.never_offered:.3f}",
-        )
+        ]
+        if further:
+            cells.append("-" if score.acceptable_at_1 is None else f"{score.acceptable_at_1:.3f}")
+        table.add_row(*cells)
     return table
 
 

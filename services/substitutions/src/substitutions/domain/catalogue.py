@@ -119,18 +119,36 @@ class Catalogue:
     def observe(self, product: ParsedProduct, vector: Vectors) -> dict[ProductKey, list[SubstituteRow]]:
         """Add or replace a product; return the lists that changed (its own and its neighbours')."""
         at = self.index.put(product, vector)
-        own = self.index.find([at], self.policy)[at]
+        # One pass over every vector serves its own list and the lists it may enter.
+        similarity = self.index.similarities([at])
+        near: dict[int, set[int]] = {}
+        own = self.index.find([at], self.policy, similarity=similarity, near=near)[at]
         affected = {match.other for match in own} | self._pointing_in.get(at, set())
+        # Those pointing at its same items elsewhere: listed once at a chain, an item offered as
+        # another's near-identical (L2) there is no longer so once its identical listing arrives.
+        for match in own:
+            if match.level == "L1":
+                affected |= self._near_identical_to(match.other)
         # Those whose best same item at its chain it may now be, though its own list keeps another.
-        affected |= self.index.near_identical_candidates(at, self.policy)
+        affected |= near.get(at, set())
         # Those it would now displace from their L3/L4 lists: alike above their weakest entry, or
         # level with it once rounded (equal scores rank by tie key, so a newcomer may win the tie).
         floors = self._floors()
-        alike = self.index.vectors @ self.index.vectors[at]
+        alike = similarity[0]
         affected.update(int(other) for other in np.flatnonzero(alike >= floors - ROUNDING))
         affected.discard(at)
         found = {at: own, **self.index.find(sorted(affected), self.policy)}
         return self._settle(found)
+
+    def _near_identical_to(self, at: int) -> set[int]:
+        """Return the products that list the one at `at` as their near-identical (L2)."""
+        product = self.index.products[at]
+        key = (product.chain, product.sku)
+        return {
+            other
+            for other in self._pointing_in.get(at, ())
+            if any(row.level == "L2" and (row.chain, row.sku) == key for row in self.lists.get(other, ()))
+        }
 
     def rebuild(
         self, *, chunk: int = 512, progress: Callable[[int], None] | None = None

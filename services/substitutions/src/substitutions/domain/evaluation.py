@@ -1,6 +1,10 @@
 """Score ranked substitutes against gold pairs: precision, recall@1, recall@k, MRR per level, and
 the share of answers never offered at all.
 
+Where a gold pair names one answer among several equally good ones, further acceptable answers
+(judged apart, and never replacing the gold) give a second recall@1: the first candidate is the
+gold answer or one of them.
+
 A gold pair says which right-hand product is the answer for a left-hand one at a level.
 Same-item levels (L1, L2) are looked up in the ranked L1+L2 list, alternatives (L3, L4)
 in the ranked L3+L4 list: finding a pair at the wrong kind of level does not count.
@@ -50,13 +54,28 @@ class LevelScore:
     mrr: float
     never_offered: float
     """The share of pairs whose answer is not among the candidates at any level."""
+    acceptable_at_1: float | None = None
+    """The share whose first candidate is the answer or a further acceptable one (None: none given)."""
 
 
-def evaluate(gold: Iterable[GoldPair], ranked: Mapping[str, Sequence[Ranked]], *, k: int) -> list[LevelScore]:
-    """Score the ranked candidates of each left product against the gold pairs, level by level."""
+def evaluate(
+    gold: Iterable[GoldPair],
+    ranked: Mapping[str, Sequence[Ranked]],
+    *,
+    k: int,
+    acceptable: Iterable[GoldPair] | None = None,
+) -> list[LevelScore]:
+    """Score the ranked candidates of each left product against the gold pairs, level by level.
+
+    `acceptable`: further answers as good as the gold's for a left product and level, for
+    `acceptable_at_1`.
+    """
     by_level: dict[Level, list[GoldPair]] = defaultdict(list)
     for pair in gold:
         by_level[pair.level].append(pair)
+    further: dict[tuple[str, Level], set[str]] = defaultdict(set)
+    for pair in acceptable or ():
+        further[(pair.left, pair.level)].add(pair.right)
     scores = []
     for level in sorted(by_level):
         pairs = by_level[level]
@@ -72,6 +91,13 @@ def evaluate(gold: Iterable[GoldPair], ranked: Mapping[str, Sequence[Ranked]], *
                 recall_at_k=sum(rank is not None and rank <= k for rank in ranks) / len(pairs),
                 mrr=sum(1 / rank for rank in ranks if rank is not None) / len(pairs),
                 never_offered=sum(not _offered(pair, ranked.get(pair.left, ())) for pair in pairs)
+                / len(pairs),
+                acceptable_at_1=None
+                if acceptable is None
+                else sum(
+                    bool(tier) and tier[0].right in {pair.right} | further[(pair.left, pair.level)]
+                    for pair, tier in zip(pairs, tiers, strict=True)
+                )
                 / len(pairs),
             )
         )

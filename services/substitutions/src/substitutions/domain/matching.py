@@ -53,6 +53,7 @@ class Policy:
     l2_fuzzy_weight: float = 0.5
     l2_variant_penalty: float = 0.15
     l2_unbranded_min: float = 0.9
+    l2_pack_penalty: float = 0.15
     l3_min_similarity: float = 0.55
     l3_max_size_ratio: float = 2.0
     l3_size_weight: float = weights.SIZE_PER_DOUBLING
@@ -108,8 +109,8 @@ class Index:
     def __post_init__(self) -> None:
         self._vectors = np.zeros((64, self.dimensions + NGRAM_DIMENSIONS), dtype=np.float32)
         self._columns = {
-            name: np.zeros(64, dtype=np.float64 if name == "amount" else np.int64)
-            for name in ("chain", "brand", "own", "variant", "category", "dimension", "amount", "tie")
+            name: np.zeros(64, dtype=np.float64 if name in ("amount", "unit") else np.int64)
+            for name in ("chain", "brand", "own", "variant", "category", "dimension", "amount", "unit", "tie")
         }
 
     def __len__(self) -> int:
@@ -162,12 +163,13 @@ class Index:
         size = product.size
         columns["dimension"][at] = _DIMENSIONS[size.dimension if size else None]
         columns["amount"][at] = _normal_amount(size)
+        columns["unit"][at] = _normal_amount(size.unit if size else None)
         columns["tie"][at] = _tie_key(product.chain, product.sku)
         if product.barcode:
             self._by_barcode[product.barcode].add(at)
         self._by_key[product.key].add(at)
-        bucket = size_bucket(size, width=_BUCKET_WIDTH)
-        self._by_bucket[_NO_SIZE if bucket is None else bucket].add(at)
+        for bucket in _buckets(size):
+            self._by_bucket[bucket].add(at)
 
     def _unlink(self, at: int) -> None:
         """Forget a product's lookups before it is replaced."""
@@ -175,15 +177,28 @@ class Index:
         if old.barcode:
             self._by_barcode[old.barcode].discard(at)
         self._by_key[old.key].discard(at)
-        bucket = size_bucket(old.size, width=_BUCKET_WIDTH)
-        self._by_bucket[_NO_SIZE if bucket is None else bucket].discard(at)
+        for bucket in _buckets(old.size):
+            self._by_bucket[bucket].discard(at)
+
+    def similarities(self, rows: Sequence[int]) -> Vectors:
+        """Return how alike the products at these positions are to every product held, a row each."""
+        vectors = self.vectors
+        return vectors[np.asarray(rows, dtype=np.int64)] @ vectors.T
 
     def find(
-        self, queries: Sequence[int], policy: Policy, *, within: str | None = None
+        self,
+        queries: Sequence[int],
+        policy: Policy,
+        *,
+        within: str | None = None,
+        similarity: Vectors | None = None,
+        near: dict[int, set[int]] | None = None,
     ) -> dict[int, list[Match]]:
         """Find the substitutes of the products at the given positions, best first within each level.
 
-        `within` keeps only substitutes at that chain (offline matching of one file against another).
+        `within` keeps only substitutes at that chain (offline matching of one file against another);
+        `similarity` is `similarities(queries)` when the caller has it already (one chunk at most);
+        `near`, when given, receives each query's `near_identical_candidates` on the way.
         """
         within_code = self._chains.get(within, -2) if within is not None else None
         found: dict[int, list[Match]] = {query: [] for query in queries}
@@ -193,10 +208,10 @@ class Index:
             found[query] += identical[: policy.limit("L1")]
             # Listings cut by the limit are still the same item: never offer them at a looser level.
             taken[query].update(match.other for match in identical)
-        for query, matches in self._near_identical(queries, policy, taken, within_code).items():
+        for query, matches in self._near_identical(queries, policy, taken, within_code, every=near).items():
             found[query] += matches
             taken[query].update(match.other for match in matches)
-        for query, matches in self._alternatives(queries, policy, taken, within_code).items():
+        for query, matches in self._alternatives(queries, policy, taken, within_code, similarity).items():
             found[query] += matches
         return found
 
@@ -229,8 +244,9 @@ class Index:
         Alike enough, of one brand and size, before each chain keeps its best: whose L2 lists a
         new product may change, though it keeps none of them in its own list.
         """
-        found = self._near_identical([at], policy, {at: {at}}, None, every=True)
-        return {match.other for match in found.get(at, ())}
+        every: dict[int, set[int]] = {}
+        self._near_identical([at], policy, {at: {at}}, None, every=every)
+        return every.get(at, set())
 
     def _near_identical(
         self,
@@ -239,37 +255,39 @@ class Index:
         taken: dict[int, set[int]],
         within: int | None,
         *,
-        every: bool = False,
+        every: dict[int, set[int]] | None = None,
     ) -> dict[int, list[Match]]:
         """Return the same items under other names: fuzzy names inside blocks of equal size.
 
-        `every`: all candidates, before items listed at the query's chain already are left out
-        and each chain keeps its best.
+        `every`, when given, receives all candidates of each query, before items listed at the
+        query's chain already are left out and each chain keeps its best.
         """
         found: dict[int, list[Match]] = defaultdict(list)
-        by_bucket: dict[int, list[int]] = defaultdict(list)
+        by_bucket: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for query in queries:
-            bucket = size_bucket(self.products[query].size, width=_BUCKET_WIDTH)
-            if bucket is not None:
-                by_bucket[bucket].append(query)
+            # A pack is also looked for by one of its items: shops size "6 x 200 mL" 1.2 L or 0.2 L.
+            buckets = _buckets(self.products[query].size)
+            if buckets[0] != _NO_SIZE:
+                by_bucket[buckets].append(query)
         columns = self._columns
-        for bucket, block in by_bucket.items():
+        tolerance = 1 + policy.l2_size_tolerance
+        for buckets, block in by_bucket.items():
+            near = {b + step for b in buckets for step in (-1, 0, 1)}
             candidates = np.fromiter(
-                sorted(
-                    set().union(*(self._by_bucket.get(b, set()) for b in (bucket - 1, bucket, bucket + 1)))
-                ),
-                dtype=np.int64,
+                sorted(set().union(*(self._by_bucket.get(b, set()) for b in near))), dtype=np.int64
             )
             if within is not None:
                 candidates = candidates[columns["chain"][candidates] == within]
             rows = np.asarray(block, dtype=np.int64)
             # Cheap column tests first, so names are compared only where the item could be the same;
             # brands are judged pair by pair after (a maker and its line are one brand).
+            same_size = _size_ratios(self, rows[:, None], candidates[None, :]) <= tolerance
+            one_item = _unit_ratios(self, rows[:, None], candidates[None, :]) <= tolerance
             possible = (columns["chain"][rows][:, None] != columns["chain"][candidates][None, :]) & (
-                _size_ratios(self, rows[:, None], candidates[None, :]) <= 1 + policy.l2_size_tolerance
+                same_size | one_item
             )
             keep = possible.any(axis=0)
-            candidates, possible = candidates[keep], possible[:, keep]
+            candidates, possible, same_size = candidates[keep], possible[:, keep], same_size[:, keep]
             if not len(candidates):
                 continue
             fuzzy = process.cdist(
@@ -282,36 +300,76 @@ class Index:
             )
             meaning = self._meaning(rows, candidates)
             score = policy.l2_fuzzy_weight * fuzzy / 100.0 + (1 - policy.l2_fuzzy_weight) * meaning
+            # Where a score may count, its meaning is recomputed pair by pair (see `_pair_dots`).
+            counted = np.nonzero(possible & (score >= policy.l2_min_score - _SLACK))
+            exact = self._pair_dots(rows[counted[0]], candidates[counted[1]], self.dimensions)
+            exact /= max(1.0 - self.ngram_weight, 1e-6)
+            score[counted] += (1 - policy.l2_fuzzy_weight) * (exact - meaning[counted])
             # A variant word on one side only (organic, lite) makes another item more likely, not certain.
             differing = np.bitwise_count(
                 columns["variant"][rows][:, None] ^ columns["variant"][candidates][None, :]
             )
-            score -= policy.l2_variant_penalty * differing.astype(np.float32)
+            score -= policy.l2_variant_penalty * differing
+            # Sized as one item of the other's pack: the pack listed per item, or the single item.
+            score -= np.where(same_size, 0.0, policy.l2_pack_penalty)
             allowed = possible & (score >= policy.l2_min_score)
             for i, query in enumerate(block):
                 # A chain lists an item once: where the item was found identical, nothing else is it.
                 settled = {self.products[other].chain for other in taken[query]}
                 for j in np.flatnonzero(allowed[i]):
                     other = int(candidates[j])
-                    if other in taken[query] or self.products[other].chain in settled:
-                        continue
                     if not self._brand_shared(query, other, policy):
                         continue
                     if _distinct_items(self.products[query], self.products[other]):
                         continue
-                    if not every and self._identical_elsewhere(other, query, policy):
+                    if every is not None:
+                        every.setdefault(query, set()).add(other)
+                    if other in taken[query] or self.products[other].chain in settled:
                         continue
-                    reason = f"same size, names {fuzzy[i, j]:.0f}% alike"
+                    if self._identical_elsewhere(other, query, policy):
+                        continue
+                    size = "same size" if same_size[i, j] else "sized as one of a pack"
+                    reason = f"{size}, names {fuzzy[i, j]:.0f}% alike"
                     found[query].append(Match("L2", other, round(float(score[i, j]), 4), reason))
-        if every:
-            return found
         return {query: _best_per_chain(matches, self, policy.limit("L2")) for query, matches in found.items()}
 
-    def _meaning(self, rows: npt.NDArray[np.int64], others: npt.NDArray[np.int64]) -> Vectors:
+    def _meaning(self, rows: npt.NDArray[np.int64], others: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Return the embeddings' cosine similarities alone, rows against others."""
         width = self.dimensions
         dots = self._vectors[rows, :width] @ self._vectors[others, :width].T
-        return dots / np.float32(max(1.0 - self.ngram_weight, 1e-6))
+        return dots.astype(np.float64) / max(1.0 - self.ngram_weight, 1e-6)
+
+    def _pair_dots(
+        self, rows: npt.NDArray[np.int64], others: npt.NDArray[np.int64], width: int | None = None
+    ) -> npt.NDArray[np.float64]:
+        """Return the dot products of pairs of vectors (their first `width` values), in float64.
+
+        A matrix product's float32 sums depend on the batch a pair is computed in, so a score kept
+        to 4 places could differ between a product added alone and a rebuild; pair by pair in
+        float64 it is the same whatever the batch.
+        """
+        found = np.empty(len(rows), dtype=np.float64)
+        for start in range(0, len(rows), _PAIRS):
+            piece = slice(start, start + _PAIRS)
+            left = self._vectors[rows[piece], :width].astype(np.float64)
+            right = self._vectors[others[piece], :width].astype(np.float64)
+            found[piece] = np.einsum("ij,ij->i", left, right)
+        return found
+
+    def _shortlisted(
+        self, rows: npt.NDArray[np.int64], near: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]:
+        """Return how alike each row is to its shortlisted products, in float64 (see `_pair_dots`).
+
+        Each row's vector is gathered once against its shortlist's, not once per pair.
+        """
+        found = np.empty(near.shape, dtype=np.float64)
+        step = max(1, _PAIRS // max(near.shape[1], 1))
+        for start in range(0, len(rows), step):
+            piece = slice(start, start + step)
+            left = self._vectors[rows[piece]].astype(np.float64)[:, :, None]
+            found[piece] = np.matmul(self._vectors[near[piece]].astype(np.float64), left)[:, :, 0]
+        return found
 
     def _identical_elsewhere(self, other: int, query: int, policy: Policy) -> bool:
         """Tell whether `other` has an identical listing at the query's chain: items are listed once."""
@@ -343,7 +401,12 @@ class Index:
         )
 
     def _alternatives(
-        self, queries: Sequence[int], policy: Policy, taken: dict[int, set[int]], within: int | None
+        self,
+        queries: Sequence[int],
+        policy: Policy,
+        taken: dict[int, set[int]],
+        within: int | None,
+        known: Vectors | None = None,
     ) -> dict[int, list[Match]]:
         """Return L3 (same kind, another brand, comparable size) and L4 (related) by embedding similarity.
 
@@ -351,14 +414,17 @@ class Index:
         each query are then judged on brand, size and category, so no mask spans all pairs.
         """
         found: dict[int, list[Match]] = {}
-        columns, vectors = self._columns, self.vectors
+        columns = self._columns
         shortlist = min(policy.shortlist, len(self.products))
         # Below both minimums a candidate is never chosen, so ties there need not be settled.
         floor = min(policy.l3_min_similarity, policy.l4_min_similarity)
         for start in range(0, len(queries), policy.chunk):
             block = list(queries[start : start + policy.chunk])
             rows = np.asarray(block, dtype=np.int64)
-            similarity = vectors[rows] @ vectors.T
+            if known is not None and len(queries) <= policy.chunk:
+                similarity = known.copy()
+            else:
+                similarity = self.similarities(block)
             similarity[np.arange(len(rows)), rows] = -1.0
             if within is not None:
                 similarity[:, columns["chain"][: len(self.products)] != within] = -1.0
@@ -366,7 +432,10 @@ class Index:
                 near = _nearest(similarity, columns["tie"], shortlist, floor)
             else:
                 near = np.broadcast_to(np.arange(similarity.shape[1]), similarity.shape)
-            alike = np.take_along_axis(similarity, near, axis=1)
+            # Left out (itself, another chain than `within`): -1 as the shortlist saw them.
+            alike = np.where(
+                np.take_along_axis(similarity, near, axis=1) <= -1.0, -1.0, self._shortlisted(rows, near)
+            )
             brand_q, brand_c = columns["brand"][rows][:, None], columns["brand"][near]
             another_brand = (brand_q != brand_c) | (brand_q < 0)
             doublings, differing, tier = self._differences(rows[:, None], near)
@@ -448,6 +517,10 @@ class Index:
 
 
 _BUCKET_WIDTH = 0.05
+_SLACK = 1e-3
+"""How far below a minimum a float32 score is still recomputed exactly: far more than its error."""
+_PAIRS = 4096
+"""Pairs whose vectors are gathered at once, so that a piece stays a few megabytes."""
 
 
 def _code(codes: dict[str, int], value: str) -> int:
@@ -468,10 +541,38 @@ def _normal_amount(size: Size | None) -> float:
     return size.amount * 1000.0 if size.dimension == "bare" else size.amount
 
 
-def _size_ratios(
+def _buckets(size: Size | None) -> tuple[int, ...]:
+    """Return the size buckets a product is held in: its size's, and one item's when it is a pack."""
+    bucket = size_bucket(size, width=_BUCKET_WIDTH)
+    if bucket is None:
+        return (_NO_SIZE,)
+    unit = size_bucket(size.unit, width=_BUCKET_WIDTH) if size else None
+    return (bucket,) if unit is None else (bucket, unit)
+
+
+def _unit_ratios(
     index: Index, rows: npt.NDArray[np.int64], others: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float64]:
-    """Return how many times larger the larger size is, for broadcast pairs (inf: not comparable)."""
+    """Return how many times larger one item of a pack is than a product not one, for broadcast pairs."""
+    unit, amount = index._columns["unit"], index._columns["amount"]
+    pack_q, pack_c = ~np.isnan(unit[rows]), ~np.isnan(unit[others])
+    amount_q = np.where(pack_q & ~pack_c, unit[rows], amount[rows])
+    amount_c = np.where(pack_c & ~pack_q, unit[others], amount[others])
+    ratio = _size_ratios(index, rows, others, amount_q, amount_c)
+    return np.where(pack_q != pack_c, ratio, np.inf)
+
+
+def _size_ratios(
+    index: Index,
+    rows: npt.NDArray[np.int64],
+    others: npt.NDArray[np.int64],
+    amount_q: npt.NDArray[np.float64] | None = None,
+    amount_c: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """Return how many times larger the larger size is, for broadcast pairs (inf: not comparable).
+
+    `amount_q` and `amount_c` stand for the sizes' amounts where given (one item of a pack).
+    """
     dimension, amount = index._columns["dimension"], index._columns["amount"]
     dim_q, dim_c = dimension[rows], dimension[others]
     bare = _DIMENSIONS["bare"]
@@ -480,7 +581,8 @@ def _size_ratios(
     same_kind = (dim_q >= 0) & (
         (dim_q == dim_c) | ((dim_q == bare) & metric_c) | (metric_q & (dim_c == bare))
     )
-    amount_q, amount_c = amount[rows], amount[others]
+    amount_q = amount[rows] if amount_q is None else amount_q
+    amount_c = amount[others] if amount_c is None else amount_c
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.maximum(amount_q, amount_c) / np.minimum(amount_q, amount_c)
     return np.where(same_kind & ~np.isnan(ratio), ratio, np.inf)

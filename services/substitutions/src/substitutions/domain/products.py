@@ -67,6 +67,11 @@ class Size:
     dimension: Dimension
     pack: int | None = None
 
+    @property
+    def unit(self) -> "Size | None":
+        """Return one item of a pack (`6 x 200mL`: 200 mL), None when not a pack."""
+        return Size(self.amount / self.pack, self.dimension) if self.pack else None
+
     def describe(self) -> str:
         """Write the size back in a short readable form."""
         unit = {"mass": "g", "volume": "mL", "count": "pcs", "length": "mm", "bare": ""}[self.dimension]
@@ -277,7 +282,7 @@ def parse_product(
     `own_brands` are the chains' house brands: a product of one, or named after its chain, is
     of the chain's own brand.
     """
-    parsed_size = parse_size(size) or parse_size(name)
+    parsed_size = _with_pack(parse_size(size) or parse_size(name), name)
     words = normalise(_PARENS.sub(" ", strip_sizes(name))).split()
     brand_key = normalise(brand) if brand else None
     if brand_key:
@@ -302,6 +307,18 @@ def parse_product(
         barcode=barcode,
         own_brand=bool(brand_key) and (brand_key in own_brands or brand_key == normalise(chain)),
     )
+
+
+def _with_pack(size: Size | None, name: str) -> Size | None:
+    """Return a size with the pack its name states: "Milk 6 pack" sized 1.2 L is 6 x 200 mL."""
+    if size is None or size.pack or size.dimension not in ("mass", "volume"):
+        return size
+    stated = _NAMED_PACK.search(name.lower())
+    count = round(_number(stated.group(1) or stated.group(2))) if stated else 0
+    return Size(size.amount, size.dimension, count) if count > 1 else size
+
+
+_NAMED_PACK = re.compile(rf"\b({_NUM})\s*(?:pack|pk)\b|\bpack\s+of\s+({_NUM})\b")
 
 
 def _l4_category(category: str | None, shared_category: str | None) -> str | None:
