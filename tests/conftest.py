@@ -5,8 +5,8 @@ one running stack must land on one worker. xdist's own `loadgroup` cannot say so
 a group in the test's node id, which pytest 9 no longer reads back. So `loadscope` is given a
 scope of our own, worked out from the test's node id alone (the controller collects nothing):
 the e2e tier is one scope (the story's stack; `bench` and `match`, which need none, one each),
-all integration modules on the session's stacks are another, each module with a stack of its
-own is one, and every other module is its own scope.
+the integration modules on the session's first stack are another, those on its second stack a
+third, each module with a stack of its own is one, and every other module is its own scope.
 The heaviest scopes are collected first, so that the long ones start at once, one per worker.
 """
 
@@ -29,8 +29,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 E2E = "tests/e2e"
 INTEGRATION = "tests/integration"
 # Integration modules that start what they test on themselves (a stack, a broker): any other
-# module of the tier shares the session's stacks (`stack`, `second_stack`) and their worker.
+# module of the tier shares one of the session's stacks and that stack's worker.
 OWN_STACK = {"test_faults.py", "test_replicas.py", "test_scram.py"}
+# The modules on the second stack (`second_stack`, tests/integration/conftest.py): a scope apart
+# from the first stack's, so that whichever worker is free runs them (the first stack's tests
+# alone kept one worker busy almost two minutes after the other had finished).
+SECOND_STACK = {"test_grouping.py", "test_web_broker.py"}
 # e2e tests that run on no shared stack (`bench` brings up a stack of its own): scopes of their own.
 E2E_ALONE = ("test_bench_", "test_match_")
 
@@ -40,6 +44,7 @@ HEAVIEST = (
     "e2e",
     "tests/integration/test_faults.py",
     "tests/integration/test_replicas.py",
+    "second stack",
     "tests/quality/test_substitutions_quality.py",
 )
 
@@ -50,6 +55,8 @@ def scope_of(nodeid: str) -> str:
     folder, _, module = path.rpartition("/")
     if folder == E2E:
         return nodeid if name.startswith(E2E_ALONE) else "e2e"
+    if folder == INTEGRATION and module in SECOND_STACK:
+        return "second stack"
     if folder == INTEGRATION and module not in OWN_STACK:
         return "stacks"
     return path
