@@ -144,3 +144,12 @@ async def test_a_run_is_planned_at_the_clocks_time(client: httpx.AsyncClient, uo
 
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert (await client.post("/v1/runs", json={"as_of": later})).status_code == 422
+
+
+async def test_a_run_of_a_chain_the_shop_does_not_have_is_refused_naming_the_chains_it_has(
+    client: httpx.AsyncClient, uow: Uow
+) -> None:
+    response = await client.post("/v1/runs", json={"chains": ["fm", "nosuchchain"]})
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no chain 'nosuchchain' at the shop; its chains: fm"
+    assert uow.repo.runs == {}, "nothing planned, not even for the chain that exists"

@@ -76,3 +76,17 @@ def test_a_shop_that_refuses_the_day_stops_the_scrape_with_a_clear_error(
     monkeypatch.setattr(httpx, "post", post)
     with pytest.raises(StackError, match="did not take day 3"):
         scraping_cli.run_scrape(_stack(), Console(quiet=True), scope="all", day=3, chains=[], wait=False)
+
+
+def test_a_run_the_scraper_refuses_says_what_the_scraper_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    said = "no chain 'nosuchchain' at the shop; its chains: coles, woolworths"
+
+    def post(url: str, *, json: dict[str, Any], timeout: float) -> httpx.Response:
+        return _answer("POST", url, 404, {"detail": said})
+
+    monkeypatch.setattr(httpx, "post", post)
+    with pytest.raises(StackError) as refused:
+        scraping_cli.run_scrape(
+            _stack(), Console(quiet=True), scope="plan", day=None, chains=["nosuchchain"], wait=False
+        )
+    assert str(refused.value) == f"the scraper refused the run: {said}"

@@ -54,7 +54,7 @@ def run_scrape(
             f"the scraper at {url} is not reachable ({exc}): run `pricestream up`"
         ) from None
     if response.status_code != 202:
-        raise StackError(f"the scraper refused the run: {response.status_code} {response.text}")
+        raise StackError(f"the scraper refused the run: {_detail(response)}")
     run_id = response.json()["run_id"]
     summary: dict[str, Any] = httpx.get(f"{url}/v1/runs/{run_id}", timeout=10).json()
     if not wait:
@@ -146,3 +146,12 @@ def publish_file(
                 totals[key] += int(value)
             progress.advance(bar, len(batch))
     return totals
+
+
+def _detail(response: httpx.Response) -> str:
+    """Return what a service said was wrong: its JSON `detail`, else the status and body."""
+    try:
+        detail = response.json()["detail"]
+    except (ValueError, KeyError, TypeError):
+        return f"{response.status_code} {response.text}"
+    return detail if isinstance(detail, str) else f"{response.status_code} {detail}"

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, Val
 from scraper.domain.planning import Scope
 from scraper.queries import ScraperQueries
 from scraper.service_layer.ingestion import Ingestor
+from scraper.service_layer.runs import UnknownChainError
 from scraper.settings import ScraperSettings
 from scraper.workers import ScrapeRunner
 from servicekit.clock import Clock
@@ -64,10 +65,13 @@ def build_api(
 
     @router.post("/runs", status_code=202)
     async def start_run(request: RunRequest) -> dict[str, str]:
-        """Plan a run and start it in the background."""
-        run_id = await runner.start_run(
-            scope=request.scope, day=request.day, chains=request.chains, as_of=request.as_of, now=clock()
-        )
+        """Plan a run and start it in the background; 404 for a chain the shop does not have."""
+        try:
+            run_id = await runner.start_run(
+                scope=request.scope, day=request.day, chains=request.chains, as_of=request.as_of, now=clock()
+            )
+        except UnknownChainError as exc:
+            raise HTTPException(404, str(exc)) from None
         return {"run_id": run_id}
 
     @router.get("/runs")

@@ -30,6 +30,10 @@ from servicekit.unit_of_work import UnitOfWorkFactory, Work
 log = structlog.get_logger(__name__)
 
 
+class UnknownChainError(ValueError):
+    """A run named a chain the shop does not have."""
+
+
 @dataclass(frozen=True, slots=True)
 class PendingRun:
     """A run and the pages it still has to fetch, in the order to fetch them."""
@@ -81,7 +85,12 @@ class ScrapeRuns:
         observed then (replaying a simulated day); by default each page is observed when fetched.
         """
         requested = list(chains)
-        chains = requested or await self.shop.chains()
+        known = await self.shop.chains()
+        if unknown := [chain for chain in requested if chain not in known]:
+            raise UnknownChainError(
+                f"no chain {', '.join(map(repr, unknown))} at the shop; its chains: {', '.join(known)}"
+            )
+        chains = requested or known
         directories = {chain: await self.shop.stores(chain) for chain in chains}
         categories = {chain: await self.shop.categories(chain) for chain in chains}
         run = Run(run_id=f"run-{now:%Y%m%dT%H%M%S}-{uuid4().hex[:6]}", scope=scope, day=day, as_of=as_of)
