@@ -79,12 +79,7 @@ def _rates_panel(figures: Mapping[str, Any], *, top: int) -> tuple[list[str], in
             _bar("rate", label, LABEL_W, x_rate(rate), top + row * ROW_H, COLOURS[kind], f"{rate:,.0f}/s")
         )
     if target:
-        at = x_rate(target)
-        out.append(
-            f'<line class="target" x1="{at:.1f}" x2="{at:.1f}" y1="{top - 6}" y2="{bottom}" '
-            f'stroke="#dc2626" stroke-dasharray="4 3"/><text x="{at + 4:.1f}" y="{top - 8}" fill="#dc2626">'
-            f"target: 10% of COPY, {target:,.0f}/s</text>"
-        )
+        out.append(_target(x_rate(target), top - 6, bottom, top - 8, f"target: 10% of COPY, {target:,.0f}/s"))
     return out, len(rates) * ROW_H
 
 
@@ -111,12 +106,17 @@ def _latency_panel(figures: Mapping[str, Any], *, top: int) -> tuple[list[str], 
         colour = COLOURS["ok"] if seconds < LATENCY_TARGET_S else COLOURS["late"]
         out.append(_bar("latency", label, LABEL_W, x_seconds(seconds), y, colour, f"{seconds:.2f} s"))
     at = x_seconds(LATENCY_TARGET_S)
-    out.append(
-        f'<line class="target" x1="{at:.1f}" x2="{at:.1f}" y1="{top - 4}" y2="{bottom}" '
-        f'stroke="#dc2626" stroke-dasharray="4 3"/><text x="{at + 4:.1f}" y="{bottom + 12}" '
-        f'fill="#dc2626">target: under {LATENCY_TARGET_S:g} s</text>'
-    )
+    out.append(_target(at, top - 4, bottom, bottom + 12, f"target: under {LATENCY_TARGET_S:g} s"))
     return out, len(latencies) * ROW_H
+
+
+def _target(x: float, top: float, bottom: float, label_y: float, label: str) -> str:
+    """Return a dashed target line at `x` from `top` to `bottom`, labelled at `label_y`."""
+    return (
+        f'<line class="target" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}" '
+        f'stroke="#dc2626" stroke-dasharray="4 3"/>'
+        f'<text x="{x + 4:.1f}" y="{label_y}" fill="#dc2626">{escape(label)}</text>'
+    )
 
 
 def _seconds(value: object) -> float | None:

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from contracts.events.v1 import StoreGroupChangedPayload
 from scraper.domain.ingest import Rejected
 from scraper.domain.planning import Scope, StoreInfo, StoreRef, StoreState, Task
-from servicekit.db import Connection
+from servicekit.db import Connection, rows_affected
 
 Source = Literal["scrape", "import", "ingest"]
 """How prices entered: the scraper's own runs, a file import, or the ingest endpoint."""
@@ -433,4 +433,4 @@ class PostgresScraperRepository:
             "DELETE FROM scrape_runs WHERE status <> 'running' AND finished_at < $1", runs_before
         )
         rows = await self.conn.execute("DELETE FROM quarantine WHERE received_at < $1", quarantine_before)
-        return int(runs.rsplit(" ", 1)[-1]), int(rows.rsplit(" ", 1)[-1])
+        return rows_affected(runs), rows_affected(rows)

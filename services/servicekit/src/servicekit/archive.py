@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from servicekit.db import Connection
+from servicekit.db import Connection, rows_affected
 
 Row = tuple[object, ...]
 """One row of an archived table, its columns in the table's declared order."""
@@ -92,7 +92,7 @@ class TableArchive:
                 status = await self.conn.execute(
                     f"DELETE FROM {t.name} h USING {t.unnest_sql()} WHERE {match}", *_columns(chunk, t)
                 )
-                deleted += _count(status)
+                deleted += rows_affected(status)
             await self.archived(chain=chain, month=month, deleted=deleted)
         return deleted
 
@@ -107,7 +107,7 @@ class TableArchive:
                         SELECT * FROM {t.unnest_sql()} ON CONFLICT DO NOTHING""",
                     *_columns(chunk, t),
                 )
-                restored += _count(status)
+                restored += rows_affected(status)
             await self.restored(chain=chain, month=month)
         return restored
 
@@ -136,8 +136,3 @@ def _chunks(rows: Sequence[Row]) -> list[Sequence[Row]]:
 def _columns(rows: Sequence[Row], table: ArchivedTable) -> list[list[object]]:
     """Return the rows as one list per column, the parameters of `unnest`."""
     return [[row[i] for row in rows] for i in range(len(table.columns))]
-
-
-def _count(status: str) -> int:
-    """Return the row count of a command tag such as `DELETE 12` or `INSERT 0 12`."""
-    return int(status.rsplit(" ", 1)[-1])

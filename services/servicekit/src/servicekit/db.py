@@ -20,6 +20,11 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 """A connection, on its own or borrowed from a pool."""
 
 
+def rows_affected(status: str) -> int:
+    """Return the row count of a command tag such as `DELETE 12` or `INSERT 0 12`."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 class Database:
     """The service's connection pool, opened at start-up and handed to repositories."""
 

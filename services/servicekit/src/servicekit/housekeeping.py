@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from servicekit.clock import Clock, utc_now
-from servicekit.db import Connection, Database
+from servicekit.db import Connection, Database, rows_affected
 from servicekit.service import repeat
 from servicekit.settings import REDELIVERABLE_FOR
 
@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 async def forget_processed(conn: Connection, *, before: datetime) -> int:
     """Delete the records of events handled before `before`; return how many."""
     status = await conn.execute("DELETE FROM processed_events WHERE processed_at < $1", before)
-    return int(status.rsplit(" ", 1)[-1])
+    return rows_affected(status)
 
 
 class ProcessedEventsPruner:
