@@ -64,16 +64,19 @@ async def _published(stack: Stack, run_id: str, expected_observations: int, time
 async def published_observations(
     stack: Stack, run_id: str, expected_observations: int, timeout: float = 60
 ) -> dict[tuple[str, str, str], PriceObservation]:
-    """Read the run's PricesScraped events from the topic until all its observations arrived."""
+    """Read the run's PricesScraped events from the topic until as many distinct observations arrived.
+
+    Distinct, since a scraper killed after its outbox relay sent an event but before it marked it
+    sent sends it again on restart: counting those twice would stop the read a page short.
+    """
     consumer = AIOKafkaConsumer(
         PRICES.name, bootstrap_servers=stack.config.bootstrap_servers, auto_offset_reset="earliest"
     )
     await consumer.start()
     prices: dict[tuple[str, str, str], PriceObservation] = {}
-    count = 0
     try:
         deadline = asyncio.get_running_loop().time() + timeout
-        while count < expected_observations and asyncio.get_running_loop().time() < deadline:
+        while len(prices) < expected_observations and asyncio.get_running_loop().time() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:
@@ -85,7 +88,6 @@ async def published_observations(
                     if event.payload.run_id != run_id:
                         continue
                     for o in event.payload.observations:
-                        count += 1
                         prices[(event.payload.chain, event.payload.store_id, o.sku)] = o
     finally:
         await consumer.stop()
