@@ -145,6 +145,19 @@ def test_make_install_takes_torch_from_the_local_folder_where_there_is_one(tmp_p
     assert TORCH_INDEX not in locked
 
 
+def test_make_install_first_installs_uv_pinned_and_hashed_then_the_lock_with_it(tmp_path: Path) -> None:
+    lines = _install_commands(TORCH_WHEELS=str(tmp_path)).splitlines()
+    [boot] = [at for at, line in enumerate(lines) if "-r requirements/bootstrap.lock" in line]
+    [locked] = [at for at, line in enumerate(lines) if "-r requirements/dev.lock" in line]
+    assert boot < locked
+    assert lines[boot].split()[0].endswith("/pip")
+    assert "--require-hashes" in lines[boot]
+    assert lines[locked].split()[:3] == [".venv/bin/uv", "pip", "install"]
+    pins = (ROOT / "requirements/bootstrap.lock").read_text()
+    assert re.search(r"^uv==[0-9.]+ \\$", pins, re.MULTILINE), "uv at one version"
+    assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", pins)) >= 1
+
+
 # --- importing without the machine-learning stack ------------------------------------------
 
 # Run in a fresh interpreter: the blocked modules are None in sys.modules, so importing them fails.
