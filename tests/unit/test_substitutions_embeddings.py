@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from substitutions.embeddings import SentenceEncoder, Vectors
+from substitutions.embeddings import SentenceEncoder, Vectors, before_torch
 
 pytestmark = pytest.mark.unit
 
@@ -38,3 +38,12 @@ def test_a_few_names_are_encoded_on_one_thread_and_the_threads_are_given_back() 
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_idle_threads_sleep_and_nothing_downloads_unless_the_operator_said_otherwise() -> None:
+    fresh: dict[str, str] = {}
+    before_torch(fresh)
+    assert fresh == {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    chosen = {"OMP_WAIT_POLICY": "ACTIVE"}
+    before_torch(chosen)
+    assert chosen["OMP_WAIT_POLICY"] == "ACTIVE"
