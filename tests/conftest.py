@@ -26,6 +26,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
 
+# Services inherit the environment. Bargains' 50 ms price polling is for a shopper's latency,
+# which no test measures; idle, it cost each running stack about 3% of a core (bargains and the
+# broker answering its polls), with two or three stacks up at once through the suite.
+os.environ.setdefault("BARGAINS_FAST_PRICE_POLLING", "false")
+
 E2E = "tests/e2e"
 INTEGRATION = "tests/integration"
 # Integration modules that start what they test on themselves (a stack, a broker): any other

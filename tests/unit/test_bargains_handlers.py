@@ -162,3 +162,18 @@ async def test_the_expirer_expires_at_the_clocks_time_until_stopped() -> None:
 
     assert not uow.repo.bargains
     assert _announced(uow) == [("appeared", "discount:c:s1:milk"), ("expired", "discount:c:s1:milk")]
+
+
+@pytest.mark.parametrize(("fast", "wait_ms"), [(True, 50), (False, 500)])
+def test_prices_are_polled_every_50_ms_unless_fast_polling_is_off(fast: bool, wait_ms: int) -> None:
+    router = build_router(
+        uow=FakeUnitOfWork(InMemoryBargainsRepository()),
+        clock=lambda: NOW,
+        policy=Policy(),
+        group_id="bargains",
+        max_batch=100,
+        fast_price_polling=fast,
+    )
+    [prices] = [s for s in router.subscribers if s.topic_names == ["prices.scraped.v1"]]  # type: ignore[attr-defined]
+    # FastStream keeps the consumer's options here until the subscriber starts.
+    assert prices._connection_args["fetch_max_wait_ms"] == wait_ms  # type: ignore[attr-defined]

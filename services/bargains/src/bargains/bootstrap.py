@@ -31,6 +31,7 @@ def bootstrap(settings: BargainsSettings, *, clock: Clock = utc_now) -> Service:
             group_id=settings.service_name,
             max_batch=settings.consumer_max_batch,
             session_timeout_ms=settings.consumer_session_timeout_ms,
+            fast_price_polling=settings.fast_price_polling,
         )
     )
     declare_publishers(broker, settings.service_name)

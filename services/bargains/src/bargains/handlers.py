@@ -20,6 +20,7 @@ def build_router(
     group_id: str,
     max_batch: int,
     session_timeout_ms: int | None = None,
+    fast_price_polling: bool = True,
 ) -> KafkaRouter:
     """Subscribe bargains to prices, group changes, substitutions and products."""
     router = KafkaRouter()
@@ -31,7 +32,7 @@ def build_router(
         group_id=group_id,
         session_timeout_ms=session_timeout_ms,
         max_records=max_batch,
-        latency_critical=True,
+        latency_critical=fast_price_polling,
     )
     async def on_prices_scraped(events: list[PricesScraped]) -> None:
         """Reassess the bargains of the products these batches priced."""

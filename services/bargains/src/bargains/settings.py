@@ -22,6 +22,10 @@ class BargainsSettings(ServiceSettings):
     min_discount: float = Field(default=0.10, gt=0, lt=1)
     lookback_days: float = Field(default=90.0, gt=0, description="Window of the historical low")
     expiry_check_s: float = Field(default=30.0, gt=0, description="How often stale bargains are expired")
+    fast_price_polling: bool = Field(
+        default=True,
+        description="Poll prices every 50 ms, the hop a shopper waits on; off, the broker's default wait",
+    )
 
 
 def policy_from(settings: BargainsSettings) -> Policy:
