@@ -720,6 +720,19 @@ def test_l3_features_are_what_its_score_weighs_and_the_score_never_exceeds_the_b
         assert found[sku].score <= blend + 1e-4
 
 
+def test_similarities_read_slot_by_slot_or_as_a_matrix_equal_the_vectors_dot_products() -> None:
+    index = Index(dimensions=ENCODER.dimensions, ngram_weight=0.4)
+    flavours = ("vanilla", "strawberry", "choc chip", "mango", "caramel", "lemon", "honey", "coffee")
+    for i in range(100):  # beyond the arrays' first capacity, so they grow
+        product = _product("freshmart" if i % 2 else "valueway", f"s{i}", f"{flavours[i % 8]} yoghurt {i}")
+        index.put(product, _vector(product))
+    expected = index.vectors @ index.vectors.T
+    meaning, letters = index.similarity_parts([3, 50, 99])
+
+    assert meaning + letters == pytest.approx(expected[[3, 50, 99]], abs=1e-5)
+    assert index.similarities(range(100)) == pytest.approx(expected, abs=1e-5)  # more than a few rows
+
+
 # --- catalogue ---------------------------------------------------------------------------------
 
 

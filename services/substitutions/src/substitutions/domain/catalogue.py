@@ -120,13 +120,18 @@ class Catalogue:
         """Add or replace a product; return the lists that changed (its own and its neighbours')."""
         at = self.index.put(product, vector)
         # One pass over every vector serves its own list and the lists it may enter.
-        similarity = self.index.similarities([at])
+        parts = self.index.similarity_parts([at])
         near: dict[int, set[int]] = {}
-        own = self.index.find([at], self.policy, similarity=similarity, near=near)[at]
-        affected = {match.other for match in own} | self._pointing_in.get(at, set())
+        own = self.index.find([at], self.policy, parts=parts, near=near)[at]
+        # Its own L3/L4 alternatives are not recomputed for being in its list: a newcomer changes
+        # another's L3/L4 list only by entering it, which the floors below catch (off that one's
+        # shortlist it pushes only a product less alike than itself, so below that list's floor too).
+        affected = set(self._pointing_in.get(at, set()))
         # Those pointing at its same items elsewhere: listed once at a chain, an item offered as
         # another's near-identical (L2) there is no longer so once its identical listing arrives.
         for match in own:
+            if match.level in ("L1", "L2"):
+                affected.add(match.other)
             if match.level == "L1":
                 affected |= self._near_identical_to(match.other)
         # Those whose best same item at its chain it may now be, though its own list keeps another.
@@ -134,7 +139,7 @@ class Catalogue:
         # Those it would now displace from their L3/L4 lists: alike above their weakest entry, or
         # level with it once rounded (equal scores rank by tie key, so a newcomer may win the tie).
         floors = self._floors()
-        alike = similarity[0]
+        alike = parts[0][0] + parts[1][0]
         affected.update(int(other) for other in np.flatnonzero(alike >= floors - ROUNDING))
         affected.discard(at)
         found = {at: own, **self.index.find(sorted(affected), self.policy)}

@@ -97,10 +97,14 @@ class Index:
     ngram_weight: float = 0.0
     products: list[ParsedProduct] = field(default_factory=list)
     _vectors: Vectors = field(init=False)
+    _letters: Vectors = field(init=False)
+    """The trigram part of `_vectors` transposed, a slot a row: a name's few slots are read whole."""
     _chains: dict[str, int] = field(default_factory=dict)
     _brands: dict[str, int] = field(default_factory=dict)
     _categories: dict[str, int] = field(default_factory=dict)
     _columns: dict[str, npt.NDArray[Any]] = field(init=False)
+    _kinds: npt.NDArray[np.object_] = field(init=False)
+    """Each product's kind, so a block's names are gathered in one step."""
     _by_sku: dict[tuple[str, str], int] = field(default_factory=dict)
     _by_barcode: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     _by_key: dict[tuple[str, str], set[int]] = field(default_factory=lambda: defaultdict(set))
@@ -108,6 +112,8 @@ class Index:
 
     def __post_init__(self) -> None:
         self._vectors = np.zeros((64, self.dimensions + NGRAM_DIMENSIONS), dtype=np.float32)
+        self._letters = np.zeros((NGRAM_DIMENSIONS, 64), dtype=np.float32)
+        self._kinds = np.empty(64, dtype=object)
         self._columns = {
             name: np.zeros(64, dtype=np.float64 if name in ("amount", "unit") else np.int64)
             for name in ("chain", "brand", "own", "variant", "category", "dimension", "amount", "unit", "tie")
@@ -140,6 +146,8 @@ class Index:
         self._vectors[at, self.dimensions :] = np.sqrt(self.ngram_weight) * ngram_vector(
             product.kind, NGRAM_DIMENSIONS
         )
+        self._letters[:, at] = self._vectors[at, self.dimensions :]
+        self._kinds[at] = product.kind
         self._link(at, product)
         return at
 
@@ -150,7 +158,11 @@ class Index:
             return
         capacity = max(size, capacity * 2)
         self._vectors = np.resize(self._vectors, (capacity, self._vectors.shape[1]))
+        letters = np.zeros((NGRAM_DIMENSIONS, capacity), dtype=np.float32)
+        letters[:, : self._letters.shape[1]] = self._letters
+        self._letters = letters
         self._columns = {name: np.resize(column, capacity) for name, column in self._columns.items()}
+        self._kinds = np.resize(self._kinds, capacity)
 
     def _link(self, at: int, product: ParsedProduct) -> None:
         """Record a product in the lookups and columns."""
@@ -182,8 +194,27 @@ class Index:
 
     def similarities(self, rows: Sequence[int]) -> Vectors:
         """Return how alike the products at these positions are to every product held, a row each."""
-        vectors = self.vectors
-        return vectors[np.asarray(rows, dtype=np.int64)] @ vectors.T
+        meaning, letters = self.similarity_parts(rows)
+        meaning += letters
+        return meaning
+
+    def similarity_parts(self, rows: Sequence[int]) -> tuple[Vectors, Vectors]:
+        """Return the two parts of `similarities`, meaning's and the trigrams', each weighted: their sum.
+
+        L2 reads meaning alone, L3 and L4 the sum: one pass over the embeddings serves both.
+        """
+        held, width = len(self.products), self.dimensions
+        queries = np.asarray(rows, dtype=np.int64)
+        vectors = self._vectors[:held]
+        meaning = vectors[queries, :width] @ vectors[:, :width].T
+        if len(queries) > _FEW:
+            return meaning, vectors[queries, width:] @ vectors[:, width:].T
+        # A name has a few dozen trigram slots of 512: read only those rows of the transposed part.
+        letters = np.empty_like(meaning)
+        for i, query in enumerate(queries):
+            slots = np.flatnonzero(self._vectors[query, width:])
+            letters[i] = self._vectors[query, width + slots] @ self._letters[slots, :held]
+        return meaning, letters
 
     def find(
         self,
@@ -191,16 +222,19 @@ class Index:
         policy: Policy,
         *,
         within: str | None = None,
-        similarity: Vectors | None = None,
+        parts: tuple[Vectors, Vectors] | None = None,
         near: dict[int, set[int]] | None = None,
     ) -> dict[int, list[Match]]:
         """Find the substitutes of the products at the given positions, best first within each level.
 
         `within` keeps only substitutes at that chain (offline matching of one file against another);
-        `similarity` is `similarities(queries)` when the caller has it already (one chunk at most);
+        `parts` is `similarity_parts(queries)` when the caller has it already (one chunk at most);
         `near`, when given, receives each query's `near_identical_candidates` on the way.
         """
         within_code = self._chains.get(within, -2) if within is not None else None
+        if parts is None and len(queries) <= policy.chunk:
+            parts = self.similarity_parts(queries)
+        meaning, similarity = (None, None) if parts is None else (parts[0], parts[0] + parts[1])
         found: dict[int, list[Match]] = {query: [] for query in queries}
         taken: dict[int, set[int]] = {query: {query} for query in queries}
         for query in queries:
@@ -208,7 +242,8 @@ class Index:
             found[query] += identical[: policy.limit("L1")]
             # Listings cut by the limit are still the same item: never offer them at a looser level.
             taken[query].update(match.other for match in identical)
-        for query, matches in self._near_identical(queries, policy, taken, within_code, every=near).items():
+        same_items = self._near_identical(queries, policy, taken, within_code, every=near, meaning=meaning)
+        for query, matches in same_items.items():
             found[query] += matches
             taken[query].update(match.other for match in matches)
         for query, matches in self._alternatives(queries, policy, taken, within_code, similarity).items():
@@ -256,12 +291,15 @@ class Index:
         within: int | None,
         *,
         every: dict[int, set[int]] | None = None,
+        meaning: Vectors | None = None,
     ) -> dict[int, list[Match]]:
         """Return the same items under other names: fuzzy names inside blocks of equal size.
 
         `every`, when given, receives all candidates of each query, before items listed at the
-        query's chain already are left out and each chain keeps its best.
+        query's chain already are left out and each chain keeps its best; `meaning`, when given,
+        is the first of `similarity_parts(queries)`.
         """
+        row_of = {query: i for i, query in enumerate(queries)}
         found: dict[int, list[Match]] = defaultdict(list)
         by_bucket: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for query in queries:
@@ -291,20 +329,24 @@ class Index:
             if not len(candidates):
                 continue
             fuzzy = process.cdist(
-                [self.products[row].kind for row in block],
-                [self.products[other].kind for other in candidates],
+                self._kinds[rows].tolist(),
+                self._kinds[candidates].tolist(),
                 scorer=fuzz.token_sort_ratio,
                 dtype=np.float32,
                 # Threads pay off only on big blocks; a single new product is compared faster alone.
                 workers=-1 if len(block) * len(candidates) > 50_000 else 1,
             )
-            meaning = self._meaning(rows, candidates)
-            score = policy.l2_fuzzy_weight * fuzzy / 100.0 + (1 - policy.l2_fuzzy_weight) * meaning
+            if meaning is None:
+                alike = self._meaning(rows, candidates)
+            else:
+                weighted = meaning[np.ix_([row_of[query] for query in block], candidates)]
+                alike = weighted.astype(np.float64) / max(1.0 - self.ngram_weight, 1e-6)
+            score = policy.l2_fuzzy_weight * fuzzy / 100.0 + (1 - policy.l2_fuzzy_weight) * alike
             # Where a score may count, its meaning is recomputed pair by pair (see `_pair_dots`).
             counted = np.nonzero(possible & (score >= policy.l2_min_score - _SLACK))
             exact = self._pair_dots(rows[counted[0]], candidates[counted[1]], self.dimensions)
             exact /= max(1.0 - self.ngram_weight, 1e-6)
-            score[counted] += (1 - policy.l2_fuzzy_weight) * (exact - meaning[counted])
+            score[counted] += (1 - policy.l2_fuzzy_weight) * (exact - alike[counted])
             # A variant word on one side only (organic, lite) makes another item more likely, not certain.
             differing = np.bitwise_count(
                 columns["variant"][rows][:, None] ^ columns["variant"][candidates][None, :]
@@ -422,7 +464,7 @@ class Index:
             block = list(queries[start : start + policy.chunk])
             rows = np.asarray(block, dtype=np.int64)
             if known is not None and len(queries) <= policy.chunk:
-                similarity = known.copy()
+                similarity = known
             else:
                 similarity = self.similarities(block)
             similarity[np.arange(len(rows)), rows] = -1.0
@@ -521,6 +563,8 @@ _SLACK = 1e-3
 """How far below a minimum a float32 score is still recomputed exactly: far more than its error."""
 _PAIRS = 4096
 """Pairs whose vectors are gathered at once, so that a piece stays a few megabytes."""
+_FEW = 64
+"""Up to this many rows, the trigram part of similarities is read slot by slot, not as a matrix."""
 
 
 def _code(codes: dict[str, int], value: str) -> int:
@@ -625,21 +669,35 @@ def _same_size(a: Size | None, b: Size | None, tolerance: float) -> bool:
 def _nearest(
     similarity: npt.NDArray[np.float32], ties: npt.NDArray[np.int64], k: int, floor: float
 ) -> npt.NDArray[np.int64]:
-    """Return the columns of each row's k highest similarities (k < columns), equal ones by tie key."""
-    # Partitioning at k leaves a top k before it and the next highest at it, in one pass.
-    order = np.argpartition(-similarity, k, axis=1)
-    near = order[:, :k]
-    cut = _rounded(np.take_along_axis(similarity, near, axis=1).min(axis=1))
-    following = _rounded(similarity[np.arange(len(similarity)), order[:, k]])
-    # Values equal (to 4 places) at the cut are split in no set order, which would make a list
-    # depend on where products are held: there, take the lowest tie keys. Below both minimums
-    # no candidate is ever chosen, so such rows are left alone.
-    for i in np.flatnonzero((following == cut) & (cut >= floor)):
-        columns = np.flatnonzero(similarity[i] >= cut[i] - 6e-5)  # all that may round to the cut
+    """Return the columns of each row's k highest similarities at or near `floor`, equal ones by tie key.
+
+    Below both minimums no candidate is ever chosen, so only the columns within `_SLACK` of them
+    are ranked (a few hundred of thousands); a row with fewer is padded with its least alike column.
+    """
+    wanted = similarity >= floor - _SLACK
+    counts = wanted.sum(axis=1)
+    width = max(1, min(k, int(counts.max(initial=0))))
+    near = np.empty((len(similarity), width), dtype=np.int64)
+    for i in range(len(similarity)):
+        columns = np.flatnonzero(wanted[i])
+        if len(columns) <= k:
+            near[i, : len(columns)] = columns
+            near[i, len(columns) :] = np.argmin(similarity[i])
+            continue
+        # Partitioning at k leaves a top k before it and the next highest at it, in one pass.
+        order = columns[np.argpartition(-similarity[i, columns], k)]
+        near[i] = order[:k]
+        cut = _rounded(similarity[i, order[:k]].min())
+        # Values equal (to 4 places) at the cut are split in no set order, which would make a list
+        # depend on where products are held: there, take the lowest tie keys. Below both minimums
+        # no candidate is ever chosen, so such rows are left alone.
+        if _rounded(similarity[i, order[k]]) != cut or cut < floor:
+            continue
+        columns = np.flatnonzero(similarity[i] >= cut - 6e-5)  # all that may round to the cut
         rounded = _rounded(similarity[i, columns])
-        above, level = columns[rounded > cut[i]], columns[rounded == cut[i]]
-        wanted = k - len(above)  # all above the cut are in: fewer than k of them
-        level = level[np.argpartition(ties[level], wanted - 1)[:wanted]]
+        above, level = columns[rounded > cut], columns[rounded == cut]
+        wanted_ties = k - len(above)  # all above the cut are in: fewer than k of them
+        level = level[np.argpartition(ties[level], wanted_ties - 1)[:wanted_ties]]
         near[i, : len(above)], near[i, len(above) :] = above, level
     return near
 
