@@ -37,8 +37,13 @@ PRODUCTS = 500
 BATCH = 50
 CHECKSUMS = {
     "bargains": "SELECT md5(string_agg(bargain_id || reason, ',' ORDER BY bargain_id)) FROM svc.bargains",
+    # Every run: those that ended (history) and each price's current one (kept with the price).
     "catalogue": """SELECT md5(string_agg(store_id || sku || price_cents || (ends_at - starts_at)::text, ','
-                                          ORDER BY store_id, sku, starts_at)) FROM svc.history""",
+                                          ORDER BY store_id, sku, starts_at))
+                    FROM (SELECT store_id, sku, price_cents, starts_at, ends_at FROM svc.history
+                          UNION ALL
+                          SELECT store_id, sku, price_cents, run_starts_at, observed_at
+                          FROM svc.prices) AS runs""",
     # Times relative to the first sighting: each run's rounds are dated from its own start.
     "catalogue current prices": """SELECT md5(string_agg(concat_ws('|', chain, store_id, sku, price_cents,
                                                    was_price_cents, available, sold_by, observed_at - first),

@@ -95,10 +95,14 @@ def shown(stack: Stack, anchors: dict[str, str]) -> Shown:
 
     async def read(conn: asyncpg.Connection) -> Any:
         return await conn.fetchrow(
-            """WITH h AS (
+            """WITH runs AS (  -- the runs that ended, and each price's current one
+                   SELECT sku, starts_at, price_cents FROM history WHERE chain = $1 AND store_id = $2
+                   UNION ALL
+                   SELECT sku, run_starts_at, price_cents FROM prices WHERE chain = $1 AND store_id = $2),
+               h AS (
                    SELECT sku, price_cents,
                           lag(price_cents) OVER (PARTITION BY sku ORDER BY starts_at) AS before
-                   FROM history WHERE chain = $1 AND store_id = $2)
+                   FROM runs)
                SELECT h.sku, p.name, c.price_cents,
                       count(*) FILTER (WHERE h.before IS DISTINCT FROM h.price_cents) AS changes
                FROM h JOIN products p ON p.chain = $1 AND p.sku = h.sku

@@ -1,10 +1,10 @@
 """An in-memory catalogue repository with the SQL's semantics."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from catalogue.domain.history import Segment
+from catalogue.domain.history import Segment, fold
 from catalogue.repository import Key, PriceRow, ProductRow
 from contracts.events.v1 import Bargain, StoreGroupChangedPayload, Substitute
 
@@ -31,29 +31,47 @@ class InMemoryCatalogueRepository:
             if held is None or held.observed_at < p.observed_at:
                 self.products[p.chain, p.sku] = p
 
-    async def save_prices(self, prices: Sequence[PriceRow]) -> None:
-        """Insert current prices or replace them with newer ones."""
+    async def save_prices(self, prices: Sequence[PriceRow]) -> list[Key]:
+        """Merge current prices, a newer one extending or ending the current run; return the others' keys."""
         assert len({p.key for p in prices}) == len(prices), "one row per key, as ON CONFLICT requires"
+        late: list[Key] = []
         for p in prices:
             held = self.prices.get(p.key)
             if held is None or held.observed_at < p.observed_at:
                 self.prices[p.key] = p
+                self.history[p.key] = fold(
+                    self.history.get(p.key, ()),
+                    price_cents=p.price_cents,
+                    was_price_cents=p.was_price_cents,
+                    observed_at=p.observed_at,
+                )
+            else:
+                late.append(p.key)
+        return late
 
     async def histories(self, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
-        """Return the history of these keys."""
+        """Return the history of these keys, the current run last."""
         return {key: self.history[key] for key in keys if key in self.history}
 
     async def save_segments(
-        self, segments: Sequence[tuple[Key, Segment]], removed: Sequence[tuple[Key, datetime]]
+        self,
+        segments: Sequence[tuple[Key, Segment]],
+        removed: Sequence[tuple[Key, datetime]],
+        restarted: Sequence[tuple[Key, datetime]] = (),
     ) -> None:
-        """Insert or update runs by key and start, and delete the runs removed."""
-        runs = {key: {s.starts_at: s for s in history} for key, history in self.history.items()}
+        """Insert or update ended runs by key and start, delete those removed, move current runs' starts."""
+        # The current run (the last) is kept with the price, apart from the runs that ended.
+        current = {key: history[-1] for key, history in self.history.items()}
+        runs = {key: {s.starts_at: s for s in history[:-1]} for key, history in self.history.items()}
         for key, at in removed:
             del runs[key][at]
         for key, segment in segments:
             runs.setdefault(key, {})[segment.starts_at] = segment
+        for key, at in restarted:
+            current[key] = replace(current[key], starts_at=at)
         self.history = {
-            key: tuple(sorted(r.values(), key=lambda s: s.starts_at)) for key, r in runs.items() if r
+            key: (*sorted(runs.get(key, {}).values(), key=lambda s: s.starts_at), last)
+            for key, last in current.items()
         }
 
     async def apply_group(self, group: StoreGroupChangedPayload) -> bool:

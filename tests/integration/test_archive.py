@@ -156,10 +156,11 @@ async def test_the_product_api_and_page_say_when_older_history_lies_in_the_archi
             search_text("Archived oats", None),
             START,
         )
-        # A current price at store s0: the product's history is that store's.
+        # A current price at store s0, its run begun at this sighting: the product's history is that store's.
         await conn.execute(
-            """INSERT INTO prices (chain, store_id, sku, price_cents, available, sold_by, observed_at)
-               VALUES ($1, 's0', 'sku-0', 100, true, 'each', $2)""",
+            """INSERT INTO prices (chain, store_id, sku, price_cents, available, sold_by, observed_at,
+                                  run_starts_at)
+               VALUES ($1, 's0', 'sku-0', 100, true, 'each', $2, $2)""",
             chain,
             datetime.now(UTC),
         )

@@ -5,14 +5,20 @@ mixes in); the catalogue's answers are read through its API with a token made by
 """
 
 import asyncio
+import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
+import asyncpg
 import httpx
 import pytest
 
+from catalogue import service_layer
+from catalogue.queries import CatalogueQueries
+from catalogue.repository import PostgresCatalogueRepository
 from catalogue.views import ExportPage
 from contracts import Event
 from contracts.events import (
@@ -36,11 +42,14 @@ from contracts.events.v1 import (
 )
 from pricestream.stack import Stack
 from pricestream.tokens_cli import make_token
-from testsupport import publish_events
+from tests.fakes.catalogue import InMemoryCatalogueRepository
+from tests.fakes.unit_of_work import FakeUnitOfWork
+from testsupport import publish_events, rolled_back
 
 pytestmark = pytest.mark.integration
 
 CHAIN = "cat-test"
+E = TypeVar("E", bound=Event)
 
 
 def _chain() -> str:
@@ -415,3 +424,67 @@ async def test_a_basket_bargains_and_categories_answer_with_names(
     assert "dairy/milk" in [child["path"] for child in dairy["children"]]
     assert dairy["bargains"] >= 1
     assert {"chain": x, "category": "Bakery Stuff", "products": 1} in categories["unmapped"]
+
+
+async def test_the_database_folds_prices_like_the_in_memory_repository(stack: Stack) -> None:
+    """Current runs kept with the prices: batches with repeats and late sightings fold as one by one."""
+    chain = _chain()
+    rng = random.Random(4)
+    start = datetime.now(UTC) - timedelta(days=3)
+    sightings = [(store, sku, rng.choice((300, 300, 280, 250)), rng.randrange(48)) for store in ("s1", "s2")
+                 for sku in ("milk", "tea", "bread") for _ in range(rng.randrange(1, 7))]  # fmt: skip
+    rng.shuffle(sightings)
+    events = [
+        _prices(chain, store, {sku: price}, start + timedelta(hours=hours)).payload
+        for store, sku, price, hours in sightings
+    ]
+    fake = FakeUnitOfWork(InMemoryCatalogueRepository())
+    for event in events:
+        async with fake:
+            await service_layer.fold_prices(fake, [event])
+    keys = list(fake.repo.history)
+
+    async def folded(conn: asyncpg.Connection) -> tuple[Any, Any, Any]:
+        work = _InTransaction(conn)
+        # Stored first, then batches extend, end, split and bridge the runs already there.
+        for batch in (events[:4], events[4:9], events[9:]):
+            await service_layer.fold_prices(work, batch)
+        queries = CatalogueQueries(conn, fresh_after=start - timedelta(days=1))
+        answered = {
+            (chain, store, sku): await queries.history(chain=chain, sku=sku, store_ids=[store])
+            for _, store, sku in keys
+        }
+        held = await conn.fetch(
+            "SELECT chain, store_id, sku, price_cents, observed_at FROM prices WHERE chain = $1", chain
+        )
+        return await work.repo.histories(keys), answered, held
+
+    stored, answered, held = await rolled_back(stack, "catalogue", folded)
+
+    assert stored == fake.repo.history
+    assert {k: [(s.starts_at, s.ends_at, s.price_cents) for s in v] for k, v in answered.items()} == {
+        k: [(s.starts_at, s.ends_at, s.price_cents) for s in v] for k, v in fake.repo.history.items()
+    }
+    assert {(r["chain"], r["store_id"], r["sku"]): (r["price_cents"], r["observed_at"]) for r in held} == {
+        k: (p.price_cents, p.observed_at) for k, p in fake.repo.prices.items()
+    }
+    assert sum(len(runs) for runs in stored.values()) > len(stored) + 3, "not vacuous: runs ended"
+
+
+class _InTransaction:
+    """A unit of work over a connection whose transaction the test owns (and rolls back)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.repo = PostgresCatalogueRepository(conn)
+
+    async def claim(self, events: Sequence[E]) -> list[E]:
+        return list(events)
+
+    def publish(self, events: Iterable[Event]) -> None:
+        pass
+
+    async def try_lock(self, name: str) -> bool:
+        return True
+
+    def correlate(self, correlation_id: UUID) -> None:
+        pass

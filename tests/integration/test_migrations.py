@@ -1,11 +1,13 @@
 """The SQL migrations runner against the real PostgreSQL of the stack."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+import catalogue
 from pricestream.stack import Stack
 from servicekit.db import applied_versions, migrate, pending_migrations
 
@@ -52,3 +54,44 @@ async def test_a_failing_migration_applies_nothing(conn: asyncpg.Connection, tmp
         await migrate(conn, schema="migfail", directory=tmp_path)
     assert await applied_versions(conn, schema="migfail") == {}
     assert await conn.fetchval("SELECT to_regclass('migfail.ok')") is None
+
+
+async def test_the_catalogues_current_runs_move_from_history_to_its_prices(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Migration 4 keeps every run: the newest of each price becomes its current run, the rest stay."""
+    migrations = sorted((Path(catalogue.__file__).parent / "migrations").glob("*.sql"))
+    for path in migrations[:3]:
+        (tmp_path / path.name).write_text(path.read_text())
+    await migrate(conn, schema="migtest", directory=tmp_path)
+    runs = [  # (store, sku, starts_at, ends_at, price): the newest run of each price ends at its sighting
+        ("s1", "milk", 1, 3, 300),
+        ("s1", "milk", 4, 9, 280),
+        ("s1", "tea", 2, 8, 150),
+        ("s2", "milk", 1, 1, 300),
+        ("s2", "milk", 5, 5, 310),
+        ("s2", "milk", 6, 7, 300),
+    ]
+    day = datetime(2026, 11, 1, tzinfo=UTC)
+    await conn.executemany(
+        """INSERT INTO migtest.history (chain, store_id, sku, starts_at, ends_at, price_cents)
+           VALUES ('c', $1, $2, $3, $4, $5)""",
+        [(store, sku, day + timedelta(days=a), day + timedelta(days=b), p) for store, sku, a, b, p in runs],
+    )
+    await conn.execute(
+        """INSERT INTO migtest.prices (chain, store_id, sku, price_cents, available, sold_by, observed_at)
+           SELECT DISTINCT ON (chain, store_id, sku) chain, store_id, sku, price_cents, true, 'each', ends_at
+           FROM migtest.history ORDER BY chain, store_id, sku, starts_at DESC"""
+    )
+    (tmp_path / migrations[3].name).write_text(migrations[3].read_text())
+    assert [m.version for m in await migrate(conn, schema="migtest", directory=tmp_path)] == [4]
+
+    ended = await conn.fetch("SELECT store_id, sku, starts_at, ends_at, price_cents FROM migtest.history")
+    current = await conn.fetch(
+        "SELECT store_id, sku, run_starts_at, observed_at, price_cents FROM migtest.prices"
+    )
+    assert len(ended) == 3
+    assert len(current) == 3
+    assert sorted(tuple(r) for r in [*ended, *current]) == sorted(
+        (store, sku, day + timedelta(days=a), day + timedelta(days=b), p) for store, sku, a, b, p in runs
+    )

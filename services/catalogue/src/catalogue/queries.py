@@ -77,9 +77,11 @@ _PRICES = ", ".join(f"p.{c}" for c in PRICE_COLUMNS.split(", "))
 # A member's own sighting stands until its anchor's price changes after it: a price a member
 # charges apart from its zone is answered as the member showed it, a zone's new price as the
 # anchor shows it. (Newest-sighting-wins answered the anchor's unchanged price instead.)
+# The anchor's current run is its newest, so its start is when the anchor's price last changed.
 _OWN_STANDS = """(p.store_id = {store} AND p.observed_at >= coalesce(
-    (SELECT max(h.starts_at) FROM history h
-     WHERE h.chain = p.chain AND h.store_id = {anchor} AND h.sku = p.sku), '-infinity'))"""
+    (SELECT anchors_run.run_starts_at FROM prices anchors_run
+     WHERE anchors_run.chain = p.chain AND anchors_run.store_id = {anchor} AND anchors_run.sku = p.sku),
+    '-infinity'))"""
 
 
 BARGAINS_NAMED = """SELECT b.bargain_id, b.kind, b.chain, b.store_id, b.sku, p.name, p.brand, p.size,
@@ -175,8 +177,12 @@ class CatalogueQueries:
 
     async def history(self, *, chain: str, sku: str, store_ids: Sequence[str]) -> list[SegmentView]:
         """Return a product's change-only history at these stores, store by store, oldest first."""
+        # The runs that ended, then each store's current run, kept with its current price.
         rows = await self.conn.fetch(
             """SELECT store_id, starts_at, ends_at, price_cents, was_price_cents FROM history
+               WHERE chain = $1 AND sku = $2 AND store_id = ANY($3::text[])
+               UNION ALL
+               SELECT store_id, run_starts_at, observed_at, price_cents, was_price_cents FROM prices
                WHERE chain = $1 AND sku = $2 AND store_id = ANY($3::text[])
                ORDER BY store_id, starts_at""",
             chain,

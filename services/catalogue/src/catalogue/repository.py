@@ -66,13 +66,33 @@ PRICE_COLUMNS = (
 )
 PRICE_FIELDS = tuple(PRICE_COLUMNS.split(", "))
 # Empties the staging table as it merges (one scan of it), so no other transaction ever sees a
-# row of it; an older sighting never replaces a newer current price.
+# row of it; an older sighting never replaces a newer current price. A newer one at the same price
+# extends the current run (its row only); at another price it starts a run, and the row notes the
+# run it ended (ended_*), which the same statement writes to history: the old values come from
+# the upsert itself, with no join the planner could get wrong. It returns the keys whose sighting
+# was not newer: the caller folds those into their history.
+_SAME_RUN = """(prices.price_cents, prices.was_price_cents)
+    IS NOT DISTINCT FROM (EXCLUDED.price_cents, EXCLUDED.was_price_cents)"""
 _MERGE_STAGED_PRICES = f"""
-    WITH staged AS (DELETE FROM incoming_prices RETURNING *)
-    INSERT INTO prices ({PRICE_COLUMNS}) SELECT {PRICE_COLUMNS} FROM staged
-    ON CONFLICT (chain, store_id, sku) DO UPDATE SET
-        {", ".join(f"{c} = EXCLUDED.{c}" for c in PRICE_FIELDS[3:])}
-    WHERE prices.observed_at < EXCLUDED.observed_at"""
+    WITH staged AS (DELETE FROM incoming_prices RETURNING *),
+    merged AS (
+        INSERT INTO prices ({PRICE_COLUMNS}, run_starts_at)
+        SELECT {PRICE_COLUMNS}, observed_at FROM staged
+        ON CONFLICT (chain, store_id, sku) DO UPDATE SET
+            {", ".join(f"{c} = EXCLUDED.{c}" for c in PRICE_FIELDS[3:])},
+            run_starts_at = CASE WHEN {_SAME_RUN} THEN prices.run_starts_at ELSE EXCLUDED.observed_at END,
+            ended_starts_at = CASE WHEN {_SAME_RUN} THEN NULL ELSE prices.run_starts_at END,
+            ended_at = CASE WHEN {_SAME_RUN} THEN NULL ELSE prices.observed_at END,
+            ended_cents = CASE WHEN {_SAME_RUN} THEN NULL ELSE prices.price_cents END,
+            ended_was_cents = CASE WHEN {_SAME_RUN} THEN NULL ELSE prices.was_price_cents END
+        WHERE prices.observed_at < EXCLUDED.observed_at
+        RETURNING chain, store_id, sku, ended_starts_at, ended_at, ended_cents, ended_was_cents),
+    ended AS (
+        INSERT INTO history (chain, store_id, sku, starts_at, ends_at, price_cents, was_price_cents)
+        SELECT * FROM merged WHERE ended_starts_at IS NOT NULL
+        ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at,
+            price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents)
+    SELECT chain, store_id, sku FROM staged EXCEPT SELECT chain, store_id, sku FROM merged"""
 PRODUCT_COLUMNS = (
     "chain, sku, name, brand, size, category, shared_category, barcode, url, search_text, observed_at"
 )
@@ -85,18 +105,24 @@ class CatalogueRepository(Protocol):
         """Insert products or replace them with a newer description; an older one changes nothing."""
         ...
 
-    async def save_prices(self, prices: Sequence[PriceRow]) -> None:
-        """Insert current prices or replace them with newer ones (one row per key)."""
+    async def save_prices(self, prices: Sequence[PriceRow]) -> list[Key]:
+        """Merge current prices (one row per key), a newer one extending or ending the current run.
+
+        Return the keys whose sighting was not newer than their current price: left to fold.
+        """
         ...
 
     async def histories(self, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
-        """Return the history of these keys, oldest run first (keys without one are left out)."""
+        """Return the history of these keys, oldest run first, the current one last (unknown keys omitted)."""
         ...
 
     async def save_segments(
-        self, segments: Sequence[tuple[Key, Segment]], removed: Sequence[tuple[Key, datetime]]
+        self,
+        segments: Sequence[tuple[Key, Segment]],
+        removed: Sequence[tuple[Key, datetime]],
+        restarted: Sequence[tuple[Key, datetime]] = (),
     ) -> None:
-        """Insert or update runs (known by key and start), and delete the runs removed (by key and start)."""
+        """Insert or update ended runs (by key and start), delete those removed, move current runs' starts."""
         ...
 
     async def apply_group(self, group: StoreGroupChangedPayload) -> bool:
@@ -136,14 +162,17 @@ class PostgresCatalogueRepository:
             *([getattr(p, c) for p in products] for c in columns),
         )
 
-    async def save_prices(self, prices: Sequence[PriceRow]) -> None:
-        """Insert current prices or replace them with newer ones (one row per key)."""
+    async def save_prices(self, prices: Sequence[PriceRow]) -> list[Key]:
+        """Merge current prices (one row per key), a newer one extending or ending the current run.
+
+        Return the keys whose sighting was not newer than their current price: left to fold.
+        """
         if not prices:
-            return
+            return []
         # The rows are tuples in column order: COPY takes them as they are, and one statement
         # merges and empties the staging table (one row per key: a statement may touch a row once).
         await self.conn.copy_records_to_table("incoming_prices", records=prices, columns=PRICE_FIELDS)
-        await self.conn.execute(_MERGE_STAGED_PRICES)
+        late = await self.conn.fetch(_MERGE_STAGED_PRICES)
         stores = sorted({(p.chain, p.store_id) for p in prices})
         await self.conn.execute(
             """INSERT INTO stores (chain, store_id) SELECT * FROM unnest($1::text[], $2::text[])
@@ -151,16 +180,21 @@ class PostgresCatalogueRepository:
             [c for c, _ in stores],
             [s for _, s in stores],
         )
+        return [(r["chain"], r["store_id"], r["sku"]) for r in late]
 
     async def histories(self, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
-        """Return the history of these keys, oldest run first (keys without one are left out)."""
+        """Return the history of these keys, oldest run first, the current one last (unknown keys omitted)."""
         if not keys:
             return {}
         rows = await self.conn.fetch(
-            """SELECT h.chain, h.store_id, h.sku, h.starts_at, h.ends_at, h.price_cents, h.was_price_cents
-               FROM unnest($1::text[], $2::text[], $3::text[]) AS k(chain, store_id, sku)
-               JOIN history h USING (chain, store_id, sku)
-               ORDER BY h.chain, h.store_id, h.sku, h.starts_at""",
+            """WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(chain, store_id, sku))
+               SELECT h.chain, h.store_id, h.sku, h.starts_at, h.ends_at, h.price_cents, h.was_price_cents
+               FROM k JOIN history h USING (chain, store_id, sku)
+               UNION ALL
+               SELECT p.chain, p.store_id, p.sku, p.run_starts_at, p.observed_at, p.price_cents,
+                      p.was_price_cents
+               FROM k JOIN prices p USING (chain, store_id, sku)
+               ORDER BY 1, 2, 3, 4""",
             *(list(column) for column in zip(*keys, strict=True)),
         )
         found: dict[Key, list[Segment]] = {}
@@ -173,9 +207,23 @@ class PostgresCatalogueRepository:
         return {key: tuple(segments) for key, segments in found.items()}
 
     async def save_segments(
-        self, segments: Sequence[tuple[Key, Segment]], removed: Sequence[tuple[Key, datetime]]
+        self,
+        segments: Sequence[tuple[Key, Segment]],
+        removed: Sequence[tuple[Key, datetime]],
+        restarted: Sequence[tuple[Key, datetime]] = (),
     ) -> None:
-        """Insert or update runs (known by key and start), and delete the runs removed (by key and start)."""
+        """Insert or update ended runs (by key and start), delete those removed, move current runs' starts."""
+        if restarted:
+            await self.conn.execute(
+                """UPDATE prices p SET run_starts_at = k.starts_at
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                        AS k(chain, store_id, sku, starts_at)
+                   WHERE p.chain = k.chain AND p.store_id = k.store_id AND p.sku = k.sku""",
+                [k[0] for k, _ in restarted],
+                [k[1] for k, _ in restarted],
+                [k[2] for k, _ in restarted],
+                [at for _, at in restarted],
+            )
         if removed:
             await self.conn.execute(
                 """DELETE FROM history h

@@ -82,33 +82,44 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
             again.setdefault(key, [held]).append(o)
             if held.observed_at < o.observed_at:
                 newest[key] = o
-    await uow.repo.save_prices([price_row(chain, store_id, o) for (chain, store_id, _), o in newest.items()])
-    before = await uow.repo.histories(list(newest))
-    # Only the runs that changed are written: a sighting of the same price moves one run's end.
+    # The newest sightings merge in the database: a newer one extends or ends its key's current
+    # run there. Only the keys it left (an older sighting) and those seen more than once are
+    # folded here, each from its history before the batch and in arrival order, as one by one.
+    seen_before = await uow.repo.histories(list(again)) if again else {}
+    late = await uow.repo.save_prices(
+        [price_row(chain, store_id, o) for (chain, store_id, _), o in newest.items()]
+    )
+    unmerged = set(late)
+    only_late = [key for key in late if key not in again]
+    if only_late:
+        seen_before |= await uow.repo.histories(only_late)
     written: list[tuple[Key, Segment]] = []
     removed: list[tuple[Key, datetime]] = []
-    for key, o in newest.items():
-        old = before.get(key, ())
-        if key not in again and (not old or o.observed_at > old[-1].ends_at):
-            # The usual case, one sighting newer than every run: it extends the last or starts one.
-            history = fold(
-                old, price_cents=o.price_cents, was_price_cents=o.was_price_cents, observed_at=o.observed_at
-            )
-            written.append((key, history[-1]))
-            continue
-        history = old
+    restarted: list[tuple[Key, datetime]] = []
+    for key in [*again, *only_late]:
+        start = seen_before.get(key, ())
+        o = newest[key]
+        # What the merge left: the newest sighting folded when it was newer than every run.
+        stored = start if key in unmerged else _folded(start, o)
+        history = start
         for sighting in again.get(key, [o]):
-            history = fold(
-                history,
-                price_cents=sighting.price_cents,
-                was_price_cents=sighting.was_price_cents,
-                observed_at=sighting.observed_at,
-            )
-        runs = {s.starts_at: s for s in old}
-        starts = {s.starts_at for s in history}
-        written += [(key, s) for s in history if runs.get(s.starts_at) != s]
+            history = _folded(history, sighting)
+        # The last run is the current one, kept with the current price: only its start can move.
+        runs = {s.starts_at: s for s in stored[:-1]}
+        ended = history[:-1]
+        starts = {s.starts_at for s in ended}
+        written += [(key, s) for s in ended if runs.get(s.starts_at) != s]
         removed += [(key, at) for at in runs if at not in starts]
-    await uow.repo.save_segments(written, removed)
+        if stored and history[-1].starts_at != stored[-1].starts_at:
+            restarted.append((key, history[-1].starts_at))
+    await uow.repo.save_segments(written, removed, restarted)
+
+
+def _folded(history: tuple[Segment, ...], o: PriceObservation) -> tuple[Segment, ...]:
+    """Return a history with one sighting folded in."""
+    return fold(
+        history, price_cents=o.price_cents, was_price_cents=o.was_price_cents, observed_at=o.observed_at
+    )
 
 
 async def observe_products(
