@@ -26,6 +26,7 @@ from contracts.events.v1 import (
     Substitute,
     SubstitutionsChangedPayload,
 )
+from servicekit.consuming import ConsumerGroup
 from tests.fakes.bargains import InMemoryBargainsRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -58,7 +59,9 @@ def _month_then_drop(chain: str, store: str, sku: str = "milk") -> list[PricesSc
 async def _deliver(uow: Uow, *events: Event, now: datetime = NOW) -> None:
     """Publish events, as their producers encode them, to the bargains handlers."""
     broker = KafkaBroker()
-    router = build_router(uow=uow, clock=lambda: now, policy=Policy(), group_id="bargains", max_batch=100)
+    router = build_router(
+        uow=uow, clock=lambda: now, policy=Policy(), consumers=ConsumerGroup("bargains", 100)
+    )
     broker.include_router(router)
     async with TestKafkaBroker(broker) as test_broker:
         for event in events:
@@ -170,8 +173,7 @@ def test_prices_are_polled_every_50_ms_unless_fast_polling_is_off(fast: bool, wa
         uow=FakeUnitOfWork(InMemoryBargainsRepository()),
         clock=lambda: NOW,
         policy=Policy(),
-        group_id="bargains",
-        max_batch=100,
+        consumers=ConsumerGroup("bargains", 100),
         fast_price_polling=fast,
     )
     [prices] = [s for s in router.subscribers if s.topic_names == ["prices.scraped.v1"]]  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ from contracts.events.v1 import (
     Substitute,
     SubstitutionsChangedPayload,
 )
+from servicekit.consuming import ConsumerGroup
 from tests.fakes.catalogue import InMemoryCatalogueRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -82,7 +83,7 @@ def _group(group: str, version: int, anchor: str, *members: str, reason: str = "
 async def _deliver(uow: Uow, *events: Event) -> None:
     """Publish events, as their producers encode them, to the catalogue's handlers."""
     broker = KafkaBroker()
-    broker.include_router(build_router(uow=uow, group_id="catalogue", max_batch=100))
+    broker.include_router(build_router(uow=uow, consumers=ConsumerGroup("catalogue", 100)))
     async with TestKafkaBroker(broker) as test_broker:
         for event in events:
             record = CODEC.encode(event)

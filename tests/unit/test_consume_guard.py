@@ -12,8 +12,9 @@ from faststream.kafka.annotations import KafkaMessage
 from contracts import CODEC, topic
 from contracts.events import PricesScraped
 from contracts.schema import EXAMPLE_DIR
-from servicekit.consuming import ConsumeGuard, subscribe, subscribe_batch
+from servicekit.consuming import ConsumeGuard, ConsumerGroup, subscribe, subscribe_batch
 from servicekit.metrics import Metrics
+from servicekit.settings import ServiceSettings
 
 pytestmark = pytest.mark.unit
 
@@ -343,3 +344,27 @@ def test_only_a_latency_critical_batch_subscriber_polls_the_broker_more_often() 
     assert batch._connection_args["fetch_max_wait_ms"] == 500, "aiokafka's default"
     assert batch.batch_timeout_ms == 200, "FastStream's default"
     assert single._connection_args["fetch_max_wait_ms"] == 500
+
+
+def test_a_services_consumer_group_gives_every_subscription_its_name_batch_and_session() -> None:
+    settings = ServiceSettings(
+        service_name="bargains", consumer_max_batch=7, consumer_session_timeout_ms=3000
+    )
+    consumers = ConsumerGroup.of(settings)
+    broker = KafkaBroker()
+
+    @consumers.subscribe_batch(broker, PRICES, latency_critical=True)
+    async def on_prices(events: list[PricesScraped]) -> None: ...
+
+    @consumers.subscribe(broker, topic("groups.changed.v1"))
+    async def on_groups(event: object) -> None: ...
+
+    by_topic: dict[str, Any] = {s.topic_names[0]: s for s in broker.subscribers}  # type: ignore[attr-defined]
+    batch, single = by_topic[PRICES.name], by_topic["groups.changed.v1"]
+    assert consumers == ConsumerGroup("bargains", 7, 3000)
+    assert (batch.group_id, single.group_id) == ("bargains", "bargains")
+    assert batch.max_records == 7
+    assert batch._connection_args["fetch_max_wait_ms"] == 50
+    assert (
+        batch._connection_args["session_timeout_ms"] == single._connection_args["session_timeout_ms"] == 3000
+    )

@@ -13,7 +13,7 @@ from contracts.events.v1 import PricesScrapedPayload
 from grouping.handlers import build_router
 from grouping.queries import Counts
 from grouping.workers import CYCLE_LOCK, GroupingGauges, GroupingWorker
-from servicekit.consuming import ConsumeGuard
+from servicekit.consuming import ConsumeGuard, ConsumerGroup
 from servicekit.metrics import Metrics
 from tests.fakes.grouping import POLICY, InMemoryGroupingRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
@@ -38,7 +38,7 @@ async def test_scraped_prices_are_folded_in_once_however_often_they_arrive() -> 
     uow = FakeUnitOfWork(repo)
     guard = ConsumeGuard(metrics=Metrics(), group_id="grouping", max_attempts=1, backoff_s=0.0)
     broker = KafkaBroker(middlewares=[guard.middleware])
-    broker.include_router(build_router(uow=uow, clock=lambda: NOW, group_id="grouping", max_batch=10))
+    broker.include_router(build_router(uow=uow, clock=lambda: NOW, consumers=ConsumerGroup("grouping", 10)))
     first, second = _scraped("s1", products=3), _scraped("s2", products=2)
     records = [CODEC.encode(event) for event in (first, second, first)]
     headers = {k: v.decode() for k, v in records[0].headers}

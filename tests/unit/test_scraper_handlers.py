@@ -13,6 +13,7 @@ from scraper.domain.planning import Category, PlanPolicy, StoreInfo, StoreRef
 from scraper.handlers import build_router
 from scraper.service_layer.runs import ScrapeRuns
 from scraper.telemetry import ScraperCounters
+from servicekit.consuming import ConsumerGroup
 from tests.fakes.scraper import FakeShop, InMemoryScraperRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -45,7 +46,7 @@ def _rescrape(store_id: str) -> RescrapeRequested:
 async def _deliver(uow: Uow, *events: Event) -> None:
     """Deliver events, in order, to the scraper's handlers."""
     broker = KafkaBroker()
-    broker.include_router(build_router(uow=uow, group_id="scraper"))
+    broker.include_router(build_router(uow=uow, consumers=ConsumerGroup("scraper")))
     async with TestKafkaBroker(broker) as test_broker:
         for event in events:
             record = CODEC.encode(event)

@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from contracts import CODEC, topic
 from contracts.events import ProductObserved, SubstitutionsChanged
 from contracts.events.v1 import ProductObservedPayload
+from servicekit.consuming import ConsumerGroup
 from substitutions.domain.catalogue import Description, ProductKey, SubstituteRow
 from substitutions.domain.matching import Policy
 from substitutions.handlers import build_router
@@ -299,7 +300,9 @@ async def test_the_handler_observes_a_product_once_however_often_it_is_delivered
     await _observe(matcher, _milk("freshmart"))
     broker = KafkaBroker()
     broker.include_router(
-        build_router(group_id="test", uow=matcher.unit_of_work, matcher=matcher, clock=lambda: NOW)
+        build_router(
+            consumers=ConsumerGroup("test"), uow=matcher.unit_of_work, matcher=matcher, clock=lambda: NOW
+        )
     )
     payload = ProductObservedPayload(
         chain="valueway",

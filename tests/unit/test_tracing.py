@@ -28,7 +28,7 @@ from pricestream.trace_cli import correlation_candidates
 from scraper.repository import ProductRow
 from scraper.service_layer.staging import stage_prices
 from servicekit.app import build_app
-from servicekit.consuming import ConsumeGuard, subscribe, subscribe_batch
+from servicekit.consuming import ConsumeGuard, ConsumerGroup, subscribe, subscribe_batch
 from servicekit.kit import make_parts
 from servicekit.metrics import Metrics
 from servicekit.service import Service
@@ -118,7 +118,7 @@ async def test_a_bargain_carries_the_correlation_of_the_prices_that_made_it() ->
     run = correlation_for("run-x")
     broker = KafkaBroker()
     broker.include_router(
-        build_router(uow=uow, clock=lambda: NOW, policy=Policy(), group_id="bargains", max_batch=100)
+        build_router(uow=uow, clock=lambda: NOW, policy=Policy(), consumers=ConsumerGroup("bargains", 100))
     )
     month = [_prices("s1", day + 1 / 24, 400, uuid4()) for day in range(10, 0, -1)]
     async with TestKafkaBroker(broker) as test_broker:

@@ -10,6 +10,7 @@ from bargains.repository import PostgresBargainsRepository
 from bargains.settings import BargainsSettings, policy_from
 from bargains.workers import Expirer
 from servicekit.clock import Clock, utc_now
+from servicekit.consuming import ConsumerGroup
 from servicekit.kit import declare_publishers, make_parts
 from servicekit.outbox import OutboxRelay
 from servicekit.service import Service
@@ -28,9 +29,7 @@ def bootstrap(settings: BargainsSettings, *, clock: Clock = utc_now) -> Service:
             uow=uow,
             clock=clock,
             policy=policy,
-            group_id=settings.service_name,
-            max_batch=settings.consumer_max_batch,
-            session_timeout_ms=settings.consumer_session_timeout_ms,
+            consumers=ConsumerGroup.of(settings),
             fast_price_polling=settings.fast_price_polling,
         )
     )

@@ -8,7 +8,7 @@ from bargains.repository import BargainsRepository
 from contracts import topic
 from contracts.events import PricesScraped, ProductObserved, StoreGroupChanged, SubstitutionsChanged
 from servicekit.clock import Clock
-from servicekit.consuming import subscribe, subscribe_batch
+from servicekit.consuming import ConsumerGroup
 from servicekit.unit_of_work import UnitOfWorkFactory
 
 
@@ -17,23 +17,14 @@ def build_router(
     uow: UnitOfWorkFactory[BargainsRepository],
     clock: Clock,
     policy: Policy,
-    group_id: str,
-    max_batch: int,
-    session_timeout_ms: int | None = None,
+    consumers: ConsumerGroup,
     fast_price_polling: bool = True,
 ) -> KafkaRouter:
     """Subscribe bargains to prices, group changes, substitutions and products."""
     router = KafkaRouter()
 
     # A price's bargain is announced from here: the one hop whose polling delay a shopper sees.
-    @subscribe_batch(
-        router,
-        topic("prices.scraped.v1"),
-        group_id=group_id,
-        session_timeout_ms=session_timeout_ms,
-        max_records=max_batch,
-        latency_critical=fast_price_polling,
-    )
+    @consumers.subscribe_batch(router, topic("prices.scraped.v1"), latency_critical=fast_price_polling)
     async def on_prices_scraped(events: list[PricesScraped]) -> None:
         """Reassess the bargains of the products these batches priced."""
         async with uow() as work:
@@ -41,25 +32,21 @@ def build_router(
                 batches = [event.payload for event in fresh]
                 await service_layer.fold_prices(work, batches, now=clock(), policy=policy)
 
-    @subscribe(router, topic("groups.changed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms)
+    @consumers.subscribe(router, topic("groups.changed.v1"))
     async def on_groups_changed(event: StoreGroupChanged) -> None:
         """Let an anchor's bargains answer for its members."""
         async with uow() as work:
             if await work.claim([event]):
                 await service_layer.change_group(work, event.payload)
 
-    @subscribe(
-        router, topic("substitutions.changed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms
-    )
+    @consumers.subscribe(router, topic("substitutions.changed.v1"))
     async def on_substitutions_changed(event: SubstitutionsChanged) -> None:
         """Update the product's cross-chain comparisons with its identical products elsewhere."""
         async with uow() as work:
             if await work.claim([event]):
                 await service_layer.change_substitutes(work, event.payload, now=clock(), policy=policy)
 
-    @subscribe(
-        router, topic("products.observed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms
-    )
+    @consumers.subscribe(router, topic("products.observed.v1"))
     async def on_products_observed(event: ProductObserved) -> None:
         """Remember the product's barcode: the same product at other chains shares it."""
         async with uow() as work:

@@ -13,6 +13,7 @@ from catalogue.settings import CatalogueSettings
 from catalogue.throttling import Throttle
 from catalogue.web import build_web
 from servicekit.clock import Clock, utc_now
+from servicekit.consuming import ConsumerGroup
 from servicekit.db import Database
 from servicekit.kit import declare_publishers, make_parts
 from servicekit.service import Service
@@ -45,9 +46,7 @@ def bootstrap(settings: CatalogueSettings, *, clock: Clock = utc_now) -> Service
     broker.include_router(
         build_router(
             uow=uow,
-            group_id=settings.service_name,
-            max_batch=settings.consumer_max_batch,
-            session_timeout_ms=settings.consumer_session_timeout_ms,
+            consumers=ConsumerGroup.of(settings),
         )
     )
     declare_publishers(broker, settings.service_name)

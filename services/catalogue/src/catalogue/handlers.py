@@ -12,63 +12,47 @@ from contracts.events import (
     StoreGroupChanged,
     SubstitutionsChanged,
 )
-from servicekit.consuming import subscribe, subscribe_batch
+from servicekit.consuming import ConsumerGroup
 from servicekit.unit_of_work import UnitOfWorkFactory
 
 
 def build_router(
     *,
     uow: UnitOfWorkFactory[CatalogueRepository],
-    group_id: str,
-    max_batch: int,
-    session_timeout_ms: int | None = None,
+    consumers: ConsumerGroup,
 ) -> KafkaRouter:
     """Subscribe the catalogue to prices, products, groups, substitutes and bargains."""
     router = KafkaRouter()
 
-    @subscribe_batch(
-        router,
-        topic("prices.scraped.v1"),
-        group_id=group_id,
-        session_timeout_ms=session_timeout_ms,
-        max_records=max_batch,
-    )
+    @consumers.subscribe_batch(router, topic("prices.scraped.v1"))
     async def on_prices_scraped(events: list[PricesScraped]) -> None:
         """Fold the batches' prices into current prices and history."""
         async with uow() as work:
             if fresh := await work.claim(events):
                 await service_layer.fold_prices(work, [event.payload for event in fresh])
 
-    @subscribe_batch(
-        router,
-        topic("products.observed.v1"),
-        group_id=group_id,
-        session_timeout_ms=session_timeout_ms,
-        max_records=max_batch,
-    )
+    @consumers.subscribe_batch(router, topic("products.observed.v1"))
     async def on_products_observed(events: list[ProductObserved]) -> None:
         """Record the products' names, sizes, barcodes and categories."""
         async with uow() as work:
             if fresh := await work.claim(events):
                 await service_layer.observe_products(work, [event.payload for event in fresh])
 
-    @subscribe(router, topic("groups.changed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms)
+    @consumers.subscribe(router, topic("groups.changed.v1"))
     async def on_groups_changed(event: StoreGroupChanged) -> None:
         """Let a group's anchor answer for its members."""
         async with uow() as work:
             if await work.claim([event]):
                 await service_layer.change_group(work, event.payload)
 
-    @subscribe(
-        router, topic("substitutions.changed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms
-    )
+    @consumers.subscribe(router, topic("substitutions.changed.v1"))
     async def on_substitutions_changed(event: SubstitutionsChanged) -> None:
         """Replace the product's substitutes."""
         async with uow() as work:
             if await work.claim([event]):
                 await service_layer.change_substitutes(work, event.payload, occurred_at=event.occurred_at)
 
-    @subscribe(router, topic("bargains.changed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms)
+    @consumers.subscribe(router, topic("bargains.changed.v1"))
     async def on_bargains_changed(event: BargainsChanged) -> None:
         """Record the bargains that appeared, changed or expired."""
         async with uow() as work:

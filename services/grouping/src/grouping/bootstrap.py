@@ -10,6 +10,7 @@ from grouping.repository import PostgresGroupingRepository
 from grouping.settings import GroupingSettings
 from grouping.workers import GroupingGauges, GroupingWorker
 from servicekit.clock import Clock, utc_now
+from servicekit.consuming import ConsumerGroup
 from servicekit.kit import declare_publishers, make_parts
 from servicekit.outbox import OutboxRelay
 from servicekit.service import Service
@@ -27,9 +28,7 @@ def bootstrap(settings: GroupingSettings, *, clock: Clock = utc_now) -> Service:
         build_router(
             uow=uow,
             clock=clock,
-            group_id=settings.service_name,
-            max_batch=settings.consumer_max_batch,
-            session_timeout_ms=settings.consumer_session_timeout_ms,
+            consumers=ConsumerGroup.of(settings),
         )
     )
     declare_publishers(broker, settings.service_name)

@@ -7,7 +7,7 @@ from contracts.events import PricesScraped
 from grouping import service_layer
 from grouping.repository import GroupingRepository
 from servicekit.clock import Clock
-from servicekit.consuming import subscribe_batch
+from servicekit.consuming import ConsumerGroup
 from servicekit.unit_of_work import UnitOfWorkFactory
 
 
@@ -15,20 +15,12 @@ def build_router(
     *,
     uow: UnitOfWorkFactory[GroupingRepository],
     clock: Clock,
-    group_id: str,
-    max_batch: int,
-    session_timeout_ms: int | None = None,
+    consumers: ConsumerGroup,
 ) -> KafkaRouter:
     """Subscribe grouping to scraped prices."""
     router = KafkaRouter()
 
-    @subscribe_batch(
-        router,
-        topic("prices.scraped.v1"),
-        group_id=group_id,
-        session_timeout_ms=session_timeout_ms,
-        max_records=max_batch,
-    )
+    @consumers.subscribe_batch(router, topic("prices.scraped.v1"))
     async def on_prices_scraped(events: list[PricesScraped]) -> None:
         """Fold stores' prices into the latest-price projection; mark members for a check."""
         async with uow() as work:

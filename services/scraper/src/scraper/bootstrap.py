@@ -21,6 +21,7 @@ from scraper.settings import ScraperSettings
 from scraper.telemetry import ScraperCounters
 from scraper.workers import ScrapeRunner, Tidier
 from servicekit.clock import Clock, utc_now
+from servicekit.consuming import ConsumerGroup
 from servicekit.kit import declare_publishers, make_parts
 from servicekit.outbox import OutboxRelay
 from servicekit.service import Service
@@ -36,8 +37,7 @@ def bootstrap(settings: ScraperSettings, *, clock: Clock = utc_now) -> Service:
     broker.include_router(
         build_router(
             uow=uow,
-            group_id=settings.service_name,
-            session_timeout_ms=settings.consumer_session_timeout_ms,
+            consumers=ConsumerGroup.of(settings),
         )
     )
     declare_publishers(broker, settings.service_name)

@@ -4,6 +4,7 @@ import asyncio
 import copy
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
@@ -18,6 +19,7 @@ from contracts import CODEC, ContractError, Event, TopicSpec
 from contracts.codec import CORRELATION_HEADER, EVENT_ID_HEADER
 from contracts.registry import topic as registry_topic
 from servicekit.metrics import Metrics
+from servicekit.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -120,6 +122,37 @@ def subscribe_batch(
         batch=True,
         max_records=max_records,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroup:
+    """A service's consumer group: what every one of its subscriptions shares, given once."""
+
+    name: str
+    max_batch: int = 50
+    session_timeout_ms: int | None = None
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> "ConsumerGroup":
+        """Return the group a service's settings describe (named after the service)."""
+        return cls(settings.service_name, settings.consumer_max_batch, settings.consumer_session_timeout_ms)
+
+    def subscribe(self, router: KafkaRouter | KafkaBroker, spec: TopicSpec) -> Callable[[Handler], Any]:
+        """Subscribe a handler to a registry topic in this group, one event at a time (`subscribe`)."""
+        return subscribe(router, spec, group_id=self.name, session_timeout_ms=self.session_timeout_ms)
+
+    def subscribe_batch(
+        self, router: KafkaRouter | KafkaBroker, spec: TopicSpec, *, latency_critical: bool = False
+    ) -> Callable[[Handler], Any]:
+        """Subscribe a handler to a registry topic in this group, in batches of up to max_batch."""
+        return subscribe_batch(
+            router,
+            spec,
+            group_id=self.name,
+            max_records=self.max_batch,
+            latency_critical=latency_critical,
+            session_timeout_ms=self.session_timeout_ms,
+        )
 
 
 def _session(timeout_ms: int | None) -> dict[str, Any]:

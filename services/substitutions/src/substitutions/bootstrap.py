@@ -4,6 +4,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from servicekit.clock import Clock, utc_now
+from servicekit.consuming import ConsumerGroup
 from servicekit.kit import declare_publishers, make_parts
 from servicekit.outbox import OutboxRelay
 from servicekit.service import Service
@@ -31,11 +32,10 @@ def bootstrap(settings: SubstitutionsSettings, *, clock: Clock = utc_now) -> Ser
     )
     # Observations commit through the matcher's units of work, so its catalogue follows the commits.
     router = build_router(
-        group_id=settings.service_name,
+        consumers=ConsumerGroup.of(settings),
         uow=matcher.unit_of_work,
         matcher=matcher,
         clock=clock,
-        session_timeout_ms=settings.consumer_session_timeout_ms,
     )
     broker.include_router(router)
     declare_publishers(broker, settings.service_name)

@@ -6,7 +6,7 @@ from contracts import topic
 from contracts.events import ProductObserved
 from contracts.events.v1 import ProductObservedPayload
 from servicekit.clock import Clock
-from servicekit.consuming import subscribe
+from servicekit.consuming import ConsumerGroup
 from servicekit.unit_of_work import UnitOfWorkFactory
 from substitutions.domain.catalogue import Description
 from substitutions.repository import SubstitutionsRepository
@@ -15,11 +15,10 @@ from substitutions.service_layer import Matcher
 
 def build_router(
     *,
-    group_id: str,
+    consumers: ConsumerGroup,
     uow: UnitOfWorkFactory[SubstitutionsRepository],
     matcher: Matcher,
     clock: Clock,
-    session_timeout_ms: int | None = None,
 ) -> KafkaRouter:
     """Subscribe substitutions to observed products.
 
@@ -27,9 +26,7 @@ def build_router(
     """
     router = KafkaRouter()
 
-    @subscribe(
-        router, topic("products.observed.v1"), group_id=group_id, session_timeout_ms=session_timeout_ms
-    )
+    @consumers.subscribe(router, topic("products.observed.v1"))
     async def on_products_observed(event: ProductObserved) -> None:
         """Compute a new or changed product's substitutes and its neighbours' reverse links."""
         async with uow() as work:
