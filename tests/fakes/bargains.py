@@ -74,6 +74,16 @@ class InMemoryBargainsRepository:
             counted[sku][price] = counted[sku].get(price, 0) + stores
         return {sku: median(by_price) for sku, by_price in counted.items()}
 
+    async def price_bounds(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """Return each product's lowest and highest price over the chain's stores seen since a day."""
+        bounds: dict[str, tuple[int, int]] = {}
+        for sku, price, _ in self._current(chain, skus, fresh_after):
+            lowest, highest = bounds.get(sku, (price, price))
+            bounds[sku] = (min(lowest, price), max(highest, price))
+        return bounds
+
     async def other_chain_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
     ) -> dict[str, OtherChains]:

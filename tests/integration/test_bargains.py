@@ -296,15 +296,16 @@ def test_price_counts_agree_with_every_stores_current_price(stack: Stack) -> Non
 
 
 def test_medians_taken_in_the_database_equal_the_median_of_every_store(stack: Stack) -> None:
-    """Counted prices summed in the database give the domain's median; stale, empty counts left out."""
+    """Counted prices summed in the database give the median and the bounds; stale, empty counts left out."""
     rng = random.Random(8)
     today = datetime.now(UTC)
     counts = {
         f"m{n}": {rng.randrange(100, 130): rng.randrange(1, 5) for _ in range(rng.randrange(1, 8))}
         for n in range(60)
     }
+    # Each price counted on one of the window's last four days: the bounds walk day by day.
     moves = [
-        PriceMove(sku, price, today.date(), n)
+        PriceMove(sku, price, (today - timedelta(days=rng.randrange(4))).date(), n)
         for sku, by_price in counts.items()
         for price, n in by_price.items()
     ]
@@ -313,21 +314,26 @@ def test_medians_taken_in_the_database_equal_the_median_of_every_store(stack: St
         PriceMove("m1", 5, today.date(), 0),
     ]
 
-    async def medians() -> dict[str, float]:
+    async def medians() -> tuple[dict[str, float], dict[str, tuple[int, int]]]:
         conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
         transaction = conn.transaction()
         await transaction.start()
         try:  # rolled back: the service's tables keep nothing of it
             repo = PostgresBargainsRepository(conn)
             await repo.move_current_prices(chain="median-check", moves=moves)
-            return await repo.current_medians(
-                chain="median-check", skus=list(counts), fresh_after=today - timedelta(days=7)
+            fresh_after = today - timedelta(days=7)
+            return (
+                await repo.current_medians(chain="median-check", skus=list(counts), fresh_after=fresh_after),
+                await repo.price_bounds(chain="median-check", skus=list(counts), fresh_after=fresh_after),
             )
         finally:
             await transaction.rollback()
             await conn.close()
 
-    assert asyncio.run(medians()) == {sku: median(by_price) for sku, by_price in counts.items()}
+    found, bounds = asyncio.run(medians())
+    assert found == {sku: median(by_price) for sku, by_price in counts.items()}
+    # The stale 9,999 (30 days old) and the zero count (5) are neither the lowest nor the highest.
+    assert bounds == {sku: (min(by_price), max(by_price)) for sku, by_price in counts.items()}
 
 
 def _post_rows(stack: Stack, chain: str, store: str, rows: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from bargains.domain.bargains import (
     assess,
     cross_chain,
     is_outlier,
+    may_be_outlier,
     median,
 )
 from bargains.domain.history import PriceMove, Segment, count_moves, fold
@@ -227,6 +228,19 @@ def test_an_outlier_is_below_a_third_or_above_three_times_the_median() -> None:
     assert not is_outlier(100, 300.0)
     assert not is_outlier(900, 300.0)
     assert is_outlier(901, 300.0)
+
+
+def test_a_price_within_a_factor_of_the_lowest_and_highest_is_never_an_outlier() -> None:
+    # The median is read only for prices that could be outliers: the bound must never miss one.
+    rng = random.Random(5)
+    for _ in range(2_000):
+        counts = {rng.randrange(10, 2_000): rng.randrange(1, 4) for _ in range(rng.randrange(1, 9))}
+        price = rng.randrange(1, 7_000)
+        if is_outlier(price, median(counts)):
+            assert may_be_outlier(price, min(counts), max(counts))
+    assert not may_be_outlier(300, 100, 900)  # 3 x 300 reaches the highest, 300 = 3 x the lowest
+    assert may_be_outlier(299, 100, 900)
+    assert may_be_outlier(301, 100, 900)
 
 
 # --- against the world's ground truth ------------------------------------------------------------

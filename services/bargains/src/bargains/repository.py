@@ -65,6 +65,12 @@ class BargainsRepository(Protocol):
         """Return each product's median price over the chain's stores seen since a day."""
         ...
 
+    async def price_bounds(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """Return each product's lowest and highest price over the chain's stores seen since a day."""
+        ...
+
     async def other_chain_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
     ) -> dict[str, OtherChains]:
@@ -227,6 +233,43 @@ class PostgresBargainsRepository:
             utc_day(fresh_after),
         )
         return {r["sku"]: median(dict(zip(r["prices"], r["stores"], strict=True))) for r in rows}
+
+    async def price_bounds(
+        self, *, chain: str, skus: Sequence[str], fresh_after: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """Return each product's lowest and highest price over the chain's stores seen since a day.
+
+        The counts are keyed by product, day and price, so each day's lowest and highest counted
+        price is the first and the last row of its range: a few index probes per product and day
+        (the days found one after another) instead of every count that a median reads.
+        """
+        if not skus:
+            return {}
+        rows = await self.conn.fetch(
+            """WITH RECURSIVE days AS (
+                   SELECT s.sku, first.seen_on, first.price_cents AS lowest
+                   FROM unnest($2::text[]) AS s(sku)
+                   CROSS JOIN LATERAL (SELECT seen_on, price_cents FROM price_counts
+                                       WHERE chain = $1 AND sku = s.sku AND seen_on >= $3 AND stores > 0
+                                       ORDER BY seen_on, price_cents LIMIT 1) AS first
+                   UNION ALL
+                   SELECT d.sku, later.seen_on, later.price_cents
+                   FROM days d
+                   CROSS JOIN LATERAL (SELECT seen_on, price_cents FROM price_counts
+                                       WHERE chain = $1 AND sku = d.sku AND seen_on > d.seen_on AND stores > 0
+                                       ORDER BY seen_on, price_cents LIMIT 1) AS later
+               )
+               SELECT d.sku, min(d.lowest) AS lowest, max(top.price_cents) AS highest
+               FROM days d
+               CROSS JOIN LATERAL (SELECT price_cents FROM price_counts
+                                   WHERE chain = $1 AND sku = d.sku AND seen_on = d.seen_on AND stores > 0
+                                   ORDER BY price_cents DESC LIMIT 1) AS top
+               GROUP BY d.sku""",
+            chain,
+            list(skus),
+            utc_day(fresh_after),
+        )
+        return {r["sku"]: (r["lowest"], r["highest"]) for r in rows}
 
     async def other_chain_prices(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from bargains.domain.bargains import Policy
+from bargains.domain.bargains import Policy, may_be_outlier
 from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, count_moves, fold
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
 from bargains.repository import BargainsRepository, Product
@@ -192,7 +192,16 @@ async def _reassess(
     # Only products with a fresh price can be bargains: the others need no medians.
     fresh = [key for key in keys if key in histories and histories[key][-1].ends_at >= fresh_after]
     fresh_skus = sorted({sku for _, sku in fresh})
-    medians = await repo.current_medians(chain=chain, skus=fresh_skus, fresh_after=fresh_after)
+    # The chain median only tells outliers: it is read for the products whose price could be one.
+    bounds = await repo.price_bounds(chain=chain, skus=fresh_skus, fresh_after=fresh_after)
+    suspect = sorted(
+        {
+            sku
+            for store, sku in fresh
+            if sku in bounds and may_be_outlier(histories[store, sku][-1].price_cents, *bounds[sku])
+        }
+    )
+    medians = await repo.current_medians(chain=chain, skus=suspect, fresh_after=fresh_after)
     others = await repo.other_chain_prices(chain=chain, skus=fresh_skus, fresh_after=fresh_after)
     listing = listings_of(
         chain,

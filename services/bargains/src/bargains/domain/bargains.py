@@ -153,6 +153,15 @@ def median(stores_by_price: Mapping[int, int]) -> float:
     return (nth((total - 1) // 2) + nth(total // 2)) / 2
 
 
+def may_be_outlier(price_cents: int, lowest_cents: int, highest_cents: int) -> bool:
+    """Tell whether a price could be an outlier against a median anywhere between the lowest and highest.
+
+    The median of the chain's prices lies between its lowest and highest, so a price within a
+    factor of both ends cannot be an outlier whatever the median: most prices need no median.
+    """
+    return price_cents * OUTLIER_FACTOR < highest_cents or price_cents > lowest_cents * OUTLIER_FACTOR
+
+
 def is_outlier(price_cents: int, median_cents: float) -> bool:
     """Tell whether a price is below a third or above three times the median: suspicious, never a bargain."""
     return price_cents * OUTLIER_FACTOR < median_cents or price_cents > median_cents * OUTLIER_FACTOR
