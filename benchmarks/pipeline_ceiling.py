@@ -16,7 +16,7 @@ an event) are published once; each shape's three consumer groups read them from 
 It prints prices/s per shape (the slowest of the three consumers) next to the COPY rate of the
 same run, so the ratio is comparable with the bench's `pipeline_vs_raw_copy_rows`.
 
-    .venv/bin/python -m benchmarks.pipeline_ceiling --stores 500
+    .venv/bin/python -m benchmarks.pipeline_ceiling --stores 700
 """
 
 import argparse
@@ -34,7 +34,16 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import CODEC
 from contracts.events import PricesScraped
-from pricestream.bench import HEADERS, PRICES, BenchPlan, _event, _iso, _produce, _scratch_topic
+from pricestream.bench import (
+    HEADERS,
+    PRICES,
+    BenchPlan,
+    _event,
+    _iso,
+    _produce,
+    _scratch_topic,
+    terminated_as_interrupted,
+)
 from pricestream.kafka import TansuBroker
 from pricestream.postgres import EmbeddedPostgres
 
@@ -180,7 +189,7 @@ async def run(
 def main() -> None:
     """Parse the options and run the benchmark (or one consumer of it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--stores", type=int, default=500)
+    parser.add_argument("--stores", type=int, default=700, help="stores, one event each per round")
     parser.add_argument("--products", type=int, default=500)
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated, of " + ", ".join(SHAPES))
     parser.add_argument("--consumers", type=int, default=CONSUMERS, help="consumer groups, each a process")
@@ -192,6 +201,12 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="pipeline-ceiling-"))
     broker = TansuBroker(home / "broker", _free_port())
     pg = EmbeddedPostgres(home / "pg", _free_port())
+    with terminated_as_interrupted():
+        _measure(broker, pg, args)
+
+
+def _measure(broker: TansuBroker, pg: EmbeddedPostgres, args: argparse.Namespace) -> None:
+    """Start the broker and PostgreSQL, run the shapes, stop both whatever happens."""
     broker.start()
     try:
         pg.init()

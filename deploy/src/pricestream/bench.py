@@ -18,11 +18,12 @@ import contextlib
 import json
 import os
 import random
+import signal
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,9 +70,23 @@ class BenchPlan:
         return max(1, round(self.latency_rate * self.latency_seconds / self.products))
 
 
+@contextlib.contextmanager
+def terminated_as_interrupted() -> Iterator[None]:
+    """Take SIGTERM as Ctrl-C inside the block: a benchmark stopped by `kill` still brings its stack down."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_bench(plan: BenchPlan, console: Console) -> dict[str, Any]:
     """Bring a stack up in a temporary home, measure every phase, bring it down; return the figures."""
-    with tempfile.TemporaryDirectory(prefix="pricestream-bench-") as home:
+    with terminated_as_interrupted(), tempfile.TemporaryDirectory(prefix="pricestream-bench-") as home:
         stack = Stack(StackConfig.on_free_ports(Path(home) / ".pricestream", plan.replicas))
         try:
             with console.status("starting a stack of its own..."):
