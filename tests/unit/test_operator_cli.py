@@ -17,7 +17,7 @@ from contracts import SERVICES, TOPICS
 from pricestream import cli
 from pricestream.config import StackConfig
 from pricestream.dlq import DeadLetter
-from pricestream.exits import FAILED, OK, UNREACHABLE, USAGE, exit_code
+from pricestream.exits import FAILED, INTERRUPTED, OK, UNREACHABLE, USAGE, exit_code
 from pricestream.operations import Counts, follow_log, tail_log
 from pricestream.processes import StackError, StackUsageError, UnreachableError
 from pricestream.stack import Stack
@@ -387,3 +387,18 @@ def test_the_demo_resets_a_stack_that_holds_data_before_its_story(
     assert result.exit_code == FAILED
     assert "the story stops here" in result.stderr
     assert stack.calls == calls
+
+
+def test_an_interrupted_bench_says_so_and_exits_130_without_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(plan: object, console: object) -> dict[str, object]:
+        raise KeyboardInterrupt  # as run_bench re-raises Ctrl-C or SIGTERM once its stack is down
+
+    monkeypatch.setattr(cli, "run_bench", interrupted)
+    out = tmp_path / "figures.json"
+    result = _invoke("bench", "--out", str(out))
+
+    assert result.exit_code == INTERRUPTED
+    assert "interrupted: the bench's stack is down" in result.stderr
+    assert not out.exists()

@@ -24,7 +24,7 @@ from pricestream.bench import BenchPlan, bench_table, machine_description, run_b
 from pricestream.bench_chart import bench_svg
 from pricestream.config import StackConfig, find_home, parse_replicas
 from pricestream.dlq import list_dead_letters, replay
-from pricestream.exits import UNREACHABLE, ExitCodeGroup, errors, exit_code, unreachable_message
+from pricestream.exits import INTERRUPTED, UNREACHABLE, ExitCodeGroup, errors, exit_code, unreachable_message
 from pricestream.kafka import describe_topics
 from pricestream.matching_cli import run_match, run_rebuild, scores_table, sentence_encoder
 from pricestream.operations import (
@@ -478,7 +478,12 @@ def bench(
         latency_price_points=price_points,
     )
     shown = _console(json_out)
-    figures = run_bench(plan, shown)
+    try:
+        figures = run_bench(plan, shown)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: run_bench brought its stack down on the way out.
+        errors.print("interrupted: the bench's stack is down; no figures written")
+        raise typer.Exit(INTERRUPTED) from None
     figures["machine"] = machine_description()
     shown.print(bench_table(figures))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,8 @@ USAGE = 2
 """The command line asked for what cannot be: an unknown option or value, a port already taken."""
 UNREACHABLE = 3
 """The stack, or a service or dependency the command needs, does not answer."""
+INTERRUPTED = 130
+"""Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it), after cleaning up."""
 
 errors = Console(stderr=True)
 
