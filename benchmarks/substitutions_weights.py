@@ -40,7 +40,8 @@ from benchmarks.substitutions_match import CachingEncoder
 from scraper.domain.importers import read_rows
 from substitutions.domain.catalogue import Description
 from substitutions.domain.evaluation import GoldPair, LevelScore, evaluate
-from substitutions.domain.matching import Policy
+from substitutions.domain.matching import L4_DOUBLINGS, Policy
+from substitutions.domain.weights import PER_MISSING_WORD
 from substitutions.embeddings import Encoder, SentenceEncoder
 from substitutions.offline import build_catalogue, match_lists, ranked_by_left, read_gold, read_products
 
@@ -72,8 +73,9 @@ class Weights:
 
 HAND = Weights(ngram_weight=0.4, l3_size_weight=0.3, l3_variant_penalty=0.1, l3_tier_penalty=0.0)
 """The weights set by hand before they were learned: the "before" of every figure."""
-FEATURES = ("meaning", "letters", "doublings", "variant", "tier")
-"""The features in the order of the coefficients; the last three count against a candidate."""
+FEATURES = ("meaning", "letters", "doublings", "variant", "tier", "missing")
+"""The features in the order of the coefficients; the last four count against a candidate (the
+query's distinguishing words a candidate lacks at the policy's weight, not learned here)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,20 +160,22 @@ def choices(labelled: LabelledSet, encoder: Encoder, policy: Policy) -> tuple[li
 def ranks(found: Sequence[Choice], weights: Weights, policy: Policy) -> npt.NDArray[np.float64]:
     """Return the partner's rank among each pair's candidates under these weights, as the matcher ranks.
 
-    Below the L3 minimum a candidate falls to L4, after every L3 one, ranked by the blend alone;
-    below L4's it is not offered (rank inf). Ties count against the partner.
+    Below the L3 minimum a candidate falls to L4, after every L3 one, ranked by the blend less
+    L4's size weight; below L4's minimum it is not offered (rank inf). Ties count against the partner.
     """
     w = weights
-    blend = np.array([1 - w.ngram_weight, w.ngram_weight, 0.0, 0.0, 0.0])
-    penalties = np.array([0.0, 0.0, -w.l3_size_weight, -w.l3_variant_penalty, -w.l3_tier_penalty])
+    blend = np.array([1 - w.ngram_weight, w.ngram_weight, 0.0, 0.0, 0.0, 0.0])
+    missing = -policy.l3_missing_word_penalty
+    penalties = np.array([0.0, 0.0, -w.l3_size_weight, -w.l3_variant_penalty, -w.l3_tier_penalty, missing])
     result = []
     for choice in found:
         alike = choice.features @ blend
         score = alike + choice.features @ penalties
+        related = alike - policy.l4_size_weight * np.minimum(choice.features[:, 2], L4_DOUBLINGS)
         ordered = np.where(
             score >= policy.l3_min_similarity,
             score,
-            np.where(alike >= policy.l4_min_similarity, alike - 10.0, -np.inf),
+            np.where(related >= policy.l4_min_similarity, related - 10.0, -np.inf),
         )
         own = ordered[choice.partner]
         result.append(float(np.sum(ordered >= own - 1e-9)) if np.isfinite(own) else np.inf)
@@ -222,6 +226,9 @@ def write(weights: Weights) -> None:
         f"OTHER_TIER = {weights.l3_tier_penalty}\n"
         '"""What L3 takes off a candidate of another tier: a maker\'s brand for a house brand, or the other'
         ' way."""\n'
+        f"PER_MISSING_WORD = {PER_MISSING_WORD}\n"
+        '"""What L3 takes off a candidate per word telling items apart (penne, farfalle) the query has, it'
+        ' not."""\n'
     )
 
 

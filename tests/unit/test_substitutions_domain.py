@@ -11,6 +11,7 @@ from substitutions.domain.matching import Index, Level, Policy
 from substitutions.domain.products import (
     ParsedProduct,
     Size,
+    distinguishing_words,
     house_brands,
     ngram_vector,
     normalise,
@@ -21,6 +22,7 @@ from substitutions.domain.products import (
     sizes_compatible,
     strip_sizes,
     variant_mask,
+    word_stem,
 )
 from substitutions.embeddings import Vectors
 from tests.fakes.substitutions import HashingEncoder, list_of
@@ -648,6 +650,74 @@ def test_a_two_word_variant_counts_as_one_difference_and_origin_is_no_variant() 
     assert bin(variant_mask("low fat")).count("1") == 1
     assert bin(variant_mask("organic light")).count("1") == 2
     assert variant_mask("australian pitted prunes") == variant_mask("prunes pitted") == 0
+
+
+def test_words_filling_one_place_in_a_brands_names_are_learned_as_telling_items_apart() -> None:
+    listings = [
+        *(
+            (chain, brand, f"pasta {shape}")
+            for chain, brand in (("coles", "barilla"), ("woolworths", "barilla"))
+            for shape in ("penne", "farfalle")
+        ),
+        ("woolworths", "san remo", "penne pasta"),
+        ("woolworths", "san remo", "farfalle pasta"),
+        ("woolworths", "san remo", "fusilli pasta"),
+        *(("coles", brand, f"{word} milk") for brand in ("pauls", "oak", "a2") for word in ("light", "skim")),
+        *(
+            ("coles", brand, f"strawberries {kind}")
+            for brand in ("oak", "nippys")
+            for kind in ("jam", "milk")
+        ),
+    ]
+
+    learned = distinguishing_words(listings)
+
+    # Fusilli fills one place only; light and skim are fixed variant words, counted apart.
+    assert learned == {"penne", "farfalle"}
+    assert distinguishing_words(listings, min_places=2) == {"penne", "farfalle", "jam", "milk"}
+    assert [word_stem(w) for w in ("strawberries", "tomatoes", "peaches", "sausages", "glass")] == [
+        "strawberry",
+        "tomato",
+        "peach",
+        "sausage",
+        "glass",
+    ]
+
+
+def test_l3_takes_off_a_candidate_lacking_a_word_of_the_query_that_tells_items_apart() -> None:
+    policy = Policy(ngram_weight=0.0)
+    index = Index(dimensions=ENCODER.dimensions, distinguishing=frozenset({"farfalle", "penne"}))
+    products = [
+        _product("coles", "q", "Farfalle Italian Pasta 500g", brand="Cucina"),
+        _product("woolworths", "penne", "Penne Italian Pasta 500g", brand="Zafarelli"),
+        _product("woolworths", "farfalle", "Farfalle Italian Pasta 500g", brand="Barilla"),
+    ]
+    for product in products:
+        index.put(product, ENCODER.encode(["pasta"])[0])  # the model sees them all alike
+
+    found = [m for m in index.find([0], policy)[0] if m.level == "L3"]
+
+    assert [index.products[m.other].sku for m in found] == ["farfalle", "penne"]
+    assert found[0].score - found[1].score == pytest.approx(policy.l3_missing_word_penalty, abs=1e-4)
+    assert list(index.l3_features(0, np.arange(1, 3))["missing"]) == [1, 0]
+
+
+def test_l4_ranks_a_related_product_of_a_near_size_before_one_far_off_or_unsized() -> None:
+    policy = Policy(ngram_weight=0.0)
+    index = Index(dimensions=ENCODER.dimensions)
+    products = [
+        _product("coles", "q", "Potato Mash 350g", brand="Coles"),
+        _product("woolworths", "sachet", "Potato Mash Recipe Base 40g", brand="Coles"),
+        _product("woolworths", "unsized", "Potato Mash Each", brand="Coles"),
+        _product("woolworths", "tub", "Potato Mash With Butter 400g", brand="Coles"),
+    ]
+    for product in products:
+        index.put(product, ENCODER.encode(["potato mash"])[0])
+
+    found = {index.products[m.other].sku: m.score for m in index.find([0], policy)[0] if m.level == "L4"}
+
+    near = 1.0 - policy.l4_size_weight * np.log2(400 / 350)
+    assert found == pytest.approx({"tub": near, "sachet": 0.9, "unsized": 0.9}, abs=1e-4)
 
 
 def test_a_product_of_its_chain_or_a_learned_house_brand_is_of_its_own_brand() -> None:

@@ -14,7 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from substitutions.domain.matching import Index, Level, Match, Policy, Vectors
-from substitutions.domain.products import ParsedProduct, house_brands, normalise, parse_product
+from substitutions.domain.products import (
+    ParsedProduct,
+    distinguishing_words,
+    house_brands,
+    normalise,
+    parse_product,
+)
 
 # Scores are kept to 4 places: anything within half a unit of a list's weakest entry may tie it.
 ROUNDING = 5e-5
@@ -75,10 +81,18 @@ class Catalogue:
     """Every product with its embedding and its current list of substitutes."""
 
     def __init__(
-        self, *, dimensions: int, policy: Policy, brands: Iterable[str] = (), own: Iterable[str] = ()
+        self,
+        *,
+        dimensions: int,
+        policy: Policy,
+        brands: Iterable[str] = (),
+        own: Iterable[str] = (),
+        distinguishing: Iterable[str] = (),
     ) -> None:
         self.policy = policy
-        self.index = Index(dimensions=dimensions, ngram_weight=policy.ngram_weight)
+        self.index = Index(
+            dimensions=dimensions, ngram_weight=policy.ngram_weight, distinguishing=frozenset(distinguishing)
+        )
         self.brands = set(brands)
         self.own = set(own)
         """The house brands learned: a product of one is of its chain's own brand (as one named after it)."""
@@ -88,9 +102,16 @@ class Catalogue:
 
     @classmethod
     def learning(cls, descriptions: Sequence[Description], *, dimensions: int, policy: Policy) -> "Catalogue":
-        """Return an empty catalogue that knows the brands and house brands of these descriptions."""
+        """Return an empty catalogue knowing the descriptions' brands, house brands and distinguishing words.
+
+        All are learned once: products observed later are weighed by what was learned here.
+        """
         own = own_brands(descriptions)
-        return cls(dimensions=dimensions, policy=policy, brands=known_brands(descriptions, own=own), own=own)
+        brands = known_brands(descriptions, own=own)
+        learner = cls(dimensions=dimensions, policy=policy, brands=brands, own=own)
+        parsed = [learner.parse(description) for description in descriptions]
+        words = distinguishing_words((p.chain, p.brand_key, p.kind) for p in parsed if p.brand)
+        return cls(dimensions=dimensions, policy=policy, brands=brands, own=own, distinguishing=words)
 
     def __len__(self) -> int:
         return len(self.index)

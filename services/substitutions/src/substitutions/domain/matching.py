@@ -4,9 +4,11 @@
 - L2 near-identical: the same item under another name at another chain: a name alike by
   rapidfuzz (compared only inside blocks of equal size) and by meaning, the same brand.
 - L3 same kind, another brand, comparable size: the names without brand alike by meaning
-  (embeddings) and letter by letter (character trigrams), closest size and variant first.
+  (embeddings) and letter by letter (character trigrams), closest size and variant first,
+  and those naming the query's words that tell items apart (penne, farfalle).
 - L4 a looser alternative: related by meaning, in the same category where both say one (the
-  shared tree's category where the chain's is mapped, so chains' categories meet).
+  shared tree's category where the chain's is mapped, so chains' categories meet), a near
+  size first.
 
 An `Index` holds every product with its name embedding in growable arrays; `find` scores
 a batch of products against all of them with matrix products and `process.cdist`, never a
@@ -27,6 +29,7 @@ from substitutions.domain import weights
 from substitutions.domain.products import (
     ParsedProduct,
     Size,
+    kind_words,
     ngram_vector,
     size_bucket,
     sizes_compatible,
@@ -59,11 +62,14 @@ class Policy:
     l3_size_weight: float = weights.SIZE_PER_DOUBLING
     l3_variant_penalty: float = weights.PER_VARIANT_WORD
     l3_tier_penalty: float = weights.OTHER_TIER
+    l3_missing_word_penalty: float = weights.PER_MISSING_WORD
     l4_min_similarity: float = 0.4
+    l4_size_weight: float = 0.05
+    """What L4 takes off per doubling of size, up to `L4_DOUBLINGS` (also where sizes do not compare)."""
     ngram_weight: float = weights.NGRAM_WEIGHT
     """The trigrams' share of how alike two names are; an `Index` takes it when it is made.
 
-    L3's weights (this, size, variant and tier) are in `weights`, with how they were chosen."""
+    L3's weights (this, size, variant, tier and missing word) are in `weights`, with how they were chosen."""
     keep: tuple[tuple[Level, int], ...] = (("L1", 10), ("L2", 5), ("L3", 10), ("L4", 10))
     chunk: int = 1024
     shortlist: int = 96
@@ -95,6 +101,9 @@ class Index:
 
     dimensions: int
     ngram_weight: float = 0.0
+    distinguishing: frozenset[str] = frozenset()
+    """Words that tell one brand's items apart (`products.distinguishing_words`): L3 weighs the query's
+    ones a candidate lacks."""
     products: list[ParsedProduct] = field(default_factory=list)
     _vectors: Vectors = field(init=False)
     _letters: Vectors = field(init=False)
@@ -104,6 +113,9 @@ class Index:
     _categories: dict[str, int] = field(default_factory=dict)
     _columns: dict[str, npt.NDArray[Any]] = field(init=False)
     _kinds: npt.NDArray[np.object_] = field(init=False)
+    _words: npt.NDArray[np.uint64] = field(init=False)
+    """Each product's distinguishing words as bits, 64 a column."""
+    _word_bits: dict[str, int] = field(init=False)
     """Each product's kind, so a block's names are gathered in one step."""
     _by_sku: dict[tuple[str, str], int] = field(default_factory=dict)
     _by_barcode: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
@@ -114,6 +126,8 @@ class Index:
         self._vectors = np.zeros((64, self.dimensions + NGRAM_DIMENSIONS), dtype=np.float32)
         self._letters = np.zeros((NGRAM_DIMENSIONS, 64), dtype=np.float32)
         self._kinds = np.empty(64, dtype=object)
+        self._word_bits = {word: bit for bit, word in enumerate(sorted(self.distinguishing))}
+        self._words = np.zeros((64, max(1, -(-len(self._word_bits) // 64))), dtype=np.uint64)
         self._columns = {
             name: np.zeros(64, dtype=np.float64 if name in ("amount", "unit") else np.int64)
             for name in ("chain", "brand", "own", "variant", "category", "dimension", "amount", "unit", "tie")
@@ -163,6 +177,7 @@ class Index:
         self._letters = letters
         self._columns = {name: np.resize(column, capacity) for name, column in self._columns.items()}
         self._kinds = np.resize(self._kinds, capacity)
+        self._words = np.resize(self._words, (capacity, self._words.shape[1]))
 
     def _link(self, at: int, product: ParsedProduct) -> None:
         """Record a product in the lookups and columns."""
@@ -171,6 +186,10 @@ class Index:
         columns["brand"][at] = _code(self._brands, product.brand_key) if product.brand else -1
         columns["own"][at] = product.own_brand
         columns["variant"][at] = variant_mask(product.title)
+        self._words[at] = 0
+        for word in kind_words(product.kind):
+            if (bit := self._word_bits.get(word)) is not None:
+                self._words[at, bit // 64] |= np.uint64(1 << (bit % 64))
         columns["category"][at] = _code(self._categories, product.category) if product.category else -1
         size = product.size
         columns["dimension"][at] = _DIMENSIONS[size.dimension if size else None]
@@ -480,7 +499,7 @@ class Index:
             )
             brand_q, brand_c = columns["brand"][rows][:, None], columns["brand"][near]
             another_brand = (brand_q != brand_c) | (brand_q < 0)
-            doublings, differing, tier = self._differences(rows[:, None], near)
+            doublings, differing, tier, missing = self._differences(rows[:, None], near)
             comparable = doublings <= np.log2(policy.l3_max_size_ratio)
             category_q, category_c = columns["category"][rows][:, None], columns["category"][near]
             same_category = (category_q == category_c) | (category_q < 0) | (category_c < 0)
@@ -490,8 +509,13 @@ class Index:
             # All only lower the blend, so a score never exceeds the similarity that shortlists it.
             closeness = policy.l3_size_weight * np.where(comparable, doublings, 0.0)
             closeness += policy.l3_variant_penalty * differing + policy.l3_tier_penalty * tier
+            # A word that tells items apart (penne, farfalle) named by the query and not the candidate.
+            closeness += policy.l3_missing_word_penalty * missing
             l3 = np.where(another_brand & comparable, alike - closeness, -1.0)
-            l4 = np.where(same_category, alike, -1.0)
+            # A related product of a size near the query's is the better alternative; unlike sizes
+            # (or unknown ones) count as `L4_DOUBLINGS` apart, so size only orders near equals.
+            apart = policy.l4_size_weight * np.minimum(doublings, L4_DOUBLINGS)
+            l4 = np.where(same_category, alike - apart, -1.0)
             ties = columns["tie"][near]
             for i, query in enumerate(block):
                 picked = _top(
@@ -516,26 +540,30 @@ class Index:
 
     def _differences(
         self, rows: npt.NDArray[np.int64], others: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Return what parts broadcast pairs: doublings of size (inf: not comparable), variant words, tier."""
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Return what parts broadcast pairs: doublings of size (inf: not comparable), variant words, tier,
+        and the query's distinguishing words the other lacks."""
         doublings = np.log2(_size_ratios(self, rows, others))
         variant, own = self._columns["variant"], self._columns["own"]
         differing = np.bitwise_count(variant[rows] ^ variant[others]).astype(np.int64)
-        return doublings, differing, own[rows] ^ own[others]
+        words = self._words
+        missing = np.bitwise_count(words[rows] & ~words[others]).sum(axis=-1, dtype=np.int64)
+        return doublings, differing, own[rows] ^ own[others], missing
 
     def l3_features(self, query: int, others: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.float64]]:
         """Return what L3 weighs for a product against others, one value each: the readable features.
 
         `meaning` (the embeddings' cosine), `letters` (the trigrams'), `doublings` of size,
-        `variant` words on one side only and `tier` (1: one is its chain's own brand, the other
-        not); `eligible` is 1 for another brand with a size in the same dimension. What the
-        weights are learned from (benchmarks.substitutions_weights).
+        `variant` words on one side only, `tier` (1: one is its chain's own brand, the other
+        not) and `missing` (the query's distinguishing words the other lacks); `eligible` is 1
+        for another brand with a size in the same dimension. What the weights are learned from
+        (benchmarks.substitutions_weights).
         """
         width, weight = self.dimensions, self.ngram_weight
         vectors = self._vectors
         meaning = vectors[others, :width] @ vectors[query, :width] / max(1.0 - weight, 1e-6)
         letters = vectors[others, width:] @ vectors[query, width:] / max(weight, 1e-6)
-        doublings, differing, tier = self._differences(np.full(len(others), query), others)
+        doublings, differing, tier, missing = self._differences(np.full(len(others), query), others)
         brands = self._columns["brand"]
         another_brand = (brands[others] != brands[query]) | (brands[query] < 0)
         return {
@@ -544,6 +572,7 @@ class Index:
             "doublings": doublings,
             "variant": differing.astype(np.float64),
             "tier": tier.astype(np.float64),
+            "missing": missing.astype(np.float64),
             "eligible": (another_brand & np.isfinite(doublings)).astype(np.float64),
         }
 
@@ -558,6 +587,8 @@ class Index:
         return (product.chain, product.sku)
 
 
+L4_DOUBLINGS = 2.0
+"""The doublings of size L4 weighs at most: sizes further apart, or not comparable, weigh as this."""
 _BUCKET_WIDTH = 0.05
 _SLACK = 1e-3
 """How far below a minimum a float32 score is still recomputed exactly: far more than its error."""

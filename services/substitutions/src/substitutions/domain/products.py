@@ -376,3 +376,44 @@ def variant_mask(title: str) -> int:
         mask |= _VARIANT_BITS.get(words[at], 0)
         at += 1
     return mask
+
+
+def word_stem(word: str) -> str:
+    """Return a word without its plural ending: `strawberries` -> `strawberry`, `tomatoes` -> `tomato`."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("oes", "ches", "shes", "sses", "xes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+_JOINING = frozenset(("and", "with", "in", "of", "the", "a", "for", "on", "or", "no", "x"))
+
+
+def kind_words(kind: str) -> frozenset[str]:
+    """Return the stems of a kind's words, less joining words and numbers: what tells items apart."""
+    return frozenset(word_stem(word) for word in kind.split() if word not in _JOINING and not word.isdigit())
+
+
+def distinguishing_words(listings: Iterable[tuple[str, str, str]], *, min_places: int = 3) -> frozenset[str]:
+    """Learn from (chain, brand, kind) listings the words that tell one brand's items apart.
+
+    Two listings of one brand at one chain whose kinds differ in one word only fill one place
+    with two words ("pasta penne" and "pasta farfalle" of one brand): each of those words names
+    an item of its own. A word so learned in at least `min_places` places distinguishes items
+    (a flavour, a shape, a meat); the fixed `VARIANT_WORDS` are left out, being counted apart.
+    """
+    places: dict[tuple[str, str, frozenset[str]], set[str]] = defaultdict(set)
+    for chain, brand, kind in listings:
+        words = kind_words(kind)
+        for word in words:
+            places[(chain, brand, words.difference((word,)))].add(word)
+    counts: dict[str, int] = defaultdict(int)
+    for fillers in places.values():
+        if len(fillers) > 1:
+            for word in fillers:
+                counts[word] += 1
+    fixed = {word_stem(word) for word in VARIANT_WORDS}
+    return frozenset(word for word, count in counts.items() if count >= min_places and word not in fixed)

@@ -15,3 +15,5 @@ PER_VARIANT_WORD = 0.1
 """What L3 takes off a candidate per variant word (light, organic) on one side only."""
 OTHER_TIER = 0.0
 """What L3 takes off a candidate of another tier: a maker's brand for a house brand, or the other way."""
+PER_MISSING_WORD = 0.02
+"""What L3 takes off a candidate per word telling items apart (penne, farfalle) the query has, it not."""
