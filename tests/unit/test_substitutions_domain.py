@@ -652,6 +652,14 @@ def test_a_two_word_variant_counts_as_one_difference_and_origin_is_no_variant() 
     assert variant_mask("australian pitted prunes") == variant_mask("prunes pitted") == 0
 
 
+def test_the_usual_variant_and_phrases_naming_another_thing_are_no_variant() -> None:
+    assert variant_mask("plain flour") == variant_mask("bagels original") == 0
+    assert variant_mask("free range eggs") == variant_mask("extra virgin olive oil") == 0
+    assert variant_mask("grain loaf low gi") == 0
+    assert variant_mask("woolworths free from lactose milk") == variant_mask("lactose free milk") != 0
+    assert variant_mask("free range eggs fat free") == variant_mask("fat free")
+
+
 def test_words_filling_one_place_in_a_brands_names_are_learned_as_telling_items_apart() -> None:
     listings = [
         *(

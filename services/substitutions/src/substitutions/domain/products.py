@@ -53,8 +53,9 @@ VARIANT_WORDS: frozenset[str] = frozenset(
         *("organic", "lite", "light", "diet", "zero", "sugarfree", "decaf", "unsalted", "salted"),
         *("reduced", "low", "fat", "free", "gluten", "lactose", "skim", "skinny", "vegan"),
         *("wholemeal", "wholegrain", "multigrain", "sensitive", "eco", "premium", "extra", "mild"),
-        # Not where it comes from ("Australian Pitted Prunes" are the shop's other "Prunes Pitted").
-        *("hot", "spicy", "sweet", "sour", "smoked", "plain", "original", "crunchy", "smooth"),
+        # Not where it comes from ("Australian Pitted Prunes" are the shop's other "Prunes Pitted"), nor
+        # "plain" or "original": they name the usual variant, which a name without them is as well.
+        *("hot", "spicy", "sweet", "sour", "smoked", "crunchy", "smooth"),
     )
 )
 
@@ -358,6 +359,11 @@ VARIANT_PHRASES: frozenset[tuple[str, str]] = frozenset(
 )
 """Two variant words that name one variant: "low fat" is one difference, not two."""
 
+NOT_VARIANT_PHRASES: frozenset[tuple[str, str]] = frozenset(
+    (("free", "range"), ("extra", "virgin"), ("low", "gi"))
+)
+"""A variant word whose next word makes it another thing: how hens are kept, an oil's grade, a claim."""
+
 _VARIANT_NAMES = sorted([*VARIANT_WORDS, *(" ".join(phrase) for phrase in VARIANT_PHRASES)])
 _VARIANT_BITS = {name: 1 << bit for bit, name in enumerate(_VARIANT_NAMES)}
 
@@ -369,6 +375,14 @@ def variant_mask(title: str) -> int:
     at = 0
     while at < len(words):
         pair = (words[at], words[at + 1]) if at + 1 < len(words) else None
+        if pair in NOT_VARIANT_PHRASES:
+            at += 2
+            continue
+        if pair == ("free", "from") and at + 2 < len(words) and (words[at + 2], "free") in VARIANT_PHRASES:
+            # One shop's "Free From Lactose" is the other's "Lactose Free".
+            mask |= _VARIANT_BITS[f"{words[at + 2]} free"]
+            at += 3
+            continue
         if pair in VARIANT_PHRASES:
             mask |= _VARIANT_BITS[" ".join(pair)]
             at += 2
