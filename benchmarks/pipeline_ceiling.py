@@ -22,7 +22,6 @@ same run, so the ratio is comparable with the bench's `pipeline_vs_raw_copy_rows
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -38,13 +37,14 @@ from pricestream.bench import (
     HEADERS,
     PRICES,
     BenchPlan,
-    _event,
-    _iso,
-    _produce,
-    _scratch_topic,
+    iso_utc,
+    price_event,
+    produce,
+    scratch_topic,
     terminated_as_interrupted,
 )
 from pricestream.kafka import TansuBroker
+from pricestream.ports import free_port
 from pricestream.postgres import EmbeddedPostgres
 
 SHAPES = ("decode", "copy", "upsert")
@@ -52,22 +52,16 @@ CONSUMERS = 3
 BATCH = 50  # events per batch, as the services take them
 
 
-def _free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _records(stores: int, products: int) -> list[tuple[bytes, bytes]]:
     """Return two rounds of one event per store, shaped like the bench's throughput phase."""
     plan = BenchPlan(stores=stores, products=products)
     now = datetime.now(UTC)
-    prices = [[99 + (store * 7 + i * 13) % 2900 for i in range(plan.products)] for store in range(plan.zones)]
+    zones = [
+        {f"p{i}": 99 + (zone * 7 + i * 13) % 2900 for i in range(plan.products)} for zone in range(plan.zones)
+    ]
     return [
-        _event("bench", f"s{store:05d}", {f"p{i}": p for i, p in enumerate(prices[store % plan.zones])}, at)
-        for at in (_iso(now - timedelta(days=20)), _iso(now - timedelta(days=1)))
+        price_event("bench", f"s{store:05d}", zones[store % plan.zones], at)
+        for at in (iso_utc(now - timedelta(days=20)), iso_utc(now - timedelta(days=1)))
         for store in range(stores)
     ]
 
@@ -168,8 +162,8 @@ async def run(
     await conn.execute("DROP TABLE raw_copy")
     await conn.close()
     records = _records(stores, products)
-    name = await _scratch_topic(bootstrap, "ceiling.prices")
-    await _produce(bootstrap, name, records, headers=HEADERS)
+    name = await scratch_topic(bootstrap, "ceiling.prices")
+    await produce(bootstrap, name, records, headers=HEADERS)
     prices = len(records) * products
     print(
         f"COPY {copy_rate:,.0f} rows/s; {prices:,} prices, {len(records):,} events, "
@@ -199,8 +193,8 @@ def main() -> None:
         asyncio.run(consume(*json.loads(args.consumer)))
         return
     home = Path(tempfile.mkdtemp(prefix="pipeline-ceiling-"))
-    broker = TansuBroker(home / "broker", _free_port())
-    pg = EmbeddedPostgres(home / "pg", _free_port())
+    broker = TansuBroker(home / "broker", free_port())
+    pg = EmbeddedPostgres(home / "pg", free_port())
     with terminated_as_interrupted():
         _measure(broker, pg, args)
 

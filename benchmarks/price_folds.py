@@ -13,7 +13,6 @@ its own PYTHONPATH). Nothing of the broker or of decoding is measured.
 import argparse
 import asyncio
 import random
-import socket
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from catalogue.repository import PostgresCatalogueRepository
 from contracts import Event
 from contracts.events import PriceObservation
 from contracts.events.v1 import PageRef, PricesScrapedPayload
+from pricestream.ports import free_port
 from pricestream.postgres import EmbeddedPostgres
 from servicekit.db import migrate
 
@@ -64,14 +64,6 @@ class Work:
         self.published.extend(events)
 
 
-def _free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _round(at: datetime, stores: list[tuple[str, list[int]]]) -> list[PricesScrapedPayload]:
     """Return one event per store of all its prices, observed at one time."""
     return [
@@ -104,7 +96,7 @@ async def _fold(
 async def run(service: str, stores: int, price_points: int) -> None:
     """Fold the three rounds and print their rates and the checksum."""
     layer = bargains_layer if service == "bargains" else catalogue_layer
-    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="price-folds-")), _free_port())
+    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="price-folds-")), free_port())
     pg.init()
     pg.start()
     try:

@@ -134,9 +134,9 @@ async def _measure(stack: Stack, plan: BenchPlan, console: Console) -> dict[str,
 
 async def _raw_broker(bootstrap: str, count: int) -> dict[str, Any]:
     """Produce then consume `count` small messages on a topic of their own."""
-    name = await _scratch_topic(bootstrap, "bench.raw")
+    name = await scratch_topic(bootstrap, "bench.raw")
     payload = b"x" * 100
-    produce_s = await _produce(
+    produce_s = await produce(
         bootstrap, name, [(str(i % 64).encode(), payload) for i in range(count)], headers=[]
     )
     consumer = AIOKafkaConsumer(
@@ -203,15 +203,17 @@ def _history(plan: BenchPlan) -> tuple[list[tuple[bytes, bytes]], list[tuple[str
     now = datetime.now(UTC)
     records = []
     for days_ago in (20, 1):
-        at = _iso(now - timedelta(days=days_ago))
+        at = iso_utc(now - timedelta(days=days_ago))
         for chain, store_id, prices in stores:
-            records.append(_event(chain, store_id, {f"p{i}": price for i, price in enumerate(prices)}, at))
+            records.append(
+                price_event(chain, store_id, {f"p{i}": price for i, price in enumerate(prices)}, at)
+            )
     return records, latency
 
 
 async def _raw_events(bootstrap: str, records: list[tuple[bytes, bytes]], per_event: int) -> dict[str, Any]:
     """Produce the benchmark's own events to a scratch topic: the broker's limit for this traffic."""
-    seconds = await _produce(bootstrap, await _scratch_topic(bootstrap, "bench.events"), records)
+    seconds = await produce(bootstrap, await scratch_topic(bootstrap, "bench.events"), records)
     return {
         "raw_event_produce_events_per_s": round(len(records) / seconds),
         "raw_event_produce_observations_per_s": round(len(records) * per_event / seconds),
@@ -229,7 +231,7 @@ async def _throughput(
     before = {name: _processed(replicas) for name, replicas in urls.items()}
     observations = len(records) * plan.products
     started = time.perf_counter()
-    produce_s = await _produce(stack.config.bootstrap_servers, PRICES.name, records)
+    produce_s = await produce(stack.config.bootstrap_servers, PRICES.name, records)
     done: dict[str, float] = {}
     backlog_peak = 0
     with console.status(
@@ -362,7 +364,7 @@ async def _send_discounts(
             discounted = {
                 f"p{i}": round(price * 0.7) if rng.random() < 0.1 else price for i, price in enumerate(prices)
             }
-            key, value = _event("benchlat", store_id, discounted, _iso(datetime.now(UTC)))
+            key, value = price_event("benchlat", store_id, discounted, iso_utc(datetime.now(UTC)))
             await producer.send_and_wait(PRICES.name, value, key=key, headers=HEADERS)
             sent[store_id] = time.perf_counter()
     finally:
@@ -370,7 +372,7 @@ async def _send_discounts(
     return sent
 
 
-async def _scratch_topic(bootstrap: str, prefix: str) -> str:
+async def scratch_topic(bootstrap: str, prefix: str) -> str:
     """Create a topic of the benchmark's own, partitioned like the prices topic; return its name."""
     name = f"{prefix}.{uuid.uuid4().hex[:6]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -382,7 +384,7 @@ async def _scratch_topic(bootstrap: str, prefix: str) -> str:
     return name
 
 
-async def _produce(
+async def produce(
     bootstrap: str,
     name: str,
     records: list[tuple[bytes, bytes]],
@@ -401,7 +403,7 @@ async def _produce(
     return time.perf_counter() - started
 
 
-def _event(chain: str, store_id: str, prices: dict[str, int], at: str) -> tuple[bytes, bytes]:
+def price_event(chain: str, store_id: str, prices: dict[str, int], at: str) -> tuple[bytes, bytes]:
     """Write one PricesScraped as JSON directly (model objects would make the producer the bottleneck)."""
     observations = ",".join(
         f'{{"sku":"{sku}","price_cents":{price},"observed_at":"{at}"}}' for sku, price in prices.items()
@@ -409,14 +411,14 @@ def _event(chain: str, store_id: str, prices: dict[str, int], at: str) -> tuple[
     event_id = str(uuid.uuid4())
     value = (
         f'{{"event_id":"{event_id}","event_type":"PricesScraped","schema_version":1,'
-        f'"occurred_at":"{_iso(datetime.now(UTC))}","producer":"bench","correlation_id":"{event_id}",'
+        f'"occurred_at":"{iso_utc(datetime.now(UTC))}","producer":"bench","correlation_id":"{event_id}",'
         f'"payload":{{"chain":"{chain}","store_id":"{store_id}","source":"import",'
         f'"observations":[{observations}]}}}}'
     )
     return f"{chain}:{store_id}".encode(), value.encode()
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
     """Write a UTC time as the contracts expect it."""
     return moment.isoformat().replace("+00:00", "Z")
 

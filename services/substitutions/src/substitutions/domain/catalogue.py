@@ -64,6 +64,22 @@ def known_brands(descriptions: Iterable[Description], *, own: Iterable[str] | No
     return brands | (own_brands(held) if own is None else set(own))
 
 
+def _parsed(description: Description, *, brands: set[str], own: set[str]) -> ParsedProduct:
+    """Parse a description with the brands and house brands given."""
+    return parse_product(
+        chain=description.chain,
+        sku=description.sku,
+        name=description.name,
+        brand=description.brand,
+        size=description.size,
+        category=description.category,
+        barcode=description.barcode,
+        shared_category=description.shared_category,
+        brands=brands,
+        own_brands=own,
+    )
+
+
 def own_brands(descriptions: Iterable[Description]) -> set[str]:
     """Return the house brands learned from the names: each of one chain only (the chains' names aside)."""
     return house_brands((d.chain, d.name, d.brand) for d in descriptions)
@@ -107,9 +123,8 @@ class Catalogue:
         All are learned once: products observed later are weighed by what was learned here.
         """
         own = own_brands(descriptions)
-        brands = known_brands(descriptions, own=own)
-        learner = cls(dimensions=dimensions, policy=policy, brands=brands, own=own)
-        parsed = [learner.parse(description) for description in descriptions]
+        brands = known_brands(descriptions, own=own)  # every brand the descriptions name: parse learns none
+        parsed = (_parsed(description, brands=brands, own=own) for description in descriptions)
         words = distinguishing_words((p.chain, p.brand_key, p.kind) for p in parsed if p.brand)
         return cls(dimensions=dimensions, policy=policy, brands=brands, own=own, distinguishing=words)
 
@@ -119,18 +134,7 @@ class Catalogue:
     def parse(self, description: Description) -> ParsedProduct:
         """Parse a description with the brands known so far, learning its own brand."""
         self.brands |= _named_brands(description)
-        return parse_product(
-            chain=description.chain,
-            sku=description.sku,
-            name=description.name,
-            brand=description.brand,
-            size=description.size,
-            category=description.category,
-            barcode=description.barcode,
-            shared_category=description.shared_category,
-            brands=self.brands,
-            own_brands=self.own,
-        )
+        return _parsed(description, brands=self.brands, own=self.own)
 
     def load(self, products: Sequence[ParsedProduct], vectors: Iterable[Vectors]) -> None:
         """Hold products with their embeddings (one row each, in order), without computing lists."""

@@ -113,10 +113,11 @@ class Index:
     _categories: dict[str, int] = field(default_factory=dict)
     _columns: dict[str, npt.NDArray[Any]] = field(init=False)
     _kinds: npt.NDArray[np.object_] = field(init=False)
+    """Each product's kind, so a block's names are gathered in one step."""
     _words: npt.NDArray[np.uint64] = field(init=False)
     """Each product's distinguishing words as bits, 64 a column."""
     _word_bits: dict[str, int] = field(init=False)
-    """Each product's kind, so a block's names are gathered in one step."""
+    """Each distinguishing word's bit."""
     _by_sku: dict[tuple[str, str], int] = field(default_factory=dict)
     _by_barcode: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     _by_key: dict[tuple[str, str], set[int]] = field(default_factory=lambda: defaultdict(set))
