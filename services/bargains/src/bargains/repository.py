@@ -11,6 +11,7 @@ from bargains.domain.bargains import median
 from bargains.domain.history import NO_LABEL, Label, PriceMove, Segment, SoldBy, utc_day
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
 from contracts.events.v1 import StoreGroupChangedPayload
+from servicekit import columns
 from servicekit.db import Connection
 
 
@@ -143,12 +144,12 @@ class PostgresBargainsRepository:
         rows = await self.conn.fetch(
             """SELECT h.store_id, h.sku, h.price_cents, h.was_price_cents, h.starts_at, h.ends_at,
                       h.member_price_cents, h.multibuy_quantity, h.multibuy_total_cents, h.sold_by
-               FROM unnest($2::text[], $3::text[]) AS k(store_id, sku)
+               FROM unnest($2::text::text[], $3::text::text[]) AS k(store_id, sku)
                JOIN history h ON h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku
                ORDER BY h.store_id, h.sku, h.starts_at""",
             chain,
-            [store_id for store_id, _ in keys],
-            [sku for _, sku in keys],
+            columns.texts([store_id for store_id, _ in keys]),
+            columns.texts([sku for _, sku in keys]),
         )
         found: dict[Key, list[Segment]] = {}
         for store_id, sku, price, was, starts_at, ends_at, member, quantity, total, sold_by in rows:
@@ -173,21 +174,23 @@ class PostgresBargainsRepository:
         await self.conn.execute(
             """INSERT INTO history (chain, store_id, sku, price_cents, was_price_cents, starts_at, ends_at,
                                    member_price_cents, multibuy_quantity, multibuy_total_cents, sold_by)
-               SELECT $1, s.* FROM unnest($2::text[], $3::text[], $4::int[], $5::int[],
-                                          $6::timestamptz[], $7::timestamptz[],
-                                          $8::int[], $9::int[], $10::int[], $11::text[]) AS s
+               SELECT $1, s.* FROM unnest($2::text::text[], $3::text::text[],
+                                          $4::text::int[], $5::text::int[],
+                                          $6::text::timestamptz[], $7::text::timestamptz[],
+                                          $8::text::int[], $9::text::int[], $10::text::int[],
+                                          $11::text::text[]) AS s
                ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at""",
             chain,
-            [store_id for store_id, _, _ in rows],
-            [sku for _, sku, _ in rows],
-            [s.price_cents for _, _, s in rows],
-            [s.was_price_cents for _, _, s in rows],
-            [s.starts_at for _, _, s in rows],
-            [s.ends_at for _, _, s in rows],
-            [s.label.member_price_cents for _, _, s in rows],
-            [s.label.multibuy_quantity for _, _, s in rows],
-            [s.label.multibuy_total_cents for _, _, s in rows],
-            [s.label.sold_by for _, _, s in rows],
+            columns.texts([store_id for store_id, _, _ in rows]),
+            columns.texts([sku for _, sku, _ in rows]),
+            columns.ints([s.price_cents for _, _, s in rows]),
+            columns.ints([s.was_price_cents for _, _, s in rows]),
+            columns.instants([s.starts_at for _, _, s in rows]),
+            columns.instants([s.ends_at for _, _, s in rows]),
+            columns.ints([s.label.member_price_cents for _, _, s in rows]),
+            columns.ints([s.label.multibuy_quantity for _, _, s in rows]),
+            columns.ints([s.label.multibuy_total_cents for _, _, s in rows]),
+            columns.texts([s.label.sold_by for _, _, s in rows]),
         )
 
     async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:
@@ -198,16 +201,16 @@ class PostgresBargainsRepository:
         await self.conn.execute(
             """INSERT INTO price_counts (chain, sku, seen_on, price_cents, stores)
                SELECT $1, sku, seen_on, price_cents, sum(delta)
-               FROM unnest($2::text[], $3::date[], $4::int[], $5::int[])
+               FROM unnest($2::text::text[], $3::text::date[], $4::text::int[], $5::text::int[])
                     AS m(sku, seen_on, price_cents, delta)
                GROUP BY sku, seen_on, price_cents ORDER BY sku, seen_on, price_cents
                ON CONFLICT (chain, sku, seen_on, price_cents)
                DO UPDATE SET stores = price_counts.stores + EXCLUDED.stores""",
             chain,
-            [m.sku for m in moves],
-            [m.seen_on for m in moves],
-            [m.price_cents for m in moves],
-            [m.delta for m in moves],
+            columns.texts([m.sku for m in moves]),
+            columns.days([m.seen_on for m in moves]),
+            columns.ints([m.price_cents for m in moves]),
+            columns.ints([m.delta for m in moves]),
         )
 
     async def current_medians(
@@ -324,12 +327,12 @@ class PostgresBargainsRepository:
         skus = sorted(sold_by)
         await self.conn.execute(
             """INSERT INTO products (chain, sku, sold_by)
-               SELECT $1, s.sku, s.sold_by FROM unnest($2::text[], $3::text[]) AS s(sku, sold_by)
+               SELECT $1, s.sku, s.sold_by FROM unnest($2::text::text[], $3::text::text[]) AS s(sku, sold_by)
                ON CONFLICT (chain, sku) DO UPDATE SET sold_by = EXCLUDED.sold_by
                WHERE products.sold_by IS DISTINCT FROM EXCLUDED.sold_by""",
             chain,
-            skus,
-            [sold_by[sku] for sku in skus],
+            columns.texts(skus),
+            columns.texts([sold_by[sku] for sku in skus]),
         )
 
     async def same_barcode(self, *, chain: str, sku: str) -> list[Product]:

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from contracts.events.v1 import PricesScrapedPayload
+from servicekit import columns
 from servicekit.db import Connection
 
 
@@ -262,17 +263,17 @@ class PostgresGroupingRepository:
                                   changed_since_check = s.changed_since_check + c.changed
                FROM (SELECT i.chain, i.store_id, count(*) AS compared,
                             count(*) FILTER (WHERE p.price_cents <> i.price_cents) AS changed
-                     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[])
-                          AS i(chain, store_id, sku, price_cents, observed_at)
+                     FROM unnest($1::text::text[], $2::text::text[], $3::text::text[], $4::text::integer[],
+                                 $5::text::timestamptz[]) AS i(chain, store_id, sku, price_cents, observed_at)
                      JOIN latest_prices p ON p.chain = i.chain AND p.store_id = i.store_id AND p.sku = i.sku
                      WHERE i.observed_at > p.observed_at
                      GROUP BY i.chain, i.store_id) AS c
                WHERE s.chain = c.chain AND s.store_id = c.store_id""",
-            [row.chain for row in priced],
-            [row.store_id for row in priced],
-            [row.sku for row in priced],
-            [row.price_cents for row in priced],
-            [row.observed_at for row in priced],
+            columns.texts([row.chain for row in priced]),
+            columns.texts([row.store_id for row in priced]),
+            columns.texts([row.sku for row in priced]),
+            columns.ints([row.price_cents for row in priced]),
+            columns.instants([row.observed_at for row in priced]),
         )
 
     async def note_store_prices(
