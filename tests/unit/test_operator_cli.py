@@ -332,6 +332,26 @@ def test_bench_json_is_the_figures_alone_on_stdout(tmp_path: Path, monkeypatch: 
     assert "<svg" in (tmp_path / "bench.svg").read_text(), "a chart of the figures beside them"
 
 
+def test_bench_says_after_its_table_which_targets_the_run_met(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = {
+        "raw_copy_rows_per_s": 600_000.0,
+        "bargains_observations_per_s": 9_000.0,
+        "pipeline_observations_per_s": 9_000.0,
+        "latency_rate_observations_per_s": 10_000,
+        "latency_p99_s": 7.6,
+    }
+    monkeypatch.setattr(cli, "run_bench", lambda plan, console: dict(figures))
+
+    result = _invoke("bench", "--json", "--out", str(tmp_path / "bench.json"), env={"COLUMNS": "300"})
+
+    assert result.exit_code == OK, result.output
+    assert "1.5% of COPY (target 10%): not met" in result.stderr
+    assert "not met: bargains carried 9,000 prices/s in the throughput phase" in result.stderr
+    assert json.loads(result.stdout)["latency_p99_s"] == 7.6, "the verdicts stay out of the JSON on stdout"
+
+
 def test_topics_with_the_broker_down_still_show_the_registry_table(down: Path) -> None:
     result = _invoke("topics", "--home", str(down), env={"COLUMNS": "200"})
 

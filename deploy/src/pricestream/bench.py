@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import SERVICES, consumed_by, topic
+from pricestream.bench_chart import LATENCY_TARGET_S, TARGET_SHARE_OF_COPY
 from pricestream.config import StackConfig
 from pricestream.kafka import consumer_lag, partitions_of
 from pricestream.stack import Stack
@@ -457,6 +458,41 @@ def bench_table(figures: dict[str, Any]) -> Table:
         else:
             table.add_row(key, _show(value))
     return table
+
+
+def verdicts(figures: dict[str, Any]) -> list[str]:
+    """Say whether this run met each of the bench's targets, and why a latency was missed."""
+    lines = []
+    copy_rate, pipeline = figures.get("raw_copy_rows_per_s"), figures.get("pipeline_observations_per_s")
+    if copy_rate and pipeline is not None:
+        share = pipeline / copy_rate
+        met = "met" if share >= TARGET_SHARE_OF_COPY else "not met"
+        lines.append(
+            f"throughput: the pipeline carried {pipeline:,.0f} prices/s, {share:.1%} of COPY "
+            f"(target {TARGET_SHARE_OF_COPY:.0%}): {met}"
+        )
+    p99, rate = figures.get("latency_p99_s"), figures.get("latency_rate_observations_per_s")
+    if p99 is not None and rate:
+        line = f"latency: p99 {p99:.2f} s at {rate:,} prices/s (target under {LATENCY_TARGET_S:g} s): "
+        if p99 < LATENCY_TARGET_S:
+            lines.append(line + "met")
+            return lines
+        rates = {
+            key.removesuffix("_observations_per_s"): value
+            for key, value in figures.items()
+            if key.endswith("_observations_per_s") and key != "pipeline_observations_per_s"
+        }
+        slowest = min(rates, key=rates.__getitem__) if rates else None
+        # A service slower than the latency phase's rate queues its prices for the whole phase.
+        if slowest is not None and rates[slowest] < rate:
+            line += (
+                f"not met: {slowest} carried {rates[slowest]:,.0f} prices/s in the throughput phase, "
+                f"less than the {rate:,} the latency phase offers, so its queue grew all through it"
+            )
+        else:
+            line += "not met"
+        lines.append(line)
+    return lines
 
 
 def _show(value: object) -> str:

@@ -20,7 +20,7 @@ from rich.table import Table
 from contracts import SERVICES, TOPICS
 from pricestream import compose as compose_stack
 from pricestream.archive_cli import archive_app
-from pricestream.bench import BenchPlan, bench_table, machine_description, run_bench
+from pricestream.bench import BenchPlan, bench_table, machine_description, run_bench, verdicts
 from pricestream.bench_chart import bench_svg
 from pricestream.config import StackConfig, find_home, parse_replicas
 from pricestream.dlq import list_dead_letters, replay
@@ -486,6 +486,8 @@ def bench(
         raise typer.Exit(INTERRUPTED) from None
     figures["machine"] = machine_description()
     shown.print(bench_table(figures))
+    for verdict in verdicts(figures):
+        shown.print(verdict)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
     chart = out.with_suffix(".svg")

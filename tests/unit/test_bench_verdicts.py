@@ -1,0 +1,45 @@
+"""pricestream bench's verdicts: each target met or not, and why a latency was missed."""
+
+import pytest
+
+from pricestream.bench import verdicts
+
+pytestmark = pytest.mark.unit
+
+
+def _figures(**changes: float) -> dict[str, float]:
+    figures = {
+        "raw_copy_rows_per_s": 1_000_000.0,
+        "grouping_observations_per_s": 150_000.0,
+        "bargains_observations_per_s": 110_000.0,
+        "catalogue_observations_per_s": 120_000.0,
+        "pipeline_observations_per_s": 110_000.0,
+        "latency_rate_observations_per_s": 10_000,
+        "latency_p99_s": 0.9,
+    }
+    return figures | changes
+
+
+def test_both_targets_met_are_said_so() -> None:
+    throughput, latency = verdicts(_figures())
+    assert throughput == "throughput: the pipeline carried 110,000 prices/s, 11.0% of COPY (target 10%): met"
+    assert latency == "latency: p99 0.90 s at 10,000 prices/s (target under 2 s): met"
+
+
+def test_a_latency_missed_behind_a_service_slower_than_the_phase_names_it() -> None:
+    figures = _figures(
+        bargains_observations_per_s=9_103.0, pipeline_observations_per_s=9_103.0, latency_p99_s=13.6
+    )
+    throughput, latency = verdicts(figures)
+    assert throughput.endswith("0.9% of COPY (target 10%): not met")
+    assert latency.startswith("latency: p99 13.60 s at 10,000 prices/s (target under 2 s): not met: bargains")
+    assert "carried 9,103 prices/s in the throughput phase, less than the 10,000" in latency
+
+
+def test_a_latency_missed_with_every_service_fast_enough_gives_no_reason_it_cannot_show() -> None:
+    (_, latency) = verdicts(_figures(latency_p99_s=2.5))
+    assert latency.endswith("(target under 2 s): not met")
+
+
+def test_figures_without_a_phase_give_no_verdict_on_it() -> None:
+    assert verdicts({"raw_produce_messages_per_s": 1000.0}) == []
