@@ -5,7 +5,8 @@ transaction) over bench-shaped prices: a round 20 days ago and one yesterday for
 (in batches of 50 events, as the services take them), then a round with a tenth of the
 prices 30% off, one event per batch (the latency phase's shape). Prints prices/s per round
 and a checksum of what was kept, so two versions of the code can be compared (run each with
-its own PYTHONPATH). Nothing of the broker or of decoding is measured.
+its own PYTHONPATH). Nothing of the broker or of decoding is measured, but the events are
+decoded from JSON beforehand, so the folds see the timestamps a service sees.
 
     .venv/bin/python -m benchmarks.price_folds bargains --stores 200 --price-points 5
 """
@@ -65,17 +66,20 @@ class Work:
 
 
 def _round(at: datetime, stores: list[tuple[str, list[int]]]) -> list[PricesScrapedPayload]:
-    """Return one event per store of all its prices, observed at one time."""
+    """Return one event per store of all its prices, observed at one time, decoded from JSON."""
     return [
-        PricesScrapedPayload(
-            chain="bench",
-            store_id=store,
-            source="ingest",
-            page=PageRef(category="c", page=1),
-            observations=tuple(
-                PriceObservation(sku=f"p{i}", price_cents=p, was_price_cents=None, observed_at=at)
-                for i, p in enumerate(prices)
-            ),
+        # Through JSON: a decoded timestamp carries pydantic's own tzinfo, which the folds then compare.
+        PricesScrapedPayload.model_validate_json(
+            PricesScrapedPayload(
+                chain="bench",
+                store_id=store,
+                source="ingest",
+                page=PageRef(category="c", page=1),
+                observations=tuple(
+                    PriceObservation(sku=f"p{i}", price_cents=p, was_price_cents=None, observed_at=at)
+                    for i, p in enumerate(prices)
+                ),
+            ).model_dump_json()
         )
         for store, prices in stores
     ]

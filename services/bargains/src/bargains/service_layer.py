@@ -6,7 +6,7 @@ BargainsChanged it causes into the outbox) and is given the time: none reads the
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bargains.domain.bargains import Policy, may_be_outlier
 from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, count_moves, fold
@@ -136,13 +136,16 @@ async def _fold_chain(
         for o in batch.observations:
             key = (store_id, o.sku)
             history = histories.get(key, ())
-            if history and o.observed_at <= history[-1].ends_at:
+            # A decoded timestamp carries a tzinfo of its own that each comparison and UTC day calls
+            # into; in datetime.UTC the rest of the fold compares plainly (a sixth of its CPU).
+            observed_at = o.observed_at.astimezone(UTC)
+            if history and observed_at <= history[-1].ends_at:
                 continue  # what fold does with an older or repeated sighting, without the call
             histories[key] = fold(
                 history,
                 price_cents=o.price_cents,
                 was_price_cents=o.was_price_cents,
-                observed_at=o.observed_at,
+                observed_at=observed_at,
                 label=label_of(o),
             )
     # fold returns the very history it keeps, so a history it changed is another object.
