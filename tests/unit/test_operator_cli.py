@@ -344,10 +344,10 @@ def test_bench_says_after_its_table_which_targets_the_run_met(
     }
     monkeypatch.setattr(cli, "run_bench", lambda plan, console: dict(figures))
 
-    result = _invoke("bench", "--json", "--out", str(tmp_path / "bench.json"), env={"COLUMNS": "300"})
+    result = _invoke("bench", "--json", "--out", str(tmp_path / "bench.json"), env={"COLUMNS": "60"})
 
     assert result.exit_code == OK, result.output
-    assert "1.5% of COPY (target 10%): not met" in result.stderr
+    assert "1.5% of COPY (target 10%): not met" in result.stderr, "one line each, not wrapped"
     assert "not met: bargains carried 9,000 prices/s in the throughput phase" in result.stderr
     assert json.loads(result.stdout)["latency_p99_s"] == 7.6, "the verdicts stay out of the JSON on stdout"
 

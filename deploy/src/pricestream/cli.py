@@ -487,7 +487,7 @@ def bench(
     figures["machine"] = machine_description()
     shown.print(bench_table(figures))
     for verdict in verdicts(figures):
-        shown.print(verdict)
+        shown.print(verdict, soft_wrap=True)  # one line each, whatever the width: easy to grep
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
     chart = out.with_suffix(".svg")
