@@ -41,5 +41,11 @@ def test_a_latency_missed_with_every_service_fast_enough_gives_no_reason_it_cann
     assert latency.endswith("(target under 2 s): not met")
 
 
+def test_only_the_services_that_take_every_price_are_named_slowest() -> None:
+    figures = _figures(raw_event_produce_observations_per_s=5_000.0, latency_p99_s=3.0)
+    (_, latency) = verdicts(figures)
+    assert latency.endswith("(target under 2 s): not met"), "a raw limit is no service"
+
+
 def test_figures_without_a_phase_give_no_verdict_on_it() -> None:
     assert verdicts({"raw_produce_messages_per_s": 1000.0}) == []

@@ -45,6 +45,8 @@ from servicekit.metrics import processed_counts
 PRICES = topic("prices.scraped.v1")
 BARGAINS = topic("bargains.changed.v1")
 HEADERS = [("event_type", b"PricesScraped"), ("schema_version", b"1")]
+PIPELINE = ("grouping", "bargains", "catalogue")
+"""The services that take every price: each one's rate is measured, the slowest is the pipeline's."""
 Report = Callable[[str], None]
 
 
@@ -227,7 +229,7 @@ async def _throughput(
     """Publish every history event at once; time until grouping, bargains and catalogue processed them all."""
     urls = {
         name: [stack.service_process(process).url for process in stack.config.process_names(name)]
-        for name in ("grouping", "bargains", "catalogue")
+        for name in PIPELINE
     }
     before = {name: _processed(replicas) for name, replicas in urls.items()}
     observations = len(records) * plan.products
@@ -472,27 +474,22 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
             f"(target {TARGET_SHARE_OF_COPY:.0%}): {met}"
         )
     p99, rate = figures.get("latency_p99_s"), figures.get("latency_rate_observations_per_s")
-    if p99 is not None and rate:
-        line = f"latency: p99 {p99:.2f} s at {rate:,} prices/s (target under {LATENCY_TARGET_S:g} s): "
-        if p99 < LATENCY_TARGET_S:
-            lines.append(line + "met")
-            return lines
-        rates = {
-            key.removesuffix("_observations_per_s"): value
-            for key, value in figures.items()
-            if key.endswith("_observations_per_s") and key != "pipeline_observations_per_s"
-        }
-        slowest = min(rates, key=rates.__getitem__) if rates else None
+    if p99 is None or not rate:
+        return lines
+    line = f"latency: p99 {p99:.2f} s at {rate:,} prices/s (target under {LATENCY_TARGET_S:g} s): "
+    rates = {name: figures[key] for name in PIPELINE if (key := f"{name}_observations_per_s") in figures}
+    slowest = min(rates, key=rates.__getitem__, default=None)
+    if p99 < LATENCY_TARGET_S:
+        line += "met"
+    elif slowest is not None and rates[slowest] < rate:
         # A service slower than the latency phase's rate queues its prices for the whole phase.
-        if slowest is not None and rates[slowest] < rate:
-            line += (
-                f"not met: {slowest} carried {rates[slowest]:,.0f} prices/s in the throughput phase, "
-                f"less than the {rate:,} the latency phase offers, so its queue grew all through it"
-            )
-        else:
-            line += "not met"
-        lines.append(line)
-    return lines
+        line += (
+            f"not met: {slowest} carried {rates[slowest]:,.0f} prices/s in the throughput phase, "
+            f"less than the {rate:,} the latency phase offers, so its queue grew all through it"
+        )
+    else:
+        line += "not met"
+    return [*lines, line]
 
 
 def _show(value: object) -> str:

@@ -13,7 +13,7 @@ timezone-aware, so PostgreSQL never reads them in its session's time zone.
 
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 
@@ -21,7 +21,7 @@ T = TypeVar("T")
 def texts(values: Sequence[str | None]) -> str:
     """Return a text[] literal of `values` (None as NULL)."""
     if None not in values:
-        plain: Sequence[str] = values  # type: ignore[assignment]
+        plain = cast(Sequence[str], values)
         joined = "".join(plain)
         if '"' not in joined and "\\" not in joined:
             return '{"' + '","'.join(plain) + '"}' if plain else "{}"
