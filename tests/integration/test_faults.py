@@ -675,6 +675,9 @@ def test_broker_restart_services_reconnect_and_process_new_events(stack: Stack) 
     assert_grouping_matches(stack, chain, reference)
     assert_bargains_history_matches(stack, chain, reference)
     assert stored_products(stack, (chain,)) == products_reference(products)
+    # No reconnecting consumer made a topic of its own before the operator's were back.
+    held = asyncio.run(describe_topics(stack.config.bootstrap_servers, [spec.name for spec in TOPICS]))
+    assert {info.name: info.partitions for info in held} == {spec.name: spec.partitions for spec in TOPICS}
 
 
 def test_a_burst_far_above_the_steady_rate_drains_without_loss(stack: Stack) -> None:

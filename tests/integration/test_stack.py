@@ -1,20 +1,25 @@
 """The real stack: events reach handlers and are committed; bad ones go to the DLQ."""
 
 import asyncio
+import contextlib
 import json
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from contracts import CODEC, SERVICES, topic
 from contracts.events import PricesScraped
 from contracts.events.v1 import PricesScrapedPayload
 from contracts.schema import EXAMPLE_DIR
 from pricestream.stack import Stack
+from servicekit.broker import make_broker
 from servicekit.metrics import processed_counts_from_text
+from servicekit.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
@@ -160,6 +165,38 @@ async def test_poison_message_goes_to_dlq_and_the_next_event_is_processed(stack:
         assert await _wait_for(handled)
     finally:
         await conn.close()
+
+
+async def test_a_service_consumer_never_creates_the_topic_it_names(stack: Stack) -> None:
+    """A consumer of a service process subscribed to a missing topic does not start, and creates none.
+
+    The local broker creates a topic, with its own default of 4 partitions, for any client that
+    names a missing one and allows it. A service consumer reconnecting to a restarted broker did
+    so before the operator's topics were back (prices.scraped.v1 came back with 4, not 6).
+    """
+    bootstrap = stack.config.bootstrap_servers
+    # Building a service's broker sets the rule for every aiokafka client of the process.
+    make_broker(ServiceSettings(service_name="typo-test", kafka_bootstrap_servers=bootstrap))
+    missing = f"prices.scrapd.v1.{uuid4().hex[:8]}"
+    # A plain consumer, as FastStream makes one, told to give up on a missing topic in 3 s, not 40.
+    consumer = AIOKafkaConsumer(
+        missing, bootstrap_servers=bootstrap, group_id="typo", request_timeout_ms=3000
+    )
+    try:
+        with pytest.raises(UnknownTopicOrPartitionError):
+            await asyncio.wait_for(consumer.start(), 30)
+    finally:
+        # A consumer that did start, on a topic the broker created, can take minutes to leave.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(consumer.stop(), 10)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = await admin.list_topics()
+    finally:
+        await admin.close()
+    assert missing not in topics
+    assert PRICES.name in topics
 
 
 async def test_a_service_role_cannot_read_another_schema(stack: Stack) -> None:

@@ -5,6 +5,8 @@ import ssl
 from collections.abc import Sequence
 from typing import Any
 
+import aiokafka.client
+from aiokafka.protocol.metadata import MetadataRequest
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
@@ -33,8 +35,26 @@ def make_security(settings: ServiceSettings) -> BaseSecurity | None:
     return sasl[settings.kafka_sasl_mechanism](user, password, ssl_context=context, use_ssl=use_ssl)
 
 
+def _metadata_request(topics: list[str] | None = None) -> Any:
+    """Build the metadata request aiokafka's client sends, asking that no topic it names be created."""
+    return MetadataRequest(topics, allow_auto_topic_creation=False)
+
+
+def refuse_topic_auto_creation() -> None:
+    """Make every aiokafka client of this process ask, in each metadata request, that no topic be created.
+
+    FastStream's `allow_auto_create_topics=False` stops only its own admin client: aiokafka still
+    asks for a missing topic to be created whenever it names one. A broker that obliges (the local
+    one cannot be told not to) then creates a topic with its default partition count. After the
+    local broker restarted empty, a reconnecting consumer did so before the operator's topics
+    existed again, and prices.scraped.v1 came back with 4 partitions instead of 6.
+    """
+    setattr(aiokafka.client, "MetadataRequest", _metadata_request)  # noqa: B010
+
+
 def make_broker(settings: ServiceSettings, *, middlewares: Sequence[Any] = ()) -> KafkaBroker:
-    """Create the service's KafkaBroker (not yet connected)."""
+    """Create the service's KafkaBroker (not yet connected); its clients never create a topic."""
+    refuse_topic_auto_creation()
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=settings.service_name,
