@@ -202,8 +202,8 @@ class InMemoryBargainsRepository:
                 raise ValueError(f"duplicate flag {key}")
             self.flags[key] = flag
 
-    async def forget_empty_price_counts(self) -> int:
-        """Delete counts no store holds any more; return how many."""
+    async def forget_empty_price_counts(self, *, ranges_before: date) -> int:
+        """Delete counts no store holds any more; return how many (the fake's bounds need no ranges)."""
         empty = [key for key, stores in self.price_counts.items() if stores == 0]
         for key in empty:
             del self.price_counts[key]

@@ -314,26 +314,47 @@ def test_medians_taken_in_the_database_equal_the_median_of_every_store(stack: St
         PriceMove("m1", 5, today.date(), 0),
     ]
 
-    async def medians() -> tuple[dict[str, float], dict[str, tuple[int, int]]]:
+    # Then every store leaves the lowest price of the products priced more than one way.
+    leaving = {sku: min(by_price) for sku, by_price in counts.items() if len(by_price) > 1}
+    left = [
+        PriceMove(m.sku, m.price_cents, m.seen_on, -m.delta)
+        for m in moves
+        if leaving.get(m.sku) == m.price_cents
+    ]
+
+    async def medians() -> tuple[list[dict[str, float]], list[dict[str, tuple[int, int]]]]:
         conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
         transaction = conn.transaction()
         await transaction.start()
         try:  # rolled back: the service's tables keep nothing of it
             repo = PostgresBargainsRepository(conn)
-            await repo.move_current_prices(chain="median-check", moves=moves)
             fresh_after = today - timedelta(days=7)
-            return (
-                await repo.current_medians(chain="median-check", skus=list(counts), fresh_after=fresh_after),
-                await repo.price_bounds(chain="median-check", skus=list(counts), fresh_after=fresh_after),
-            )
+            found, bounds = [], []
+            for batch in (moves, left):
+                await repo.move_current_prices(chain="median-check", moves=batch)
+                skus = list(counts)
+                found.append(
+                    await repo.current_medians(chain="median-check", skus=skus, fresh_after=fresh_after)
+                )
+                bounds.append(
+                    await repo.price_bounds(chain="median-check", skus=skus, fresh_after=fresh_after)
+                )
+            return found, bounds
         finally:
             await transaction.rollback()
             await conn.close()
 
-    found, bounds = asyncio.run(medians())
+    (found, found_after), (bounds, bounds_after) = asyncio.run(medians())
     assert found == {sku: median(by_price) for sku, by_price in counts.items()}
     # The stale 9,999 (30 days old) and the zero count (5) are neither the lowest nor the highest.
     assert bounds == {sku: (min(by_price), max(by_price)) for sku, by_price in counts.items()}
+    assert leaving
+    remaining = {
+        sku: {p: n for p, n in by_price.items() if leaving.get(sku) != p} for sku, by_price in counts.items()
+    }
+    assert found_after == {sku: median(by_price) for sku, by_price in remaining.items()}
+    # Bounds only widen within a day: a price no store charges any more still bounds its day.
+    assert bounds_after == bounds
 
 
 def _post_rows(stack: Stack, chain: str, store: str, rows: list[dict[str, Any]]) -> None:

@@ -5,7 +5,7 @@ import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ from bargains.domain.bargains import (
     may_be_outlier,
     median,
 )
-from bargains.domain.history import PriceMove, Segment, count_moves, fold
+from bargains.domain.history import PriceMove, Segment, count_moves, day_ranges, fold
 from simulator.world import World, WorldConfig
 
 pytestmark = pytest.mark.unit
@@ -347,3 +347,15 @@ def test_a_store_moves_between_counts_only_when_its_price_or_day_changes() -> No
         PriceMove("milk", 300, tuesday.date(), -1),
         PriceMove("milk", 250, tuesday.date(), 1),
     ]
+
+
+def test_day_ranges_hold_the_prices_counted_in_per_product_and_day() -> None:
+    monday, tuesday = date(2026, 11, 23), date(2026, 11, 24)
+    moves = [
+        PriceMove("a", 300, monday, 1),
+        PriceMove("a", 250, monday, 2),
+        PriceMove("a", 100, monday, -1),  # a store leaving a price does not bound the day
+        PriceMove("a", 500, tuesday, 1),
+        PriceMove("b", 90, monday, 0),
+    ]
+    assert day_ranges(moves) == {("a", monday): (250, 300), ("a", tuesday): (500, 500)}

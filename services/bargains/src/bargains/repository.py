@@ -2,13 +2,13 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 import asyncpg
 
 from bargains.domain.bargains import median
-from bargains.domain.history import NO_LABEL, Label, PriceMove, Segment, SoldBy, utc_day
+from bargains.domain.history import NO_LABEL, Label, PriceMove, Segment, SoldBy, day_ranges, utc_day
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
 from contracts.events.v1 import StoreGroupChangedPayload
 from servicekit import columns
@@ -69,7 +69,11 @@ class BargainsRepository(Protocol):
     async def price_bounds(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
     ) -> dict[str, tuple[int, int]]:
-        """Return each product's lowest and highest price over the chain's stores seen since a day."""
+        """Return for each product a lowest and highest price holding every price counted since a day.
+
+        The bounds may be wider than the prices counted now, never narrower: they only tell
+        which prices need a median.
+        """
         ...
 
     async def other_chain_prices(
@@ -124,8 +128,8 @@ class BargainsRepository(Protocol):
         """Replace the flags of (store, sku) pairs with new ones."""
         ...
 
-    async def forget_empty_price_counts(self) -> int:
-        """Delete counts no store holds any more; return how many."""
+    async def forget_empty_price_counts(self, *, ranges_before: date) -> int:
+        """Delete empty counts and the price ranges of days before `ranges_before`; return how many counts."""
         ...
 
     async def stale_bargains(self, *, before: datetime) -> list[ListedBargain]:
@@ -212,6 +216,27 @@ class PostgresBargainsRepository:
             columns.ints([m.price_cents for m in moves]),
             columns.ints([m.delta for m in moves]),
         )
+        ranges = day_ranges(moves)
+        if not ranges:
+            return
+        # A range only widens: a store leaving a price never narrows it (and costs no statement).
+        await self.conn.execute(
+            """INSERT INTO price_ranges (chain, sku, seen_on, lowest, highest)
+               SELECT $1, sku, seen_on, lowest, highest
+               FROM unnest($2::text::text[], $3::text::date[], $4::text::int[], $5::text::int[])
+                    AS r(sku, seen_on, lowest, highest)
+               ORDER BY sku, seen_on
+               ON CONFLICT (chain, sku, seen_on) DO UPDATE
+               SET lowest = least(price_ranges.lowest, EXCLUDED.lowest),
+                   highest = greatest(price_ranges.highest, EXCLUDED.highest)
+               -- Most prices fall inside their day's range: no new row version for them.
+               WHERE EXCLUDED.lowest < price_ranges.lowest OR EXCLUDED.highest > price_ranges.highest""",
+            chain,
+            columns.texts([sku for sku, _ in ranges]),
+            columns.days([day for _, day in ranges]),
+            columns.ints([lowest for lowest, _ in ranges.values()]),
+            columns.ints([highest for _, highest in ranges.values()]),
+        )
 
     async def current_medians(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
@@ -240,36 +265,21 @@ class PostgresBargainsRepository:
     async def price_bounds(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
     ) -> dict[str, tuple[int, int]]:
-        """Return each product's lowest and highest price over the chain's stores seen since a day.
+        """Return for each product a lowest and highest price holding every price counted since a day.
 
-        The counts are keyed by product, day and price, so each day's lowest and highest counted
-        price is the first and the last row of its range: a few index probes per product and day
-        (the days found one after another) instead of every count that a median reads.
+        From each day's price range: one row per product and day. Walking price_counts for each
+        day's lowest and highest instead took 5 index probes per product, each a cache miss once
+        stores price on their own (21 ms for 500 products with 400 stores' own prices, against 6 ms
+        with a chain's 5 price points).
         """
         if not skus:
             return {}
         rows = await self.conn.fetch(
-            """WITH RECURSIVE days AS (
-                   SELECT s.sku, first.seen_on, first.price_cents AS lowest
-                   FROM unnest($2::text[]) AS s(sku)
-                   CROSS JOIN LATERAL (SELECT seen_on, price_cents FROM price_counts
-                                       WHERE chain = $1 AND sku = s.sku AND seen_on >= $3 AND stores > 0
-                                       ORDER BY seen_on, price_cents LIMIT 1) AS first
-                   UNION ALL
-                   SELECT d.sku, later.seen_on, later.price_cents
-                   FROM days d
-                   CROSS JOIN LATERAL (SELECT seen_on, price_cents FROM price_counts
-                                       WHERE chain = $1 AND sku = d.sku AND seen_on > d.seen_on AND stores > 0
-                                       ORDER BY seen_on, price_cents LIMIT 1) AS later
-               )
-               SELECT d.sku, min(d.lowest) AS lowest, max(top.price_cents) AS highest
-               FROM days d
-               CROSS JOIN LATERAL (SELECT price_cents FROM price_counts
-                                   WHERE chain = $1 AND sku = d.sku AND seen_on = d.seen_on AND stores > 0
-                                   ORDER BY price_cents DESC LIMIT 1) AS top
-               GROUP BY d.sku""",
+            """SELECT sku, min(lowest) AS lowest, max(highest) AS highest FROM price_ranges
+               WHERE chain = $1 AND sku = ANY($2::text::text[]) AND seen_on >= $3
+               GROUP BY sku""",
             chain,
-            list(skus),
+            columns.texts(skus),
             utc_day(fresh_after),
         )
         return {r["sku"]: (r["lowest"], r["highest"]) for r in rows}
@@ -483,8 +493,9 @@ class PostgresBargainsRepository:
             [f.observed_at for f in written],
         )
 
-    async def forget_empty_price_counts(self) -> int:
-        """Delete counts no store holds any more; return how many."""
+    async def forget_empty_price_counts(self, *, ranges_before: date) -> int:
+        """Delete empty counts and the price ranges of days before `ranges_before`; return how many counts."""
+        await self.conn.execute("DELETE FROM price_ranges WHERE seen_on < $1", ranges_before)
         result: str = await self.conn.execute("DELETE FROM price_counts WHERE stores = 0")
         return int(result.rsplit(" ", 1)[-1])
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bargains.domain.bargains import Policy, may_be_outlier
-from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, count_moves, fold
+from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, count_moves, fold, utc_day
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
 from bargains.repository import BargainsRepository, Product
 from contracts.events import BargainsChanged
@@ -74,7 +74,7 @@ async def observe_product(
 async def expire(uow: Work[BargainsRepository], *, now: datetime, policy: Policy) -> int:
     """Remove bargains whose price went stale and announce it; return how many."""
     stale = await uow.repo.stale_bargains(before=now - policy.freshness)
-    await uow.repo.forget_empty_price_counts()
+    await uow.repo.forget_empty_price_counts(ranges_before=utc_day(now - policy.freshness))
     if stale:
         await uow.repo.delete_bargains(bargain_ids=[b.bargain_id for b in stale])
         uow.publish(events_for([Change("expired", b) for b in stale]))

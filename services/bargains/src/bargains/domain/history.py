@@ -11,6 +11,7 @@
   which keeps a projection deterministic for a given event order.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal
@@ -89,3 +90,15 @@ def count_moves(sku: str, old: tuple[Segment, ...], new: tuple[Segment, ...]) ->
         if after is not None:
             moves.append(PriceMove(sku, *after, +1))
     return moves
+
+
+def day_ranges(moves: Iterable[PriceMove]) -> dict[tuple[str, date], tuple[int, int]]:
+    """Return the lowest and highest price that moves count in, per product and day (leaving ones aside)."""
+    ranges: dict[tuple[str, date], tuple[int, int]] = {}
+    for move in moves:
+        if move.delta <= 0:
+            continue
+        key, price = (move.sku, move.seen_on), move.price_cents
+        lowest, highest = ranges.get(key, (price, price))
+        ranges[key] = (min(lowest, price), max(highest, price))
+    return ranges
