@@ -6,7 +6,8 @@ transaction) over bench-shaped prices: a round 20 days ago and one yesterday for
 prices 30% off, one event per batch (the latency phase's shape). Prints prices/s per round
 and a checksum of what was kept, so two versions of the code can be compared (run each with
 its own PYTHONPATH). Nothing of the broker or of decoding is measured, but the events are
-decoded from JSON beforehand, so the folds see the timestamps a service sees.
+decoded from JSON beforehand, so the folds see the timestamps a service sees, and the garbage
+collector runs as in a service process (`--gc-threshold 700` for Python's default).
 
     .venv/bin/python -m benchmarks.price_folds bargains --stores 200 --price-points 5
 """
@@ -33,6 +34,8 @@ from contracts.events.v1 import PageRef, PricesScrapedPayload
 from pricestream.ports import free_port
 from pricestream.postgres import EmbeddedPostgres
 from servicekit.db import migrate
+from servicekit.runtime import collect_garbage_less_often
+from servicekit.settings import ServiceSettings
 
 PRODUCTS = 500
 BATCH = 50
@@ -145,7 +148,14 @@ def main() -> None:
     parser.add_argument("service", choices=("bargains", "catalogue"))
     parser.add_argument("--stores", type=int, default=200)
     parser.add_argument("--price-points", type=int, default=5, help="a product's prices (0: one per store)")
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=ServiceSettings.model_fields["gc_threshold"].default,
+        help="allocations between collections, as a service process sets it (Python's default: 700)",
+    )
     args = parser.parse_args()
+    collect_garbage_less_often(args.gc_threshold)
     asyncio.run(run(args.service, args.stores, args.price_points))
 
 

@@ -1,5 +1,6 @@
 """servicekit pieces that need no network: settings, security, migrations files, wiring."""
 
+import gc
 import importlib
 import json
 from datetime import timedelta
@@ -13,6 +14,7 @@ from contracts import SERVICES, consumed_by, produced_by
 from servicekit.broker import make_security
 from servicekit.db import Database, load_migrations
 from servicekit.housekeeping import ProcessedEventsPruner
+from servicekit.runtime import collect_garbage_less_often
 from servicekit.service import Service
 from servicekit.settings import ServiceSettings
 
@@ -165,3 +167,20 @@ def test_every_app_answers_health_metrics_and_bad_parameters_without_starting() 
     bad = client.get("/things", params={"limit": "many"})
     assert bad.status_code == 400
     assert bad.json()["detail"][0]["where"] == "query.limit"
+
+
+def test_a_service_process_collects_garbage_less_often_and_never_walks_its_start_up_again() -> None:
+    before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    try:
+        collect_garbage_less_often(ServiceSettings(service_name="gc-test").gc_threshold)
+        assert gc.get_threshold() == (100_000, 10, 10)
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def test_a_garbage_threshold_below_pythons_default_is_refused() -> None:
+    with pytest.raises(ValueError, match="greater than or equal to 700"):
+        ServiceSettings(service_name="gc-test", gc_threshold=10)

@@ -60,6 +60,9 @@ class ServiceSettings(BaseSettings):
     health_timeout_s: float = Field(default=2.0, gt=0)
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
 
+    # Allocations between two collections of the youngest generation (Python's default is 700).
+    gc_threshold: int = Field(default=100_000, ge=700)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
