@@ -202,7 +202,7 @@ class InMemoryBargainsRepository:
                 raise ValueError(f"duplicate flag {key}")
             self.flags[key] = flag
 
-    async def forget_empty_price_counts(self, *, ranges_before: date) -> int:
+    async def tidy_price_counts(self, *, ranges_before: date) -> int:
         """Delete counts no store holds any more; return how many (the fake's bounds need no ranges)."""
         empty = [key for key, stores in self.price_counts.items() if stores == 0]
         for key in empty:

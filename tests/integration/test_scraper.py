@@ -204,8 +204,8 @@ async def _fetched_twice(stack: Stack, day: int, run_id: str) -> int:
     # The shop first: a run that fetched a page was planned before, so the scraper knows it by then.
     fetches = _page_fetches(stack, day=day)
     rescraped = await _rescraped(stack, run_id)
-    twice = [key for key, count in fetches.items() if count > 1]
-    return sum(1 for key in twice if "/".join(key.split("/")[:2]) not in rescraped)
+    # A page's key starts with its chain and store: "chain/store/category/page/day".
+    return sum(1 for key, count in fetches.items() if count > 1 and key.rsplit("/", 3)[0] not in rescraped)
 
 
 async def _rescraped(stack: Stack, run_id: str) -> set[str]:

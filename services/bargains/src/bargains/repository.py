@@ -128,7 +128,7 @@ class BargainsRepository(Protocol):
         """Replace the flags of (store, sku) pairs with new ones."""
         ...
 
-    async def forget_empty_price_counts(self, *, ranges_before: date) -> int:
+    async def tidy_price_counts(self, *, ranges_before: date) -> int:
         """Delete empty counts and the price ranges of days before `ranges_before`; return how many counts."""
         ...
 
@@ -493,7 +493,7 @@ class PostgresBargainsRepository:
             [f.observed_at for f in written],
         )
 
-    async def forget_empty_price_counts(self, *, ranges_before: date) -> int:
+    async def tidy_price_counts(self, *, ranges_before: date) -> int:
         """Delete empty counts and the price ranges of days before `ranges_before`; return how many counts."""
         await self.conn.execute("DELETE FROM price_ranges WHERE seen_on < $1", ranges_before)
         result: str = await self.conn.execute("DELETE FROM price_counts WHERE stores = 0")

@@ -73,8 +73,10 @@ async def observe_product(
 
 async def expire(uow: Work[BargainsRepository], *, now: datetime, policy: Policy) -> int:
     """Remove bargains whose price went stale and announce it; return how many."""
-    stale = await uow.repo.stale_bargains(before=now - policy.freshness)
-    await uow.repo.forget_empty_price_counts(ranges_before=utc_day(now - policy.freshness))
+    fresh_after = now - policy.freshness
+    stale = await uow.repo.stale_bargains(before=fresh_after)
+    # Counts no store holds, and ranges of days no bound reads any more.
+    await uow.repo.tidy_price_counts(ranges_before=utc_day(fresh_after))
     if stale:
         await uow.repo.delete_bargains(bargain_ids=[b.bargain_id for b in stale])
         uow.publish(events_for([Change("expired", b) for b in stale]))

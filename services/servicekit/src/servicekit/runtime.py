@@ -28,7 +28,6 @@ def run(service: Service) -> None:
     """Serve the service until SIGTERM or SIGINT, then drain and exit."""
     settings = service.settings
     configure_logging(service=settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    collect_garbage_less_often(settings.gc_threshold)
     structlog.get_logger(__name__).info("starting", settings=settings.redacted())
     config = uvicorn.Config(
         build_app(service),
@@ -39,5 +38,6 @@ def run(service: Service) -> None:
         lifespan="on",
         timeout_graceful_shutdown=30,
     )
+    collect_garbage_less_often(settings.gc_threshold)  # once the app is built: it is frozen too
     # uvicorn turns SIGTERM into a graceful exit that runs the lifespan shutdown.
     uvicorn.Server(config).run()

@@ -3,4 +3,3 @@
 -- primary key's index (a HOT update). New pages only: existing ones fill up as they were.
 ALTER TABLE history SET (fillfactor = 70);
 ALTER TABLE price_counts SET (fillfactor = 70);
-ALTER TABLE price_ranges SET (fillfactor = 70);
