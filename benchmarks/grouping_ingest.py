@@ -18,12 +18,12 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
 from contracts import topic
 from pricestream.stack import Stack
+from servicekit.local_http import local_http
 from servicekit.metrics import processed_counts
 from testsupport import report, stack_config
 
@@ -100,12 +100,12 @@ def main() -> None:
                     time.sleep(0.5)
             ingested = time.perf_counter()
             with console.status("waiting for the groups..."):
-                while httpx.get(f"{grouping}/v1/stats").json()["groups"] < args.zones:
+                while local_http().get(f"{grouping}/v1/stats").json()["groups"] < args.zones:
                     time.sleep(0.2)
                 while True:
-                    stats = httpx.get(f"{grouping}/v1/stats").json()
+                    stats = local_http().get(f"{grouping}/v1/stats").json()
                     time.sleep(1.0)
-                    if httpx.get(f"{grouping}/v1/stats").json() == stats:
+                    if local_http().get(f"{grouping}/v1/stats").json() == stats:
                         break
             grouped = time.perf_counter()
             log = (stack.config.home / "logs" / "grouping.log").read_text()

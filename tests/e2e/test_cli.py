@@ -330,3 +330,11 @@ def test_bench_measures_raw_limits_pipeline_and_latency_on_a_small_plan(tmp_path
     assert figures["latency_bargain_events_seen"] == figures["latency_events"] == 30
     assert 0 < figures["latency_p50_s"] <= figures["latency_p99_s"]
     assert set(figures["peak_rss_mb"]) == set(SERVICES)
+    # Where the throughput phase's time went: each pipeline service's CPU and its database sessions'.
+    cores = figures["throughput_cpu_cores"]
+    for name in ("grouping", "bargains", "catalogue"):
+        assert cores[name] > 0, cores
+        assert cores[f"{name}_db"] > 0, cores
+        assert figures["database_s"][name] > 0, figures["database_s"]
+        assert figures["database_top"][name].split("% ", 1)[1], "names its costliest statement"
+    assert 0 < cores["machine"] <= (os.cpu_count() or 1) + 0.1

@@ -37,6 +37,7 @@ from rich.table import Table
 
 from contracts import SERVICES, consumed_by, topic
 from pricestream.bench_chart import LATENCY_TARGET_S, TARGET_SHARE_OF_COPY
+from pricestream.bench_costs import cores_between, cpu_seconds, forget_statements, statement_times
 from pricestream.config import StackConfig
 from pricestream.kafka import consumer_lag, partitions_of
 from pricestream.stack import Stack
@@ -233,6 +234,9 @@ async def _throughput(
     }
     before = {name: _processed(replicas) for name, replicas in urls.items()}
     observations = len(records) * plan.products
+    superuser = stack.postgres.dsn(database=stack.config.database)
+    await forget_statements(superuser)
+    cpu_before = cpu_seconds(stack, PIPELINE)
     started = time.perf_counter()
     produce_s = await produce(stack.config.bootstrap_servers, PRICES.name, records)
     done: dict[str, float] = {}
@@ -248,6 +252,7 @@ async def _throughput(
                 if processed >= len(records) and name not in done:
                     done[name] = time.perf_counter() - started
             status.update(f"processing {observations:,} observations: {', '.join(done) or 'none'} done")
+    cpu = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), max(done.values()))
     return {
         "pipeline_events": len(records),
         "pipeline_observations": observations,
@@ -261,6 +266,9 @@ async def _throughput(
         "catalogue_observations_per_s": round(observations / done["catalogue"]),
         "pipeline_observations_per_s": round(observations / max(done.values())),
         "backlog_peak_events": backlog_peak,
+        # Where the throughput phase's time went: cores each part used, and the database's work.
+        "throughput_cpu_cores": cpu,
+        **await statement_times(superuser, PIPELINE),
     }
 
 

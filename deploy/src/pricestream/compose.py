@@ -27,7 +27,7 @@ from contracts import SERVICES
 from pricestream.config import StackConfig, find_home, parse_replicas
 from pricestream.kafka import ensure_topics
 from pricestream.observability import observability_services
-from pricestream.postgres import EmbeddedPostgres
+from pricestream.postgres import SERVER_SETTINGS, EmbeddedPostgres
 from pricestream.processes import StackError
 from simulator.catalog import builtin_chains
 from simulator.dialects import chain_dialects
@@ -162,7 +162,7 @@ def _postgres(config: StackConfig) -> dict[str, Any]:
     return {
         "image": POSTGRES_IMAGE,
         # The local stack's server settings, so both behave alike.
-        "command": ["postgres", "-c", "max_connections=200"],
+        "command": ["postgres", *(part for setting in SERVER_SETTINGS for part in ("-c", setting))],
         "ports": [_published(config.postgres_port, POSTGRES_INTERNAL_PORT)],
         "environment": {
             "POSTGRES_DB": config.database,

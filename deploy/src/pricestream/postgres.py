@@ -15,7 +15,13 @@ from pricestream.processes import StackError, tail
 # PostgreSQL refuses to run as root; when we are root it runs as this system user.
 OS_USER = "pricestream"
 # Extensions the services use, created by the superuser when the database is provisioned.
-EXTENSIONS = ("pg_trgm",)
+EXTENSIONS = ("pg_trgm", "pg_stat_statements")
+SERVER_SETTINGS = ("max_connections=200", "shared_preload_libraries=pg_stat_statements")
+"""Settings of every pricestream PostgreSQL, local or composed.
+
+pg_stat_statements (contrib) times each statement per role, so `pricestream bench` can say how
+long the database worked for each service, and on what.
+"""
 
 
 def _install_dir() -> Path:
@@ -140,7 +146,8 @@ class EmbeddedPostgres:
             _grant_traverse(self.log_file.parent)
             self.log_file.touch()
             os.chown(self.log_file, pwd.getpwnam(user).pw_uid, -1)
-        options = f"-h 127.0.0.1 -p {self.port} -k '' -c max_connections=200"
+        settings = " ".join(f"-c {setting}" for setting in SERVER_SETTINGS)
+        options = f"-h 127.0.0.1 -p {self.port} -k '' {settings}"
         try:
             self._run(
                 "pg_ctl",

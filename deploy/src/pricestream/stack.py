@@ -24,6 +24,7 @@ from pricestream.kafka import (
 )
 from pricestream.postgres import EmbeddedPostgres
 from pricestream.processes import ManagedProcess, StackError, ensure_port_free, port_in_use, tail
+from servicekit.local_http import local_http
 
 Report = Callable[[str], None]
 
@@ -364,14 +365,14 @@ def _stop_quickly(process: ManagedProcess) -> bool:
 
 def _get_status(url: str) -> int | None:
     try:
-        return httpx.get(url, timeout=2.0).status_code
+        return local_http().get(url, timeout=2.0).status_code
     except httpx.HTTPError:
         return None
 
 
 def _get_json(url: str) -> dict[str, object] | None:
     try:
-        response = httpx.get(url, timeout=3.0)
+        response = local_http().get(url, timeout=3.0)
         body: dict[str, object] = response.json()
         return body
     except (httpx.HTTPError, ValueError):

@@ -17,6 +17,8 @@ import httpx
 from rich.console import Group
 from rich.table import Table
 
+from servicekit.local_http import local_http
+
 Figures = dict[str, Any]
 PAGE = 5000
 
@@ -49,7 +51,7 @@ def catalogue_figures(stack: HasUrls, day_moments: list[datetime]) -> Figures:
     """Ask the catalogue what a shopper and an analyst would, and check its prices against the truth."""
     url = stack.service_url("catalogue")
     shop = stack.storefront_url
-    pairs = httpx.get(f"{shop}/_truth/equivalences", timeout=30).json()["equivalences"]
+    pairs = local_http().get(f"{shop}/_truth/equivalences", timeout=30).json()["equivalences"]
     same = [p for p in pairs if p["level"] in ("L1", "L2")]
     figures: Figures = {}
     pick = same[0] if same else None
@@ -86,7 +88,7 @@ def _basket(url: str, shop: str, same: list[dict[str, str]]) -> Figures | None:
     chain = same[0]["chain_a"]
     skus = list(dict.fromkeys(p["sku_a"] for p in same if p["chain_a"] == chain))[:3]
     items = [{"chain": chain, "sku": sku, "quantity": 1 + i % 2} for i, sku in enumerate(skus)]
-    zones = httpx.get(f"{shop}/_truth/zones", timeout=30).json()["chains"]
+    zones = local_http().get(f"{shop}/_truth/zones", timeout=30).json()["chains"]
     stores = [f"{c}:{sorted(zones[c])[0]}" for c in sorted(zones)]
     body = {"items": items, "stores": stores, "max_stores": 2}
     result: Figures = _call("POST", f"{url}/v1/baskets/compare", json=body)
@@ -117,9 +119,11 @@ def _mismatches(shop: str, prices: list[dict[str, Any]], day_moments: list[datet
         wanted[price["chain"], day].append(price)
     wrong = []
     for (chain, day), answered in sorted(wanted.items()):
-        rows = httpx.get(f"{shop}/_truth/prices", params={"chain": chain, "day": day}, timeout=120).json()[
-            "prices"
-        ]
+        rows = (
+            local_http()
+            .get(f"{shop}/_truth/prices", params={"chain": chain, "day": day}, timeout=120)
+            .json()["prices"]
+        )
         truth = {(r["store_id"], r["sku"]): r["price_cents"] for r in rows}
         for price in answered:
             shelf = truth.get((price["store_id"], price["sku"]))

@@ -3,9 +3,10 @@
 import time
 from typing import Any
 
-import httpx
 from rich.console import Group
 from rich.table import Table
+
+from servicekit.local_http import local_http
 
 
 def story_report(figures: dict[str, Any]) -> Group:
@@ -114,7 +115,9 @@ def zone_changes_table(changes: list[dict[str, Any]]) -> Table:
 
 def example_substitutions(storefront_url: str, substitutions_url: str, *, timeout_s: float = 60.0) -> Table:
     """Show, for a product of each true equivalence level, the best substitute the service found per level."""
-    equivalences = httpx.get(f"{storefront_url}/_truth/equivalences", timeout=10).json()["equivalences"]
+    equivalences = (
+        local_http().get(f"{storefront_url}/_truth/equivalences", timeout=10).json()["equivalences"]
+    )
     picks: dict[str, dict[str, str]] = {}
     for equivalence in equivalences:
         picks.setdefault(equivalence["level"], equivalence)
@@ -150,10 +153,10 @@ def example_substitutions(storefront_url: str, substitutions_url: str, *, timeou
 def _once_computed(url: str, timeout_s: float) -> dict[str, Any] | None:
     """Return a product's substitutes once the service has computed them (None if not in time)."""
     deadline = time.monotonic() + timeout_s
-    response = httpx.get(url, timeout=10)
+    response = local_http().get(url, timeout=10)
     while response.status_code == 404 and time.monotonic() < deadline:
         time.sleep(0.5)
-        response = httpx.get(url, timeout=10)
+        response = local_http().get(url, timeout=10)
     if response.status_code != 200:
         return None
     found: dict[str, Any] = response.json()

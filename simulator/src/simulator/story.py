@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from contracts import TOPICS, Event
 from contracts.events import StoreGroupChanged
+from servicekit.local_http import local_http
 from servicekit.metrics import processed_counts
 from simulator.evaluation import ari_per_chain, follow_moves
 
@@ -90,7 +90,7 @@ def run_story(stack: RunningStack, console: Console, story: Story) -> Figures:
     grouping = stack.service_url("grouping")
     taken_in = processed_counts(grouping)[PRICES]
     moves = {"per_chain": story.zone_moves_per_chain, "day": story.zone_move_day}
-    httpx.post(f"{shop}/_control/zone-moves", json=moves, timeout=30).raise_for_status()
+    local_http().post(f"{shop}/_control/zone-moves", json=moves, timeout=30).raise_for_status()
     with Progress(*columns, TextColumn("{task.fields[note]}"), console=console) as progress:
         bar = progress.add_task("simulated days", total=story.days, note="")
         for day, moment in enumerate(day_times(story.days)):
@@ -119,10 +119,10 @@ def run_story(stack: RunningStack, console: Console, story: Story) -> Figures:
 
 def _scrape_day(stack: RunningStack, day: int, moment: datetime) -> dict[str, Any]:
     """Set the shop's clock to a day and scrape it as of that day's moment; return the finished run."""
-    httpx.post(f"{stack.storefront_url}/v1/clock", json={"day": day}, timeout=10).raise_for_status()
+    local_http().post(f"{stack.storefront_url}/v1/clock", json={"day": day}, timeout=10).raise_for_status()
     scraper = stack.service_url("scraper")
     body = {"scope": "plan", "day": day, "as_of": moment.isoformat()}
-    response = httpx.post(f"{scraper}/v1/runs", json=body, timeout=60)
+    response = local_http().post(f"{scraper}/v1/runs", json=body, timeout=60)
     if response.status_code != 202:
         raise StoryError(f"the scraper refused day {day}: {response.status_code} {response.text}")
     return _finished(scraper, response.json()["run_id"])
@@ -145,7 +145,7 @@ def _finished(scraper: str, run_id: str, timeout_s: float = 300.0) -> dict[str, 
     """Wait for a scrape run to end; a failed run stops the story."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        run: dict[str, Any] = httpx.get(f"{scraper}/v1/runs/{run_id}", timeout=10).json()
+        run: dict[str, Any] = local_http().get(f"{scraper}/v1/runs/{run_id}", timeout=10).json()
         if run["status"] == "failed":
             raise StoryError(f"scrape run {run_id} failed: {run['error']}")
         if run["status"] == "finished":
@@ -171,7 +171,7 @@ def _settle(
     lag = -1
     while time.monotonic() < deadline:
         lag = sum(row[4] for row in stack.lag() if only is None or (row[0], row[1]) in only)
-        stats = httpx.get(f"{grouping}/v1/stats", timeout=10).json()
+        stats = local_http().get(f"{grouping}/v1/stats", timeout=10).json()
         quiet = quiet + 1 if lag == 0 and stats == last_stats and stats["groups"] else 0
         show(f"lag {lag} messages, {stats['groups']} groups")
         if quiet >= 3:
@@ -190,7 +190,7 @@ def _figures(stack: RunningStack, runs: list[dict[str, Any]], days: int, lag: in
     truth_zones = _truth(stack, "zones", "chains", day=days - 1)
     grouping = _grouping_figures(stack, runs, days, truth_zones)
     bargains = _bargain_figures(stack, truth_zones, day=days - 1)
-    substitutions = httpx.get(f"{stack.service_url('substitutions')}/v1/stats", timeout=10).json()
+    substitutions = local_http().get(f"{stack.service_url('substitutions')}/v1/stats", timeout=10).json()
     messages = stack.topic_messages([spec.name for spec in TOPICS])
     return {
         "days": days,
@@ -220,7 +220,7 @@ def _grouping_figures(
         for group in groups
         for store in [group["anchor_store_id"], *group["members"]]
     }
-    stats = httpx.get(f"{url}/v1/stats", timeout=10).json()
+    stats = local_http().get(f"{url}/v1/stats", timeout=10).json()
     moves = _truth(stack, "zone-moves", "moves")
     pages = _truth(stack, "requests", "pages")
     changes = group_changes(stack)
@@ -246,7 +246,7 @@ def _bargain_figures(stack: RunningStack, truth_zones: dict[str, dict[str, str]]
     url = stack.service_url("bargains")
     specials = _truth(stack, "specials", "specials", day=day)
     bargains = _all(f"{url}/v1/bargains", "bargains", "next_cursor", limit=1000)
-    flags = httpx.get(f"{url}/v1/flags", params={"kind": "illusory"}, timeout=30).json()["flags"]
+    flags = local_http().get(f"{url}/v1/flags", params={"kind": "illusory"}, timeout=30).json()["flags"]
     return bargain_figures(specials, bargains, flags, truth_zones)
 
 
@@ -302,7 +302,7 @@ def group_changes(stack: RunningStack) -> list[tuple[datetime, dict[str, Any]]]:
 
 def _truth(stack: RunningStack, what: str, key: str, **params: int) -> Any:
     """Read one of the storefront's truths (`/_truth/<what>`) and return its `key` field."""
-    return httpx.get(f"{stack.storefront_url}/_truth/{what}", params=params, timeout=30).json()[key]
+    return local_http().get(f"{stack.storefront_url}/_truth/{what}", params=params, timeout=30).json()[key]
 
 
 def _all(url: str, key: str, cursor_key: str, *, limit: int = 100) -> list[dict[str, Any]]:
@@ -311,7 +311,7 @@ def _all(url: str, key: str, cursor_key: str, *, limit: int = 100) -> list[dict[
     cursor = None
     while True:
         params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-        body = httpx.get(url, params=params, timeout=30).json()
+        body = local_http().get(url, params=params, timeout=30).json()
         items += body[key]
         cursor = body[cursor_key]
         if cursor is None:

@@ -3,6 +3,7 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Protocol
 
 import asyncpg
@@ -24,6 +25,7 @@ class Product:
 
 
 # The bargains table's columns are named like the fields of a listed bargain.
+_starts = attrgetter("starts_at")
 BARGAIN_FIELDS = tuple(field.name for field in fields(ListedBargain))
 BARGAIN_COLUMNS = ", ".join(BARGAIN_FIELDS)
 
@@ -149,8 +151,7 @@ class PostgresBargainsRepository:
             """SELECT h.store_id, h.sku, h.price_cents, h.was_price_cents, h.starts_at, h.ends_at,
                       h.member_price_cents, h.multibuy_quantity, h.multibuy_total_cents, h.sold_by
                FROM unnest($2::text::text[], $3::text::text[]) AS k(store_id, sku)
-               JOIN history h ON h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku
-               ORDER BY h.store_id, h.sku, h.starts_at""",
+               JOIN history h ON h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku""",
             chain,
             columns.texts([store_id for store_id, _ in keys]),
             columns.texts([sku for _, sku in keys]),
@@ -168,7 +169,12 @@ class PostgresBargainsRepository:
                 found[store_id, sku] = [segment]
             else:
                 held.append(segment)
-        return {key: tuple(segments) for key, segments in found.items()}
+        # Sorting 25,000 rows by text keys took a quarter of the query in PostgreSQL; most keys
+        # have one run, so only those with several are put in order here.
+        return {
+            key: (segments[0],) if len(segments) == 1 else tuple(sorted(segments, key=_starts))
+            for key, segments in found.items()
+        }
 
     async def save_segments(self, *, chain: str, segments: Mapping[Key, Sequence[Segment]]) -> None:
         """Insert or extend segments; a segment is known by when it starts, only its end moves."""

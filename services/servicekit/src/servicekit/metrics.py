@@ -14,6 +14,8 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from servicekit.local_http import local_http
+
 
 class Metrics:
     """Counters and histograms of one service process."""
@@ -88,7 +90,7 @@ class Metrics:
 def processed_counts(url: str) -> CounterType[str]:
     """Read a service's processed-message counts per topic from its /metrics (empty if it is away)."""
     try:
-        return processed_counts_from_text(httpx.get(f"{url}/metrics", timeout=3.0).text)
+        return processed_counts_from_text(local_http().get(f"{url}/metrics", timeout=3.0).text)
     except httpx.HTTPError:
         return CounterType()
 
