@@ -64,3 +64,25 @@ def test_what_a_run_did_not_measure_is_said_so() -> None:
     assert "no rate measured" in partial
     assert _bars(partial, "rate") == {}
     assert list(_bars(partial, "latency")) == ["p50"]
+
+
+def test_the_cores_of_the_throughput_phase_are_drawn_per_part_a_services_database_beside_it() -> None:
+    cores = {"grouping": 0.2, "grouping_db": 0.2, "bargains": 0.3, "bargains_db": 0.6, "catalogue": 0.1}
+    cores |= {"catalogue_db": 0.1, "broker": 0.1, "bench": 0.0, "machine": 1.9, "rest": 0.3}
+    svg = bench_svg(FIGURES | {"throughput_cpu_cores": cores, "machine": {"cores": 2}})
+    widths = _bars(svg, "cores")
+    assert widths["bargains database"] == pytest.approx(2 * widths["bargains"], rel=0.01)
+    assert widths["grouping"] == pytest.approx(widths["grouping database"], rel=0.01)
+    root = ET.fromstring(svg)
+    x = {
+        r.get("data-label"): float(r.get("x", 0))
+        for r in root.iter(f"{SVG}rect")
+        if r.get("class") == "cores"
+    }
+    assert x["bargains database"] == pytest.approx(x["bargains"] + widths["bargains"], abs=0.2), (
+        "stacked after"
+    )
+    assert "0.30 + 0.60 database" in svg
+    assert "all 2 cores" in svg
+    assert "rest of the machine" in widths
+    assert "cores went" not in bench_svg(FIGURES), "a run without these figures draws no such panel"

@@ -26,7 +26,9 @@ RATES = (
     ("catalogue_observations_per_s", "catalogue", "service"),
     ("pipeline_observations_per_s", "pipeline (slowest)", "pipeline"),
 )
+CORE_PARTS = (("broker", "broker"), ("bench", "the bench itself"), ("rest", "rest of the machine"))
 COLOURS = {
+    "database": "#f59e0b",
     "limit": "#9aa5b1",
     "service": "#3b82f6",
     "pipeline": "#1d4ed8",
@@ -39,12 +41,13 @@ def bench_svg(figures: Mapping[str, Any]) -> str:
     """Return the chart of a bench run's figures as an SVG document (what was not measured, said so)."""
     rates, rates_h = _rates_panel(figures, top=40)
     latency, latency_h = _latency_panel(figures, top=40 + rates_h + 50)
-    height = 40 + rates_h + 50 + latency_h + 24
+    cores, cores_h = _cores_panel(figures, top=40 + rates_h + 50 + latency_h + 60)
+    height = 40 + rates_h + 50 + latency_h + (60 + cores_h if cores else 0) + 24
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
         f'height="{height}" font-family="system-ui, sans-serif" font-size="12">'
     )
-    return "\n".join([head, "<title>pricestream bench</title>", *rates, *latency, "</svg>"])
+    return "\n".join([head, "<title>pricestream bench</title>", *rates, *latency, *cores, "</svg>"])
 
 
 def _rates_panel(figures: Mapping[str, Any], *, top: int) -> tuple[list[str], int]:
@@ -110,6 +113,49 @@ def _latency_panel(figures: Mapping[str, Any], *, top: int) -> tuple[list[str], 
     return out, len(latencies) * ROW_H
 
 
+def _cores_panel(figures: Mapping[str, Any], *, top: int) -> tuple[list[str], int]:
+    """Draw the cores each part of the stack used in the throughput phase, a service's database beside it."""
+    used = figures.get("throughput_cpu_cores")
+    if not isinstance(used, Mapping):
+        return [], 0  # a run from before these figures existed
+    machine = figures.get("machine")
+    cores = float(machine.get("cores") or 0) if isinstance(machine, Mapping) else 0.0
+    cores = max(cores, float(used.get("machine", 0)), 1.0)
+    out = [
+        f'<text x="10" y="{top - 12}" font-size="15" font-weight="bold">'
+        f"Where the throughput phase's cores went (of {cores:g})</text>"
+    ]
+    plot_w = WIDTH - LABEL_W - RIGHT
+
+    def x_cores(value: float) -> float:
+        return LABEL_W + plot_w * max(value, 0.0) / cores
+
+    rows = 0
+    for name in ("grouping", "bargains", "catalogue"):
+        own, database = float(used.get(name, 0)), float(used.get(f"{name}_db", 0))
+        y = top + rows * ROW_H
+        value = f"{own:.2f} + {database:.2f} database"
+        own_end, database_end = x_cores(own), x_cores(own + database)
+        out.append(_bar("cores", name, LABEL_W, own_end, y, COLOURS["service"], ""))
+        out.append(
+            _segment("cores", f"{name} database", own_end, database_end, y, COLOURS["database"], value)
+        )
+        rows += 1
+    for part, label in CORE_PARTS:
+        if part not in used:
+            continue
+        share = float(used[part])
+        out.append(
+            _bar(
+                "cores", label, LABEL_W, x_cores(share), top + rows * ROW_H, COLOURS["limit"], f"{share:.2f}"
+            )
+        )
+        rows += 1
+    bottom = top + rows * ROW_H
+    out.append(_target(x_cores(cores), top - 4, bottom, bottom + 12, f"all {cores:g} cores"))
+    return out, rows * ROW_H
+
+
 def _target(x: float, top: float, bottom: float, label_y: float, label: str) -> str:
     """Return a dashed target line at `x` from `top` to `bottom`, labelled at `label_y`."""
     return (
@@ -130,11 +176,16 @@ def _label(text: str, y: float) -> str:
 
 def _bar(kind: str, label: str, start: float, end: float, y: float, colour: str, value: str) -> str:
     """Return one labelled bar from `start` to `end`, its value written after it."""
+    return _label(label, y) + _segment(kind, label, start, end, y, colour, value)
+
+
+def _segment(kind: str, label: str, start: float, end: float, y: float, colour: str, value: str) -> str:
+    """Return a bar from `start` to `end` (no row label), its value, if any, written after it."""
     width = max(end - start, 1.0)
+    written = f'<text x="{start + width + 6:.1f}" y="{y + 12}">{escape(value)}</text>' if value else ""
     return (
-        f'{_label(label, y)}<rect class="{kind}" data-label="{escape(label)}" x="{start:.1f}" y="{y}" '
-        f'width="{width:.1f}" height="{BAR_H}" fill="{colour}"/>'
-        f'<text x="{start + width + 6:.1f}" y="{y + 12}">{escape(value)}</text>'
+        f'<rect class="{kind}" data-label="{escape(label)}" x="{start:.1f}" y="{y}" '
+        f'width="{width:.1f}" height="{BAR_H}" fill="{colour}"/>{written}'
     )
 
 
