@@ -49,3 +49,18 @@ def test_only_the_services_that_take_every_price_are_named_slowest() -> None:
 
 def test_figures_without_a_phase_give_no_verdict_on_it() -> None:
     assert verdicts({"raw_produce_messages_per_s": 1000.0}) == []
+
+
+def test_a_throughput_missed_says_where_the_slowest_services_time_went() -> None:
+    figures: dict[str, object] = dict(
+        _figures(bargains_observations_per_s=11_000.0, pipeline_observations_per_s=11_000.0)
+    )
+    figures["throughput_cpu_cores"] = {"bargains": 0.32, "bargains_db": 0.34, "grouping": 0.18}
+    figures["database_top"] = {"bargains": "26% INSERT INTO history (chain, store_id"}
+    throughput, _ = verdicts(figures)
+    assert throughput.endswith(
+        "not met; the slowest, bargains, used 0.32 cores and its database sessions 0.34"
+        " (costliest statement: 26% INSERT INTO history (chain, store_id)"
+    )
+    met, _ = verdicts(_figures() | {"throughput_cpu_cores": {"bargains": 0.3}})
+    assert met.endswith(": met"), "a target met needs no account"

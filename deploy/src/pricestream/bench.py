@@ -479,7 +479,7 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
         met = "met" if share >= TARGET_SHARE_OF_COPY else "not met"
         lines.append(
             f"throughput: the pipeline carried {pipeline:,.0f} prices/s, {share:.1%} of COPY "
-            f"(target {TARGET_SHARE_OF_COPY:.0%}): {met}"
+            f"(target {TARGET_SHARE_OF_COPY:.0%}): {met}{_slowest_costs(figures) if met == 'not met' else ''}"
         )
     p99, rate = figures.get("latency_p99_s"), figures.get("latency_rate_observations_per_s")
     if p99 is None or not rate:
@@ -498,6 +498,21 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
     else:
         line += "not met"
     return [*lines, line]
+
+
+def _slowest_costs(figures: dict[str, Any]) -> str:
+    """Say where the slowest service's time went in the throughput phase, when the run measured it."""
+    rates = {name: figures[key] for name in PIPELINE if (key := f"{name}_observations_per_s") in figures}
+    cores = figures.get("throughput_cpu_cores")
+    if not rates or not isinstance(cores, dict):
+        return ""
+    slowest = min(rates, key=rates.__getitem__)
+    said = (
+        f"; the slowest, {slowest}, used {cores.get(slowest, 0):.2f} cores and its database sessions "
+        f"{cores.get(f'{slowest}_db', 0):.2f}"
+    )
+    top = figures.get("database_top", {}).get(slowest)
+    return f"{said} (costliest statement: {top})" if top else said
 
 
 def _show(value: object) -> str:
