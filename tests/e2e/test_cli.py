@@ -337,4 +337,4 @@ def test_bench_measures_raw_limits_pipeline_and_latency_on_a_small_plan(tmp_path
         assert cores[f"{name}_db"] > 0, cores
         assert figures["database_s"][name] > 0, figures["database_s"]
         assert figures["database_top"][name].split("% ", 1)[1], "names its costliest statement"
-    assert 0 < cores["machine"] <= (os.cpu_count() or 1) + 0.1
+    assert 0 < cores["machine"] <= (os.cpu_count() or 1) + 0.2

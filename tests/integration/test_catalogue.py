@@ -393,7 +393,13 @@ async def test_a_basket_bargains_and_categories_answer_with_names(
         body: dict[str, Any] = (await client.post("/v1/baskets/compare", json=basket)).json()
         last[:] = [body]
         complete = {s["store"]: s for s in body.get("stores", [])}
-        ready = len(complete) == 2 and complete[f"{y}:t1"]["lines"] and complete[f"{y}:t1"]["missing"]
+        # Each store's prices come on a partition of their own: wait for both stores' lines.
+        ready = (
+            len(complete) == 2
+            and complete[f"{x}:s1"]["lines"]
+            and complete[f"{y}:t1"]["lines"]
+            and complete[f"{y}:t1"]["missing"]
+        )
         return body if ready and complete[f"{y}:t1"]["missing"][0]["substitute"] else None
 
     result = await _until(compared, timeout=60)

@@ -236,7 +236,7 @@ async def _throughput(
     observations = len(records) * plan.products
     superuser = stack.postgres.dsn(database=stack.config.database)
     await forget_statements(superuser)
-    cpu_before = cpu_seconds(stack, PIPELINE)
+    cpu_before, cpu_from = cpu_seconds(stack, PIPELINE), time.perf_counter()
     started = time.perf_counter()
     produce_s = await produce(stack.config.bootstrap_servers, PRICES.name, records)
     done: dict[str, float] = {}
@@ -252,7 +252,8 @@ async def _throughput(
                 if processed >= len(records) and name not in done:
                     done[name] = time.perf_counter() - started
             status.update(f"processing {observations:,} observations: {', '.join(done) or 'none'} done")
-    cpu = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), max(done.values()))
+    # Over the very interval between the two readings: a phase of a second or two is short.
+    cpu = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), time.perf_counter() - cpu_from)
     return {
         "pipeline_events": len(records),
         "pipeline_observations": observations,
