@@ -422,3 +422,23 @@ def test_an_interrupted_bench_says_so_and_exits_130_without_figures(
     assert result.exit_code == INTERRUPTED
     assert "interrupted: the bench's stack is down" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--stores", "-5"), ("--products", "0"), ("--rate", "0"), ("--price-points", "-1")]
+)
+def test_a_bench_plan_out_of_range_is_refused_before_any_stack_starts(
+    option: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[object] = []
+
+    def run_bench(plan: object, console: object) -> dict[str, object]:
+        started.append(plan)
+        return {}
+
+    monkeypatch.setattr(cli, "run_bench", run_bench)
+    result = _invoke("bench", option, value)
+
+    assert result.exit_code == USAGE
+    assert f"Invalid value for '{option}'" in result.stderr
+    assert started == [], "no stack was started"

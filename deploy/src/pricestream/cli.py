@@ -453,13 +453,17 @@ def match(
 
 @app.command()
 def bench(
-    stores: Annotated[int, typer.Option(help="Stores priced (in zones), besides the latency stores")] = 2_000,
-    products: Annotated[int, typer.Option(help="Products per store (one event per store and round)")] = 500,
-    zones: Annotated[int, typer.Option(help="Pricing zones of those stores")] = 40,
-    rate: Annotated[int, typer.Option(help="Observations/s of the latency phase")] = 10_000,
-    seconds: Annotated[float, typer.Option(help="Length of the latency phase")] = 20.0,
+    stores: Annotated[
+        int, typer.Option(min=1, help="Stores priced (in zones), besides the latency stores")
+    ] = 2_000,
+    products: Annotated[
+        int, typer.Option(min=1, help="Products per store (one event per store and round)")
+    ] = 500,
+    zones: Annotated[int, typer.Option(min=1, help="Pricing zones of those stores")] = 40,
+    rate: Annotated[int, typer.Option(min=1, help="Observations/s of the latency phase")] = 10_000,
+    seconds: Annotated[float, typer.Option(min=0.1, help="Length of the latency phase")] = 20.0,
     price_points: Annotated[
-        int, typer.Option(help="Prices a product takes across the latency stores (0: one per store)")
+        int, typer.Option(min=0, help="Prices a product takes across the latency stores (0: one per store)")
     ] = 5,
     out: Annotated[Path, typer.Option(help="Where the figures go (JSON; a chart beside it, .svg)")] = Path(
         "bench-results/pipeline.json"
