@@ -236,7 +236,7 @@ async def _throughput(
     observations = len(records) * plan.products
     superuser = stack.postgres.dsn(database=stack.config.database)
     await forget_statements(superuser)
-    cpu_before, cpu_from = cpu_seconds(stack, PIPELINE), time.perf_counter()
+    cpu_before = cpu_seconds(stack, PIPELINE)
     started = time.perf_counter()
     produce_s = await produce(stack.config.bootstrap_servers, PRICES.name, records)
     done: dict[str, float] = {}
@@ -253,7 +253,7 @@ async def _throughput(
                     done[name] = time.perf_counter() - started
             status.update(f"processing {observations:,} observations: {', '.join(done) or 'none'} done")
     # Over the very interval between the two readings: a phase of a second or two is short.
-    cpu = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), time.perf_counter() - cpu_from)
+    cpu = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), time.perf_counter() - started)
     return {
         "pipeline_events": len(records),
         "pipeline_observations": observations,
@@ -486,14 +486,13 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
     if p99 is None or not rate:
         return lines
     line = f"latency: p99 {p99:.2f} s at {rate:,} prices/s (target under {LATENCY_TARGET_S:g} s): "
-    rates = {name: figures[key] for name in PIPELINE if (key := f"{name}_observations_per_s") in figures}
-    slowest = min(rates, key=rates.__getitem__, default=None)
+    slowest = _slowest(figures)
     if p99 < LATENCY_TARGET_S:
         line += "met"
-    elif slowest is not None and rates[slowest] < rate:
+    elif slowest is not None and slowest[1] < rate:
         # A service slower than the latency phase's rate queues its prices for the whole phase.
         line += (
-            f"not met: {slowest} carried {rates[slowest]:,.0f} prices/s in the throughput phase, "
+            f"not met: {slowest[0]} carried {slowest[1]:,.0f} prices/s in the throughput phase, "
             f"less than the {rate:,} the latency phase offers, so its queue grew all through it"
         )
     else:
@@ -501,13 +500,18 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
     return [*lines, line]
 
 
+def _slowest(figures: dict[str, Any]) -> tuple[str, float] | None:
+    """Return the pipeline service with the lowest throughput and its rate, if the run measured one."""
+    rates = [(name, figures[key]) for name in PIPELINE if (key := f"{name}_observations_per_s") in figures]
+    return min(rates, key=lambda named: named[1], default=None)
+
+
 def _slowest_costs(figures: dict[str, Any]) -> str:
     """Say where the slowest service's time went in the throughput phase, when the run measured it."""
-    rates = {name: figures[key] for name in PIPELINE if (key := f"{name}_observations_per_s") in figures}
-    cores = figures.get("throughput_cpu_cores")
-    if not rates or not isinstance(cores, dict):
+    measured, cores = _slowest(figures), figures.get("throughput_cpu_cores")
+    if measured is None or not isinstance(cores, dict):
         return ""
-    slowest = min(rates, key=rates.__getitem__)
+    slowest = measured[0]
     said = (
         f"; the slowest, {slowest}, used {cores.get(slowest, 0):.2f} cores and its database sessions "
         f"{cores.get(f'{slowest}_db', 0):.2f}"

@@ -23,13 +23,12 @@ def cpu_seconds(stack: Stack, services: tuple[str, ...]) -> dict[str, float]:
     for name in services:
         for process in stack.config.process_names(name):
             used[name] += _process_cpu(stack.services[process].pid)
-    # A session's process title starts with its role, and each service connects as its own role.
-    titles = {f"postgres: {name} ": f"{name}_db" for name in services}
+    # A session's process title is "postgres: ROLE DATABASE ...", and each service has a role of its own.
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (title := _cmdline(entry)).startswith("postgres: "):
-            for prefix, part in titles.items():
-                if title.startswith(prefix):
-                    used[part] += _process_cpu(int(entry.name))
+        if entry.name.isdigit() and (title := _cmdline(entry).split()[:2])[:1] == ["postgres:"]:
+            role = title[-1]
+            if role in services:
+                used[f"{role}_db"] += _process_cpu(int(entry.name))
     used["broker"] = _process_cpu(stack.broker.process.pid)
     used["bench"] = _process_cpu(os.getpid())
     used["machine"] = _machine_busy()

@@ -25,9 +25,9 @@ class Product:
 
 
 # The bargains table's columns are named like the fields of a listed bargain.
-_starts = attrgetter("starts_at")
 BARGAIN_FIELDS = tuple(field.name for field in fields(ListedBargain))
 BARGAIN_COLUMNS = ", ".join(BARGAIN_FIELDS)
+_starts = attrgetter("starts_at")
 
 
 def bargain_from(row: asyncpg.Record) -> ListedBargain:
