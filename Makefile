@@ -103,6 +103,7 @@ bench-catalogue: install
 bench-grouping: install
 	$(BIN)/python -m benchmarks.grouping_algorithm
 	$(BIN)/python -m benchmarks.grouping_ingest
+	$(BIN)/python -m benchmarks.grouping_members
 
 # Re-pin every dependency, with hashes, after changing a pyproject.toml or requirements/*.in: the full
 # image's set (ml.lock) first, then the slim image's (runtime.lock) and the venv's (dev.lock) at its

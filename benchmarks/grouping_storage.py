@@ -30,9 +30,13 @@ from contracts.events import PriceObservation
 from contracts.events.v1 import PricesScrapedPayload
 from grouping.bootstrap import MIGRATIONS
 from grouping.repository import PostgresGroupingRepository, newest_rows
+from grouping.settings import GroupingSettings
 from pricestream.ports import free_port
 from pricestream.postgres import EmbeddedPostgres
 from servicekit.db import load_migrations
+
+# The service's default rules: which stored prices count as fresh, how far an anchor may lag.
+POLICY = GroupingSettings(database_url="postgresql://unused/").policy()
 
 Write = Callable[[asyncpg.Connection, Sequence[PricesScrapedPayload]], Awaitable[None]]
 
@@ -41,7 +45,15 @@ async def unnest_upsert(conn: asyncpg.Connection, batches: Sequence[PricesScrape
     """Write prices as grouping did before staging: the same coalescing and anchor count, an unnest upsert."""
     rows = newest_rows(batches)
     # Only the write of the latest prices differs between the ways compared.
-    await PostgresGroupingRepository(conn)._count_anchor_changes(rows)
+    stores = sorted({(row.chain, row.store_id) for row in rows})
+    found = await conn.fetch(
+        """SELECT g.chain, g.anchor_store_id FROM unnest($1::text[], $2::text[]) AS s(chain, store_id)
+           JOIN groups g ON g.chain = s.chain AND g.anchor_store_id = s.store_id""",
+        [chain for chain, _ in stores],
+        [store_id for _, store_id in stores],
+    )
+    anchors = {(r["chain"], r["anchor_store_id"]) for r in found}
+    await PostgresGroupingRepository(conn)._count_anchor_changes(rows, anchors)
     await conn.execute(
         """INSERT INTO latest_prices AS p
                (chain, store_id, sku, price_cents, was_price_cents, available, observed_at)
@@ -57,7 +69,9 @@ async def unnest_upsert(conn: asyncpg.Connection, batches: Sequence[PricesScrape
 
 async def staged_merge(conn: asyncpg.Connection, batches: Sequence[PricesScrapedPayload]) -> None:
     """Write prices as the grouping repository does now."""
-    await PostgresGroupingRepository(conn).upsert_prices(batches=batches)
+    await PostgresGroupingRepository(conn).upsert_prices(
+        batches=batches, fresh_since=datetime.now(UTC) - POLICY.freshness, anchor_lag=POLICY.anchor_lag
+    )
 
 
 WAYS: dict[str, tuple[int, Write]] = {

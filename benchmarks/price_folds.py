@@ -68,7 +68,7 @@ class Work:
         self.published.extend(events)
 
 
-def _round(at: datetime, stores: list[tuple[str, list[int]]]) -> list[PricesScrapedPayload]:
+def price_round(at: datetime, stores: list[tuple[str, list[int]]]) -> list[PricesScrapedPayload]:
     """Return one event per store of all its prices, observed at one time, decoded from JSON."""
     return [
         # Through JSON: a decoded timestamp carries pydantic's own tzinfo, which the folds then compare.
@@ -124,9 +124,9 @@ async def run(service: str, stores: int, price_points: int) -> None:
         discounted = [(s, [round(p * 0.7) if rng.random() < 0.1 else p for p in ps]) for s, ps in priced]
         now = datetime.now(UTC)
         rounds = [
-            ("first round, 20 days ago", _round(now - timedelta(days=20), priced), BATCH),
-            ("the same prices yesterday", _round(now - timedelta(days=1), priced), BATCH),
-            ("a tenth 30% off, one event per batch", _round(now - timedelta(seconds=5), discounted), 1),
+            ("first round, 20 days ago", price_round(now - timedelta(days=20), priced), BATCH),
+            ("the same prices yesterday", price_round(now - timedelta(days=1), priced), BATCH),
+            ("a tenth 30% off, one event per batch", price_round(now - timedelta(seconds=5), discounted), 1),
         ]
         for name, events, size in rounds:
             started = time.perf_counter()

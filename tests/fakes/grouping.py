@@ -43,6 +43,7 @@ class StoreRow:
     checked_at: datetime | None = None
     compared_since_check: int = 0
     changed_since_check: int = 0
+    answered_since_check: int = 0
     last_correlation_id: UUID | None = None
 
 
@@ -67,8 +68,10 @@ class InMemoryGroupingRepository:
 
     # --- prices -------------------------------------------------------------------------
 
-    async def upsert_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> int:
-        """Keep each product's latest price; count anchors' changes first; return rows written."""
+    async def upsert_prices(
+        self, *, batches: Sequence[PricesScrapedPayload], fresh_since: datetime, anchor_lag: timedelta
+    ) -> int:
+        """Keep each product's latest price, but a member's its anchor answers; return rows written."""
         newest: dict[tuple[str, str, str], PriceObservation] = {}
         for batch in batches:
             for o in batch.observations:
@@ -76,13 +79,49 @@ class InMemoryGroupingRepository:
                 if key not in newest or o.observed_at > newest[key].observed_at:
                     newest[key] = o
         self._count_anchor_changes(newest)
+        # As the statement: judged against the anchors' prices before the batch, or its newer ones.
+        anchor_of = self._anchors_of_members()
+        answered = set()
+        for (chain, store_id, sku), o in newest.items():
+            anchor = anchor_of.get((chain, store_id))
+            if anchor is None:
+                continue
+            shelf = self.prices.get((chain, anchor), {}).get(sku)
+            staged = newest.get((chain, anchor, sku))
+            if staged is not None and (shelf is None or staged.observed_at > shelf.observed_at):
+                shelf = PriceRow(
+                    staged.price_cents, staged.was_price_cents, staged.available, staged.observed_at
+                )
+            own = self.prices.get((chain, store_id), {}).get(sku)
+            mine = PriceRow(o.price_cents, o.was_price_cents, o.available, o.observed_at)
+            if (
+                shelf is not None
+                and shelf.same_shelf(mine)
+                and shelf.observed_at >= max(fresh_since, o.observed_at - anchor_lag)
+                and o.observed_at >= fresh_since
+                and (own is None or own.observed_at < o.observed_at)
+            ):
+                answered.add((chain, store_id, sku))
         written = 0
         for (chain, store_id, sku), o in newest.items():
             held = self.prices.setdefault((chain, store_id), {})
-            if sku not in held or o.observed_at > held[sku].observed_at:
+            if (chain, store_id, sku) in answered:
+                held.pop(sku, None)
+                self.stores[(chain, store_id)].answered_since_check += 1
+            elif sku not in held or o.observed_at > held[sku].observed_at:
                 held[sku] = PriceRow(o.price_cents, o.was_price_cents, o.available, o.observed_at)
                 written += 1
         return written
+
+    def _anchors_of_members(self) -> dict[tuple[str, str], str]:
+        """Return each member's anchor, keyed by (chain, store)."""
+        return {
+            (chain, store_id): group.anchor_store_id
+            for (chain, store_id), store in self.stores.items()
+            if store.group_id is not None
+            and (group := self.group_rows.get(store.group_id)) is not None
+            and group.anchor_store_id != store_id
+        }
 
     def _count_anchor_changes(self, newest: dict[tuple[str, str, str], PriceObservation]) -> None:
         anchors = {(g.chain, g.anchor_store_id) for g in self.group_rows.values()}
@@ -187,6 +226,7 @@ class InMemoryGroupingRepository:
                     anchor_store_id=group.anchor_store_id,
                     anchor_last_observed_at=None if anchor is None else anchor.last_observed_at,
                     last_observed_at=store.last_observed_at,
+                    answered=store.answered_since_check,
                 )
             )
         return sorted(checks, key=lambda c: (c.chain, c.group_id, c.store_id))
@@ -205,12 +245,12 @@ class InMemoryGroupingRepository:
     async def mark_checked(self, *, chain: str, store_ids: Sequence[str], at: datetime) -> None:
         """Record a health check (passed or not) of members."""
         for store in self._existing(chain, store_ids):
-            store.check_due, store.checked_at = False, at
+            store.check_due, store.checked_at, store.answered_since_check = False, at, 0
 
     async def clear_check_due(self, *, chain: str, store_id: str) -> None:
         """Stop waiting to check a member whose new prices were too few to judge."""
         for store in self._existing(chain, [store_id]):
-            store.check_due = False
+            store.check_due, store.answered_since_check = False, 0
 
     async def price_matrix(self, *, chain: str, store_ids: Sequence[str], since: datetime) -> PriceMatrix:
         """Load the fresh prices of stores into a matrix."""
@@ -264,7 +304,7 @@ class InMemoryGroupingRepository:
     async def place(self, *, chain: str, group_id: str | None, store_ids: Sequence[str]) -> None:
         """Put stores in a group (None: take them out of any); they are no longer due for a check."""
         for store in self._existing(chain, store_ids):
-            store.group_id, store.check_due = group_id, False
+            store.group_id, store.check_due, store.answered_since_check = group_id, False, 0
 
     async def move_members(self, *, from_group: str, to_group: str) -> None:
         """Move every store of a group into another (a merge)."""
@@ -298,6 +338,13 @@ class InMemoryGroupingRepository:
                 del held[sku]
             deleted += len(equal)
         return deleted
+
+    async def keep_answered(self, *, chain: str, store_id: str, anchor: str) -> int:
+        """Copy to a member leaving its group the anchor's prices it holds none of; return rows."""
+        held = self.prices.setdefault((chain, store_id), {})
+        missing = {sku: row for sku, row in self.prices.get((chain, anchor), {}).items() if sku not in held}
+        held.update({sku: PriceRow(**vars(row)) for sku, row in missing.items()})
+        return len(missing)
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -248,14 +248,19 @@ def test_a_batch_of_prices_keeps_each_products_newest_price(stack: Stack) -> Non
 
     async def work(conn: asyncpg.Connection) -> dict[tuple[str, str], tuple[int, datetime]]:
         repo = PostgresGroupingRepository(conn)
-        await repo.upsert_prices(batches=[_payload("ga", now, ("p1", 900), ("p2", 100))])
+        fresh_since, lag = now - timedelta(days=7), timedelta(days=1)
+        await repo.upsert_prices(
+            batches=[_payload("ga", now, ("p1", 900), ("p2", 100))], fresh_since=fresh_since, anchor_lag=lag
+        )
         written = await repo.upsert_prices(
+            fresh_since=fresh_since,
+            anchor_lag=lag,
             batches=[
                 _payload("gm", old, ("p1", 300)),
                 _payload("gm", older, ("p1", 200), ("p2", 210)),  # later in the list, older: p1 stays 300
                 _payload("ga", old, ("p1", 800), ("p2", 110)),  # older than what is stored: nothing changes
                 _payload("gm", now, ("p3", 50)),
-            ]
+            ],
         )
         assert written == 3, "one row per new (store, product); none for an older price than the stored one"
         assert await conn.fetchval("SELECT count(*) FROM incoming_prices") == 0, "nothing left staged"
@@ -366,6 +371,7 @@ class Cycles:
         self.queries = GroupingQueries(db)
         self.now = T0
         self.uow = unit_of_work_factory(db, PostgresGroupingRepository)
+        self.policy = settings.policy()
         self.worker = GroupingWorker(
             uow=self.uow,
             counts=self.queries.counts,
@@ -377,18 +383,41 @@ class Cycles:
 
     async def scrape(self, store: str, prices: dict[str, int], *, at: datetime) -> None:
         """Claim and fold one page of a store's prices as the handler does, received at `at`."""
-        observations = tuple(
-            PriceObservation(sku=s, price_cents=c, observed_at=at) for s, c in prices.items()
-        )
-        event = PricesScraped.new(
-            producer="scraper",
-            payload=PricesScrapedPayload(
-                chain="cyc", store_id=store, source="scrape", observations=observations
-            ),
-        )
+        await self.scrape_together({store: prices}, at=at)
+
+    async def scrape_together(self, pages: dict[str, dict[str, int]], *, at: datetime) -> None:
+        """Claim and fold pages of several stores in one batch, as the handler does, received at `at`."""
+        events = [
+            PricesScraped.new(
+                producer="scraper",
+                payload=PricesScrapedPayload(
+                    chain="cyc",
+                    store_id=store,
+                    source="scrape",
+                    observations=tuple(
+                        PriceObservation(sku=s, price_cents=c, observed_at=at) for s, c in prices.items()
+                    ),
+                ),
+            )
+            for store, prices in pages.items()
+        ]
         async with self.uow() as work:
-            fresh = await work.claim([event, event])
-            await service_layer.fold_prices(work, [e.payload for e in fresh], now=at)
+            fresh = await work.claim([*events, *events])
+            await service_layer.fold_prices(work, [e.payload for e in fresh], now=at, policy=self.policy)
+
+    async def held(self, store: str) -> dict[str, int]:
+        """Return the prices a store holds itself, sku -> cents."""
+        rows = await self.db.pool.fetch(
+            "SELECT sku, price_cents FROM latest_prices WHERE chain = 'cyc' AND store_id = $1", store
+        )
+        return {r["sku"]: r["price_cents"] for r in rows}
+
+    async def answered(self, store: str) -> int:
+        """Return how many of a member's prices its anchor answered since its last check."""
+        count: int = await self.db.pool.fetchval(
+            "SELECT answered_since_check FROM stores WHERE chain = 'cyc' AND store_id = $1", store
+        )
+        return count
 
     async def cycle(self, now: datetime) -> CycleReport:
         self.now = now
@@ -471,6 +500,34 @@ async def test_on_postgres_groups_form_merge_and_members_are_answered_by_the_anc
     }
 
 
+async def test_on_postgres_a_members_prices_its_anchor_charges_are_answered_not_stored(
+    cycles: Cycles,
+) -> None:
+    for store in ("a1", "m1", "m2"):
+        await cycles.scrape(store, ZONE_A, at=T0)
+    await cycles.cycle(T0 + QUIET)
+    assert await cycles.layout() == {"a1": ("m1", "m2")}
+
+    t1 = T0 + timedelta(hours=1)
+    await cycles.scrape("m1", {**ZONE_A, "p00": 999}, at=t1)
+    assert (await cycles.held("m1"), await cycles.answered("m1")) == ({"p00": 999}, 59)
+    report = await cycles.cycle(t1 + QUIET)
+    assert (report.checked, report.split, await cycles.answered("m1")) == (1, 0, 0)
+
+    # One batch: the anchor reprices p01; m1 still charges the old price, m2 the new one.
+    t2 = t1 + timedelta(hours=1)
+    await cycles.scrape_together(
+        {"m1": ZONE_A, "a1": {**ZONE_A, "p01": 555}, "m2": {**ZONE_A, "p01": 555}}, at=t2
+    )
+    assert await cycles.held("m1") == {"p01": 101}, "p00 is its anchor's again; p01 is not its anchor's new"
+    assert await cycles.held("m2") == {}, "judged against the anchor's newest price, in the same batch"
+    assert (await cycles.answered("m1"), await cycles.answered("m2")) == (59, 60)
+
+    t3 = t2 + timedelta(days=2)  # the anchor's prices now lag the member's by more than a day
+    await cycles.scrape("m2", {**ZONE_A, "p01": 555}, at=t3)
+    assert len(await cycles.held("m2")) == 60, "kept for a check against a fresher anchor"
+
+
 async def test_on_postgres_a_stale_anchor_is_asked_for_once_then_its_members_are_judged(
     cycles: Cycles,
 ) -> None:
@@ -511,7 +568,8 @@ async def test_on_postgres_a_member_splits_one_with_too_few_prices_waits_and_a_m
     await cycles.scrape("s3", {"p00": 100, "p01": 101, "p02": 102, "p03": 999}, at=t1)  # too few to judge
     report = await cycles.cycle(t1 + QUIET)
 
-    assert (report.checked, report.split, report.formed, report.pruned_rows) == (1, 1, 1, 3)
+    # s3's three prices equal to its anchor's were answered as they came, never stored: none to prune.
+    assert (report.checked, report.split, report.formed, report.pruned_rows) == (1, 1, 1, 0)
     assert _reasons(report) == ["split", "formed"]
     assert await cycles.layout() == {"s1": ("s3", "s4"), "s2": ()}
     too_few = await cycles.queries.store_group(chain="cyc", store_id="s3")

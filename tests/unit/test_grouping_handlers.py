@@ -38,7 +38,9 @@ async def test_scraped_prices_are_folded_in_once_however_often_they_arrive() -> 
     uow = FakeUnitOfWork(repo)
     guard = ConsumeGuard(metrics=Metrics(), group_id="grouping", max_attempts=1, backoff_s=0.0)
     broker = KafkaBroker(middlewares=[guard.middleware])
-    broker.include_router(build_router(uow=uow, clock=lambda: NOW, consumers=ConsumerGroup("grouping", 10)))
+    broker.include_router(
+        build_router(uow=uow, clock=lambda: NOW, consumers=ConsumerGroup("grouping", 10), policy=POLICY)
+    )
     first, second = _scraped("s1", products=3), _scraped("s2", products=2)
     records = [CODEC.encode(event) for event in (first, second, first)]
     headers = {k: v.decode() for k, v in records[0].headers}
@@ -80,7 +82,9 @@ async def _two_stores_alike() -> FakeUnitOfWork[InMemoryGroupingRepository]:
     uow = FakeUnitOfWork(InMemoryGroupingRepository())
     async with uow:
         batches = [_scraped(store).payload for store in ("s1", "s2")]
-        await uow.repo.upsert_prices(batches=batches)
+        await uow.repo.upsert_prices(
+            batches=batches, fresh_since=POLICY.fresh_since(NOW), anchor_lag=POLICY.anchor_lag
+        )
         await uow.repo.note_store_prices(batches=batches, received_at=NOW - timedelta(minutes=1))
     return uow
 

@@ -9,7 +9,7 @@ from contracts.events import PriceObservation, PricesPruned, RescrapeRequested, 
 from contracts.events.v1 import PricesScrapedPayload
 from grouping import service_layer
 from grouping.domain.regroup import RegroupMemory
-from grouping.repository import GroupRow, newest_rows
+from grouping.repository import GroupRow, Shelf, StagedRow, answered_by_anchors, newest_rows
 from grouping.service_layer import CycleReport
 from tests.fakes.grouping import POLICY, InMemoryGroupingRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
@@ -55,7 +55,7 @@ class Grouping:
         )
         batch = PricesScrapedPayload(chain=CHAIN, store_id=store, source="scrape", observations=observations)
         async with self.uow() as work:
-            await service_layer.fold_prices(work, [batch], now=at)
+            await service_layer.fold_prices(work, [batch], now=at, policy=POLICY)
 
     async def cycle(self, now: datetime) -> CycleReport:
         async with self.uow() as work:
@@ -187,7 +187,8 @@ async def test_a_member_that_drifted_is_split_off_and_one_that_did_not_is_verifi
     report = await g.cycle(t1 + QUIET)
 
     assert (report.checked, report.split, report.formed) == (2, 1, 1)
-    assert _kinds(report) == ["split", "pruned", "formed"]
+    # s3's 59 prices its anchor charges were answered when they came, never stored: nothing to prune.
+    assert _kinds(report) == ["split", "formed"]
     split = report.events[0]
     assert isinstance(split, StoreGroupChanged)
     assert (split.payload.anchor_store_id, split.payload.member_store_ids) == ("s1", ("s3",))
@@ -198,6 +199,51 @@ async def test_a_member_that_drifted_is_split_off_and_one_that_did_not_is_verifi
         ("s2", "s3"), t1 + QUIET
     )
     assert (await g.cycle(t1 + 2 * QUIET)).events == [], "nothing is due any more"
+
+
+async def test_a_members_prices_its_anchor_charges_are_answered_not_stored_and_its_check_counts_them() -> (
+    None
+):
+    g = Grouping()
+    await g.formed("s1", "s2")
+    t1 = T0 + timedelta(hours=1)
+    await g.scrape("s2", {**ZONE_A, "p00": 999}, at=t1)  # an exception of its own: stored
+    assert g.repo.held(CHAIN, "s2") == {"p00": 999}
+    assert g.repo.stores[(CHAIN, "s2")].answered_since_check == 59
+    report = await g.cycle(t1 + QUIET)
+    assert (report.checked, report.split) == (1, 0), "59 of 60 equal, as if all were stored"
+
+    t2 = t1 + timedelta(hours=1)
+    await g.scrape("s2", ZONE_A, at=t2)  # back to its anchor's price: its own row goes
+    assert g.repo.held(CHAIN, "s2") == {}
+    await g.scrape("s1", _repriced(ZONE_A, ["p00"]), at=t2 + timedelta(minutes=1))
+    assert g.repo.held(CHAIN, "s2") == {}, "an anchor answers its members' prices from its own"
+
+
+async def test_a_members_prices_are_stored_when_its_anchors_are_stale_or_lag_behind() -> None:
+    g = Grouping()
+    await g.formed("s1", "s2", "s3")
+    t1 = T0 + POLICY.anchor_lag + timedelta(hours=1)  # the anchor's prices lag the member's by a day
+    await g.scrape("s2", ZONE_A, at=t1)
+    assert g.repo.held(CHAIN, "s2") == ZONE_A, "judged later against a fresher anchor, so kept"
+    t2 = T0 + POLICY.freshness + timedelta(hours=1)  # and out of the week's window
+    await g.scrape("s3", ZONE_A, at=t2)
+    assert g.repo.held(CHAIN, "s3") == ZONE_A
+    assert {g.repo.stores[(CHAIN, s)].answered_since_check for s in ("s2", "s3")} == {0}
+
+
+async def test_a_split_member_keeps_as_its_own_what_its_anchor_answered_for_it() -> None:
+    g = Grouping()
+    await g.formed("s1", "s2")
+    t1 = T0 + timedelta(hours=1)
+    drifted = _repriced(ZONE_A, ["p00", "p01"])
+    await g.scrape("s2", drifted, at=t1)
+    assert g.repo.held(CHAIN, "s2") == {"p00": 107, "p01": 108}
+
+    report = await g.cycle(t1 + QUIET)
+
+    assert report.split == 1
+    assert g.repo.held(CHAIN, "s2") == drifted, "its 58 answered prices are its own rows again"
 
 
 async def test_a_stale_anchor_is_asked_for_once_and_its_members_judged_once_it_is_back() -> None:
@@ -242,10 +288,12 @@ async def test_a_member_with_too_few_common_prices_is_not_judged_but_its_equal_r
     report = await g.cycle(t1 + QUIET)
 
     assert report.events == [], "no verdict, nothing to announce"
-    assert (report.checked, report.split, report.pruned_rows) == (0, 0, 3)
+    # Its three prices equal to the anchor's were answered by it as they came: none to prune.
+    assert (report.checked, report.split, report.pruned_rows) == (0, 0, 0)
     assert g.repo.held(CHAIN, "s2") == {"p03": 999}
     member = g.repo.stores[(CHAIN, "s2")]
     assert (member.check_due, member.checked_at, member.group_id is not None) == (False, T0 + QUIET, True)
+    assert member.answered_since_check == 0, "counted toward this check only"
     assert (await g.cycle(t1 + 2 * QUIET)).pruned_rows == 0, "not due any more"
 
 
@@ -334,3 +382,48 @@ def test_a_batch_is_staged_as_each_stores_newest_price_per_product() -> None:
         ("s1", "p3", 220, T0),
         ("s2", "p1", 400, later),
     ]
+
+
+def test_a_members_row_is_answered_only_by_its_anchors_newest_fresh_and_equal_shelf() -> None:
+    later, lag = T0 + timedelta(hours=1), POLICY.anchor_lag
+
+    def row(store: str, sku: str, cents: int, at: datetime, *, available: bool = True) -> StagedRow:
+        return StagedRow(CHAIN, store, sku, cents, None, available, at)
+
+    stored = {
+        (CHAIN, "a", "p1"): Shelf(100, None, True, T0),
+        (CHAIN, "a", "p2"): Shelf(200, None, True, T0),
+        (CHAIN, "a", "p3"): Shelf(300, None, True, T0),
+        (CHAIN, "a", "p4"): Shelf(400, None, True, T0 - POLICY.freshness),  # out of the window
+        (CHAIN, "m", "p5"): Shelf(500, None, True, later),  # the member's own, newer than its sighting
+        (CHAIN, "a", "p5"): Shelf(500, None, True, T0),
+    }
+    rows = [
+        row("a", "p2", 222, later),  # the anchor reprices p2 in the same batch
+        row("m", "p1", 100, later),  # equal: answered
+        row("m", "p2", 200, later),  # the anchor's old price, not its newest
+        row("m", "p3", 300, later, available=False),  # out of stock here: not the same shelf
+        row("m", "p4", 400, later),  # the anchor's price is too old to answer
+        row("m", "p5", 500, T0),  # older than what the member holds: the merge ignores it
+        row("m", "p6", 600, T0 + lag + timedelta(hours=2)),  # the anchor has no price of it
+        row("x", "p1", 100, later),  # not a member
+    ]
+    answered = answered_by_anchors(
+        rows,
+        anchor_of={(CHAIN, "m"): "a"},
+        stored=stored,
+        fresh_since=later - POLICY.freshness,
+        anchor_lag=lag,
+    )
+    assert [(r.store_id, r.sku) for r in answered] == [("m", "p1")]
+    lagging = row("m", "p1", 100, T0 + lag + timedelta(hours=1))
+    assert not answered_by_anchors(
+        [lagging], anchor_of={(CHAIN, "m"): "a"}, stored=stored, fresh_since=T0, anchor_lag=lag
+    ), "the anchor's price lags the member's sighting by more than a day"
+    assert answered_by_anchors(
+        [row("a", "p2", 200, later), row("m", "p2", 200, later)],
+        anchor_of={(CHAIN, "m"): "a"},
+        stored=stored,
+        fresh_since=T0,
+        anchor_lag=lag,
+    ), "the anchor's staged price is its newest"

@@ -142,7 +142,7 @@ async def test_groups_formed_from_a_runs_prices_carry_the_runs_correlation() -> 
     for store in ("s1", "s2", "s3"):
         batch = PricesScrapedPayload(chain="c", store_id=store, source="scrape", observations=shelf)
         async with uow:
-            await grouping_service_layer.fold_prices(uow, [batch], now=NOW, correlation_id=run)
+            await grouping_service_layer.fold_prices(uow, [batch], now=NOW, policy=POLICY, correlation_id=run)
     async with uow:
         report = await grouping_service_layer.run_cycle(
             uow, now=NOW + timedelta(seconds=3), policy=policy, memory=RegroupMemory()

@@ -29,6 +29,7 @@ def bootstrap(settings: GroupingSettings, *, clock: Clock = utc_now) -> Service:
             uow=uow,
             clock=clock,
             consumers=ConsumerGroup.of(settings),
+            policy=settings.policy(),
         )
     )
     declare_publishers(broker, settings.service_name)

@@ -5,6 +5,7 @@ from faststream.kafka import KafkaRouter
 from contracts import topic
 from contracts.events import PricesScraped
 from grouping import service_layer
+from grouping.domain.policy import GroupingPolicy
 from grouping.repository import GroupingRepository
 from servicekit.clock import Clock
 from servicekit.consuming import ConsumerGroup
@@ -16,6 +17,7 @@ def build_router(
     uow: UnitOfWorkFactory[GroupingRepository],
     clock: Clock,
     consumers: ConsumerGroup,
+    policy: GroupingPolicy,
 ) -> KafkaRouter:
     """Subscribe grouping to scraped prices."""
     router = KafkaRouter()
@@ -28,7 +30,7 @@ def build_router(
             # A batch is attributed to its first event's cause, as the unit of work does.
             cause = fresh[0].correlation_id if fresh else None
             await service_layer.fold_prices(
-                work, [event.payload for event in fresh], now=clock(), correlation_id=cause
+                work, [event.payload for event in fresh], now=clock(), policy=policy, correlation_id=cause
             )
 
     return router

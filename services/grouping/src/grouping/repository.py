@@ -1,8 +1,9 @@
 """The grouping service's write side: latest prices, stores, groups and pruning, as the cycle needs them."""
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 from uuid import UUID
 
@@ -37,6 +38,8 @@ class DueCheck:
     anchor_store_id: str
     anchor_last_observed_at: datetime | None
     last_observed_at: datetime
+    answered: int = 0
+    """Its new prices its anchor charged too: answered by the anchor, not stored, equal by definition."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +73,14 @@ class PriceMatrix:
 class GroupingRepository(Protocol):
     """What the grouping service layer reads and writes, inside one transaction."""
 
-    async def upsert_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> int:
-        """Keep each product's latest price; count anchors' changes first; return rows written."""
+    async def upsert_prices(
+        self, *, batches: Sequence[PricesScrapedPayload], fresh_since: datetime, anchor_lag: timedelta
+    ) -> int:
+        """Keep each product's latest price, but a member's its anchor answers; return rows written.
+
+        Anchors' changes are counted first. A member's price equal to its anchor's (fresh since
+        `fresh_since`, not `anchor_lag` older than it) is counted on the member, not written.
+        """
         ...
 
     async def note_store_prices(
@@ -156,6 +165,10 @@ class GroupingRepository(Protocol):
         """Delete members' prices equal to the anchor's (price, was price, availability); return rows."""
         ...
 
+    async def keep_answered(self, *, chain: str, store_id: str, anchor: str) -> int:
+        """Copy to a member leaving its group the anchor's prices it holds none of; return rows."""
+        ...
+
 
 _GROUPS = """
     SELECT g.group_id, g.chain, g.anchor_store_id, g.version, g.rescrape_requested_at,
@@ -208,6 +221,56 @@ _MERGE_STAGED = """
     WHERE EXCLUDED.observed_at > p.observed_at"""
 
 
+class Shelf(NamedTuple):
+    """What a label shows (what pruning compares) and when it was seen."""
+
+    price_cents: int
+    was_price_cents: int | None
+    available: bool
+    observed_at: datetime
+
+
+def answered_by_anchors(
+    rows: Sequence[StagedRow],
+    *,
+    anchor_of: Mapping[tuple[str, str], str],
+    stored: Mapping[tuple[str, str, str], Shelf],
+    fresh_since: datetime,
+    anchor_lag: timedelta,
+) -> list[StagedRow]:
+    """Return the members' rows their anchor answers: the anchor's newest shelf is the same.
+
+    Such a price is not written: it used to be inserted only to be pruned at the member's
+    health check, which now counts it as common and equal instead. The anchor's newest is its
+    row in `rows` or in `stored` (the stored prices of the anchors and members concerned),
+    whichever was seen later; it must be fresh and not lag the member's sighting by more than
+    `anchor_lag` (what a health check asks of an anchor). A sighting older than the member's
+    own stored row is never answered: the merge ignores it.
+    """
+    staged = {(row.chain, row.store_id, row.sku): row for row in rows}
+    answered = []
+    for row in rows:
+        anchor = anchor_of.get((row.chain, row.store_id))
+        if anchor is None or row.observed_at < fresh_since:
+            continue
+        own = stored.get((row.chain, row.store_id, row.sku))
+        if own is not None and own.observed_at >= row.observed_at:
+            continue
+        theirs: Shelf | StagedRow | None = stored.get((row.chain, anchor, row.sku))
+        newer = staged.get((row.chain, anchor, row.sku))
+        if newer is not None and (theirs is None or newer.observed_at > theirs.observed_at):
+            theirs = newer
+        if (
+            theirs is not None
+            and theirs.observed_at >= fresh_since
+            and theirs.observed_at >= row.observed_at - anchor_lag
+            and (theirs.price_cents, theirs.was_price_cents, theirs.available)
+            == (row.price_cents, row.was_price_cents, row.available)
+        ):
+            answered.append(row)
+    return answered
+
+
 def newest_rows(batches: Sequence[PricesScrapedPayload]) -> list[StagedRow]:
     """Return each store's newest observation per product in the batches, as staging rows."""
     newest: dict[tuple[str, str, str], StagedRow] = {}
@@ -231,28 +294,97 @@ class PostgresGroupingRepository:
 
     # --- prices -------------------------------------------------------------------------
 
-    async def upsert_prices(self, *, batches: Sequence[PricesScrapedPayload]) -> int:
+    async def upsert_prices(
+        self, *, batches: Sequence[PricesScrapedPayload], fresh_since: datetime, anchor_lag: timedelta
+    ) -> int:
         """Keep each product's latest price; an older observation never replaces a newer one.
 
         Anchors' prices are first compared with the ones they replace (`anchor_changes`); then
-        the batch is copied into `incoming_prices` and merged with one statement.
+        the batch is copied into `incoming_prices` and merged with one statement, which leaves
+        out members' prices their anchor answers (see `_MERGE_STAGED`).
         """
         rows = newest_rows(batches)
-        await self._count_anchor_changes(rows)
+        stores = sorted({(row.chain, row.store_id) for row in rows})
+        found = await self.conn.fetch(
+            """SELECT s.chain, s.store_id, g.anchor_store_id
+               FROM unnest($1::text[], $2::text[]) AS b(chain, store_id)
+               JOIN stores s ON s.chain = b.chain AND s.store_id = b.store_id
+               JOIN groups g ON g.group_id = s.group_id""",
+            [chain for chain, _ in stores],
+            [store_id for _, store_id in stores],
+        )
+        anchors = {(r["chain"], r["store_id"]) for r in found if r["store_id"] == r["anchor_store_id"]}
+        anchor_of = {(r["chain"], r["store_id"]): r["anchor_store_id"] for r in found}
+        for anchor in anchors:
+            del anchor_of[anchor]
+        await self._count_anchor_changes(rows, anchors)
+        if anchor_of:
+            rows = await self._leave_out_answered(
+                rows, anchor_of=anchor_of, fresh_since=fresh_since, anchor_lag=anchor_lag
+            )
         await self.conn.copy_records_to_table("incoming_prices", records=rows, columns=_STAGED_COLUMNS)
         result: str = await self.conn.execute(_MERGE_STAGED)
         return _rows_affected(result)
 
-    async def _count_anchor_changes(self, rows: Sequence[StagedRow]) -> None:
-        """Count, for each anchor priced here, how many stored prices newer ones compare with and change."""
-        stores = sorted({(row.chain, row.store_id) for row in rows})
-        found = await self.conn.fetch(
-            """SELECT g.chain, g.anchor_store_id FROM unnest($1::text[], $2::text[]) AS s(chain, store_id)
-               JOIN groups g ON g.chain = s.chain AND g.anchor_store_id = s.store_id""",
-            [chain for chain, _ in stores],
-            [store_id for _, store_id in stores],
+    async def _leave_out_answered(
+        self,
+        rows: list[StagedRow],
+        *,
+        anchor_of: dict[tuple[str, str], str],
+        fresh_since: datetime,
+        anchor_lag: timedelta,
+    ) -> list[StagedRow]:
+        """Count members' prices their anchor answers, drop their own older rows; return the rest.
+
+        Read by store (the members' rows and the anchors' of the batch's products), so that
+        no statement probes the index once per price.
+        """
+        stored: dict[tuple[str, str, str], Shelf] = {}
+        for chain in sorted({chain for chain, _ in anchor_of}):
+            members = sorted(store for c, store in anchor_of if c == chain)
+            anchors = sorted({anchor for (c, _), anchor in anchor_of.items() if c == chain})
+            skus = sorted({row.sku for row in rows if (row.chain, row.store_id) in anchor_of})
+            found = await self.conn.fetch(
+                """SELECT store_id, sku, price_cents, was_price_cents, available, observed_at
+                   FROM latest_prices
+                   WHERE chain = $1 AND (store_id = ANY($2::text[])
+                                         OR store_id = ANY($3::text[]) AND sku = ANY($4::text[]))""",
+                chain,
+                members,
+                anchors,
+                skus,
+            )
+            stored.update({(chain, r[0], r[1]): Shelf(*r[2:]) for r in found})
+        answered = answered_by_anchors(
+            rows, anchor_of=anchor_of, stored=stored, fresh_since=fresh_since, anchor_lag=anchor_lag
         )
-        anchors = {(r["chain"], r["anchor_store_id"]) for r in found}
+        if not answered:
+            return rows
+        # Their own rows (an exception of theirs that no longer holds): the anchor answers now.
+        dropped = [row for row in answered if (row.chain, row.store_id, row.sku) in stored]
+        if dropped:
+            await self.conn.execute(
+                """DELETE FROM latest_prices p
+                   USING unnest($1::text[], $2::text[], $3::text[]) AS d(chain, store_id, sku)
+                   WHERE p.chain = d.chain AND p.store_id = d.store_id AND p.sku = d.sku""",
+                [row.chain for row in dropped],
+                [row.store_id for row in dropped],
+                [row.sku for row in dropped],
+            )
+        counts = Counter((row.chain, row.store_id) for row in answered)
+        await self.conn.execute(
+            """UPDATE stores s SET answered_since_check = s.answered_since_check + c.n
+               FROM unnest($1::text[], $2::text[], $3::integer[]) AS c(chain, store_id, n)
+               WHERE s.chain = c.chain AND s.store_id = c.store_id""",
+            [chain for chain, _ in counts],
+            [store for _, store in counts],
+            list(counts.values()),
+        )
+        left_out = {(row.chain, row.store_id, row.sku) for row in answered}
+        return [row for row in rows if (row.chain, row.store_id, row.sku) not in left_out]
+
+    async def _count_anchor_changes(self, rows: Sequence[StagedRow], anchors: set[tuple[str, str]]) -> None:
+        """Count, for each anchor priced here, how many stored prices newer ones compare with and change."""
         # Few stores of a batch anchor a group: only their prices are compared, passed as arrays
         # (the staging table has no statistics a join of all of it could be planned on).
         priced = [row for row in rows if (row.chain, row.store_id) in anchors]
@@ -368,7 +500,7 @@ class PostgresGroupingRepository:
         """Return members with new prices whose scrape has gone quiet."""
         rows = await self.conn.fetch(
             """SELECT s.chain, s.store_id, s.group_id, g.anchor_store_id, a.last_observed_at AS anchor_seen,
-                      s.last_observed_at
+                      s.last_observed_at, s.answered_since_check
                FROM stores s
                JOIN groups g ON g.group_id = s.group_id
                LEFT JOIN stores a ON a.chain = s.chain AND a.store_id = g.anchor_store_id
@@ -384,6 +516,7 @@ class PostgresGroupingRepository:
                 anchor_store_id=r["anchor_store_id"],
                 anchor_last_observed_at=r["anchor_seen"],
                 last_observed_at=r["last_observed_at"],
+                answered=r["answered_since_check"],
             )
             for r in rows
         ]
@@ -407,7 +540,7 @@ class PostgresGroupingRepository:
     async def mark_checked(self, *, chain: str, store_ids: Sequence[str], at: datetime) -> None:
         """Record a health check (passed or not) of members."""
         await self.conn.execute(
-            """UPDATE stores SET check_due = false, checked_at = $3
+            """UPDATE stores SET check_due = false, checked_at = $3, answered_since_check = 0
                WHERE chain = $1 AND store_id = ANY($2::text[])""",
             chain,
             list(store_ids),
@@ -417,7 +550,10 @@ class PostgresGroupingRepository:
     async def clear_check_due(self, *, chain: str, store_id: str) -> None:
         """Stop waiting to check a member whose new prices were too few to judge."""
         await self.conn.execute(
-            "UPDATE stores SET check_due = false WHERE chain = $1 AND store_id = $2", chain, store_id
+            """UPDATE stores SET check_due = false, answered_since_check = 0
+               WHERE chain = $1 AND store_id = $2""",
+            chain,
+            store_id,
         )
 
     async def price_matrix(self, *, chain: str, store_ids: Sequence[str], since: datetime) -> PriceMatrix:
@@ -479,7 +615,7 @@ class PostgresGroupingRepository:
     async def place(self, *, chain: str, group_id: str | None, store_ids: Sequence[str]) -> None:
         """Put stores in a group (None: take them out of any)."""
         await self.conn.execute(
-            """UPDATE stores SET group_id = $2, check_due = false
+            """UPDATE stores SET group_id = $2, check_due = false, answered_since_check = 0
                WHERE chain = $1 AND store_id = ANY($3::text[])""",
             chain,
             group_id,
@@ -525,5 +661,23 @@ class PostgresGroupingRepository:
             chain,
             anchor,
             list(members),
+        )
+        return _rows_affected(result)
+
+    async def keep_answered(self, *, chain: str, store_id: str, anchor: str) -> int:
+        """Copy to a member leaving its group the anchor's prices it holds none of; return rows.
+
+        Its anchor answered those for it (pruned, or never written): as its own rows they keep
+        answering the same until its next prices replace them or they go stale.
+        """
+        result: str = await self.conn.execute(
+            """INSERT INTO latest_prices (chain, store_id, sku, price_cents, was_price_cents, available,
+                                          observed_at)
+               SELECT chain, $2, sku, price_cents, was_price_cents, available, observed_at
+               FROM latest_prices WHERE chain = $1 AND store_id = $3
+               ON CONFLICT (chain, store_id, sku) DO NOTHING""",
+            chain,
+            store_id,
+            anchor,
         )
         return _rows_affected(result)

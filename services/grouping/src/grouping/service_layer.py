@@ -28,7 +28,7 @@ from grouping.domain.grouping import find_groups, matches
 from grouping.domain.health import Verdict, anchor_is_stale, anchor_moved, judge_prices
 from grouping.domain.policy import GroupingPolicy
 from grouping.domain.regroup import RegroupMemory
-from grouping.repository import DueCheck, GroupingRepository, GroupRow
+from grouping.repository import Comparison, DueCheck, GroupingRepository, GroupRow
 from servicekit.unit_of_work import Work
 
 log = structlog.get_logger(__name__)
@@ -66,15 +66,20 @@ async def fold_prices(
     batches: Sequence[PricesScrapedPayload],
     *,
     now: datetime,
+    policy: GroupingPolicy,
     correlation_id: UUID | None = None,
 ) -> None:
     """Fold stores' prices into the latest-price projection; mark members due for a health check.
 
-    `correlation_id` (the prices' events') stays with the stores, for the cycle's events about them.
+    A member's price that its fresh anchor charges too is answered by the anchor, not stored
+    (its health check counts it). `correlation_id` (the prices' events') stays with the
+    stores, for the cycle's events about them.
     """
     if not batches:
         return
-    await work.repo.upsert_prices(batches=batches)
+    await work.repo.upsert_prices(
+        batches=batches, fresh_since=policy.fresh_since(now), anchor_lag=policy.anchor_lag
+    )
     await work.repo.note_store_prices(batches=batches, received_at=now, correlation_id=correlation_id)
 
 
@@ -156,9 +161,11 @@ class _Cycle:
         ):
             await self.ask_anchor_rescrape(group, check)
             return Verdict.STALE_ANCHOR
-        counts = await self.repo.compare(
+        stored = await self.repo.compare(
             chain=check.chain, store_id=check.store_id, anchor=check.anchor_store_id, since=self.since
         )
+        # Prices its anchor answered were equal to the anchor's when they came: never stored.
+        counts = Comparison(common=stored.common + check.answered, equal=stored.equal + check.answered)
         verdict = judge_prices(common=counts.common, equal=counts.equal, policy=self.policy)
         if verdict is Verdict.TOO_FEW_PRICES:
             # Rows equal to the anchor's still go: deleting them loses nothing, the anchor answers the same.
@@ -172,6 +179,10 @@ class _Cycle:
         await self.repo.mark_checked(chain=check.chain, store_ids=[check.store_id], at=self.now)
         if verdict is Verdict.SPLIT:
             self.report.split += 1
+            # What its anchor answered for it stays its own: it is compared and regrouped on it.
+            await self.repo.keep_answered(
+                chain=check.chain, store_id=check.store_id, anchor=check.anchor_store_id
+            )
             await self.repo.place(chain=check.chain, group_id=None, store_ids=[check.store_id])
             await self.announce(group.group_id, "split")
             log.info(
