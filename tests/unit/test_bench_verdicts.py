@@ -64,3 +64,17 @@ def test_a_throughput_missed_says_where_the_slowest_services_time_went() -> None
     )
     met, _ = verdicts(_figures() | {"throughput_cpu_cores": {"bargains": 0.3}})
     assert met.endswith(": met"), "a target met needs no account"
+
+
+def test_a_throughput_missed_says_how_much_cpu_a_price_took_against_the_targets_allowance() -> None:
+    figures: dict[str, object] = dict(
+        _figures(bargains_observations_per_s=32_000.0, pipeline_observations_per_s=32_000.0)
+    )
+    figures["throughput_cpu_cores"] = {"bargains": 0.33, "bargains_db": 0.37, "machine": 1.6}
+    figures["machine"] = {"cpu": "x", "cores": 2, "memory_gib": 24}
+    throughput, _ = verdicts(figures)
+    # 1.6 cores at 32,000 prices/s; 100,000 prices/s (10% of 1 M rows/s) on 2 cores.
+    assert throughput.endswith(
+        "its database sessions 0.37; the machine spent 50 us of CPU per price, "
+        "where 10% of COPY on its 2 cores leaves 20.0"
+    )

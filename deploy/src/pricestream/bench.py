@@ -480,7 +480,8 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
         met = "met" if share >= TARGET_SHARE_OF_COPY else "not met"
         lines.append(
             f"throughput: the pipeline carried {pipeline:,.0f} prices/s, {share:.1%} of COPY "
-            f"(target {TARGET_SHARE_OF_COPY:.0%}): {met}{_slowest_costs(figures) if met == 'not met' else ''}"
+            f"(target {TARGET_SHARE_OF_COPY:.0%}): {met}"
+            + (_slowest_costs(figures) + _cpu_per_price(figures, copy_rate) if met == "not met" else "")
         )
     p99, rate = figures.get("latency_p99_s"), figures.get("latency_rate_observations_per_s")
     if p99 is None or not rate:
@@ -518,6 +519,20 @@ def _slowest_costs(figures: dict[str, Any]) -> str:
     )
     top = figures.get("database_top", {}).get(slowest)
     return f"{said} (costliest statement: {top})" if top else said
+
+
+def _cpu_per_price(figures: dict[str, Any], copy_rate: float) -> str:
+    """Say how much CPU the machine spent per price, against what the target leaves on its cores."""
+    cores, pipeline = figures.get("throughput_cpu_cores"), figures.get("pipeline_observations_per_s")
+    machine = figures.get("machine")
+    if not isinstance(cores, dict) or "machine" not in cores or not pipeline or not isinstance(machine, dict):
+        return ""
+    spent = cores["machine"] / pipeline * 1e6
+    allowed = machine["cores"] / (TARGET_SHARE_OF_COPY * copy_rate) * 1e6
+    return (
+        f"; the machine spent {spent:.0f} us of CPU per price, where 10% of COPY on its "
+        f"{machine['cores']} cores leaves {allowed:.1f}"
+    )
 
 
 def _show(value: object) -> str:
