@@ -568,8 +568,8 @@ async def test_on_postgres_a_member_splits_one_with_too_few_prices_waits_and_a_m
     await cycles.scrape("s3", {"p00": 100, "p01": 101, "p02": 102, "p03": 999}, at=t1)  # too few to judge
     report = await cycles.cycle(t1 + QUIET)
 
-    # s3's three prices equal to its anchor's were answered as they came, never stored: none to prune.
-    assert (report.checked, report.split, report.formed, report.pruned_rows) == (1, 1, 1, 0)
+    # s3's three prices equal to its anchor's were answered as they came: pruned on arrival.
+    assert (report.checked, report.split, report.formed, report.pruned_rows) == (1, 1, 1, 3)
     assert _reasons(report) == ["split", "formed"]
     assert await cycles.layout() == {"s1": ("s3", "s4"), "s2": ()}
     too_few = await cycles.queries.store_group(chain="cyc", store_id="s3")

@@ -187,8 +187,9 @@ async def test_a_member_that_drifted_is_split_off_and_one_that_did_not_is_verifi
     report = await g.cycle(t1 + QUIET)
 
     assert (report.checked, report.split, report.formed) == (2, 1, 1)
-    # s3's 59 prices its anchor charges were answered when they came, never stored: nothing to prune.
-    assert _kinds(report) == ["split", "formed"]
+    # s3's 59 prices its anchor charges were answered as they came: pruned on arrival.
+    assert _kinds(report) == ["split", "pruned", "formed"]
+    assert [e.payload.rows_pruned for e in report.events if isinstance(e, PricesPruned)] == [59]
     split = report.events[0]
     assert isinstance(split, StoreGroupChanged)
     assert (split.payload.anchor_store_id, split.payload.member_store_ids) == ("s1", ("s3",))
@@ -288,8 +289,8 @@ async def test_a_member_with_too_few_common_prices_is_not_judged_but_its_equal_r
     report = await g.cycle(t1 + QUIET)
 
     assert report.events == [], "no verdict, nothing to announce"
-    # Its three prices equal to the anchor's were answered by it as they came: none to prune.
-    assert (report.checked, report.split, report.pruned_rows) == (0, 0, 0)
+    # Its three prices equal to the anchor's were answered by it as they came: pruned on arrival.
+    assert (report.checked, report.split, report.pruned_rows) == (0, 0, 3)
     assert g.repo.held(CHAIN, "s2") == {"p03": 999}
     member = g.repo.stores[(CHAIN, "s2")]
     assert (member.check_due, member.checked_at, member.group_id is not None) == (False, T0 + QUIET, True)

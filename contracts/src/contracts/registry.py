@@ -70,7 +70,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="chain:group_id",
         producers=("grouping",),
         consumers=(),
-        description="Member prices deleted because they equal their anchor's.",
+        description="Member prices not kept as equal to their anchor's (deleted, or answered on arrival).",
     ),
     TopicSpec(
         name="bargains.changed.v1",

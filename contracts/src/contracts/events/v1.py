@@ -111,13 +111,15 @@ class PricesScraped(Event):
 
 
 class PricesPrunedPayload(Contract):
-    """Member prices deleted because they equal their anchor's."""
+    """Member prices not kept because they equal their anchor's: deleted, or answered as they came."""
 
     chain: ChainId
     group_id: GroupId
     anchor_store_id: StoreId
     store_ids: tuple[StoreId, ...] = Field(min_length=1, max_length=MAX_MEMBERS)
-    rows_pruned: int = Field(ge=0)
+    rows_pruned: int = Field(
+        ge=0, description="Prices deleted, and prices the anchor answered as they came (never stored)"
+    )
     verified_at: UtcDatetime
 
 

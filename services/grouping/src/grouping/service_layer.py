@@ -143,12 +143,16 @@ class _Cycle:
 
     async def check_due_members(self) -> None:
         """Judge each member whose new prices went quiet; prune the verified ones, group by group."""
-        verified: dict[str, list[str]] = {}
+        verified: dict[str, list[DueCheck]] = {}
         for check in await self.repo.due_checks(quiet_before=self.quiet_before):
             if await self.check_member(check) is Verdict.VERIFIED:
-                verified.setdefault(check.group_id, []).append(check.store_id)
-        for group_id, members in verified.items():
-            await self.prune(await self.group(group_id), members)
+                verified.setdefault(check.group_id, []).append(check)
+        for group_id, checks in verified.items():
+            await self.prune(
+                await self.group(group_id),
+                [check.store_id for check in checks],
+                answered=sum(check.answered for check in checks),
+            )
 
     async def check_member(self, check: DueCheck) -> Verdict:
         """Compare a member with its anchor and act on the verdict (a verified member is pruned later)."""
@@ -173,7 +177,7 @@ class _Cycle:
                 chain=check.chain, anchor=check.anchor_store_id, members=[check.store_id]
             )
             await self.repo.clear_check_due(chain=check.chain, store_id=check.store_id)
-            self.report.pruned_rows += rows
+            self.report.pruned_rows += rows + check.answered
             return verdict
         self.report.checked += 1
         await self.repo.mark_checked(chain=check.chain, store_ids=[check.store_id], at=self.now)
@@ -325,9 +329,15 @@ class _Cycle:
         self.report.events.append(self.event(StoreGroupChanged, payload))
         return group
 
-    async def prune(self, group: GroupRow, members: list[str]) -> None:
-        """Delete verified members' prices that equal the anchor's, and say so."""
-        rows = await self.repo.prune(chain=group.chain, anchor=group.anchor_store_id, members=members)
+    async def prune(self, group: GroupRow, members: list[str], *, answered: int = 0) -> None:
+        """Delete verified members' prices that equal the anchor's, and say so.
+
+        `answered`: their prices the anchor answered as they came, never stored. They count
+        as pruned (on arrival), so a verified member is announced as before.
+        """
+        rows = answered + await self.repo.prune(
+            chain=group.chain, anchor=group.anchor_store_id, members=members
+        )
         await self.repo.mark_checked(chain=group.chain, store_ids=members, at=self.now)
         self.report.pruned_rows += rows
         if rows:
