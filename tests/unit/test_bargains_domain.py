@@ -19,7 +19,7 @@ from bargains.domain.bargains import (
     may_be_outlier,
     median,
 )
-from bargains.domain.history import PriceMove, Segment, count_moves, day_ranges, fold
+from bargains.domain.history import PriceMove, Segment, day_ranges, fold, tally_moves
 from simulator.world import World, WorldConfig
 
 pytestmark = pytest.mark.unit
@@ -337,15 +337,33 @@ def test_a_store_moves_between_counts_only_when_its_price_or_day_changes() -> No
     next_day = (Segment(300, None, monday, tuesday),)
     cheaper = (*first, Segment(250, 300, tuesday, tuesday))
 
-    assert count_moves("milk", (), first) == [PriceMove("milk", 300, monday.date(), 1)]
-    assert count_moves("milk", first, same_day) == []
-    assert count_moves("milk", first, next_day) == [
+    assert tally_moves([("milk", (), first)]) == [PriceMove("milk", 300, monday.date(), 1)]
+    assert tally_moves([("milk", first, same_day)]) == []
+    assert tally_moves([("milk", first, next_day)]) == [
         PriceMove("milk", 300, monday.date(), -1),
         PriceMove("milk", 300, tuesday.date(), 1),
     ]
-    assert count_moves("milk", next_day, cheaper) == [
+    assert tally_moves([("milk", next_day, cheaper)]) == [
         PriceMove("milk", 300, tuesday.date(), -1),
         PriceMove("milk", 250, tuesday.date(), 1),
+    ]
+
+
+def test_many_stores_moving_alike_are_summed_and_moves_that_cancel_out_left_out() -> None:
+    monday, tuesday = _at(0), _at(1)
+    on_monday = (Segment(300, None, monday, monday),)
+    on_tuesday = (Segment(300, None, monday, tuesday),)
+    cheaper = (Segment(250, None, monday, monday),)
+    # Three stores seen again a day later, one new store, one leaving 250 for 300 on Monday
+    # while another goes the other way: those two cancel out.
+    changes = [("milk", on_monday, on_tuesday)] * 3 + [
+        ("milk", (), on_monday),
+        ("milk", cheaper, on_monday),
+        ("milk", on_monday, cheaper),
+    ]
+    assert tally_moves(changes) == [
+        PriceMove("milk", 300, monday.date(), -2),
+        PriceMove("milk", 300, tuesday.date(), 3),
     ]
 
 

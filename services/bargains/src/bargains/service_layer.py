@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bargains.domain.bargains import Policy, may_be_outlier
-from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, count_moves, fold, utc_day
+from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, fold, tally_moves, utc_day
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
 from bargains.repository import BargainsRepository, Product
 from contracts.events import BargainsChanged
@@ -160,7 +160,7 @@ async def _fold_chain(
     )
     await repo.move_current_prices(
         chain=chain,
-        moves=[m for key in changed for m in count_moves(key[1], before.get(key, ()), histories[key])],
+        moves=tally_moves((key[1], before.get(key, ()), histories[key]) for key in changed),
     )
     anchors = await repo.anchors_of(chain=chain, store_ids=list({store for store, _ in keys}))
     # A member's sample only counts toward the chain: its anchor's bargains answer for it.

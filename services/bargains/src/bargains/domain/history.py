@@ -79,17 +79,32 @@ class PriceMove:
     delta: int
 
 
-def count_moves(sku: str, old: tuple[Segment, ...], new: tuple[Segment, ...]) -> list[PriceMove]:
-    """Return how a history change moves the store's count: out of its old price, into its new one."""
-    before = (old[-1].price_cents, utc_day(old[-1].ends_at)) if old else None
-    after = (new[-1].price_cents, utc_day(new[-1].ends_at)) if new else None
-    moves: list[PriceMove] = []
-    if before != after:
+def tally_moves(changes: Iterable[tuple[str, tuple[Segment, ...], tuple[Segment, ...]]]) -> list[PriceMove]:
+    """Return how history changes (sku, old, new) move the stores' counts, summed per product, price and day.
+
+    Each store leaves the count of its old price and day and joins its new one's. A batch moves
+    thousands of stores between the same few counts, so they are summed here, not row by row in
+    the database; a sum of zero changes no count and is left out.
+    """
+    days: dict[datetime, date] = {}  # a batch's prices share a few moments
+    net: dict[tuple[str, int, date], int] = {}
+    for sku, old, new in changes:
+        before = after = None
+        if old:
+            last = old[-1]
+            day = days.get(last.ends_at) or days.setdefault(last.ends_at, utc_day(last.ends_at))
+            before = (sku, last.price_cents, day)
+        if new:
+            last = new[-1]
+            day = days.get(last.ends_at) or days.setdefault(last.ends_at, utc_day(last.ends_at))
+            after = (sku, last.price_cents, day)
+        if before == after:
+            continue
         if before is not None:
-            moves.append(PriceMove(sku, *before, -1))
+            net[before] = net.get(before, 0) - 1
         if after is not None:
-            moves.append(PriceMove(sku, *after, +1))
-    return moves
+            net[after] = net.get(after, 0) + 1
+    return [PriceMove(sku, price, day, delta) for (sku, price, day), delta in net.items() if delta]
 
 
 def day_ranges(moves: Iterable[PriceMove]) -> dict[tuple[str, date], tuple[int, int]]:
