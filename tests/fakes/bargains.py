@@ -48,11 +48,22 @@ class InMemoryBargainsRepository:
                 found[store_id, sku] = tuple(segments[start] for start in sorted(segments))
         return found
 
-    async def save_segments(self, *, chain: str, segments: Mapping[Key, Sequence[Segment]]) -> None:
-        """Insert or extend segments; a segment is known by when it starts, only its end moves."""
-        for (store_id, sku), saved in segments.items():
+    async def save_segments(
+        self,
+        *,
+        chain: str,
+        started: Mapping[Key, Sequence[Segment]],
+        extended: Mapping[Key, Sequence[Segment]],
+    ) -> None:
+        """Insert new segments and move the end of extended ones; a segment is known by when it starts."""
+        for (store_id, sku), saved in started.items():
+            stored = self.history.setdefault((chain, store_id, sku), {})
             for segment in saved:
-                stored = self.history.setdefault((chain, store_id, sku), {})
+                assert segment.starts_at not in stored, "a plain insert: the primary key would refuse it"
+                stored[segment.starts_at] = segment
+        for (store_id, sku), saved in extended.items():
+            stored = self.history.setdefault((chain, store_id, sku), {})
+            for segment in saved:
                 known = stored.get(segment.starts_at)
                 stored[segment.starts_at] = (
                     segment if known is None else replace(known, ends_at=segment.ends_at)

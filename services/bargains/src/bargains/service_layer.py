@@ -155,9 +155,15 @@ async def _fold_chain(
     # Cross-chain comparisons pair prices sold the same way: each product's latest way is kept.
     await repo.save_sold_by(chain=chain, sold_by=sold_by)
     # fold only extends a history's newest segment or appends one: older segments never change.
-    await repo.save_segments(
-        chain=chain, segments={key: new_segments(before.get(key, ()), histories[key]) for key in changed}
-    )
+    started: dict[Key, list[Segment]] = {}
+    extended: dict[Key, list[Segment]] = {}
+    for key in changed:
+        old = before.get(key, ())
+        for segment in new_segments(old, histories[key]):
+            # Only the stored last segment can be extended (same start, later end).
+            kept = bool(old) and segment.starts_at == old[-1].starts_at
+            (extended if kept else started).setdefault(key, []).append(segment)
+    await repo.save_segments(chain=chain, started=started, extended=extended)
     await repo.move_current_prices(
         chain=chain,
         moves=tally_moves((key[1], before.get(key, ()), histories[key]) for key in changed),
