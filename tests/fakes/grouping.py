@@ -10,7 +10,16 @@ import numpy as np
 from contracts.events import PriceObservation
 from contracts.events.v1 import PricesScrapedPayload
 from grouping.domain.policy import GroupingPolicy
-from grouping.repository import AnchorChange, Comparison, DueCheck, GroupRow, PriceMatrix
+from grouping.repository import (
+    AnchorChange,
+    Comparison,
+    DueCheck,
+    GroupRow,
+    PriceMatrix,
+    Shelf,
+    answered_by_anchors,
+    newest_rows,
+)
 
 
 @dataclass
@@ -79,29 +88,26 @@ class InMemoryGroupingRepository:
                 if key not in newest or o.observed_at > newest[key].observed_at:
                     newest[key] = o
         self._count_anchor_changes(newest)
-        # As the statement: judged against the anchors' prices before the batch, or its newer ones.
+        # The repository's own rule, over these rows as its reads would return them.
         anchor_of = self._anchors_of_members()
-        answered = set()
-        for (chain, store_id, sku), o in newest.items():
-            anchor = anchor_of.get((chain, store_id))
-            if anchor is None:
-                continue
-            shelf = self.prices.get((chain, anchor), {}).get(sku)
-            staged = newest.get((chain, anchor, sku))
-            if staged is not None and (shelf is None or staged.observed_at > shelf.observed_at):
-                shelf = PriceRow(
-                    staged.price_cents, staged.was_price_cents, staged.available, staged.observed_at
-                )
-            own = self.prices.get((chain, store_id), {}).get(sku)
-            mine = PriceRow(o.price_cents, o.was_price_cents, o.available, o.observed_at)
-            if (
-                shelf is not None
-                and shelf.same_shelf(mine)
-                and shelf.observed_at >= max(fresh_since, o.observed_at - anchor_lag)
-                and o.observed_at >= fresh_since
-                and (own is None or own.observed_at < o.observed_at)
-            ):
-                answered.add((chain, store_id, sku))
+        stored = {
+            (chain, store_id, sku): Shelf(
+                row.price_cents, row.was_price_cents, row.available, row.observed_at
+            )
+            for (chain, store_id), held in self.prices.items()
+            if (chain, store_id) in anchor_of or store_id in anchor_of.values()
+            for sku, row in held.items()
+        }
+        answered = {
+            (row.chain, row.store_id, row.sku)
+            for row in answered_by_anchors(
+                newest_rows(batches),
+                anchor_of=anchor_of,
+                stored=stored,
+                fresh_since=fresh_since,
+                anchor_lag=anchor_lag,
+            )
+        }
         written = 0
         for (chain, store_id, sku), o in newest.items():
             held = self.prices.setdefault((chain, store_id), {})

@@ -300,8 +300,8 @@ class PostgresGroupingRepository:
         """Keep each product's latest price; an older observation never replaces a newer one.
 
         Anchors' prices are first compared with the ones they replace (`anchor_changes`); then
-        the batch is copied into `incoming_prices` and merged with one statement, which leaves
-        out members' prices their anchor answers (see `_MERGE_STAGED`).
+        members' prices their anchor answers are left out (`_leave_out_answered`), and the rest
+        is copied into `incoming_prices` and merged with one statement.
         """
         rows = newest_rows(batches)
         stores = sorted({(row.chain, row.store_id) for row in rows})
@@ -314,14 +314,18 @@ class PostgresGroupingRepository:
             [store_id for _, store_id in stores],
         )
         anchors = {(r["chain"], r["store_id"]) for r in found if r["store_id"] == r["anchor_store_id"]}
-        anchor_of = {(r["chain"], r["store_id"]): r["anchor_store_id"] for r in found}
-        for anchor in anchors:
-            del anchor_of[anchor]
+        anchor_of = {
+            (r["chain"], r["store_id"]): r["anchor_store_id"]
+            for r in found
+            if r["store_id"] != r["anchor_store_id"]
+        }
         await self._count_anchor_changes(rows, anchors)
         if anchor_of:
             rows = await self._leave_out_answered(
                 rows, anchor_of=anchor_of, fresh_since=fresh_since, anchor_lag=anchor_lag
             )
+        if not rows:
+            return 0  # every price answered by an anchor: nothing to stage
         await self.conn.copy_records_to_table("incoming_prices", records=rows, columns=_STAGED_COLUMNS)
         result: str = await self.conn.execute(_MERGE_STAGED)
         return _rows_affected(result)
@@ -343,7 +347,9 @@ class PostgresGroupingRepository:
         for chain in sorted({chain for chain, _ in anchor_of}):
             members = sorted(store for c, store in anchor_of if c == chain)
             anchors = sorted({anchor for (c, _), anchor in anchor_of.items() if c == chain})
-            skus = sorted({row.sku for row in rows if (row.chain, row.store_id) in anchor_of})
+            skus = sorted(
+                {row.sku for row in rows if row.chain == chain and (row.chain, row.store_id) in anchor_of}
+            )
             found = await self.conn.fetch(
                 """SELECT store_id, sku, price_cents, was_price_cents, available, observed_at
                    FROM latest_prices

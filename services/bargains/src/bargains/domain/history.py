@@ -87,17 +87,20 @@ def tally_moves(changes: Iterable[tuple[str, tuple[Segment, ...], tuple[Segment,
     the database; a sum of zero changes no count and is left out.
     """
     days: dict[datetime, date] = {}  # a batch's prices share a few moments
+
+    def counted(sku: str, history: tuple[Segment, ...]) -> tuple[str, int, date] | None:
+        """Return the count a history's store is in: its newest price on the day last seen."""
+        if not history:
+            return None
+        last = history[-1]
+        day = days.get(last.ends_at)
+        if day is None:
+            day = days[last.ends_at] = utc_day(last.ends_at)
+        return (sku, last.price_cents, day)
+
     net: dict[tuple[str, int, date], int] = {}
     for sku, old, new in changes:
-        before = after = None
-        if old:
-            last = old[-1]
-            day = days.get(last.ends_at) or days.setdefault(last.ends_at, utc_day(last.ends_at))
-            before = (sku, last.price_cents, day)
-        if new:
-            last = new[-1]
-            day = days.get(last.ends_at) or days.setdefault(last.ends_at, utc_day(last.ends_at))
-            after = (sku, last.price_cents, day)
+        before, after = counted(sku, old), counted(sku, new)
         if before == after:
             continue
         if before is not None:
