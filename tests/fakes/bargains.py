@@ -213,9 +213,9 @@ class InMemoryBargainsRepository:
                 raise ValueError(f"duplicate flag {key}")
             self.flags[key] = flag
 
-    async def tidy_price_counts(self, *, ranges_before: date) -> int:
-        """Delete counts no store holds any more; return how many (the fake's bounds need no ranges)."""
-        empty = [key for key, stores in self.price_counts.items() if stores == 0]
+    async def tidy_price_counts(self, *, before: date) -> int:
+        """Delete empty counts and those of days before `before`; return how many (no ranges kept)."""
+        empty = [key for key, stores in self.price_counts.items() if stores == 0 or key[2] < before]
         for key in empty:
             del self.price_counts[key]
         return len(empty)

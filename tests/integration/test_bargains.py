@@ -25,6 +25,7 @@ from bargains import service_layer
 from bargains.domain.bargains import Policy, median
 from bargains.domain.history import PriceMove, Segment, fold
 from bargains.repository import BargainsRepository, PostgresBargainsRepository
+from bargains.settings import BargainsSettings
 from contracts import CODEC, ContractError, Event, topic
 from contracts.events import BargainsChanged, PriceObservation, PricesScraped
 from contracts.events.v1 import (
@@ -282,21 +283,28 @@ def test_replaying_all_events_gives_the_same_history(stack: Stack) -> None:
 
 
 def test_price_counts_agree_with_every_stores_current_price(stack: Stack) -> None:
-    """The counts kept for chain medians equal a count of each store's latest segment."""
+    """The counts kept for chain medians equal a count of each store's latest segment on the days read."""
+    # Days before the freshness window are read by no median: their moves are not counted.
+    window = BargainsSettings.model_fields["freshness_days"].default
+    read_from = (datetime.now(UTC) - timedelta(days=window)).date()
 
     async def both() -> tuple[list[Any], list[Any]]:
         conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
         try:
             kept = await conn.fetch(
-                """SELECT chain, sku, seen_on, price_cents, stores FROM price_counts WHERE stores <> 0
-                   ORDER BY 1, 2, 3, 4"""
+                """SELECT chain, sku, seen_on, price_cents, stores FROM price_counts
+                   WHERE stores <> 0 AND seen_on >= $1 ORDER BY 1, 2, 3, 4""",
+                read_from,
             )
             counted = await conn.fetch(
-                """SELECT chain, sku, (ends_at AT TIME ZONE 'UTC')::date AS seen_on, price_cents,
-                          count(*)::int AS stores
-                   FROM (SELECT DISTINCT ON (chain, store_id, sku) * FROM history
-                         ORDER BY chain, store_id, sku, starts_at DESC) AS latest
-                   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"""
+                """SELECT * FROM (
+                       SELECT chain, sku, (ends_at AT TIME ZONE 'UTC')::date AS seen_on, price_cents,
+                              count(*)::int AS stores
+                       FROM (SELECT DISTINCT ON (chain, store_id, sku) * FROM history
+                             ORDER BY chain, store_id, sku, starts_at DESC) AS latest
+                       GROUP BY 1, 2, 3, 4) AS counted
+                   WHERE seen_on >= $1 ORDER BY 1, 2, 3, 4""",
+                read_from,
             )
         finally:
             await conn.close()
@@ -368,6 +376,45 @@ def test_medians_taken_in_the_database_equal_the_median_of_every_store(stack: St
     assert found_after == {sku: median(by_price) for sku, by_price in remaining.items()}
     # Bounds only widen within a day: a price no store charges any more still bounds its day.
     assert bounds_after == bounds
+
+
+def test_histories_read_by_stores_and_products_or_by_pairs_hold_exactly_the_pairs_asked(stack: Stack) -> None:
+    """A batch read as its stores by its products, or pair by pair, returns its pairs' runs, oldest first."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    stores, skus = [f"h{n}" for n in range(6)], [f"k{n}" for n in range(6)]
+    # Each pair two runs (stored newest first), so the order is the repository's doing.
+    runs = {
+        (store, sku): [
+            Segment(300 + n, None, start + timedelta(days=1), start + timedelta(days=2)),
+            Segment(200 + n, None, start, start + timedelta(hours=n)),
+        ]
+        for n, (store, sku) in enumerate((store, sku) for store in stores for sku in skus)
+    }
+    shapes = {
+        "every store by every product": list(runs),
+        "most pairs (stores by products, the rest left out)": list(runs)[:-10],
+        "a diagonal (pair by pair)": [(store, sku) for store, sku in zip(stores, skus, strict=True)],
+        "pairs never seen among them": [*list(runs)[:3], ("h0", "new"), ("new", "k0")],
+    }
+
+    async def read() -> dict[str, dict[tuple[str, str], tuple[Segment, ...]]]:
+        conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
+        transaction = conn.transaction()
+        await transaction.start()
+        try:  # rolled back: the service's tables keep nothing of it
+            repo = PostgresBargainsRepository(conn)
+            await repo.save_segments(chain="history-read", started=runs, extended={})
+            return {
+                name: await repo.histories(chain="history-read", keys=keys) for name, keys in shapes.items()
+            }
+        finally:
+            await transaction.rollback()
+            await conn.close()
+
+    found = asyncio.run(read())
+    for name, keys in shapes.items():
+        expected = {key: tuple(reversed(runs[key])) for key in keys if key in runs}
+        assert found[name] == expected, name
 
 
 def _post_rows(stack: Stack, chain: str, store: str, rows: list[dict[str, Any]]) -> None:

@@ -33,6 +33,10 @@ MIN_ILLUSORY_FLAGGED = 0.90
 History = tuple[Segment, ...]
 
 
+EVERY_DAY = date.min
+"""A window that reaches back to the first day: every move counts."""
+
+
 def _at(day: float) -> datetime:
     """Return the time of a day of the world, counting from day 0 at noon."""
     return NOON_DAY_0 + timedelta(days=day)
@@ -337,13 +341,15 @@ def test_a_store_moves_between_counts_only_when_its_price_or_day_changes() -> No
     next_day = (Segment(300, None, monday, tuesday),)
     cheaper = (*first, Segment(250, 300, tuesday, tuesday))
 
-    assert tally_moves([("milk", (), first)]) == [PriceMove("milk", 300, monday.date(), 1)]
-    assert tally_moves([("milk", first, same_day)]) == []
-    assert tally_moves([("milk", first, next_day)]) == [
+    assert tally_moves([("milk", (), first)], read_from=EVERY_DAY) == [
+        PriceMove("milk", 300, monday.date(), 1)
+    ]
+    assert tally_moves([("milk", first, same_day)], read_from=EVERY_DAY) == []
+    assert tally_moves([("milk", first, next_day)], read_from=EVERY_DAY) == [
         PriceMove("milk", 300, monday.date(), -1),
         PriceMove("milk", 300, tuesday.date(), 1),
     ]
-    assert tally_moves([("milk", next_day, cheaper)]) == [
+    assert tally_moves([("milk", next_day, cheaper)], read_from=EVERY_DAY) == [
         PriceMove("milk", 300, tuesday.date(), -1),
         PriceMove("milk", 250, tuesday.date(), 1),
     ]
@@ -361,9 +367,29 @@ def test_many_stores_moving_alike_are_summed_and_moves_that_cancel_out_left_out(
         ("milk", cheaper, on_monday),
         ("milk", on_monday, cheaper),
     ]
-    assert tally_moves(changes) == [
+    assert tally_moves(changes, read_from=EVERY_DAY) == [
         PriceMove("milk", 300, monday.date(), -2),
         PriceMove("milk", 300, tuesday.date(), 3),
+    ]
+
+
+def test_moves_on_days_no_median_reads_any_more_are_left_out() -> None:
+    monday, tuesday = _at(0), _at(1)
+    on_monday = (Segment(300, None, monday, monday),)
+    on_tuesday = (Segment(300, None, monday, tuesday),)
+    cheaper_on_monday = (Segment(250, None, monday, monday),)
+    # Monday is out of the window: a price stale on arrival is not counted, a store seen again
+    # on Tuesday only joins Tuesday's count, a change within Monday moves nothing.
+    changes = [
+        ("milk", (), on_monday),
+        ("milk", on_monday, on_tuesday),
+        ("milk", on_monday, cheaper_on_monday),
+    ]
+    assert tally_moves(changes, read_from=tuesday.date()) == [PriceMove("milk", 300, tuesday.date(), 1)]
+    assert tally_moves(changes, read_from=monday.date()) == [
+        PriceMove("milk", 300, monday.date(), -1),
+        PriceMove("milk", 300, tuesday.date(), 1),
+        PriceMove("milk", 250, monday.date(), 1),
     ]
 
 

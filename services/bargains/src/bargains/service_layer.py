@@ -75,8 +75,8 @@ async def expire(uow: Work[BargainsRepository], *, now: datetime, policy: Policy
     """Remove bargains whose price went stale and announce it; return how many."""
     fresh_after = now - policy.freshness
     stale = await uow.repo.stale_bargains(before=fresh_after)
-    # Counts no store holds, and ranges of days no bound reads any more.
-    await uow.repo.tidy_price_counts(ranges_before=utc_day(fresh_after))
+    # Counts no store holds, and counts and ranges of days no median or bound reads any more.
+    await uow.repo.tidy_price_counts(before=utc_day(fresh_after))
     if stale:
         await uow.repo.delete_bargains(bargain_ids=[b.bargain_id for b in stale])
         uow.publish(events_for([Change("expired", b) for b in stale]))
@@ -166,7 +166,10 @@ async def _fold_chain(
     await repo.save_segments(chain=chain, started=started, extended=extended)
     await repo.move_current_prices(
         chain=chain,
-        moves=tally_moves((key[1], before.get(key, ()), histories[key]) for key in changed),
+        moves=tally_moves(
+            ((key[1], before.get(key, ()), histories[key]) for key in changed),
+            read_from=utc_day(now - policy.freshness),
+        ),
     )
     anchors = await repo.anchors_of(chain=chain, store_ids=list({store for store, _ in keys}))
     # A member's sample only counts toward the chain: its anchor's bargains answer for it.

@@ -79,12 +79,17 @@ class PriceMove:
     delta: int
 
 
-def tally_moves(changes: Iterable[tuple[str, tuple[Segment, ...], tuple[Segment, ...]]]) -> list[PriceMove]:
+def tally_moves(
+    changes: Iterable[tuple[str, tuple[Segment, ...], tuple[Segment, ...]]], *, read_from: date
+) -> list[PriceMove]:
     """Return how history changes (sku, old, new) move the stores' counts, summed per product, price and day.
 
     Each store leaves the count of its old price and day and joins its new one's. A batch moves
     thousands of stores between the same few counts, so they are summed here, not row by row in
-    the database; a sum of zero changes no count and is left out.
+    the database; a sum of zero changes no count and is left out. So are moves on days before
+    `read_from`: no median reads a day older than the freshness window again (the clock only
+    moves on), so a price already stale when it arrives, as in an import of old files, or a
+    store leaving a stale day costs no row.
     """
     days: dict[datetime, date] = {}  # a batch's prices share a few moments
 
@@ -96,7 +101,7 @@ def tally_moves(changes: Iterable[tuple[str, tuple[Segment, ...], tuple[Segment,
         day = days.get(last.ends_at)
         if day is None:
             day = days[last.ends_at] = utc_day(last.ends_at)
-        return (sku, last.price_cents, day)
+        return (sku, last.price_cents, day) if day >= read_from else None
 
     net: dict[tuple[str, int, date], int] = {}
     for sku, old, new in changes:
