@@ -169,11 +169,23 @@ class PostgresCatalogueRepository:
         """
         if not prices:
             return []
-        # The rows are tuples in column order: COPY takes them as they are, and one statement
-        # merges and empties the staging table (one row per key: a statement may touch a row once).
-        await self.conn.copy_records_to_table("incoming_prices", records=prices, columns=PRICE_FIELDS)
-        late = await self.conn.fetch(_MERGE_STAGED_PRICES)
         stores = sorted({(p.chain, p.store_id) for p in prices})
+        # A store holding no price yet (a chain's first scrape, a new store, the projection rebuilt
+        # from the topic) has nothing to merge with: its rows start their runs, copied straight in
+        # for a third of the merge's cost.
+        empty = await self._stores_without_prices(stores)
+        first = [(*p, p.observed_at) for p in prices if (p.chain, p.store_id) in empty]
+        if first:
+            await self.conn.copy_records_to_table(
+                "prices", records=first, columns=(*PRICE_FIELDS, "run_starts_at")
+            )
+        late = []
+        if len(first) < len(prices):
+            # The rows are tuples in column order: COPY takes them as they are, and one statement
+            # merges and empties the staging table (one row per key: a statement may touch a row once).
+            staged = [p for p in prices if (p.chain, p.store_id) not in empty] if first else prices
+            await self.conn.copy_records_to_table("incoming_prices", records=staged, columns=PRICE_FIELDS)
+            late = await self.conn.fetch(_MERGE_STAGED_PRICES)
         await self.conn.execute(
             """INSERT INTO stores (chain, store_id) SELECT * FROM unnest($1::text[], $2::text[])
                ON CONFLICT DO NOTHING""",
@@ -181,6 +193,16 @@ class PostgresCatalogueRepository:
             [s for _, s in stores],
         )
         return [(r["chain"], r["store_id"], r["sku"]) for r in late]
+
+    async def _stores_without_prices(self, stores: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Return the stores of a batch that hold no current price (one probe of the key each)."""
+        rows = await self.conn.fetch(
+            """SELECT b.chain, b.store_id FROM unnest($1::text[], $2::text[]) AS b(chain, store_id)
+               WHERE NOT EXISTS (SELECT FROM prices p WHERE p.chain = b.chain AND p.store_id = b.store_id)""",
+            [chain for chain, _ in stores],
+            [store_id for _, store_id in stores],
+        )
+        return {(r["chain"], r["store_id"]) for r in rows}
 
     async def histories(self, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
         """Return the history of these keys, oldest run first, the current one last (unknown keys omitted)."""
