@@ -379,8 +379,25 @@ def test_the_segments_saved_are_those_a_fold_added_or_extended() -> None:
         old = fold(old, price_cents=price, was_price_cents=None, observed_at=start + timedelta(days=day))
     for price, days in ((300, 5), (310, 5), (310, 6), (300, 3)):
         new = fold(old, price_cents=price, was_price_cents=None, observed_at=start + timedelta(days=days))
-        assert service_layer.new_segments(old, new) == [s for s in new if s not in old]
-    assert service_layer.new_segments((), old) == list(old)
+        extended, appended = service_layer.segments_to_save(old, new)
+        assert [s for s in (extended, *appended) if s is not None] == [s for s in new if s not in old]
+        # Only the stored last segment is ever extended: same start, a later end.
+        assert extended is None or (extended.starts_at, extended.price_cents) == (
+            old[-1].starts_at,
+            old[-1].price_cents,
+        )
+    # Folded twice in one batch: the last one extended, then a new one appended and extended.
+    twice = fold(old, price_cents=300, was_price_cents=None, observed_at=start + timedelta(days=5))
+    twice = fold(twice, price_cents=280, was_price_cents=None, observed_at=start + timedelta(days=6))
+    twice = fold(twice, price_cents=280, was_price_cents=None, observed_at=start + timedelta(days=7))
+    extended, appended = service_layer.segments_to_save(old, twice)
+    assert extended == twice[-2]
+    assert appended == (twice[-1],)
+    assert (appended[0].starts_at, appended[0].ends_at) == (
+        start + timedelta(days=6),
+        start + timedelta(days=7),
+    )
+    assert service_layer.segments_to_save((), old) == (None, old)
 
 
 def test_a_price_without_a_label_shares_the_empty_label() -> None:

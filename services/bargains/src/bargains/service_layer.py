@@ -96,14 +96,17 @@ def label_of(observation: PriceObservation) -> Label:
     )
 
 
-def new_segments(old: tuple[Segment, ...], new: tuple[Segment, ...]) -> list[Segment]:
-    """Return the segments of a folded history that its stored one lacks (the extended last, the appended).
+def segments_to_save(
+    old: tuple[Segment, ...], new: tuple[Segment, ...]
+) -> tuple[Segment | None, tuple[Segment, ...]]:
+    """Return what a folded history adds to the stored one: its last one extended (or None), and those after.
 
-    fold keeps every segment but the last as it was, so only the tail from the old last one on
-    is compared, not the whole history.
+    fold keeps every segment before the stored last one, extends that one (a new object, same
+    start) or leaves it as it is, and appends new ones after it: nothing else is compared.
     """
-    kept = max(len(old) - 1, 0)
-    return [segment for segment in new[kept:] if segment not in old[kept:]]
+    last = len(old) - 1
+    extended = new[last] if last >= 0 and new[last] is not old[last] else None
+    return extended, new[last + 1 :]
 
 
 def events_for(changes: Sequence[Change]) -> list[BargainsChanged]:
@@ -155,14 +158,14 @@ async def _fold_chain(
     # Cross-chain comparisons pair prices sold the same way: each product's latest way is kept.
     await repo.save_sold_by(chain=chain, sold_by=sold_by)
     # fold only extends a history's newest segment or appends one: older segments never change.
-    started: dict[Key, list[Segment]] = {}
-    extended: dict[Key, list[Segment]] = {}
+    started: dict[Key, tuple[Segment, ...]] = {}
+    extended: dict[Key, tuple[Segment, ...]] = {}
     for key in changed:
-        old = before.get(key, ())
-        for segment in new_segments(old, histories[key]):
-            # Only the stored last segment can be extended (same start, later end).
-            kept = bool(old) and segment.starts_at == old[-1].starts_at
-            (extended if kept else started).setdefault(key, []).append(segment)
+        last, appended = segments_to_save(before.get(key, ()), histories[key])
+        if last is not None:
+            extended[key] = (last,)
+        if appended:
+            started[key] = appended
     await repo.save_segments(chain=chain, started=started, extended=extended)
     await repo.move_current_prices(
         chain=chain,
