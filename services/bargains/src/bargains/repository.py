@@ -161,8 +161,8 @@ SEGMENT_COLUMNS = (
     "sold_by",
 )
 # The planner takes the unnested ends for a few rows and probes the primary key for each; with
-# table statistics it sometimes hashes the whole history instead (0.96-2.2 s for 25,000 ends,
-# against 0.26-0.65 s probed): so it is told not to, for this statement only.
+# table statistics it sometimes hashes the whole history instead (for 25,000 ends of a 1.2 M-row
+# history, 8.0 us a row as planned against 6.7 probed): so it is told not to, for this statement.
 _PROBE_ONLY = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
 _PLAN_FREELY = "SET LOCAL enable_hashjoin = on; SET LOCAL enable_mergejoin = on"
 
