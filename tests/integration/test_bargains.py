@@ -378,6 +378,44 @@ def test_medians_taken_in_the_database_equal_the_median_of_every_store(stack: St
     assert bounds_after == bounds
 
 
+def test_a_days_price_range_widens_with_each_price_counted_outside_it(stack: Stack) -> None:
+    """Bounds widen as prices outside them are counted on a day, and never narrow."""
+    today = datetime.now(UTC)
+    day = today.date()
+    rounds = [
+        [PriceMove("w1", 100, day, 1), PriceMove("w2", 500, day, 1)],
+        [PriceMove("w1", 95, day, 1), PriceMove("w1", 90, day, 1), PriceMove("w2", 500, day, 1)],
+        [PriceMove("w1", 120, day, 1), PriceMove("w1", 100, day, 1), PriceMove("w2", 400, day, -1)],
+        [PriceMove("w1", 110, day, 1)],
+    ]
+
+    async def bounds() -> list[dict[str, tuple[int, int]]]:
+        conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
+        transaction = conn.transaction()
+        await transaction.start()
+        try:  # rolled back: the service's tables keep nothing of it
+            repo = PostgresBargainsRepository(conn)
+            seen = []
+            for moves in rounds:
+                await repo.move_current_prices(chain="range-check", moves=moves)
+                seen.append(
+                    await repo.price_bounds(
+                        chain="range-check", skus=["w1", "w2"], fresh_after=today - timedelta(days=1)
+                    )
+                )
+            return seen
+        finally:
+            await transaction.rollback()
+            await conn.close()
+
+    assert asyncio.run(bounds()) == [
+        {"w1": (100, 100), "w2": (500, 500)},
+        {"w1": (90, 100), "w2": (500, 500)},
+        {"w1": (90, 120), "w2": (500, 500)},
+        {"w1": (90, 120), "w2": (500, 500)},
+    ]
+
+
 def test_histories_read_by_stores_and_products_or_by_pairs_hold_exactly_the_pairs_asked(stack: Stack) -> None:
     """A batch read as its stores by its products, or pair by pair, returns its pairs' runs, oldest first."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)

@@ -284,10 +284,10 @@ class PostgresBargainsRepository:
             columns.ints([m.price_cents for m in moves]),
             columns.ints([m.delta for m in moves]),
         )
-        ranges = day_ranges(moves)
+        # A range only widens: a store leaving a price never narrows it (and costs no statement).
+        ranges = await self._widening(chain, day_ranges(moves))
         if not ranges:
             return
-        # A range only widens: a store leaving a price never narrows it (and costs no statement).
         await self.conn.execute(
             """INSERT INTO price_ranges (chain, sku, seen_on, lowest, highest)
                SELECT $1, sku, seen_on, lowest, highest
@@ -305,6 +305,32 @@ class PostgresBargainsRepository:
             columns.ints([lowest for lowest, _ in ranges.values()]),
             columns.ints([highest for _, highest in ranges.values()]),
         )
+
+    async def _widening(
+        self, chain: str, ranges: dict[tuple[str, date], tuple[int, int]]
+    ) -> dict[tuple[str, date], tuple[int, int]]:
+        """Return the ranges that widen what their product's day holds, or that it lacks.
+
+        Most prices fall inside their day's range. Reading the ranges first costs a scan; an
+        upsert that changes nothing still locks each row it meets (1.7 ms of the 6.8 that a
+        one-event batch spends moving counts).
+        """
+        if not ranges:
+            return {}
+        rows = await self.conn.fetch(
+            """SELECT sku, seen_on, lowest, highest FROM price_ranges
+               WHERE chain = $1 AND sku = ANY($2::text::text[]) AND seen_on = ANY($3::text::date[])""",
+            chain,
+            columns.texts(sorted({sku for sku, _ in ranges})),
+            columns.days(sorted({day for _, day in ranges})),
+        )
+        held = {(r["sku"], r["seen_on"]): (r["lowest"], r["highest"]) for r in rows}
+        # A stale read only shows a narrower range (none narrows): an upsert too many, never too few.
+        return {
+            key: (lowest, highest)
+            for key, (lowest, highest) in ranges.items()
+            if (have := held.get(key)) is None or lowest < have[0] or highest > have[1]
+        }
 
     async def current_medians(
         self, *, chain: str, skus: Sequence[str], fresh_after: datetime
