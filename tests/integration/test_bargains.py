@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bargains import service_layer
 from bargains.domain.bargains import Policy, median
-from bargains.domain.history import PriceMove, Segment, fold
+from bargains.domain.history import PriceMove, Segment, SoldBy, fold
 from bargains.repository import BargainsRepository, PostgresBargainsRepository
 from bargains.settings import BargainsSettings
 from contracts import CODEC, ContractError, Event, topic
@@ -376,6 +376,38 @@ def test_medians_taken_in_the_database_equal_the_median_of_every_store(stack: St
     assert found_after == {sku: median(by_price) for sku, by_price in remaining.items()}
     # Bounds only widen within a day: a price no store charges any more still bounds its day.
     assert bounds_after == bounds
+
+
+def test_how_each_product_was_last_sold_is_kept_new_changed_or_unknown_before(stack: Stack) -> None:
+    """A product's way of selling is stored when new, changed, or not known yet; an unchanged one stays."""
+
+    async def kept() -> list[dict[str, str | None]]:
+        conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
+        transaction = conn.transaction()
+        await transaction.start()
+        try:  # rolled back: the service's tables keep nothing of it
+            repo = PostgresBargainsRepository(conn)
+            await repo.save_product(chain="sold-check", sku="barcode-only", barcode="9300000000001")
+            seen = []
+            rounds: list[dict[str, SoldBy]] = [
+                {"a": "each", "b": "kg"},
+                {"a": "kg", "b": "kg", "c": "each", "barcode-only": "each"},
+                {"a": "kg"},
+            ]
+            for ways in rounds:
+                await repo.save_sold_by(chain="sold-check", sold_by=ways)
+                rows = await conn.fetch("SELECT sku, sold_by FROM products WHERE chain = 'sold-check'")
+                seen.append({r["sku"]: r["sold_by"] for r in rows})
+            return seen
+        finally:
+            await transaction.rollback()
+            await conn.close()
+
+    assert asyncio.run(kept()) == [
+        {"barcode-only": None, "a": "each", "b": "kg"},
+        {"barcode-only": "each", "a": "kg", "b": "kg", "c": "each"},
+        {"barcode-only": "each", "a": "kg", "b": "kg", "c": "each"},
+    ]
 
 
 def test_a_days_price_range_widens_with_each_price_counted_outside_it(stack: Stack) -> None:

@@ -312,8 +312,8 @@ class PostgresBargainsRepository:
         """Return the ranges that widen what their product's day holds, or that it lacks.
 
         Most prices fall inside their day's range. Reading the ranges first costs a scan; an
-        upsert that changes nothing still locks each row it meets (1.7 ms of the 6.8 that a
-        one-event batch spends moving counts).
+        upsert that changes nothing still locks each row it meets (for a one-event batch, 1.7 ms
+        against 1.2 read first).
         """
         if not ranges:
             return {}
@@ -427,8 +427,18 @@ class PostgresBargainsRepository:
         """Remember how each product of a chain was last sold: each or by the kilogram."""
         if not sold_by:
             return
+        # Products are nearly always sold as before: read first, for an upsert that changes nothing
+        # still locks each row it meets (for a one-event batch, 1.3 ms against 0.7 read first).
+        known = await self.conn.fetch(
+            "SELECT sku, sold_by FROM products WHERE chain = $1 AND sku = ANY($2::text::text[])",
+            chain,
+            columns.texts(list(sold_by)),
+        )
+        held = {r["sku"]: r["sold_by"] for r in known}
         # Rows taken in one order lock in one order, so concurrent batches cannot deadlock.
-        skus = sorted(sold_by)
+        skus = sorted(sku for sku, way in sold_by.items() if sku not in held or held[sku] != way)
+        if not skus:
+            return
         await self.conn.execute(
             """INSERT INTO products (chain, sku, sold_by)
                SELECT $1, s.sku, s.sold_by FROM unnest($2::text::text[], $3::text::text[]) AS s(sku, sold_by)
