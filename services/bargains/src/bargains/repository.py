@@ -164,7 +164,7 @@ SEGMENT_COLUMNS = (
 # table statistics it sometimes hashes the whole history instead (for 25,000 ends of a 1.2 M-row
 # history, 8.0 us a row as planned against 6.7 probed): so it is told not to, for this statement.
 _PROBE_ONLY = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
-_PLAN_FREELY = "SET LOCAL enable_hashjoin = on; SET LOCAL enable_mergejoin = on"
+_PLAN_FREELY = "RESET enable_hashjoin; RESET enable_mergejoin"  # back to the server's own settings
 
 
 class PostgresBargainsRepository:

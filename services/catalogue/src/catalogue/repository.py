@@ -175,15 +175,15 @@ class PostgresCatalogueRepository:
         # for a third of the merge's cost.
         empty = await self._stores_without_prices(stores)
         first = [(*p, p.observed_at) for p in prices if (p.chain, p.store_id) in empty]
+        staged = [p for p in prices if (p.chain, p.store_id) not in empty]
         if first:
             await self.conn.copy_records_to_table(
                 "prices", records=first, columns=(*PRICE_FIELDS, "run_starts_at")
             )
         late = []
-        if len(first) < len(prices):
+        if staged:
             # The rows are tuples in column order: COPY takes them as they are, and one statement
             # merges and empties the staging table (one row per key: a statement may touch a row once).
-            staged = [p for p in prices if (p.chain, p.store_id) not in empty] if first else prices
             await self.conn.copy_records_to_table("incoming_prices", records=staged, columns=PRICE_FIELDS)
             late = await self.conn.fetch(_MERGE_STAGED_PRICES)
         await self.conn.execute(
