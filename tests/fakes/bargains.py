@@ -48,6 +48,18 @@ class InMemoryBargainsRepository:
                 found[store_id, sku] = tuple(segments[start] for start in sorted(segments))
         return found
 
+    async def store_histories(
+        self, *, chain: str, store_ids: Sequence[str]
+    ) -> dict[Key, tuple[Segment, ...]]:
+        """Return the price history of every product of some stores of a chain, oldest segment first."""
+        keys = [(store_id, sku) for c, store_id, sku in self.history if c == chain and store_id in store_ids]
+        return await self.histories(chain=chain, keys=keys)
+
+    async def drop_histories(self, *, chain: str, keys: Sequence[Key]) -> None:
+        """Delete the whole history of (store, sku) pairs of a chain."""
+        for store_id, sku in keys:
+            self.history.pop((chain, store_id, sku), None)
+
     async def save_segments(
         self,
         *,
@@ -241,11 +253,16 @@ class InMemoryBargainsRepository:
         table.add(row)
 
 
+ANSWERED_BY_S1 = ("m1", "milk")
+"""The key of prices_of that s1 answers once m1 is placed under it: it holds no history then."""
+
+
 def prices_of(chain: str, *, at: datetime) -> list[PricesScrapedPayload]:
     """Return several events per store, in arrival order, the last `at`: every decision of a fold.
 
     Changes, repeats, specials, a late older one, a raised price before its "special", a member
-    (m1, under the anchor s1 when placed so) and an outlier.
+    (m1, under the anchor s1 when placed so) and an outlier. Once placed, m1's milk is answered
+    by s1 (ANSWERED_BY_S1): its own price of day 5 gives way when it shows s1's special again.
     """
     page = PageRef(category="grocery", page=1)
 
@@ -269,12 +286,13 @@ def prices_of(chain: str, *, at: datetime) -> list[PricesScrapedPayload]:
         event("s1", 12, *regular),
         event("s2", 10, ("milk", 500, None), ("tea", 300, None), ("bread", 210, None)),
         event("s1", 5, *regular),  # an unchanged repeat
-        event("m1", 5, ("milk", 500, None)),
+        event("m1", 5, ("milk", 520, None)),  # a member's own price (its anchor's is 500)
         event("s1", 3, ("tea", 400, None)),  # raised before its "special"
         event("s2", 2, ("milk", 440, None), ("bread", 210, None)),
         event("s2", 4, ("milk", 480, None)),  # older than the one before it: dropped
         event("s1", 1, ("milk", 400, 500), ("tea", 300, 400), ("bread", 150, None)),
         event("s1", 1, ("milk", 400, 500), hours=1),  # the special seen again
-        event("m1", 1, ("milk", 400, 500)),  # a member: counted, never assessed
+        # A member (never assessed): its anchor's special answers its milk, its tea is its own.
+        event("m1", 1, ("milk", 400, 500), ("tea", 350, None)),
         event("s3", 0, ("milk", 120, None)),  # a third of the median: an outlier
     ]

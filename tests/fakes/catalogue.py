@@ -37,7 +37,12 @@ class InMemoryCatalogueRepository:
         late: list[Key] = []
         for p in prices:
             held = self.prices.get(p.key)
-            if held is None or held.observed_at < p.observed_at:
+            if held is None and p.key in self.history:
+                # Its last price ended (its anchor answered it): a price of its own starts a run.
+                start = Segment(p.observed_at, p.observed_at, p.price_cents, p.was_price_cents)
+                self.prices[p.key] = p
+                self.history[p.key] = (*self.history[p.key], start)
+            elif held is None or held.observed_at < p.observed_at:
                 self.prices[p.key] = p
                 self.history[p.key] = fold(
                     self.history.get(p.key, ()),
@@ -73,6 +78,29 @@ class InMemoryCatalogueRepository:
             key: (*sorted(runs.get(key, {}).values(), key=lambda s: s.starts_at), last)
             for key, last in current.items()
         }
+
+    async def anchors_of(self, stores: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Return the anchor of each of these stores that is a member of a group."""
+        return {
+            store: anchor
+            for store in stores
+            if (placed := self.placements.get(store)) is not None and (anchor := placed[1]) != store[1]
+        }
+
+    async def current_prices(
+        self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None = None
+    ) -> dict[Key, PriceRow]:
+        """Return the current prices of stores of a chain, of some skus or of all."""
+        return {
+            key: row
+            for key, row in self.prices.items()
+            if key[0] == chain and key[1] in store_ids and (skus is None or key[2] in skus)
+        }
+
+    async def end_prices(self, keys: Sequence[Key]) -> None:
+        """Remove current prices; their runs stay in history as ended runs."""
+        for key in keys:
+            del self.prices[key]
 
     async def apply_group(self, group: StoreGroupChangedPayload) -> bool:
         """Place a group's stores under its anchor unless a newer version is known."""

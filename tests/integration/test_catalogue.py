@@ -177,7 +177,8 @@ async def test_a_members_own_price_stands_until_its_anchors_price_changes(
             _product(chain, "milk", "Farm Milk 1L", t0),
             _prices(chain, "anchor", {"milk": 310, "eggs": 500}, t0),
             _group(chain, "g1", 1, "anchor", "member"),
-            # A health check saw the member charge its own price for milk, its zone's for eggs.
+            # A health check saw the member charge its own price for milk, its zone's for eggs
+            # (answered by the anchor: not stored twice).
             _prices(chain, "member", {"milk": 290, "eggs": 500}, t1),
             # The anchor, scraped again later, still charges what it did: the member's milk stands.
             _prices(chain, "anchor", {"milk": 310, "eggs": 500}, t2),
@@ -199,7 +200,7 @@ async def test_a_members_own_price_stands_until_its_anchors_price_changes(
     exported = (await client.get("/v1/export/prices", params={"chain": chain, "store": "member"})).json()
     assert {(p["sku"], p["price_cents"], p["answered_by"]) for p in exported["prices"]} == {
         ("milk", 330, "anchor"),
-        ("eggs", 500, "member"),
+        ("eggs", 500, "anchor"),
     }
 
 
@@ -475,6 +476,55 @@ async def test_the_database_folds_prices_like_the_in_memory_repository(stack: St
         k: (p.price_cents, p.observed_at) for k, p in fake.repo.prices.items()
     }
     assert sum(len(runs) for runs in stored.values()) > len(stored) + 3, "not vacuous: runs ended"
+
+
+async def test_members_answered_by_their_anchor_fold_like_the_in_memory_repository(stack: Stack) -> None:
+    """The members' prices their anchor answers, in SQL as in memory: left out, or ended with their run kept."""
+    chain = _chain()
+    rng = random.Random(9)
+    start = datetime.now(UTC) - timedelta(days=2)
+
+    def sightings(hours: range) -> list[PricesScrapedPayload]:
+        return [
+            _prices(
+                chain, store, {sku: rng.choice((300, 300, 300, 280))}, start + timedelta(hours=hour)
+            ).payload
+            for hour in hours
+            for store in ("a", "m1", "m2")
+            for sku in ("milk", "tea", "bread")
+        ]
+
+    before, after = sightings(range(0, 6, 2)), sightings(range(6, 30, 3))
+    group = _group(chain, "g1", 1, "a", "m1", "m2").payload
+
+    async def fold_all(work: Any) -> None:
+        for event in before:
+            await service_layer.fold_prices(work, [event])
+        await service_layer.change_group(work, group)
+        for event in after:
+            await service_layer.fold_prices(work, [event])
+
+    fake = FakeUnitOfWork(InMemoryCatalogueRepository())
+    async with fake:
+        await fold_all(fake)
+
+    async def folded(conn: asyncpg.Connection) -> tuple[Any, Any]:
+        work = _InTransaction(conn)
+        await fold_all(work)
+        held = await conn.fetch(
+            "SELECT chain, store_id, sku, price_cents, observed_at FROM prices WHERE chain = $1", chain
+        )
+        return await work.repo.histories(list(fake.repo.history)), held
+
+    stored, held = await rolled_back(stack, "catalogue", folded)
+
+    assert {(r["chain"], r["store_id"], r["sku"]): (r["price_cents"], r["observed_at"]) for r in held} == {
+        k: (p.price_cents, p.observed_at) for k, p in fake.repo.prices.items()
+    }
+    assert stored == fake.repo.history
+    members = [key for key in fake.repo.history if key[1] != "a"]
+    assert len([key for key in members if key in fake.repo.prices]) < len(members), "not vacuous: answered"
+    assert any(key in fake.repo.prices for key in members), "not vacuous: a member's own price"
 
 
 class _InTransaction:

@@ -21,7 +21,7 @@ from contracts.events.v1 import (
     Substitute,
     SubstitutionsChangedPayload,
 )
-from tests.fakes.bargains import InMemoryBargainsRepository, prices_of
+from tests.fakes.bargains import ANSWERED_BY_S1, InMemoryBargainsRepository, prices_of
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
 pytestmark = pytest.mark.unit
@@ -162,7 +162,7 @@ async def test_a_members_bargains_give_way_to_its_anchors_on_a_group_change() ->
     assert set(uow.repo.bargains) == {"discount:c:s1:milk", "discount:c:m1:milk"}
 
     async with uow:
-        await service_layer.change_group(uow, _group(1, ("m1",)))
+        await service_layer.change_group(uow, _group(1, ("m1",)), now=NOW, policy=POLICY)
 
     assert set(uow.repo.bargains) == {"discount:c:s1:milk"}
     assert _announced(uow)[-1] == ("expired", "discount:c:m1:milk")
@@ -173,15 +173,106 @@ async def test_a_members_bargains_give_way_to_its_anchors_on_a_group_change() ->
     assert await uow.repo.stores_pricing(chain="c", sku="milk") == ["s1"]
 
 
+def _counted(uow: Uow, sku: str) -> dict[int, int]:
+    """Return how many stores are counted at each price of a product, over all days."""
+    counted: dict[int, int] = {}
+    for (_, counted_sku, _, price), n in uow.repo.price_counts.items():
+        if counted_sku == sku and n:
+            counted[price] = counted.get(price, 0) + n
+    return counted
+
+
+async def test_a_members_price_its_anchor_shows_is_neither_kept_nor_counted_again() -> None:
+    uow = _uow()
+    await _fold(uow, [_batch("c", "s1", 1, ("milk", 400, None), ("tea", 300, None))])
+    async with uow:
+        await service_layer.change_group(uow, _group(1, ("m1",)), now=NOW, policy=POLICY)
+
+    await _fold(uow, [_batch("c", "m1", 0.5, ("milk", 400, None), ("tea", 280, None))])
+
+    # Its milk is its anchor's, counted once with it; its tea is its own.
+    assert ("c", "m1", "milk") not in uow.repo.history
+    assert ("c", "m1", "tea") in uow.repo.history
+    assert _counted(uow, "milk") == {400: 1}
+    assert _counted(uow, "tea") == {300: 1, 280: 1}
+
+
+async def test_a_members_own_price_gives_way_when_it_shows_its_anchors_again() -> None:
+    uow = _uow()
+    async with uow:
+        await service_layer.change_group(uow, _group(1, ("m1",)), now=NOW, policy=POLICY)
+    await _fold(uow, [_batch("c", "s1", 3, ("milk", 400, None)), _batch("c", "m1", 2.9, ("milk", 380, None))])
+    assert _counted(uow, "milk") == {400: 1, 380: 1}
+
+    # The anchor, last seen 2.5 days before, is out of date: the member's 400 stays its own.
+    await _fold(uow, [_batch("c", "m1", 0.4, ("milk", 400, None))])
+    assert ("c", "m1", "milk") in uow.repo.history
+    assert _counted(uow, "milk") == {400: 2}
+
+    # Seen again with the anchor's fresh price: the anchor answers, the member's count leaves.
+    await _fold(
+        uow, [_batch("c", "s1", 0.3, ("milk", 400, None)), _batch("c", "m1", 0.2, ("milk", 400, None))]
+    )
+    assert ("c", "m1", "milk") not in uow.repo.history
+    assert _counted(uow, "milk") == {400: 1}
+
+    # A price of its own again starts a history anew.
+    await _fold(uow, [_batch("c", "m1", 0.1, ("milk", 360, None))])
+    assert [s.price_cents for s in uow.repo.history["c", "m1", "milk"].values()] == [360]
+    assert _counted(uow, "milk") == {400: 1, 360: 1}
+
+
+async def test_a_dropped_history_started_again_in_one_batch_is_written_anew() -> None:
+    batched, one_by_one = _uow(), _uow()
+    events = [
+        _batch("c", "s1", 3, ("milk", 400, None)),
+        _batch("c", "m1", 2.9, ("milk", 380, None)),
+        _batch("c", "m1", 2.8, ("milk", 390, None)),
+        _batch("c", "m1", 2.7, ("milk", 400, None)),
+        _batch("c", "m1", 2.6, ("milk", 370, None)),
+    ]
+    for uow in (batched, one_by_one):
+        async with uow:
+            await service_layer.change_group(uow, _group(1, ("m1",)), now=NOW, policy=POLICY)
+        await _fold(uow, events[:2])
+    await _fold(batched, events[2:])
+    for event in events[2:]:
+        await _fold(one_by_one, [event])
+
+    assert batched.repo.history == one_by_one.repo.history
+    assert [s.price_cents for s in batched.repo.history["c", "m1", "milk"].values()] == [370]
+    assert _counted(batched, "milk") == _counted(one_by_one, "milk") == {400: 1, 370: 1}
+
+
+async def test_placing_members_drops_the_histories_their_anchor_answers() -> None:
+    uow = _uow()
+    await _fold(
+        uow,
+        [
+            _batch("c", "s1", 1, ("milk", 400, None), ("tea", 300, None)),
+            _batch("c", "m1", 1, ("milk", 400, None), ("tea", 280, None)),
+            _batch("c", "m2", 1, ("milk", 400, None)),
+        ],
+    )
+    assert _counted(uow, "milk") == {400: 3}
+
+    async with uow:
+        await service_layer.change_group(uow, _group(1, ("m1",)), now=NOW, policy=POLICY)
+
+    assert {key for key in uow.repo.history if key[1] == "m1"} == {("c", "m1", "tea")}
+    assert _counted(uow, "milk") == {400: 2}, "m2 is in no group: counted still"
+    assert _counted(uow, "tea") == {300: 1, 280: 1}
+
+
 async def test_an_older_group_version_changes_nothing_and_a_dissolved_group_frees_its_stores() -> None:
     uow = _uow()
     async with uow:
-        await service_layer.change_group(uow, _group(2, ("m1",)))
-        await service_layer.change_group(uow, _group(1, ("m2",)))
+        await service_layer.change_group(uow, _group(2, ("m1",)), now=NOW, policy=POLICY)
+        await service_layer.change_group(uow, _group(1, ("m2",)), now=NOW, policy=POLICY)
     assert await uow.repo.anchors_of(chain="c", store_ids=["m1", "m2"]) == {"m1": "s1", "m2": "m2"}
 
     async with uow:
-        await service_layer.change_group(uow, _group(3, (), reason="dissolved"))
+        await service_layer.change_group(uow, _group(3, (), reason="dissolved"), now=NOW, policy=POLICY)
     assert await uow.repo.anchors_of(chain="c", store_ids=["m1", "s1"]) == {"m1": "m1", "s1": "s1"}
     assert not _announced(uow)
 
@@ -281,7 +372,7 @@ async def test_folding_a_batch_at_once_equals_folding_it_event_by_event() -> Non
     batched, one_by_one = _uow(), _uow()
     for uow in (batched, one_by_one):
         async with uow:
-            await service_layer.change_group(uow, _group(1, ("m1",)))
+            await service_layer.change_group(uow, _group(1, ("m1",)), now=NOW, policy=POLICY)
     events = prices_of("c", at=NOW - timedelta(hours=3))
     await _fold(batched, events)
     for event in events:
@@ -298,6 +389,7 @@ async def test_folding_a_batch_at_once_equals_folding_it_event_by_event() -> Non
                 was_price_cents=o.was_price_cents,
                 observed_at=o.observed_at,
             )
+    del folded[("c", *ANSWERED_BY_S1)]
     history = batched.repo.history
     stored = {key: tuple(by_start[at] for at in sorted(by_start)) for key, by_start in history.items()}
     assert stored == folded

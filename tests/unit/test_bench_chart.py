@@ -16,6 +16,10 @@ FIGURES = {
     "bargains_observations_per_s": 13_400,
     "catalogue_observations_per_s": 12_800,
     "pipeline_observations_per_s": 12_800,
+    "steady_grouping_observations_per_s": 120_000,
+    "steady_bargains_observations_per_s": 90_000,
+    "steady_catalogue_observations_per_s": 100_000,
+    "steady_pipeline_observations_per_s": 90_000,
     "latency_rate_observations_per_s": 10_000,
     "latency_p50_s": 0.4,
     "latency_p99_s": 2.6,
@@ -36,14 +40,24 @@ def test_rates_are_drawn_on_a_log_scale_in_their_order() -> None:
     assert list(widths) == [
         "broker, raw produce",
         "PostgreSQL COPY",
-        "grouping",
-        "bargains",
-        "catalogue",
-        "pipeline (slowest)",
+        "grouping, cold",
+        "bargains, cold",
+        "catalogue, cold",
+        "pipeline (slowest), cold",
+        "grouping, steady",
+        "bargains, steady",
+        "catalogue, steady",
+        "pipeline (slowest), steady",
     ]
-    assert widths["PostgreSQL COPY"] > widths["grouping"] > widths["bargains"] > widths["catalogue"]
+    assert (
+        widths["PostgreSQL COPY"]
+        > widths["grouping, cold"]
+        > widths["bargains, cold"]
+        > widths["catalogue, cold"]
+    )
+    assert widths["pipeline (slowest), steady"] > widths["pipeline (slowest), cold"]
     # On a log scale, 35 times the rate is a bar about twice as long, not 35 times.
-    assert widths["PostgreSQL COPY"] < 3 * widths["grouping"]
+    assert widths["PostgreSQL COPY"] < 3 * widths["grouping, cold"]
 
 
 def test_the_targets_are_marked_and_a_latency_over_its_target_shows_as_late() -> None:

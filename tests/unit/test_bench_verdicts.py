@@ -22,7 +22,10 @@ def _figures(**changes: float) -> dict[str, float]:
 
 def test_both_targets_met_are_said_so() -> None:
     throughput, latency = verdicts(_figures())
-    assert throughput == "throughput: the pipeline carried 110,000 prices/s, 11.0% of COPY (target 10%): met"
+    assert throughput == (
+        "throughput from cold (no groups yet): the pipeline carried 110,000 prices/s, 11.0% of COPY "
+        "(target 10%): met"
+    )
     assert latency == "latency: p99 0.90 s at 10,000 prices/s (target under 2 s): met"
 
 
@@ -49,6 +52,26 @@ def test_only_the_services_that_take_every_price_are_named_slowest() -> None:
 
 def test_figures_without_a_phase_give_no_verdict_on_it() -> None:
     assert verdicts({"raw_produce_messages_per_s": 1000.0}) == []
+
+
+def test_the_steady_state_has_a_verdict_of_its_own_and_sets_the_latencys_slowest() -> None:
+    figures = _figures(
+        bargains_observations_per_s=9_103.0,
+        pipeline_observations_per_s=9_103.0,
+        steady_grouping_observations_per_s=131_000.0,
+        steady_bargains_observations_per_s=120_000.0,
+        steady_catalogue_observations_per_s=125_000.0,
+        steady_pipeline_observations_per_s=120_000.0,
+        latency_p99_s=2.5,
+    )
+    cold, steady, latency = verdicts(figures)
+    assert cold.startswith("throughput from cold (no groups yet): the pipeline carried 9,103 prices/s")
+    assert steady == (
+        "throughput in the steady state (groups known): the pipeline carried 120,000 prices/s, "
+        "12.0% of COPY (target 10%): met"
+    )
+    # The latency phase follows the steady state: no service was slower than its 10,000 prices/s then.
+    assert latency.endswith("(target under 2 s): not met")
 
 
 def test_a_throughput_missed_says_where_the_slowest_services_time_went() -> None:

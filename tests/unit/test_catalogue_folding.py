@@ -181,6 +181,78 @@ async def test_groups_place_members_under_their_anchor_and_late_versions_change_
     assert ("c", "s1") not in uow.repo.placements
 
 
+async def test_a_members_price_its_anchor_shows_is_answered_not_stored() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    await _deliver(uow, _prices("a", "milk", 300, 5), _prices("a", "eggs", 500, 5), _group("g1", 1, "a", "m"))
+
+    # The member's milk is its zone's; its eggs are its own. The anchor's milk seen 4 h earlier answers.
+    await _deliver(uow, _prices("m", "milk", 300, 1), _prices("m", "eggs", 450, 1))
+
+    assert ("c", "m", "milk") not in uow.repo.prices
+    assert uow.repo.prices["c", "m", "eggs"].price_cents == 450
+
+
+async def test_an_anchors_price_answers_only_the_same_label_seen_within_a_day() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    await _deliver(uow, _prices("a", "milk", 300, 30), _group("g1", 1, "a", "m"))
+
+    # The anchor was last seen 29 hours before: it may charge something else by now.
+    await _deliver(uow, _prices("m", "milk", 300, 1))
+    assert uow.repo.prices["c", "m", "milk"].price_cents == 300
+
+    # Seen again, at the same price but with a unit price the member's label does not show.
+    fresh = _prices("a", "milk", 300, 0.5)
+    observation = fresh.payload.observations[0].model_copy(update={"unit_price": None})
+    payload = fresh.payload.model_copy(update={"observations": (observation,)})
+    await _deliver(
+        uow, PricesScraped.new(producer="scraper", payload=payload), _prices("m", "milk", 300, 0.25)
+    )
+    assert uow.repo.prices["c", "m", "milk"].observed_at == NOW - timedelta(hours=0.25)
+
+
+async def test_a_members_own_price_ends_when_it_shows_its_anchors_again() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    await _deliver(
+        uow, _prices("a", "milk", 300, 10), _group("g1", 1, "a", "m"), _prices("m", "milk", 280, 9)
+    )
+    assert uow.repo.prices["c", "m", "milk"].price_cents == 280
+
+    await _deliver(uow, _prices("a", "milk", 300, 3), _prices("m", "milk", 300, 2))
+
+    # The anchor answers again; the member's own run is kept as history.
+    assert ("c", "m", "milk") not in uow.repo.prices
+    assert [(s.price_cents, s.ends_at) for s in uow.repo.history["c", "m", "milk"]] == [
+        (280, NOW - timedelta(hours=9))
+    ]
+    # Its own price again later starts a run of its own.
+    await _deliver(uow, _prices("m", "milk", 270, 1))
+    assert [s.price_cents for s in uow.repo.history["c", "m", "milk"]] == [280, 270]
+
+
+async def test_placing_members_ends_the_prices_their_anchor_answers() -> None:
+    uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+    await _deliver(
+        uow,
+        _prices("a", "milk", 300, 3),
+        _prices("a", "eggs", 500, 3),
+        _prices("m", "milk", 300, 2),
+        _prices("m", "eggs", 450, 2),
+        _prices("x", "milk", 300, 2),
+    )
+
+    await _deliver(uow, _group("g1", 1, "a", "m"))
+
+    assert set(uow.repo.prices) == {
+        ("c", "a", "milk"),
+        ("c", "a", "eggs"),
+        ("c", "m", "eggs"),
+        ("c", "x", "milk"),
+    }
+    # A group dissolved takes nothing more away.
+    await _deliver(uow, _group("g1", 2, "a", reason="dissolved"))
+    assert len(uow.repo.prices) == 4
+
+
 async def test_substitutes_are_replaced_whole_by_a_newer_set_only() -> None:
     uow = FakeUnitOfWork(InMemoryCatalogueRepository())
     older = SubstitutionsChanged.new(

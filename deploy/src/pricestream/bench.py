@@ -3,14 +3,20 @@
 On a fresh local stack of its own (free ports, a temporary home):
 1. raw limits: aiokafka produce and consume of small messages, produce of the benchmark's
    own PricesScraped events, and PostgreSQL COPY rows/s;
-2. throughput: two rounds of prices for every store (a regular price 20 days ago and the
-   same price yesterday, so bargains have an established history), published as fast as
-   the producer goes; timed until grouping, bargains and the catalogue have processed every
-   event (the pipeline's rate is the slowest of the three);
-3. latency: once every service has drained what the throughput phase left (each consumer
+2. throughput from cold: two rounds of prices for every store (a regular price 20 days ago
+   and the same price two days ago, so bargains have an established history), published as
+   fast as the producer goes, before any group exists; timed until grouping, bargains and the
+   catalogue have processed every event (the pipeline's rate is the slowest of the three);
+3. groups settled: grouping finds the zones (stores that charge the same) in the fresh round,
+   and bargains and the catalogue place each zone's members under its anchor, keeping what
+   they share once; timed until both hold every member grouping placed;
+4. throughput in the steady state: every store's prices once more (yesterday), timed as in 2:
+   a member's prices that its anchor shows too are answered by the anchor, as in a chain
+   whose stores mostly price by zone;
+5. latency: once every service has drained what the throughput phases left (each consumer
    group's lag 0), fresh discounted prices at a steady rate for stores with that history;
    each one's BargainsChanged is awaited on its topic, giving p50 and p99 from price to bargain;
-4. peak resident memory of each service.
+6. peak resident memory of each service.
 """
 
 import asyncio
@@ -47,6 +53,8 @@ PRICES = topic("prices.scraped.v1")
 BARGAINS = topic("bargains.changed.v1")
 HEADERS = [("event_type", b"PricesScraped"), ("schema_version", b"1")]
 PIPELINE = ("grouping", "bargains", "catalogue")
+STEADY = "steady_"
+"""The prefix of the steady-state phase's figures."""
 """The services that take every price: each one's rate is measured, the slowest is the pipeline's."""
 Report = Callable[[str], None]
 
@@ -109,11 +117,14 @@ async def _measure(stack: Stack, plan: BenchPlan, console: Console) -> dict[str,
         figures |= await _raw_broker(bootstrap, plan.raw_messages)
     with console.status("raw limits: PostgreSQL COPY..."):
         figures["raw_copy_rows_per_s"] = await _raw_copy(stack, plan.copy_rows)
-    history, latency_stores = _history(plan)
+    cold, steady, latency_stores = _history(plan)
     with console.status("raw limits: producing the benchmark's own events..."):
-        figures |= await _raw_events(bootstrap, history[: len(history) // 4], plan.products)
-    figures |= await _throughput(stack, history, plan, console)
+        figures |= await _raw_events(bootstrap, cold[: len(cold) // 4], plan.products)
+    figures |= await _throughput(stack, cold, plan, console)
     figures |= await _drain(stack, console)
+    figures |= await _settle_groups(stack, console)
+    figures |= await _throughput(stack, steady, plan, console, phase=STEADY)
+    figures |= await _drain(stack, console, phase=STEADY)
     figures |= await _latency(stack, latency_stores, plan, console)
     figures["peak_rss_mb"] = _peak_rss(stack)
     figures["ratios"] = {
@@ -122,6 +133,9 @@ async def _measure(stack: Stack, plan: BenchPlan, console: Console) -> dict[str,
         ),
         "pipeline_vs_raw_copy_rows": _ratio(
             figures["pipeline_observations_per_s"], figures["raw_copy_rows_per_s"]
+        ),
+        "steady_pipeline_vs_raw_copy_rows": _ratio(
+            figures["steady_pipeline_observations_per_s"], figures["raw_copy_rows_per_s"]
         ),
         "grouping_vs_raw_copy_rows": _ratio(
             figures["grouping_observations_per_s"], figures["raw_copy_rows_per_s"]
@@ -184,8 +198,11 @@ async def _raw_copy(stack: Stack, rows: int) -> int:
     return round(rows / elapsed)
 
 
-def _history(plan: BenchPlan) -> tuple[list[tuple[bytes, bytes]], list[tuple[str, list[int]]]]:
-    """Build two rounds of prices for every store (20 days ago, yesterday) and name the latency stores.
+Records = list[tuple[bytes, bytes]]
+
+
+def _history(plan: BenchPlan) -> tuple[Records, Records, list[tuple[str, list[int]]]]:
+    """Build the cold rounds (20 and 2 days ago) and the steady one (yesterday); name the latency stores.
 
     `bench` stores share their zone's prices (grouping finds the zones); `benchlat` stores
     each have a mix of their own (each product at one of a few price points, so no two stores
@@ -205,14 +222,15 @@ def _history(plan: BenchPlan) -> tuple[list[tuple[bytes, bytes]], list[tuple[str
     stores = [("bench", f"s{store:05d}", zone_prices[store % plan.zones]) for store in range(plan.stores)]
     stores += [("benchlat", store_id, prices) for store_id, prices in latency]
     now = datetime.now(UTC)
-    records = []
-    for days_ago in (20, 1):
+
+    def round_of(days_ago: int) -> Records:
         at = iso_utc(now - timedelta(days=days_ago))
-        for chain, store_id, prices in stores:
-            records.append(
-                price_event(chain, store_id, {f"p{i}": price for i, price in enumerate(prices)}, at)
-            )
-    return records, latency
+        return [
+            price_event(chain, store_id, {f"p{i}": price for i, price in enumerate(prices)}, at)
+            for chain, store_id, prices in stores
+        ]
+
+    return [*round_of(20), *round_of(2)], round_of(1), latency
 
 
 async def _raw_events(bootstrap: str, records: list[tuple[bytes, bytes]], per_event: int) -> dict[str, Any]:
@@ -225,9 +243,12 @@ async def _raw_events(bootstrap: str, records: list[tuple[bytes, bytes]], per_ev
 
 
 async def _throughput(
-    stack: Stack, records: list[tuple[bytes, bytes]], plan: BenchPlan, console: Console
+    stack: Stack, records: Records, plan: BenchPlan, console: Console, *, phase: str = ""
 ) -> dict[str, Any]:
-    """Publish every history event at once; time until grouping, bargains and catalogue processed them all."""
+    """Publish every event at once; time until grouping, bargains and catalogue processed them all.
+
+    The cold phase's figures go by their own names; another phase's carry its prefix.
+    """
     urls = {
         name: [stack.service_process(process).url for process in stack.config.process_names(name)]
         for name in PIPELINE
@@ -242,7 +263,7 @@ async def _throughput(
     done: dict[str, float] = {}
     backlog_peak = 0
     with console.status(
-        f"grouping, bargains and catalogue process {observations:,} observations..."
+        f"{phase or 'cold: '}grouping, bargains and catalogue process {observations:,} observations..."
     ) as status:
         while len(done) < len(urls):
             await asyncio.sleep(0.5)
@@ -254,7 +275,7 @@ async def _throughput(
             status.update(f"processing {observations:,} observations: {', '.join(done) or 'none'} done")
     # Over the very interval between the two readings: a phase of a second or two is short.
     cpu = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), time.perf_counter() - started)
-    return {
+    figures = {
         "pipeline_events": len(records),
         "pipeline_observations": observations,
         "pipeline_stores": plan.stores + plan.latency_stores,
@@ -271,9 +292,56 @@ async def _throughput(
         "throughput_cpu_cores": cpu,
         **await statement_times(superuser, PIPELINE),
     }
+    return {f"{phase}{key}": value for key, value in figures.items()}
 
 
-async def _drain(stack: Stack, console: Console, timeout_s: float = 600.0) -> dict[str, Any]:
+async def _settle_groups(stack: Stack, console: Console, timeout_s: float = 300.0) -> dict[str, Any]:
+    """Wait until bargains and the catalogue place every member that grouping placed, and have drained.
+
+    Grouping regroups a chain once its stores' prices pause; bargains and the catalogue then
+    keep a member's prices that its anchor shows once, with the anchor (the members' copies
+    dropped as they are placed).
+    """
+    superuser = stack.postgres.dsn(database=stack.config.database)
+    started = time.perf_counter()
+    placed: dict[str, int] = {}
+    with console.status("groups: waiting for the zones to be found and their members placed...") as status:
+        while time.perf_counter() - started < timeout_s:
+            placed = await _members_placed(superuser)
+            lags = await consumer_lag(
+                stack.config.bootstrap_servers,
+                {name: [s.name for s in consumed_by(name)] for name in SERVICES},
+            )
+            if placed["grouping"] and len(set(placed.values())) == 1 and not any(lag.lag for lag in lags):
+                break
+            status.update(f"groups: members placed {placed}")
+            await asyncio.sleep(1.0)
+    return {"groups_settle_s": round(time.perf_counter() - started, 1), "groups_members_placed": placed}
+
+
+async def _members_placed(dsn: str) -> dict[str, int]:
+    """Return how many stores grouping, bargains and the catalogue each hold as a member of a group."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            "grouping": await conn.fetchval(
+                """SELECT count(*) FROM grouping.stores s JOIN grouping.groups g USING (group_id)
+                   WHERE g.anchor_store_id <> s.store_id"""
+            ),
+            **{
+                name: await conn.fetchval(
+                    f"SELECT count(*) FROM {name}.placements WHERE anchor_store_id <> store_id"
+                )
+                for name in ("bargains", "catalogue")
+            },
+        }
+    finally:
+        await conn.close()
+
+
+async def _drain(
+    stack: Stack, console: Console, timeout_s: float = 600.0, *, phase: str = ""
+) -> dict[str, Any]:
     """Wait until every service's consumer group has caught up on every topic it consumes.
 
     The throughput phase leaves work behind it (grouping's group changes, bargains' changes
@@ -291,7 +359,7 @@ async def _drain(stack: Stack, console: Console, timeout_s: float = 600.0) -> di
                 break
             status.update(f"waiting for every service to drain: {behind}")
             await asyncio.sleep(1.0)
-    return {"drain_s": round(elapsed, 1), "drain_left": behind}
+    return {f"{phase}drain_s": round(elapsed, 1), f"{phase}drain_left": behind}
 
 
 def _processed(urls: list[str]) -> int:
@@ -473,21 +541,17 @@ def bench_table(figures: dict[str, Any]) -> Table:
 
 def verdicts(figures: dict[str, Any]) -> list[str]:
     """Say whether this run met each of the bench's targets, and why a latency was missed."""
-    lines = []
-    copy_rate, pipeline = figures.get("raw_copy_rows_per_s"), figures.get("pipeline_observations_per_s")
-    if copy_rate and pipeline is not None:
-        share = pipeline / copy_rate
-        met = "met" if share >= TARGET_SHARE_OF_COPY else "not met"
-        lines.append(
-            f"throughput: the pipeline carried {pipeline:,.0f} prices/s, {share:.1%} of COPY "
-            f"(target {TARGET_SHARE_OF_COPY:.0%}): {met}"
-            + (_slowest_costs(figures) + _cpu_per_price(figures, copy_rate) if met == "not met" else "")
-        )
+    lines = [
+        line
+        for phase, said in (("", "from cold (no groups yet)"), (STEADY, "in the steady state (groups known)"))
+        if (line := _throughput_verdict(figures, phase, said))
+    ]
     p99, rate = figures.get("latency_p99_s"), figures.get("latency_rate_observations_per_s")
     if p99 is None or not rate:
         return lines
     line = f"latency: p99 {p99:.2f} s at {rate:,} prices/s (target under {LATENCY_TARGET_S:g} s): "
-    slowest = _slowest(figures)
+    # The latency phase follows the steady state, when the run measured one.
+    slowest = _slowest(figures, STEADY) or _slowest(figures, "")
     if p99 < LATENCY_TARGET_S:
         line += "met"
     elif slowest is not None and slowest[1] < rate:
@@ -501,15 +565,38 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
     return [*lines, line]
 
 
-def _slowest(figures: dict[str, Any]) -> tuple[str, float] | None:
-    """Return the pipeline service with the lowest throughput and its rate, if the run measured one."""
-    rates = [(name, figures[key]) for name in PIPELINE if (key := f"{name}_observations_per_s") in figures]
+def _throughput_verdict(figures: dict[str, Any], phase: str, said: str) -> str | None:
+    """Say whether a throughput phase met the target, and where its time went when it did not."""
+    copy_rate, pipeline = (
+        figures.get("raw_copy_rows_per_s"),
+        figures.get(f"{phase}pipeline_observations_per_s"),
+    )
+    if not copy_rate or pipeline is None:
+        return None
+    share = pipeline / copy_rate
+    met = "met" if share >= TARGET_SHARE_OF_COPY else "not met"
+    return (
+        f"throughput {said}: the pipeline carried {pipeline:,.0f} prices/s, {share:.1%} of COPY "
+        f"(target {TARGET_SHARE_OF_COPY:.0%}): {met}"
+        + (
+            _slowest_costs(figures, phase) + _cpu_per_price(figures, phase, copy_rate)
+            if met == "not met"
+            else ""
+        )
+    )
+
+
+def _slowest(figures: dict[str, Any], phase: str) -> tuple[str, float] | None:
+    """Return a phase's pipeline service with the lowest throughput and its rate, if the run measured one."""
+    rates = [
+        (name, figures[key]) for name in PIPELINE if (key := f"{phase}{name}_observations_per_s") in figures
+    ]
     return min(rates, key=lambda named: named[1], default=None)
 
 
-def _slowest_costs(figures: dict[str, Any]) -> str:
-    """Say where the slowest service's time went in the throughput phase, when the run measured it."""
-    measured, cores = _slowest(figures), figures.get("throughput_cpu_cores")
+def _slowest_costs(figures: dict[str, Any], phase: str) -> str:
+    """Say where the slowest service's time went in a throughput phase, when the run measured it."""
+    measured, cores = _slowest(figures, phase), figures.get(f"{phase}throughput_cpu_cores")
     if measured is None or not isinstance(cores, dict):
         return ""
     slowest = measured[0]
@@ -517,13 +604,14 @@ def _slowest_costs(figures: dict[str, Any]) -> str:
         f"; the slowest, {slowest}, used {cores.get(slowest, 0):.2f} cores and its database sessions "
         f"{cores.get(f'{slowest}_db', 0):.2f}"
     )
-    top = figures.get("database_top", {}).get(slowest)
+    top = figures.get(f"{phase}database_top", {}).get(slowest)
     return f"{said} (costliest statement: {top})" if top else said
 
 
-def _cpu_per_price(figures: dict[str, Any], copy_rate: float) -> str:
+def _cpu_per_price(figures: dict[str, Any], phase: str, copy_rate: float) -> str:
     """Say how much CPU the machine spent per price, against what the target leaves on its cores."""
-    cores, pipeline = figures.get("throughput_cpu_cores"), figures.get("pipeline_observations_per_s")
+    cores = figures.get(f"{phase}throughput_cpu_cores")
+    pipeline = figures.get(f"{phase}pipeline_observations_per_s")
     machine = figures.get("machine")
     if not isinstance(cores, dict) or "machine" not in cores or not pipeline or not isinstance(machine, dict):
         return ""

@@ -21,10 +21,14 @@ LATENCY_TARGET_S = 2.0
 RATES = (
     ("raw_event_produce_observations_per_s", "broker, raw produce", "limit"),
     ("raw_copy_rows_per_s", "PostgreSQL COPY", "limit"),
-    ("grouping_observations_per_s", "grouping", "service"),
-    ("bargains_observations_per_s", "bargains", "service"),
-    ("catalogue_observations_per_s", "catalogue", "service"),
-    ("pipeline_observations_per_s", "pipeline (slowest)", "pipeline"),
+    ("grouping_observations_per_s", "grouping, cold", "service"),
+    ("bargains_observations_per_s", "bargains, cold", "service"),
+    ("catalogue_observations_per_s", "catalogue, cold", "service"),
+    ("pipeline_observations_per_s", "pipeline (slowest), cold", "pipeline"),
+    ("steady_grouping_observations_per_s", "grouping, steady", "service"),
+    ("steady_bargains_observations_per_s", "bargains, steady", "service"),
+    ("steady_catalogue_observations_per_s", "catalogue, steady", "service"),
+    ("steady_pipeline_observations_per_s", "pipeline (slowest), steady", "pipeline"),
 )
 CORE_PARTS = (("broker", "broker"), ("bench", "the bench itself"), ("rest", "rest of the machine"))
 COLOURS = {

@@ -37,7 +37,7 @@ def build_router(
         """Let an anchor's bargains answer for its members."""
         async with uow() as work:
             if await work.claim([event]):
-                await service_layer.change_group(work, event.payload)
+                await service_layer.change_group(work, event.payload, now=clock(), policy=policy)
 
     @consumers.subscribe(router, topic("substitutions.changed.v1"))
     async def on_substitutions_changed(event: SubstitutionsChanged) -> None:

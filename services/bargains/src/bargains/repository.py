@@ -54,6 +54,16 @@ class BargainsRepository(Protocol):
         """Return the price history of (store, sku) pairs of a chain, oldest segment first."""
         ...
 
+    async def store_histories(
+        self, *, chain: str, store_ids: Sequence[str]
+    ) -> dict[Key, tuple[Segment, ...]]:
+        """Return the price history of every product of some stores of a chain, oldest segment first."""
+        ...
+
+    async def drop_histories(self, *, chain: str, keys: Sequence[Key]) -> None:
+        """Delete the whole history of (store, sku) pairs of a chain."""
+        ...
+
     async def save_segments(
         self,
         *,
@@ -201,27 +211,30 @@ class PostgresBargainsRepository:
                 columns.texts([store_id for store_id, _ in keys]),
                 columns.texts([sku for _, sku in keys]),
             )
-        found: dict[Key, list[Segment]] = {}
-        for store_id, sku, price, was, starts_at, ends_at, member, quantity, total, sold_by in rows:
-            if wanted is not None and (store_id, sku) not in wanted:
-                continue  # a pair of the batch's stores and products that the batch does not hold
-            # Most runs show no label: they share the empty one, which fold compares by identity.
-            label = (
-                NO_LABEL
-                if member is None and quantity is None and total is None and sold_by == "each"
-                else Label(member, quantity, total, sold_by)
-            )
-            segment = Segment(price, was, starts_at, ends_at, label)
-            if (held := found.get((store_id, sku))) is None:
-                found[store_id, sku] = [segment]
-            else:
-                held.append(segment)
-        # Sorting 25,000 rows by text keys took a quarter of the query in PostgreSQL; most keys
-        # have one run, so only those with several are put in order here.
-        return {
-            key: (segments[0],) if len(segments) == 1 else tuple(sorted(segments, key=_starts))
-            for key, segments in found.items()
-        }
+        return _histories_of(rows, wanted)
+
+    async def store_histories(
+        self, *, chain: str, store_ids: Sequence[str]
+    ) -> dict[Key, tuple[Segment, ...]]:
+        """Return the price history of every product of some stores of a chain, oldest segment first."""
+        rows = await self.conn.fetch(
+            f"SELECT {_HISTORY_COLUMNS} FROM history h WHERE h.chain = $1 AND h.store_id = ANY($2::text[])",
+            chain,
+            list(store_ids),
+        )
+        return _histories_of(rows, None)
+
+    async def drop_histories(self, *, chain: str, keys: Sequence[Key]) -> None:
+        """Delete the whole history of (store, sku) pairs of a chain."""
+        if not keys:
+            return
+        await self.conn.execute(
+            """DELETE FROM history h USING unnest($2::text::text[], $3::text::text[]) AS k(store_id, sku)
+               WHERE h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku""",
+            chain,
+            columns.texts([store_id for store_id, _ in keys]),
+            columns.texts([sku for _, sku in keys]),
+        )
 
     async def save_segments(
         self,
@@ -610,3 +623,28 @@ class PostgresBargainsRepository:
         """Return bargains resting on prices observed before a horizon."""
         rows = await self.conn.fetch(f"SELECT {BARGAIN_COLUMNS} FROM bargains WHERE observed_at < $1", before)
         return [bargain_from(r) for r in rows]
+
+
+def _histories_of(rows: Sequence[asyncpg.Record], wanted: set[Key] | None) -> dict[Key, tuple[Segment, ...]]:
+    """Build histories from rows of _HISTORY_COLUMNS, keeping only the wanted pairs (all if None)."""
+    found: dict[Key, list[Segment]] = {}
+    for store_id, sku, price, was, starts_at, ends_at, member, quantity, total, sold_by in rows:
+        if wanted is not None and (store_id, sku) not in wanted:
+            continue  # a pair of the batch's stores and products that the batch does not hold
+        # Most runs show no label: they share the empty one, which fold compares by identity.
+        label = (
+            NO_LABEL
+            if member is None and quantity is None and total is None and sold_by == "each"
+            else Label(member, quantity, total, sold_by)
+        )
+        segment = Segment(price, was, starts_at, ends_at, label)
+        if (held := found.get((store_id, sku))) is None:
+            found[store_id, sku] = [segment]
+        else:
+            held.append(segment)
+    # Sorting 25,000 rows by text keys took a quarter of the query in PostgreSQL; most keys
+    # have one run, so only those with several are put in order here.
+    return {
+        key: (segments[0],) if len(segments) == 1 else tuple(sorted(segments, key=_starts))
+        for key, segments in found.items()
+    }

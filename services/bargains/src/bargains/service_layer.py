@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from bargains.domain.answering import answers
 from bargains.domain.bargains import Policy, may_be_outlier
 from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, fold, tally_moves, utc_day
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
@@ -36,14 +37,50 @@ async def fold_prices(
         await _fold_chain(uow, chain, chain_batches, now=now, policy=policy)
 
 
-async def change_group(uow: Work[BargainsRepository], group: StoreGroupChangedPayload) -> None:
-    """Record where stores sit; members' own bargains give way to their anchor's."""
+async def change_group(
+    uow: Work[BargainsRepository], group: StoreGroupChangedPayload, *, now: datetime, policy: Policy
+) -> None:
+    """Record where stores sit; members' own bargains, and prices their anchor answers, give way to its."""
     members = await uow.repo.apply_group(group=group)
     if not members:
         return
+    await _drop_answered(uow.repo, group.chain, group.anchor_store_id, members, now=now, policy=policy)
     stale = await uow.repo.bargains_of(chain=group.chain, store_ids=members, skus=None)
     await uow.repo.delete_bargains(bargain_ids=[b.bargain_id for b in stale])
     uow.publish(events_for([Change("expired", b) for b in stale]))
+
+
+async def _drop_answered(
+    repo: BargainsRepository,
+    chain: str,
+    anchor: str,
+    members: Sequence[str],
+    *,
+    now: datetime,
+    policy: Policy,
+) -> None:
+    """Drop the members' histories whose newest run their anchor's shows too, and their counts."""
+    histories = await repo.store_histories(chain=chain, store_ids=[anchor, *members])
+    dropped = [
+        (key, history)
+        for key, history in histories.items()
+        if key[0] != anchor
+        and (theirs := histories.get((anchor, key[1])))
+        and answers(
+            theirs[-1],
+            price_cents=history[-1].price_cents,
+            was_price_cents=history[-1].was_price_cents,
+            label=history[-1].label,
+            observed_at=history[-1].ends_at,
+        )
+    ]
+    await repo.drop_histories(chain=chain, keys=[key for key, _ in dropped])
+    await repo.move_current_prices(
+        chain=chain,
+        moves=tally_moves(
+            ((key[1], history, ()) for key, history in dropped), read_from=utc_day(now - policy.freshness)
+        ),
+    )
 
 
 async def change_substitutes(
@@ -134,10 +171,15 @@ async def _fold_chain(
             categories[store_id, o.sku] = category
             sold_by[o.sku] = o.sold_by
     keys = list(categories)  # in the order first seen
-    histories = await repo.histories(chain=chain, keys=keys)
+    anchors = await repo.anchors_of(chain=chain, store_ids=list({store for store, _ in keys}))
+    # Members' sightings are compared with their anchors' newest runs: those are read with the batch's.
+    anchors_keys = {(anchors[store], sku) for store, sku in keys if anchors[store] != store}
+    histories = await repo.histories(chain=chain, keys=[*keys, *anchors_keys.difference(keys)])
     before = dict(histories)
+    dropped: set[Key] = set()  # members' own histories their anchor's price now answers
     for batch in batches:
         store_id = batch.store_id
+        anchor = anchors[store_id]
         for o in batch.observations:
             key = (store_id, o.sku)
             history = histories.get(key, ())
@@ -146,22 +188,37 @@ async def _fold_chain(
             observed_at = o.observed_at.astimezone(UTC)
             if history and observed_at <= history[-1].ends_at:
                 continue  # what fold does with an older or repeated sighting, without the call
+            label = label_of(o)
+            if anchor != store_id and (theirs := histories.get((anchor, o.sku))):
+                if answers(
+                    theirs[-1],
+                    price_cents=o.price_cents,
+                    was_price_cents=o.was_price_cents,
+                    label=label,
+                    observed_at=observed_at,
+                ):
+                    if history:
+                        histories[key] = ()  # its own price gives way to its anchor's
+                        dropped.add(key)
+                    continue
             histories[key] = fold(
                 history,
                 price_cents=o.price_cents,
                 was_price_cents=o.was_price_cents,
                 observed_at=observed_at,
-                label=label_of(o),
+                label=label,
             )
     # fold returns the very history it keeps, so a history it changed is another object.
-    changed = [key for key in keys if histories[key] is not before.get(key)]
+    changed = [key for key in keys if key in histories and histories[key] is not before.get(key)]
+    # A dropped history that the batch starts again is written anew, as if never stored.
+    await repo.drop_histories(chain=chain, keys=sorted(dropped))
     # Cross-chain comparisons pair prices sold the same way: each product's latest way is kept.
     await repo.save_sold_by(chain=chain, sold_by=sold_by)
     # fold only extends a history's newest segment or appends one: older segments never change.
     started: dict[Key, tuple[Segment, ...]] = {}
     extended: dict[Key, tuple[Segment, ...]] = {}
     for key in changed:
-        last, appended = segments_to_save(before.get(key, ()), histories[key])
+        last, appended = segments_to_save(() if key in dropped else before.get(key, ()), histories[key])
         if last is not None:
             extended[key] = (last,)
         if appended:
@@ -174,7 +231,6 @@ async def _fold_chain(
             read_from=utc_day(now - policy.freshness),
         ),
     )
-    anchors = await repo.anchors_of(chain=chain, store_ids=list({store for store, _ in keys}))
     # A member's sample only counts toward the chain: its anchor's bargains answer for it.
     answering = [key for key in keys if anchors[key[0]] == key[0]]
     await _reassess(uow, chain, answering, histories, categories, now=now, policy=policy)

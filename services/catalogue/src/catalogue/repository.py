@@ -58,6 +58,11 @@ class PriceRow(NamedTuple):
         """Return the price's key."""
         return (self.chain, self.store_id, self.sku)
 
+    @property
+    def shelf(self) -> tuple[object, ...]:
+        """Return what the shelf label shows: every field but where and when."""
+        return self[3:14]
+
 
 PRICE_COLUMNS = (
     "chain, store_id, sku, price_cents, was_price_cents, available, member_price_cents, "
@@ -123,6 +128,20 @@ class CatalogueRepository(Protocol):
         restarted: Sequence[tuple[Key, datetime]] = (),
     ) -> None:
         """Insert or update ended runs (by key and start), delete those removed, move current runs' starts."""
+        ...
+
+    async def anchors_of(self, stores: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Return the anchor of each of these stores that is a member of a group (others omitted)."""
+        ...
+
+    async def current_prices(
+        self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None = None
+    ) -> dict[Key, PriceRow]:
+        """Return the current prices of stores of a chain, of some skus or of all."""
+        ...
+
+    async def end_prices(self, keys: Sequence[Key]) -> None:
+        """Remove current prices, their runs kept as ended runs in history."""
         ...
 
     async def apply_group(self, group: StoreGroupChangedPayload) -> bool:
@@ -274,6 +293,50 @@ class PostgresCatalogueRepository:
                 [s.price_cents for _, s in segments],
                 [s.was_price_cents for _, s in segments],
             )
+
+    async def anchors_of(self, stores: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Return the anchor of each of these stores that is a member of a group (others omitted)."""
+        rows = await self.conn.fetch(
+            """SELECT pl.chain, pl.store_id, pl.anchor_store_id
+               FROM unnest($1::text[], $2::text[]) AS s(chain, store_id)
+               JOIN placements pl ON pl.chain = s.chain AND pl.store_id = s.store_id
+               WHERE pl.anchor_store_id <> pl.store_id""",
+            [chain for chain, _ in stores],
+            [store_id for _, store_id in stores],
+        )
+        return {(r["chain"], r["store_id"]): r["anchor_store_id"] for r in rows}
+
+    async def current_prices(
+        self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None = None
+    ) -> dict[Key, PriceRow]:
+        """Return the current prices of stores of a chain, of some skus or of all."""
+        # Stores by skus in one scan of the key: a batch asks for a few anchors' and members'
+        # same products, and a probe per pair would cost a cache miss each.
+        query = f"SELECT {PRICE_COLUMNS} FROM prices WHERE chain = $1 AND store_id = ANY($2::text[])"
+        if skus is None:
+            rows = await self.conn.fetch(query, chain, list(store_ids))
+        else:
+            query += " AND sku = ANY($3::text[])"
+            rows = await self.conn.fetch(query, chain, list(store_ids), list(skus))
+        return {(r[0], r[1], r[2]): PriceRow(*r) for r in rows}
+
+    async def end_prices(self, keys: Sequence[Key]) -> None:
+        """Remove current prices, their runs kept as ended runs in history."""
+        if not keys:
+            return
+        await self.conn.execute(
+            """WITH ended AS (
+                   DELETE FROM prices p
+                   USING unnest($1::text[], $2::text[], $3::text[]) AS k(chain, store_id, sku)
+                   WHERE p.chain = k.chain AND p.store_id = k.store_id AND p.sku = k.sku
+                   RETURNING p.chain, p.store_id, p.sku, p.run_starts_at, p.observed_at, p.price_cents,
+                             p.was_price_cents)
+               INSERT INTO history (chain, store_id, sku, starts_at, ends_at, price_cents, was_price_cents)
+               SELECT * FROM ended
+               ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at,
+                   price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents""",
+            *(list(column) for column in zip(*keys, strict=True)),
+        )
 
     async def apply_group(self, group: StoreGroupChangedPayload) -> bool:
         """Place a group's stores under its anchor unless a newer version is known; return if applied."""

@@ -4,9 +4,10 @@ Each runs in a unit of work that has already claimed its events. Upserts are gua
 when a fact was observed, so a late or repeated event changes nothing already newer.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
+from catalogue.domain.answering import answers
 from catalogue.domain.history import Segment, fold
 from catalogue.domain.search import search_text
 from catalogue.repository import CatalogueRepository, Key, PriceRow, ProductRow
@@ -85,10 +86,10 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
     # The newest sightings merge in the database: a newer one extends or ends its key's current
     # run there. Only the keys it left (an older sighting) and those seen more than once are
     # folded here, each from its history before the batch and in arrival order, as one by one.
+    rows = [price_row(chain, store_id, o) for (chain, store_id, _), o in newest.items()]
+    rows = await _leave_out_answered(uow.repo, rows, again=again.keys())
     seen_before = await uow.repo.histories(list(again)) if again else {}
-    late = await uow.repo.save_prices(
-        [price_row(chain, store_id, o) for (chain, store_id, _), o in newest.items()]
-    )
+    late = await uow.repo.save_prices(rows)
     unmerged = set(late)
     only_late = [key for key in late if key not in again]
     if only_late:
@@ -115,6 +116,58 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
     await uow.repo.save_segments(written, removed, restarted)
 
 
+async def _leave_out_answered(
+    repo: CatalogueRepository, rows: list[PriceRow], *, again: Collection[Key]
+) -> list[PriceRow]:
+    """Leave out members' sightings their anchor answers (domain.answering); end the own prices they replace.
+
+    A key seen more than once in the batches takes the general path: it is never left out.
+    """
+    anchor_of = await repo.anchors_of(sorted({(row.chain, row.store_id) for row in rows}))
+    if not anchor_of:
+        return rows
+    by_key = {row.key: row for row in rows}
+    answered: list[Key] = []
+    own_ended: list[Key] = []
+    for chain in sorted({chain for chain, _ in anchor_of}):
+        asked = [
+            row
+            for row in rows
+            if row.chain == chain and (chain, row.store_id) in anchor_of and row.key not in again
+        ]
+        if not asked:
+            continue
+        stores = {row.store_id for row in asked} | {anchor_of[chain, row.store_id] for row in asked}
+        stored = await repo.current_prices(
+            chain=chain, store_ids=sorted(stores), skus=sorted({row.sku for row in asked})
+        )
+        for row in asked:
+            own = stored.get(row.key)
+            if own is not None and own.observed_at >= row.observed_at:
+                continue  # not newer than the member's own price: the merge leaves it to history
+            anchor_key = (chain, anchor_of[chain, row.store_id], row.sku)
+            theirs = _newer(stored.get(anchor_key), by_key.get(anchor_key))
+            if theirs is not None and answers(
+                anchor_shelf=theirs.shelf,
+                anchor_seen=theirs.observed_at,
+                member_shelf=row.shelf,
+                member_seen=row.observed_at,
+            ):
+                answered.append(row.key)
+                if own is not None:
+                    own_ended.append(row.key)
+    await repo.end_prices(own_ended)
+    left_out = set(answered)
+    return [row for row in rows if row.key not in left_out]
+
+
+def _newer(stored: PriceRow | None, staged: PriceRow | None) -> PriceRow | None:
+    """Return the newer of a stored and a staged price (either may be missing)."""
+    if stored is None or (staged is not None and staged.observed_at > stored.observed_at):
+        return staged
+    return stored
+
+
 def _folded(history: tuple[Segment, ...], o: PriceObservation) -> tuple[Segment, ...]:
     """Return a history with one sighting folded in."""
     return fold(
@@ -136,8 +189,32 @@ async def observe_products(
 
 
 async def change_group(uow: Work[CatalogueRepository], group: StoreGroupChangedPayload) -> bool:
-    """Place a group's members under its anchor, unless a newer version is known; return if applied."""
-    return await uow.repo.apply_group(group)
+    """Place a group's members under its anchor, unless a newer version is known; return if applied.
+
+    The members' prices their anchor answers (domain.answering) end there: what grouping found
+    they share is then kept once, with the anchor.
+    """
+    if not await uow.repo.apply_group(group):
+        return False
+    if group.reason == "dissolved" or not group.member_store_ids:
+        return True
+    anchor = group.anchor_store_id
+    stored = await uow.repo.current_prices(chain=group.chain, store_ids=[anchor, *group.member_store_ids])
+    await uow.repo.end_prices(
+        [
+            key
+            for key, own in stored.items()
+            if key[1] != anchor
+            and (theirs := stored.get((key[0], anchor, key[2]))) is not None
+            and answers(
+                anchor_shelf=theirs.shelf,
+                anchor_seen=theirs.observed_at,
+                member_shelf=own.shelf,
+                member_seen=own.observed_at,
+            )
+        ]
+    )
+    return True
 
 
 async def change_substitutes(
