@@ -4,6 +4,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
+from bargains.domain.answering import Run
 from bargains.domain.bargains import median
 from bargains.domain.history import PriceMove, Segment, SoldBy, utc_day
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
@@ -54,6 +55,14 @@ class InMemoryBargainsRepository:
         """Return the price history of every product of some stores of a chain, oldest segment first."""
         keys = [(store_id, sku) for c, store_id, sku in self.history if c == chain and store_id in store_ids]
         return await self.histories(chain=chain, keys=keys)
+
+    async def newest_runs(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, Run]:
+        """Return the newest run of (store, sku) pairs of a chain (pairs without a history omitted)."""
+        return {
+            key: Run(last.price_cents, last.was_price_cents, last.label, last.ends_at)
+            for key, history in (await self.histories(chain=chain, keys=keys)).items()
+            if (last := history[-1])
+        }
 
     async def drop_histories(self, *, chain: str, keys: Sequence[Key]) -> None:
         """Delete the whole history of (store, sku) pairs of a chain."""

@@ -87,12 +87,12 @@ class InMemoryCatalogueRepository:
             if (placed := self.placements.get(store)) is not None and (anchor := placed[1]) != store[1]
         }
 
-    async def current_prices(
+    async def current_shelves(
         self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None = None
-    ) -> dict[Key, PriceRow]:
-        """Return the current prices of stores of a chain, of some skus or of all."""
+    ) -> dict[tuple[str, str], tuple[tuple[object, ...], datetime]]:
+        """Return what stores of a chain currently show, by store and sku, of some skus or of all."""
         return {
-            key: row
+            (key[1], key[2]): (row.shelf, row.observed_at)
             for key, row in self.prices.items()
             if key[0] == chain and key[1] in store_ids and (skus is None or key[2] in skus)
         }

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import asyncpg
 
+from bargains.domain.answering import Run
 from bargains.domain.bargains import median
 from bargains.domain.history import NO_LABEL, Label, PriceMove, Segment, SoldBy, day_ranges, utc_day
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
@@ -58,6 +59,10 @@ class BargainsRepository(Protocol):
         self, *, chain: str, store_ids: Sequence[str]
     ) -> dict[Key, tuple[Segment, ...]]:
         """Return the price history of every product of some stores of a chain, oldest segment first."""
+        ...
+
+    async def newest_runs(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, Run]:
+        """Return the newest run of (store, sku) pairs of a chain (pairs without a history omitted)."""
         ...
 
     async def drop_histories(self, *, chain: str, keys: Sequence[Key]) -> None:
@@ -223,6 +228,29 @@ class PostgresBargainsRepository:
             list(store_ids),
         )
         return _histories_of(rows, None)
+
+    async def newest_runs(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, Run]:
+        """Return the newest run of (store, sku) pairs of a chain (pairs without a history omitted).
+
+        A batch asks for its members' anchors' products: their stores by its products, in one scan
+        of the key; each pair's newest run is kept as a tuple, with no object per row read.
+        """
+        wanted = set(keys)
+        rows = await self.conn.fetch(
+            """SELECT store_id, sku, starts_at, price_cents, was_price_cents, ends_at,
+                      member_price_cents, multibuy_quantity, multibuy_total_cents, sold_by
+               FROM history
+               WHERE chain = $1 AND store_id = ANY($2::text::text[]) AND sku = ANY($3::text::text[])""",
+            chain,
+            columns.texts(sorted({store_id for store_id, _ in keys})),
+            columns.texts(sorted({sku for _, sku in keys})),
+        )
+        newest: dict[Key, asyncpg.Record] = {}
+        for r in rows:
+            key = (r[0], r[1])
+            if key in wanted and ((held := newest.get(key)) is None or held[2] < r[2]):
+                newest[key] = r
+        return {key: Run(r[3], r[4], _label(r[6], r[7], r[8], r[9]), r[5]) for key, r in newest.items()}
 
     async def drop_histories(self, *, chain: str, keys: Sequence[Key]) -> None:
         """Delete the whole history of (store, sku) pairs of a chain."""
@@ -631,13 +659,7 @@ def _histories_of(rows: Sequence[asyncpg.Record], wanted: set[Key] | None) -> di
     for store_id, sku, price, was, starts_at, ends_at, member, quantity, total, sold_by in rows:
         if wanted is not None and (store_id, sku) not in wanted:
             continue  # a pair of the batch's stores and products that the batch does not hold
-        # Most runs show no label: they share the empty one, which fold compares by identity.
-        label = (
-            NO_LABEL
-            if member is None and quantity is None and total is None and sold_by == "each"
-            else Label(member, quantity, total, sold_by)
-        )
-        segment = Segment(price, was, starts_at, ends_at, label)
+        segment = Segment(price, was, starts_at, ends_at, _label(member, quantity, total, sold_by))
         if (held := found.get((store_id, sku))) is None:
             found[store_id, sku] = [segment]
         else:
@@ -648,3 +670,11 @@ def _histories_of(rows: Sequence[asyncpg.Record], wanted: set[Key] | None) -> di
         key: (segments[0],) if len(segments) == 1 else tuple(sorted(segments, key=_starts))
         for key, segments in found.items()
     }
+
+
+def _label(member: int | None, quantity: int | None, total: int | None, sold_by: SoldBy) -> Label:
+    """Return a run's label from its columns."""
+    # Most runs show no label: they share the empty one, which fold compares by identity.
+    if member is None and quantity is None and total is None and sold_by == "each":
+        return NO_LABEL
+    return Label(member, quantity, total, sold_by)

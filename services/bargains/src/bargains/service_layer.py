@@ -172,14 +172,16 @@ async def _fold_chain(
             sold_by[o.sku] = o.sold_by
     keys = list(categories)  # in the order first seen
     anchors = await repo.anchors_of(chain=chain, store_ids=list({store for store, _ in keys}))
-    # Members' sightings are compared with their anchors' newest runs: those are read with the batch's.
-    anchors_keys = {(anchors[store], sku) for store, sku in keys if anchors[store] != store}
-    histories = await repo.histories(chain=chain, keys=[*keys, *anchors_keys.difference(keys)])
+    histories = await repo.histories(chain=chain, keys=keys)
+    # Members' sightings are compared with their anchors' newest runs: the batch's own, or stored ones.
+    asked = {(anchors[store], sku) for store, sku in keys if anchors[store] != store}.difference(keys)
+    runs = await repo.newest_runs(chain=chain, keys=sorted(asked)) if asked else {}
     before = dict(histories)
     dropped: set[Key] = set()  # members' own histories their anchor's price now answers
     for batch in batches:
         store_id = batch.store_id
         anchor = anchors[store_id]
+        member = anchor != store_id
         for o in batch.observations:
             key = (store_id, o.sku)
             history = histories.get(key, ())
@@ -189,9 +191,11 @@ async def _fold_chain(
             if history and observed_at <= history[-1].ends_at:
                 continue  # what fold does with an older or repeated sighting, without the call
             label = label_of(o)
-            if anchor != store_id and (theirs := histories.get((anchor, o.sku))):
-                if answers(
-                    theirs[-1],
+            if member:
+                theirs = histories.get((anchor, o.sku))
+                run = theirs[-1] if theirs else runs.get((anchor, o.sku))
+                if run is not None and answers(
+                    run,
                     price_cents=o.price_cents,
                     was_price_cents=o.was_price_cents,
                     label=label,

@@ -70,6 +70,9 @@ PRICE_COLUMNS = (
     "stated_text, observed_at"
 )
 PRICE_FIELDS = tuple(PRICE_COLUMNS.split(", "))
+_SHELF_COLUMNS = ", ".join(PRICE_FIELDS[3:14])
+Shelf = tuple[tuple[object, ...], datetime]
+"""What a store's label shows for a product (PriceRow.shelf), and when it was seen."""
 # Empties the staging table as it merges (one scan of it), so no other transaction ever sees a
 # row of it; an older sighting never replaces a newer current price. A newer one at the same price
 # extends the current run (its row only); at another price it starts a run, and the row notes the
@@ -134,10 +137,10 @@ class CatalogueRepository(Protocol):
         """Return the anchor of each of these stores that is a member of a group (others omitted)."""
         ...
 
-    async def current_prices(
+    async def current_shelves(
         self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None = None
-    ) -> dict[Key, PriceRow]:
-        """Return the current prices of stores of a chain, of some skus or of all."""
+    ) -> dict[tuple[str, str], Shelf]:
+        """Return what stores of a chain currently show, by store and sku, of some skus or of all."""
         ...
 
     async def end_prices(self, keys: Sequence[Key]) -> None:
@@ -306,19 +309,20 @@ class PostgresCatalogueRepository:
         )
         return {(r["chain"], r["store_id"]): r["anchor_store_id"] for r in rows}
 
-    async def current_prices(
+    async def current_shelves(
         self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None = None
-    ) -> dict[Key, PriceRow]:
-        """Return the current prices of stores of a chain, of some skus or of all."""
+    ) -> dict[tuple[str, str], Shelf]:
+        """Return what stores of a chain currently show, by store and sku, of some skus or of all."""
         # Stores by skus in one scan of the key: a batch asks for a few anchors' and members'
-        # same products, and a probe per pair would cost a cache miss each.
-        query = f"SELECT {PRICE_COLUMNS} FROM prices WHERE chain = $1 AND store_id = ANY($2::text[])"
+        # same products, and a probe per pair would cost a cache miss each. A row's slice is a
+        # tuple already: no object per row (a batch reads about one per member's price).
+        query = f"SELECT store_id, sku, observed_at, {_SHELF_COLUMNS} FROM prices WHERE chain = $1"
         if skus is None:
-            rows = await self.conn.fetch(query, chain, list(store_ids))
+            rows = await self.conn.fetch(query + " AND store_id = ANY($2::text[])", chain, list(store_ids))
         else:
-            query += " AND sku = ANY($3::text[])"
+            query += " AND store_id = ANY($2::text[]) AND sku = ANY($3::text[])"
             rows = await self.conn.fetch(query, chain, list(store_ids), list(skus))
-        return {(r[0], r[1], r[2]): PriceRow(*r) for r in rows}
+        return {(r[0], r[1]): (r[3:], r[2]) for r in rows}
 
     async def end_prices(self, keys: Sequence[Key]) -> None:
         """Remove current prices, their runs kept as ended runs in history."""

@@ -86,8 +86,8 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
     # The newest sightings merge in the database: a newer one extends or ends its key's current
     # run there. Only the keys it left (an older sighting) and those seen more than once are
     # folded here, each from its history before the batch and in arrival order, as one by one.
-    rows = [price_row(chain, store_id, o) for (chain, store_id, _), o in newest.items()]
-    rows = await _leave_out_answered(uow.repo, rows, again=again.keys())
+    answered = await _answered_by_anchors(uow.repo, batches, newest, again.keys())
+    rows = [price_row(key[0], key[1], o) for key, o in newest.items() if not answered or key not in answered]
     seen_before = await uow.repo.histories(list(again)) if again else {}
     late = await uow.repo.save_prices(rows)
     unmerged = set(late)
@@ -116,56 +116,62 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
     await uow.repo.save_segments(written, removed, restarted)
 
 
-async def _leave_out_answered(
-    repo: CatalogueRepository, rows: list[PriceRow], *, again: Collection[Key]
-) -> list[PriceRow]:
-    """Leave out members' sightings their anchor answers (domain.answering); end the own prices they replace.
+async def _answered_by_anchors(
+    repo: CatalogueRepository,
+    batches: Sequence[PricesScrapedPayload],
+    newest: dict[Key, PriceObservation],
+    again: Collection[Key],
+) -> set[Key]:
+    """Return the members' newest sightings that their anchor answers (domain.answering); end the own prices.
 
-    A key seen more than once in the batches takes the general path: it is never left out.
+    An own price that such a sighting replaces (an exception of the member's that no longer holds) ends.
+
+    A key seen more than once in the batches takes the general path: it is never answered.
     """
-    anchor_of = await repo.anchors_of(sorted({(row.chain, row.store_id) for row in rows}))
-    if not anchor_of:
-        return rows
-    by_key = {row.key: row for row in rows}
-    answered: list[Key] = []
-    own_ended: list[Key] = []
+    anchor_of = await repo.anchors_of(sorted({(batch.chain, batch.store_id) for batch in batches}))
+    answered: set[Key] = set()
+    ended: list[Key] = []
     for chain in sorted({chain for chain, _ in anchor_of}):
-        asked = [
-            row
-            for row in rows
-            if row.chain == chain and (chain, row.store_id) in anchor_of and row.key not in again
-        ]
-        if not asked:
-            continue
-        stores = {row.store_id for row in asked} | {anchor_of[chain, row.store_id] for row in asked}
-        stored = await repo.current_prices(
-            chain=chain, store_ids=sorted(stores), skus=sorted({row.sku for row in asked})
+        members = [b for b in batches if b.chain == chain and (chain, b.store_id) in anchor_of]
+        stored = await repo.current_shelves(
+            chain=chain,
+            store_ids=sorted({b.store_id for b in members} | {anchor_of[chain, b.store_id] for b in members}),
+            skus=sorted({o.sku for batch in members for o in batch.observations}),
         )
-        for row in asked:
-            own = stored.get(row.key)
-            if own is not None and own.observed_at >= row.observed_at:
-                continue  # not newer than the member's own price: the merge leaves it to history
-            anchor_key = (chain, anchor_of[chain, row.store_id], row.sku)
-            theirs = _newer(stored.get(anchor_key), by_key.get(anchor_key))
-            if theirs is not None and answers(
-                anchor_shelf=theirs.shelf,
-                anchor_seen=theirs.observed_at,
-                member_shelf=row.shelf,
-                member_seen=row.observed_at,
-            ):
-                answered.append(row.key)
-                if own is not None:
-                    own_ended.append(row.key)
-    await repo.end_prices(own_ended)
-    left_out = set(answered)
-    return [row for row in rows if row.key not in left_out]
+        for batch in members:
+            store_id, anchor = batch.store_id, anchor_of[chain, batch.store_id]
+            for o in batch.observations:
+                key = (chain, store_id, o.sku)
+                if newest[key] is not o or key in again:
+                    continue
+                own = stored.get((store_id, o.sku))
+                if own is not None and own[1] >= o.observed_at:
+                    continue  # not newer than the member's own price: the merge leaves it to history
+                theirs = stored.get((anchor, o.sku))
+                staged = newest.get((chain, anchor, o.sku))
+                if staged is not None and (theirs is None or staged.observed_at > theirs[1]):
+                    theirs = (shelf_of(staged), staged.observed_at)
+                if theirs is not None and answers(
+                    anchor_shelf=theirs[0],
+                    anchor_seen=theirs[1],
+                    member_shelf=shelf_of(o),
+                    member_seen=o.observed_at,
+                ):
+                    answered.add(key)
+                    if own is not None:
+                        ended.append(key)
+    await repo.end_prices(ended)
+    return answered
 
 
-def _newer(stored: PriceRow | None, staged: PriceRow | None) -> PriceRow | None:
-    """Return the newer of a stored and a staged price (either may be missing)."""
-    if stored is None or (staged is not None and staged.observed_at > stored.observed_at):
-        return staged
-    return stored
+def shelf_of(o: PriceObservation) -> tuple[object, ...]:
+    """Return what an observation's label shows, as PriceRow.shelf has it."""
+    if o.unit_price is None and o.multibuy is None:  # most prices: no nested parts to read
+        return (
+            o.price_cents, o.was_price_cents, o.available, o.member_price_cents, None, None, o.sold_by,
+            None, None, None, None,
+        )  # fmt: skip
+    return price_row("", "", o).shelf
 
 
 def _folded(history: tuple[Segment, ...], o: PriceObservation) -> tuple[Segment, ...]:
@@ -199,19 +205,14 @@ async def change_group(uow: Work[CatalogueRepository], group: StoreGroupChangedP
     if group.reason == "dissolved" or not group.member_store_ids:
         return True
     anchor = group.anchor_store_id
-    stored = await uow.repo.current_prices(chain=group.chain, store_ids=[anchor, *group.member_store_ids])
+    stored = await uow.repo.current_shelves(chain=group.chain, store_ids=[anchor, *group.member_store_ids])
     await uow.repo.end_prices(
         [
-            key
-            for key, own in stored.items()
-            if key[1] != anchor
-            and (theirs := stored.get((key[0], anchor, key[2]))) is not None
-            and answers(
-                anchor_shelf=theirs.shelf,
-                anchor_seen=theirs.observed_at,
-                member_shelf=own.shelf,
-                member_seen=own.observed_at,
-            )
+            (group.chain, store_id, sku)
+            for (store_id, sku), (shelf, seen) in stored.items()
+            if store_id != anchor
+            and (theirs := stored.get((anchor, sku))) is not None
+            and answers(anchor_shelf=theirs[0], anchor_seen=theirs[1], member_shelf=shelf, member_seen=seen)
         ]
     )
     return True

@@ -247,25 +247,29 @@ def answered_by_anchors(
     `anchor_lag` (what a health check asks of an anchor). A sighting older than the member's
     own stored row is never answered: the merge ignores it.
     """
-    staged = {(row.chain, row.store_id, row.sku): row for row in rows}
+    # Rows and shelves are tuples: chain, store and sku lead a row; price, was-price and
+    # availability lead a shelf and follow them in a row (slices are built in C).
+    anchor_stores = {(chain, anchor) for (chain, _), anchor in anchor_of.items()}
+    staged = {row[:3]: Shelf(*row[3:]) for row in rows if row[:2] in anchor_stores}
     answered = []
     for row in rows:
-        anchor = anchor_of.get((row.chain, row.store_id))
+        anchor = anchor_of.get(row[:2])
         if anchor is None or row.observed_at < fresh_since:
             continue
-        own = stored.get((row.chain, row.store_id, row.sku))
+        key = row[:3]
+        own = stored.get(key)
         if own is not None and own.observed_at >= row.observed_at:
             continue
-        theirs: Shelf | StagedRow | None = stored.get((row.chain, anchor, row.sku))
-        newer = staged.get((row.chain, anchor, row.sku))
+        theirs_key = (key[0], anchor, key[2])
+        theirs = stored.get(theirs_key)
+        newer = staged.get(theirs_key)
         if newer is not None and (theirs is None or newer.observed_at > theirs.observed_at):
             theirs = newer
         if (
             theirs is not None
+            and theirs[:3] == row[3:6]
             and theirs.observed_at >= fresh_since
             and theirs.observed_at >= row.observed_at - anchor_lag
-            and (theirs.price_cents, theirs.was_price_cents, theirs.available)
-            == (row.price_cents, row.was_price_cents, row.available)
         ):
             answered.append(row)
     return answered

@@ -9,6 +9,7 @@ apart from its anchor.
 """
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from bargains.domain.history import Label, Segment
 
@@ -16,8 +17,22 @@ ANCHOR_LAG = timedelta(hours=24)
 """An anchor's price seen this long before a member's sighting may be out of date: it answers nothing."""
 
 
+class Run(NamedTuple):
+    """An anchor's newest run, as a member's sighting is compared with it: its shelf and last sighting."""
+
+    price_cents: int
+    was_price_cents: int | None
+    label: Label
+    ends_at: datetime
+
+
 def answers(
-    anchor: Segment, *, price_cents: int, was_price_cents: int | None, label: Label, observed_at: datetime
+    anchor: Run | Segment,
+    *,
+    price_cents: int,
+    was_price_cents: int | None,
+    label: Label,
+    observed_at: datetime,
 ) -> bool:
     """Tell whether an anchor's newest run answers a member's sighting: the same shelf, seen lately."""
     return anchor.ends_at >= observed_at - ANCHOR_LAG and (
