@@ -97,6 +97,15 @@ class InMemoryCatalogueRepository:
             if key[0] == chain and key[1] in store_ids and (skus is None or key[2] in skus)
         }
 
+    async def drop_prices(self, keys: Sequence[Key]) -> None:
+        """Delete current prices, their current runs with them."""
+        for key in keys:
+            del self.prices[key]
+            if ended := self.history[key][:-1]:
+                self.history[key] = ended
+            else:
+                del self.history[key]
+
     async def end_prices(self, keys: Sequence[Key]) -> None:
         """Remove current prices; their runs stay in history as ended runs."""
         for key in keys:

@@ -229,7 +229,7 @@ async def test_a_members_own_price_ends_when_it_shows_its_anchors_again() -> Non
     assert [s.price_cents for s in uow.repo.history["c", "m", "milk"]] == [280, 270]
 
 
-async def test_placing_members_ends_the_prices_their_anchor_answers() -> None:
+async def test_placing_members_drops_the_prices_their_anchor_answers() -> None:
     uow = FakeUnitOfWork(InMemoryCatalogueRepository())
     await _deliver(
         uow,
@@ -248,6 +248,8 @@ async def test_placing_members_ends_the_prices_their_anchor_answers() -> None:
         ("c", "m", "eggs"),
         ("c", "x", "milk"),
     }
+    # The anchor's run answers for the member's: the copy leaves no run of its own behind.
+    assert ("c", "m", "milk") not in uow.repo.history
     # A group dissolved takes nothing more away.
     await _deliver(uow, _group("g1", 2, "a", reason="dissolved"))
     assert len(uow.repo.prices) == 4

@@ -147,6 +147,10 @@ class CatalogueRepository(Protocol):
         """Remove current prices, their runs kept as ended runs in history."""
         ...
 
+    async def drop_prices(self, keys: Sequence[Key]) -> None:
+        """Delete current prices whose runs repeat another store's (an anchor's), runs and all."""
+        ...
+
     async def apply_group(self, group: StoreGroupChangedPayload) -> bool:
         """Place a group's stores under its anchor unless a newer version is known; return if applied."""
         ...
@@ -323,6 +327,17 @@ class PostgresCatalogueRepository:
             query += " AND store_id = ANY($2::text[]) AND sku = ANY($3::text[])"
             rows = await self.conn.fetch(query, chain, list(store_ids), list(skus))
         return {(r[0], r[1]): (r[3:], r[2]) for r in rows}
+
+    async def drop_prices(self, keys: Sequence[Key]) -> None:
+        """Delete current prices whose runs repeat another store's (an anchor's), runs and all."""
+        if not keys:
+            return
+        await self.conn.execute(
+            """DELETE FROM prices p
+               USING unnest($1::text[], $2::text[], $3::text[]) AS k(chain, store_id, sku)
+               WHERE p.chain = k.chain AND p.store_id = k.store_id AND p.sku = k.sku""",
+            *(list(column) for column in zip(*keys, strict=True)),
+        )
 
     async def end_prices(self, keys: Sequence[Key]) -> None:
         """Remove current prices, their runs kept as ended runs in history."""

@@ -197,8 +197,8 @@ async def observe_products(
 async def change_group(uow: Work[CatalogueRepository], group: StoreGroupChangedPayload) -> bool:
     """Place a group's members under its anchor, unless a newer version is known; return if applied.
 
-    The members' prices their anchor answers (domain.answering) end there: what grouping found
-    they share is then kept once, with the anchor.
+    The members' prices their anchor answers (domain.answering) are dropped: what grouping found
+    they share is then kept once, with the anchor, whose runs answer for the members' too.
     """
     if not await uow.repo.apply_group(group):
         return False
@@ -206,7 +206,7 @@ async def change_group(uow: Work[CatalogueRepository], group: StoreGroupChangedP
         return True
     anchor = group.anchor_store_id
     stored = await uow.repo.current_shelves(chain=group.chain, store_ids=[anchor, *group.member_store_ids])
-    await uow.repo.end_prices(
+    await uow.repo.drop_prices(
         [
             (group.chain, store_id, sku)
             for (store_id, sku), (shelf, seen) in stored.items()
