@@ -479,7 +479,7 @@ async def test_the_database_folds_prices_like_the_in_memory_repository(stack: St
 
 
 async def test_members_answered_by_their_anchor_fold_like_the_in_memory_repository(stack: Stack) -> None:
-    """The members' prices their anchor answers, in SQL as in memory: left out, or ended with their run kept."""
+    """Members' prices their anchor answers, in SQL as in memory: left out, or ended (their run kept)."""
     chain = _chain()
     rng = random.Random(9)
     start = datetime.now(UTC) - timedelta(days=2)
