@@ -64,10 +64,12 @@ class InMemoryBargainsRepository:
             if (last := history[-1])
         }
 
-    async def drop_histories(self, *, chain: str, keys: Sequence[Key]) -> None:
-        """Delete the whole history of (store, sku) pairs of a chain."""
+    async def drop_histories(self, *, chain: str, keys: Sequence[Key], stores: Sequence[str] = ()) -> None:
+        """Delete the whole history of (store, sku) pairs of a chain, and of whole stores."""
         for store_id, sku in keys:
             self.history.pop((chain, store_id, sku), None)
+        for key in [key for key in self.history if key[0] == chain and key[1] in stores]:
+            del self.history[key]
 
     async def save_segments(
         self,

@@ -97,9 +97,9 @@ class InMemoryCatalogueRepository:
             if key[0] == chain and key[1] in store_ids and (skus is None or key[2] in skus)
         }
 
-    async def drop_prices(self, keys: Sequence[Key]) -> None:
-        """Delete current prices, their current runs with them."""
-        for key in keys:
+    async def drop_prices(self, keys: Sequence[Key], *, stores: Sequence[tuple[str, str]] = ()) -> None:
+        """Delete current prices, their current runs with them, and whole stores' ones."""
+        for key in [*keys, *(key for key in self.prices if key[:2] in stores)]:
             del self.prices[key]
             if ended := self.history[key][:-1]:
                 self.history[key] = ended

@@ -746,6 +746,27 @@ async def _every_use_case(work: Work[BargainsRepository], chain: str, other: str
     for c in (chain, other):
         await service_layer.change_group(work, _group(c), now=now, policy=policy)
     await service_layer.fold_prices(work, prices_of(chain, at=_BATCH_AT), now=now, policy=policy)
+    # Two more stores, then placed under s1: m2 shows every price s1 does (its histories go by
+    # store), m3 all but its tea (they go pair by pair); their counts go with them.
+    twins = [
+        PricesScrapedPayload(
+            chain=chain,
+            store_id=store,
+            source="ingest",
+            observations=tuple(
+                PriceObservation(sku=sku, price_cents=price, was_price_cents=was, observed_at=_at(1))
+                for sku, price, was in (
+                    ("milk", 400, 500),
+                    ("tea", tea, None if tea == 350 else 400),
+                    ("bread", 150, None),
+                )
+            ),
+        )
+        for store, tea in (("m2", 300), ("m3", 350))
+    ]
+    await service_layer.fold_prices(work, twins, now=now, policy=policy)
+    grown = _group(chain).model_copy(update={"group_version": 2, "member_store_ids": ("m1", "m2", "m3")})
+    await service_layer.change_group(work, grown, now=now, policy=policy)
     elsewhere = [
         PricesScrapedPayload(
             chain=other,
@@ -805,6 +826,7 @@ def test_the_in_memory_repository_does_what_the_sql_does(stack: Stack) -> None:
         ("s2", "bread"),
     }
     assert sql_before == fake_before
+    assert {(h[0], h[1]) for h in sql_before["history"] if h[0] in ("m2", "m3")} == {("m3", "tea")}
     assert not sql_after["bargains"], "every bargain expired a week later"
     assert sql_after == fake_after
     assert _announced(published, "parity-a") == _announced(fake.published, "parity-a")

@@ -495,7 +495,9 @@ async def test_members_answered_by_their_anchor_fold_like_the_in_memory_reposito
         ]
 
     before, after = sightings(range(0, 6, 2)), sightings(range(6, 30, 3))
-    group = _group(chain, "g1", 1, "a", "m1", "m2").payload
+    # m3 showed what the anchor did all along: placed, it holds nothing (dropped by store).
+    before += [e.model_copy(update={"store_id": "m3"}) for e in before if e.store_id == "a"]
+    group = _group(chain, "g1", 1, "a", "m1", "m2", "m3").payload
 
     async def fold_all(work: Any) -> None:
         for event in before:
@@ -522,6 +524,7 @@ async def test_members_answered_by_their_anchor_fold_like_the_in_memory_reposito
         k: (p.price_cents, p.observed_at) for k, p in fake.repo.prices.items()
     }
     assert stored == fake.repo.history
+    assert not [key for key in fake.repo.prices if key[1] == "m3"]
     members = [key for key in fake.repo.history if key[1] != "a"]
     assert len([key for key in members if key in fake.repo.prices]) < len(members), "not vacuous: answered"
     assert any(key in fake.repo.prices for key in members), "not vacuous: a member's own price"

@@ -252,14 +252,16 @@ async def test_placing_members_drops_the_histories_their_anchor_answers() -> Non
             _batch("c", "s1", 1, ("milk", 400, None), ("tea", 300, None)),
             _batch("c", "m1", 1, ("milk", 400, None), ("tea", 280, None)),
             _batch("c", "m2", 1, ("milk", 400, None)),
+            _batch("c", "m3", 1, ("milk", 400, None), ("tea", 300, None)),
         ],
     )
-    assert _counted(uow, "milk") == {400: 3}
+    assert _counted(uow, "milk") == {400: 4}
 
     async with uow:
-        await service_layer.change_group(uow, _group(1, ("m1",)), now=NOW, policy=POLICY)
+        await service_layer.change_group(uow, _group(1, ("m1", "m3")), now=NOW, policy=POLICY)
 
-    assert {key for key in uow.repo.history if key[1] == "m1"} == {("c", "m1", "tea")}
+    # m1 keeps its own tea; m3 charges what s1 does: nothing of it is kept.
+    assert {key for key in uow.repo.history if key[1] in ("m1", "m3")} == {("c", "m1", "tea")}
     assert _counted(uow, "milk") == {400: 2}, "m2 is in no group: counted still"
     assert _counted(uow, "tea") == {300: 1, 280: 1}
 

@@ -238,9 +238,10 @@ async def test_placing_members_drops_the_prices_their_anchor_answers() -> None:
         _prices("m", "milk", 300, 2),
         _prices("m", "eggs", 450, 2),
         _prices("x", "milk", 300, 2),
+        _prices("n", "milk", 300, 2),
     )
 
-    await _deliver(uow, _group("g1", 1, "a", "m"))
+    await _deliver(uow, _group("g1", 1, "a", "m", "n"))
 
     assert set(uow.repo.prices) == {
         ("c", "a", "milk"),

@@ -206,14 +206,20 @@ async def change_group(uow: Work[CatalogueRepository], group: StoreGroupChangedP
         return True
     anchor = group.anchor_store_id
     stored = await uow.repo.current_shelves(chain=group.chain, store_ids=[anchor, *group.member_store_ids])
+    answered = [
+        (group.chain, store_id, sku)
+        for (store_id, sku), (shelf, seen) in stored.items()
+        if store_id != anchor
+        and (theirs := stored.get((anchor, sku))) is not None
+        and answers(anchor_shelf=theirs[0], anchor_seen=theirs[1], member_shelf=shelf, member_seen=seen)
+    ]
+    # A member all of whose prices go is dropped by store: a tenth of the cost of its keys.
+    going = set(answered)
+    keeping = {store_id for store_id, sku in stored if (group.chain, store_id, sku) not in going}
+    wholly = sorted({store_id for _, store_id, _ in going}.difference(keeping))
     await uow.repo.drop_prices(
-        [
-            (group.chain, store_id, sku)
-            for (store_id, sku), (shelf, seen) in stored.items()
-            if store_id != anchor
-            and (theirs := stored.get((anchor, sku))) is not None
-            and answers(anchor_shelf=theirs[0], anchor_seen=theirs[1], member_shelf=shelf, member_seen=seen)
-        ]
+        [key for key in answered if key[1] in keeping],
+        stores=[(group.chain, store_id) for store_id in wholly],
     )
     return True
 
