@@ -296,11 +296,11 @@ async def _throughput(
 
 
 async def _settle_groups(stack: Stack, console: Console, timeout_s: float = 300.0) -> dict[str, Any]:
-    """Wait until bargains and the catalogue place every member that grouping placed, and have drained.
+    """Wait until bargains and the catalogue place every member that grouping placed, and all have drained.
 
-    Grouping regroups a chain once its stores' prices pause; bargains and the catalogue then
-    keep a member's prices that its anchor shows once, with the anchor (the members' copies
-    dropped as they are placed).
+    Grouping regroups a chain once its stores' prices pause, and checks each member against its
+    anchor (pruning what they share); bargains and the catalogue keep a member's prices that its
+    anchor shows once, with the anchor (the members' copies dropped as they are placed).
     """
     superuser = stack.postgres.dsn(database=stack.config.database)
     started = time.perf_counter()
@@ -312,11 +312,23 @@ async def _settle_groups(stack: Stack, console: Console, timeout_s: float = 300.
                 stack.config.bootstrap_servers,
                 {name: [s.name for s in consumed_by(name)] for name in SERVICES},
             )
-            if placed["grouping"] and len(set(placed.values())) == 1 and not any(lag.lag for lag in lags):
+            checks_due = await _checks_due(superuser)
+            settled = placed["grouping"] and len(set(placed.values())) == 1 and not checks_due
+            if settled and not any(lag.lag for lag in lags):
                 break
-            status.update(f"groups: members placed {placed}")
+            status.update(f"groups: members placed {placed}, {checks_due} to check")
             await asyncio.sleep(1.0)
     return {"groups_settle_s": round(time.perf_counter() - started, 1), "groups_members_placed": placed}
+
+
+async def _checks_due(dsn: str) -> int:
+    """Return how many members grouping has yet to check against their anchor (and prune)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        due: int = await conn.fetchval("SELECT count(*) FROM grouping.stores WHERE check_due")
+        return due
+    finally:
+        await conn.close()
 
 
 async def _members_placed(dsn: str) -> dict[str, int]:
