@@ -55,6 +55,8 @@ HEADERS = [("event_type", b"PricesScraped"), ("schema_version", b"1")]
 PIPELINE = ("grouping", "bargains", "catalogue")
 STEADY = "steady_"
 """The prefix of the steady-state phase's figures."""
+NO_GROUPS_AFTER_S = 10.0
+"""How long the bench waits for a first group after the cold phase before it measures without one."""
 """The services that take every price: each one's rate is measured, the slowest is the pipeline's."""
 Report = Callable[[str], None]
 
@@ -313,8 +315,11 @@ async def _settle_groups(stack: Stack, console: Console, timeout_s: float = 300.
                 {name: [s.name for s in consumed_by(name)] for name in SERVICES},
             )
             checks_due = await _checks_due(superuser)
-            settled = placed["grouping"] and len(set(placed.values())) == 1 and not checks_due
-            if settled and not any(lag.lag for lag in lags):
+            # A plan whose stores share no zone (or too few products to compare) forms no group:
+            # grouping has had its chance once its stores have been quiet a while.
+            grouped = placed["grouping"] > 0 or time.perf_counter() - started > NO_GROUPS_AFTER_S
+            agreed = len(set(placed.values())) == 1 and not checks_due
+            if grouped and agreed and not any(lag.lag for lag in lags):
                 break
             status.update(f"groups: members placed {placed}, {checks_due} to check")
             await asyncio.sleep(1.0)
