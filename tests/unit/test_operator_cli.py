@@ -316,6 +316,20 @@ def test_counts_json_gives_each_store_and_each_chains_totals(
     assert "catalogue" in document["source"]
 
 
+def test_counts_of_a_chain_the_catalogue_does_not_know_is_a_usage_error(
+    down: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def counted(stack: Stack, *, chain: str | None) -> Counts:
+        return Counts(fresh_after=datetime(2026, 1, 1, tzinfo=UTC), stores=[])
+
+    monkeypatch.setattr(cli, "store_counts", counted)
+
+    result = _invoke("counts", "--chain", "nope", "--home", str(down))
+
+    assert result.exit_code == USAGE
+    assert "the catalogue knows no store of chain 'nope'" in result.stderr
+
+
 def test_bench_json_is_the_figures_alone_on_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     figures = {"raw_produce_messages_per_s": 1000.0, "peak_rss_mb": {"grouping": 80}}
     monkeypatch.setattr(cli, "run_bench", lambda plan, console: dict(figures))

@@ -657,6 +657,9 @@ def counts(
 ) -> None:
     """Count prices held and answered per chain and store (read from the catalogue's database)."""
     found = store_counts(_running_stack(home), chain=chain)
+    if chain is not None and not found.stores:
+        # An empty table would read as a chain with no prices: say that none such is known.
+        raise StackUsageError(f"the catalogue knows no store of chain {chain!r}")
     if json_out:
         _emit(
             {
