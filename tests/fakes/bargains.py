@@ -58,10 +58,12 @@ class InMemoryBargainsRepository:
 
     async def newest_runs(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, Run]:
         """Return the newest run of (store, sku) pairs of a chain (pairs without a history omitted)."""
+        histories = await self.histories(chain=chain, keys=keys)
         return {
-            key: Run(last.price_cents, last.was_price_cents, last.label, last.ends_at)
-            for key, history in (await self.histories(chain=chain, keys=keys)).items()
-            if (last := history[-1])
+            key: Run(
+                history[-1].price_cents, history[-1].was_price_cents, history[-1].label, history[-1].ends_at
+            )
+            for key, history in histories.items()
         }
 
     async def drop_histories(self, *, chain: str, keys: Sequence[Key], stores: Sequence[str] = ()) -> None:

@@ -265,7 +265,8 @@ async def _throughput(
     done: dict[str, float] = {}
     backlog_peak = 0
     with console.status(
-        f"{phase or 'cold: '}grouping, bargains and catalogue process {observations:,} observations..."
+        f"{'steady state' if phase else 'from cold'}: grouping, bargains and catalogue process "
+        f"{observations:,} observations..."
     ) as status:
         while len(done) < len(urls):
             await asyncio.sleep(0.5)
@@ -309,38 +310,23 @@ async def _settle_groups(stack: Stack, console: Console, timeout_s: float = 300.
     placed: dict[str, int] = {}
     with console.status("groups: waiting for the zones to be found and their members placed...") as status:
         while time.perf_counter() - started < timeout_s:
-            placed = await _members_placed(superuser)
-            lags = await consumer_lag(
-                stack.config.bootstrap_servers,
-                {name: [s.name for s in consumed_by(name)] for name in SERVICES},
-            )
-            checks_due = await _checks_due(superuser)
+            placed, checks_due = await _members_placed(superuser)
             # A plan whose stores share no zone (or too few products to compare) forms no group:
             # grouping has had its chance once its stores have been quiet a while.
             grouped = placed["grouping"] > 0 or time.perf_counter() - started > NO_GROUPS_AFTER_S
             agreed = len(set(placed.values())) == 1 and not checks_due
-            if grouped and agreed and not any(lag.lag for lag in lags):
+            if grouped and agreed and not await _behind(stack):
                 break
             status.update(f"groups: members placed {placed}, {checks_due} to check")
             await asyncio.sleep(1.0)
     return {"groups_settle_s": round(time.perf_counter() - started, 1), "groups_members_placed": placed}
 
 
-async def _checks_due(dsn: str) -> int:
-    """Return how many members grouping has yet to check against their anchor (and prune)."""
+async def _members_placed(dsn: str) -> tuple[dict[str, int], int]:
+    """Return the members grouping, bargains and the catalogue each hold, and the checks grouping has due."""
     conn = await asyncpg.connect(dsn)
     try:
-        due: int = await conn.fetchval("SELECT count(*) FROM grouping.stores WHERE check_due")
-        return due
-    finally:
-        await conn.close()
-
-
-async def _members_placed(dsn: str) -> dict[str, int]:
-    """Return how many stores grouping, bargains and the catalogue each hold as a member of a group."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        return {
+        placed = {
             "grouping": await conn.fetchval(
                 """SELECT count(*) FROM grouping.stores s JOIN grouping.groups g USING (group_id)
                    WHERE g.anchor_store_id <> s.store_id"""
@@ -352,6 +338,9 @@ async def _members_placed(dsn: str) -> dict[str, int]:
                 for name in ("bargains", "catalogue")
             },
         }
+        # A member checked against its anchor has had what they share pruned in grouping too.
+        due: int = await conn.fetchval("SELECT count(*) FROM grouping.stores WHERE check_due")
+        return placed, due
     finally:
         await conn.close()
 
@@ -365,18 +354,23 @@ async def _drain(
     for the catalogue): a latency measured while services still work through it measures
     that backlog, not the latency at the phase's rate.
     """
-    groups = {name: [spec.name for spec in consumed_by(name)] for name in SERVICES}
     started = time.perf_counter()
     with console.status("waiting for every service to drain its backlog...") as status:
         while True:
-            lags = await consumer_lag(stack.config.bootstrap_servers, groups)
-            behind = {f"{lag.group}/{lag.topic}": lag.lag for lag in lags if lag.lag > 0}
+            behind = await _behind(stack)
             elapsed = time.perf_counter() - started
             if not behind or elapsed > timeout_s:
                 break
             status.update(f"waiting for every service to drain: {behind}")
             await asyncio.sleep(1.0)
     return {f"{phase}drain_s": round(elapsed, 1), f"{phase}drain_left": behind}
+
+
+async def _behind(stack: Stack) -> dict[str, int]:
+    """Return each consumer group's lag on each topic it consumes, where it is behind."""
+    groups = {name: [spec.name for spec in consumed_by(name)] for name in SERVICES}
+    lags = await consumer_lag(stack.config.bootstrap_servers, groups)
+    return {f"{lag.group}/{lag.topic}": lag.lag for lag in lags if lag.lag > 0}
 
 
 def _processed(urls: list[str]) -> int:

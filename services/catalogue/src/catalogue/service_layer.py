@@ -87,7 +87,7 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
     # run there. Only the keys it left (an older sighting) and those seen more than once are
     # folded here, each from its history before the batch and in arrival order, as one by one.
     answered = await _answered_by_anchors(uow.repo, batches, newest, again.keys())
-    rows = [price_row(key[0], key[1], o) for key, o in newest.items() if not answered or key not in answered]
+    rows = [price_row(key[0], key[1], o) for key, o in newest.items() if key not in answered]
     seen_before = await uow.repo.histories(list(again)) if again else {}
     late = await uow.repo.save_prices(rows)
     unmerged = set(late)
@@ -122,10 +122,9 @@ async def _answered_by_anchors(
     newest: dict[Key, PriceObservation],
     again: Collection[Key],
 ) -> set[Key]:
-    """Return the members' newest sightings that their anchor answers (domain.answering); end the own prices.
+    """Return the members' newest sightings that their anchor answers (domain.answering).
 
-    An own price that such a sighting replaces (an exception of the member's that no longer holds) ends.
-
+    A member's own price that such a sighting replaces (an exception that no longer holds) ends.
     A key seen more than once in the batches takes the general path: it is never answered.
     """
     anchor_of = await repo.anchors_of(sorted({(batch.chain, batch.store_id) for batch in batches}))
@@ -150,11 +149,11 @@ async def _answered_by_anchors(
                 theirs = stored.get((anchor, o.sku))
                 staged = newest.get((chain, anchor, o.sku))
                 if staged is not None and (theirs is None or staged.observed_at > theirs[1]):
-                    theirs = (shelf_of(staged), staged.observed_at)
+                    theirs = (_shelf_of(staged), staged.observed_at)
                 if theirs is not None and answers(
                     anchor_shelf=theirs[0],
                     anchor_seen=theirs[1],
-                    member_shelf=shelf_of(o),
+                    member_shelf=_shelf_of(o),
                     member_seen=o.observed_at,
                 ):
                     answered.add(key)
@@ -164,9 +163,10 @@ async def _answered_by_anchors(
     return answered
 
 
-def shelf_of(o: PriceObservation) -> tuple[object, ...]:
+def _shelf_of(o: PriceObservation) -> tuple[object, ...]:
     """Return what an observation's label shows, as PriceRow.shelf has it."""
-    if o.unit_price is None and o.multibuy is None:  # most prices: no nested parts to read
+    # Most prices have no nested parts: their shelf is built without a PriceRow (twice per member's price).
+    if o.unit_price is None and o.multibuy is None:
         return (
             o.price_cents, o.was_price_cents, o.available, o.member_price_cents, None, None, o.sold_by,
             None, None, None, None,
