@@ -166,7 +166,7 @@ def main() -> None:
     catalogues = {chain: read_catalogue(chain) for chain in CHAINS}
     at = datetime.now(UTC) - timedelta(hours=1)
     products, prices = events_of(catalogues, anchors=args.anchors, members=args.members, at=at)
-    observations = sum(len(e.payload.observations) for e in prices if isinstance(e, PricesScraped))
+    observations = sum(e.payload.count() for e in prices if isinstance(e, PricesScraped))
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as home, running_stack(Path(home) / ".pricestream", "bench") as stack:
         # Only the catalogue consumes: the other services' work would share the same cores.

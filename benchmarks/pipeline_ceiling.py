@@ -100,7 +100,7 @@ async def consume(bootstrap: str, name: str, group: str, dsn: str, shape: str, e
                 (e.payload.store_id, o.sku, o.price_cents, o.observed_at)
                 for e in decoded
                 if isinstance(e, PricesScraped)
-                for o in e.payload.observations
+                for o in e.payload.sightings()
             ]
             if shape != "decode":
                 async with conn.transaction():

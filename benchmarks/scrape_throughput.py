@@ -64,7 +64,7 @@ async def read_observations(bootstrap: str, run_id: str, expected: int, timeout:
                     event = CODEC.decode(record.value, dict(record.headers))
                     payload = getattr(event, "payload", None)
                     if payload is not None and payload.run_id == run_id:
-                        count += len(payload.observations)
+                        count += payload.count()
                         last = time.perf_counter()
     finally:
         await consumer.stop()

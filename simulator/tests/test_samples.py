@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 
 def _prices(events: list[Event]) -> list[tuple[str, list[int]]]:
     return [
-        (event.payload.store_id, [o.price_cents for o in event.payload.observations])
+        (event.payload.store_id, [o.price_cents for o in event.payload.sightings()])
         for event in events
         if isinstance(event, PricesScraped)
     ]

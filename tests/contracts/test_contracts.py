@@ -9,7 +9,7 @@ import pytest
 from pydantic import Field
 
 from contracts import CODEC, TOPICS, Codec, ContractError, Event
-from contracts.events import V1, PriceObservation, PricesScraped
+from contracts.events import V1, PriceColumns, PriceObservation, PricesScraped
 from contracts.events.v1 import PricesScrapedPayload
 from contracts.registry import SERVICES, TopicSpec
 from contracts.schema import EXAMPLE_DIR, SCHEMA_DIR, breaking_changes, generate, schema_filename, stale
@@ -67,7 +67,7 @@ class _ObservationWithOptionalUnit(PriceObservation):
 
 def _prices_scraped_with(observation: type[PriceObservation]) -> type[Event]:
     class Payload(PricesScrapedPayload):
-        observations: tuple[observation, ...] = Field(min_length=1, max_length=5_000)  # type: ignore[valid-type]
+        observations: tuple[observation, ...] = Field(default=(), max_length=5_000)  # type: ignore[valid-type]
 
     class Variant(PricesScraped):
         payload: Payload
@@ -153,6 +153,90 @@ def test_decoded_timestamps_are_utc_whichever_way_the_offset_was_written() -> No
     assert first == datetime(2026, 11, 20, 8, 29, 41, tzinfo=UTC)
     written = event.model_dump(mode="json")["payload"]["observations"][0]["observed_at"]
     assert written == "2026-11-20T08:29:41Z"
+
+
+# --- prices as columns -----------------------------------------------------------------
+
+
+def _as_columns(doc: dict[str, typing.Any], **column_changes: object) -> dict[str, typing.Any]:
+    """Return a PricesScraped document whose prices are the example's, given as columns."""
+    example = CODEC.decode(json.dumps(doc).encode())
+    assert isinstance(example, PricesScraped)
+    payload = example.payload.model_dump(mode="json", exclude={"observations"}, exclude_none=True)
+    payload["prices"] = {
+        **PriceColumns.of(example.payload.observations).model_dump(mode="json", exclude_none=True),
+        **column_changes,
+    }
+    return {**doc, "payload": payload}
+
+
+def test_prices_as_columns_read_the_same_as_one_by_one() -> None:
+    rows = CODEC.decode(_example(PricesScraped))
+    columns = CODEC.decode(json.dumps(_as_columns(json.loads(_example(PricesScraped)))).encode())
+    assert isinstance(rows, PricesScraped)
+    assert isinstance(columns, PricesScraped)
+    assert columns.payload.prices is not None
+    assert not columns.payload.observations
+    assert columns.payload.sightings() == rows.payload.sightings()
+    assert [s.sold_by for s in columns.payload.sightings()] == ["each", "each", "each", "kg"]
+    assert columns.payload.count() == rows.payload.count() == 4
+    assert columns.payload.newest() == rows.payload.newest()
+    # A column that holds only its default is left out; the one time all share is said once.
+    assert columns.payload.prices.available is None
+    assert columns.payload.prices.observed_at_each is None
+    assert len(CODEC.encode(columns).value) < len(CODEC.encode(rows).value)
+
+
+def test_prices_seen_at_different_moments_keep_each_one() -> None:
+    doc = _prices_doc()
+    doc["payload"]["observations"][1]["observed_at"] = "2026-11-20T07:00:00Z"
+    rows = CODEC.decode(json.dumps(doc).encode())
+    columns = CODEC.decode(json.dumps(_as_columns(doc)).encode())
+    assert isinstance(rows, PricesScraped)
+    assert isinstance(columns, PricesScraped)
+    assert columns.payload.prices is not None
+    assert columns.payload.prices.observed_at_each is not None
+    assert columns.payload.sightings() == rows.payload.sightings()
+    assert columns.payload.newest() == datetime(2026, 11, 20, 8, 29, 41, tzinfo=UTC)
+
+
+def test_sightings_are_in_datetime_utc_so_they_compare_without_a_call() -> None:
+    event = CODEC.decode(json.dumps(_as_columns(json.loads(_example(PricesScraped)))).encode())
+    assert isinstance(event, PricesScraped)
+    assert {s.observed_at.tzinfo for s in event.payload.sightings()} == {UTC}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"price_cents": [450, 325, 399]}, "price_cents: 3 values for 4 prices"),
+        ({"sold_by": ["each"]}, "sold_by: 1 values for 4 prices"),
+        ({"price_cents": [450, 325, -1, 450]}, "greater than or equal to 0"),
+        ({"observed_at": "2999-01-01T00:00:00Z"}, "in the future"),
+        ({"observed_at": "2026-11-20T18:29:41+10:00"}, "must be in UTC"),
+        (
+            {"observed_at_each": ["2026-11-20T08:00:00Z"] * 4},
+            "observed_at: must be the newest of observed_at_each",
+        ),
+        ({"sku": []}, "at least 1 item"),
+        ({"colour": ["red"] * 4}, "Extra inputs are not permitted"),
+    ],
+)
+def test_columns_are_checked_as_strictly_as_rows(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ContractError, match=message) as info:
+        CODEC.decode(json.dumps(_as_columns(json.loads(_example(PricesScraped)), **change)).encode())
+    assert info.value.reason == "invalid"
+
+
+def test_prices_come_one_way_only() -> None:
+    doc = json.loads(_example(PricesScraped))
+    both = _as_columns(doc)
+    both["payload"]["observations"] = doc["payload"]["observations"]
+    neither = _as_columns(doc)
+    del neither["payload"]["prices"]
+    for wrong in (both, neither):
+        with pytest.raises(ContractError, match="either as observations or as columns"):
+            CODEC.decode(json.dumps(wrong).encode())
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import numpy as np
 
-from contracts.events import PriceObservation
+from contracts.events import Sighting
 from contracts.events.v1 import PricesScrapedPayload
 from grouping.domain.policy import GroupingPolicy
 from grouping.repository import (
@@ -81,9 +81,9 @@ class InMemoryGroupingRepository:
         self, *, batches: Sequence[PricesScrapedPayload], fresh_since: datetime, anchor_lag: timedelta
     ) -> int:
         """Keep each product's latest price, but a member's its anchor answers; return rows written."""
-        newest: dict[tuple[str, str, str], PriceObservation] = {}
+        newest: dict[tuple[str, str, str], Sighting] = {}
         for batch in batches:
-            for o in batch.observations:
+            for o in batch.sightings():
                 key = (batch.chain, batch.store_id, o.sku)
                 if key not in newest or o.observed_at > newest[key].observed_at:
                     newest[key] = o
@@ -129,7 +129,7 @@ class InMemoryGroupingRepository:
             and group.anchor_store_id != store_id
         }
 
-    def _count_anchor_changes(self, newest: dict[tuple[str, str, str], PriceObservation]) -> None:
+    def _count_anchor_changes(self, newest: dict[tuple[str, str, str], Sighting]) -> None:
         anchors = {(g.chain, g.anchor_store_id) for g in self.group_rows.values()}
         for (chain, store_id, sku), o in newest.items():
             store = self.stores.get((chain, store_id))
@@ -151,11 +151,9 @@ class InMemoryGroupingRepository:
         arrived: dict[tuple[str, str], tuple[int, datetime]] = {}
         for batch in batches:
             key = (batch.chain, batch.store_id)
-            observed, latest = arrived.get(key, (0, batch.observations[0].observed_at))
-            arrived[key] = (
-                observed + len(batch.observations),
-                max(latest, *(o.observed_at for o in batch.observations)),
-            )
+            newest = batch.newest()
+            observed, latest = arrived.get(key, (0, newest))
+            arrived[key] = (observed + batch.count(), max(latest, newest))
         for (chain, store_id), (observed, latest) in sorted(arrived.items()):
             store = self.stores.get((chain, store_id))
             if store is None:

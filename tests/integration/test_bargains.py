@@ -252,7 +252,7 @@ def test_replaying_all_events_gives_the_same_history(stack: Stack) -> None:
                             continue  # dead-lettered by the service, as poison tests sent it
                         assert isinstance(event, PricesScraped)
                         p = event.payload
-                        for o in p.observations:
+                        for o in p.sightings():
                             key = (p.chain, p.store_id, o.sku)
                             replayed[key] = fold(
                                 replayed.get(key, ()),
@@ -704,7 +704,7 @@ def test_folding_a_batch_of_prices_at_once_equals_folding_them_one_by_one(stack:
     # What the events amount to, folded in arrival order by the domain alone.
     folded: dict[tuple[str, str], tuple[Segment, ...]] = {}
     for payload in prices_of("batch-a", at=_BATCH_AT):
-        for o in payload.observations:
+        for o in payload.sightings():
             key = (payload.store_id, o.sku)
             folded[key] = fold(
                 folded.get(key, ()),

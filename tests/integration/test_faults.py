@@ -80,10 +80,10 @@ class PriceReference:
         self.events.append(event)
         p = event.payload
         store = (p.chain, p.store_id)
-        self.observed[store] = self.observed.get(store, 0) + len(p.observations)
-        newest = max(o.observed_at for o in p.observations)
+        self.observed[store] = self.observed.get(store, 0) + p.count()
+        newest = p.newest()
         self.last_observed_at[store] = max(self.last_observed_at.get(store, newest), newest)
-        for o in p.observations:
+        for o in p.sightings():
             key = (p.chain, p.store_id, o.sku)
             # Grouping keeps the newest observation whatever the order it arrives in.
             held = self.latest.get(key)

@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts import CODEC, ContractError, Event, topic, topic_for
-from contracts.events import PriceObservation, PricesScraped, RescrapeRequested, StoreGroupChanged
+from contracts.events import PricesScraped, RescrapeRequested, Sighting, StoreGroupChanged
 from contracts.events.v1 import RescrapeRequestedPayload, StoreGroupChangedPayload
 from pricestream.processes import ManagedProcess
 from pricestream.stack import Stack
@@ -63,7 +63,7 @@ async def _published(stack: Stack, run_id: str, expected_observations: int, time
 
 async def published_observations(
     stack: Stack, run_id: str, expected_observations: int, timeout: float = 60
-) -> dict[tuple[str, str, str], PriceObservation]:
+) -> dict[tuple[str, str, str], Sighting]:
     """Read the run's PricesScraped events from the topic until as many distinct observations arrived.
 
     Distinct, since a scraper killed after its outbox relay sent an event but before it marked it
@@ -73,7 +73,7 @@ async def published_observations(
         PRICES.name, bootstrap_servers=stack.config.bootstrap_servers, auto_offset_reset="earliest"
     )
     await consumer.start()
-    prices: dict[tuple[str, str, str], PriceObservation] = {}
+    prices: dict[tuple[str, str, str], Sighting] = {}
     try:
         deadline = asyncio.get_running_loop().time() + timeout
         while len(prices) < expected_observations and asyncio.get_running_loop().time() < deadline:
@@ -87,7 +87,7 @@ async def published_observations(
                     assert isinstance(event, PricesScraped)
                     if event.payload.run_id != run_id:
                         continue
-                    for o in event.payload.observations:
+                    for o in event.payload.sightings():
                         prices[(event.payload.chain, event.payload.store_id, o.sku)] = o
     finally:
         await consumer.stop()

@@ -383,7 +383,7 @@ async def test_folding_a_batch_at_once_equals_folding_it_event_by_event() -> Non
     # What the events amount to, folded in arrival order by the domain alone.
     folded: dict[tuple[str, str, str], tuple[Segment, ...]] = {}
     for payload in events:
-        for o in payload.observations:
+        for o in payload.sightings():
             key = ("c", payload.store_id, o.sku)
             folded[key] = fold(
                 folded.get(key, ()),
@@ -495,7 +495,7 @@ def test_the_segments_saved_are_those_a_fold_added_or_extended() -> None:
 
 
 def test_a_price_without_a_label_shares_the_empty_label() -> None:
-    plain = PriceObservation(sku="p1", price_cents=300, observed_at=datetime(2026, 11, 1, tzinfo=UTC))
+    plain = _batch("c", "s1", 1, ("p1", 300, None)).sightings()[0]
     assert service_layer.label_of(plain) is NO_LABEL
-    member = plain.model_copy(update={"member_price_cents": 250})
+    member = plain._replace(member_price_cents=250)
     assert service_layer.label_of(member) == Label(member_price_cents=250)

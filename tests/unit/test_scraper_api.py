@@ -127,7 +127,7 @@ async def test_ingest_answers_what_became_of_the_rows(client: httpx.AsyncClient,
     assert ok.json() == {"accepted": 1, "quarantined": 0, "duplicates": 0, "events": 1}
     [event] = uow.published_of(PricesScraped)
     assert event.payload.source == "ingest"
-    assert event.payload.observations[0].observed_at == NOW, "observed when the route read the clock"
+    assert event.payload.sightings()[0].observed_at == NOW, "observed when the route read the clock"
 
     future = {**BODY, "observed_at": (NOW + timedelta(hours=1)).isoformat()}
     refused = await client.post("/v1/observations", json=future, headers=AUTH)

@@ -283,7 +283,7 @@ async def test_a_run_publishes_the_real_labels_and_never_a_refused_page() -> Non
         o.sku: o
         for e in uow.published_of(PricesScraped)
         if e.payload.store_id == "7724"
-        for o in e.payload.observations
+        for o in e.payload.sightings()
     }
     assert observations["5561722"].multibuy is not None
     assert observations["7893303"].member_price_cents == 450

@@ -75,7 +75,7 @@ async def test_a_row_repeated_in_a_batch_counts_once_even_at_another_price() -> 
     result = await _ingest(ingestor, rows)
     assert result == IngestResult(accepted=2, quarantined=0, duplicates=1, events=1)
     [event] = uow.published_of(PricesScraped)
-    assert [o.price_cents for o in event.payload.observations] == [100, 130], "the first of a repeat wins"
+    assert [o.price_cents for o in event.payload.sightings()] == [100, 130], "the first of a repeat wins"
 
 
 async def test_one_file_time_makes_its_batches_duplicates_of_each_other() -> None:
@@ -86,12 +86,12 @@ async def test_one_file_time_makes_its_batches_duplicates_of_each_other() -> Non
     first = await _ingest(ingestor, rows[:3], observed_at=file_time)
     second = await _ingest(ingestor, rows[1:], observed_at=file_time)
     assert (first.accepted, second.accepted, second.duplicates) == (3, 1, 2)
-    observed = {o.observed_at for e in uow.published_of(PricesScraped) for o in e.payload.observations}
+    observed = {o.observed_at for e in uow.published_of(PricesScraped) for o in e.payload.sightings()}
     assert observed == {file_time}
 
     untimed = await _ingest(ingestor, rows[:1])
     assert untimed.accepted == 1, "without a file time the row is observed now: a new observation"
-    assert uow.published_of(PricesScraped)[-1].payload.observations[0].observed_at == NOW
+    assert uow.published_of(PricesScraped)[-1].payload.sightings()[0].observed_at == NOW
 
 
 async def test_a_file_time_in_the_future_is_refused() -> None:
@@ -115,8 +115,7 @@ async def test_rows_of_several_stores_go_out_store_by_store_with_their_products(
 
     assert result == IngestResult(accepted=4, quarantined=0, duplicates=0, events=5)
     prices = [
-        (e.payload.chain, e.payload.store_id, len(e.payload.observations))
-        for e in uow.published_of(PricesScraped)
+        (e.payload.chain, e.payload.store_id, e.payload.count()) for e in uow.published_of(PricesScraped)
     ]
     assert prices == [("other", "a", 1), ("testchain", "a", 2), ("testchain", "b", 1)]
     assert all(e.payload.source == "import" for e in uow.published_of(PricesScraped))

@@ -77,7 +77,7 @@ def _runner(runs: ScrapeRuns, *, clock_at: datetime = NOW, workers: int = 3) -> 
 def _published_prices(uow: Uow) -> dict[tuple[str, str, str], int]:
     prices: dict[tuple[str, str, str], int] = {}
     for event in uow.published_of(PricesScraped):
-        for o in event.payload.observations:
+        for o in event.payload.sightings():
             key = (event.payload.chain, event.payload.store_id, o.sku)
             assert key not in prices, f"{key} published twice"
             prices[key] = o.price_cents
@@ -298,14 +298,14 @@ async def test_pages_are_observed_when_fetched_or_at_the_moment_their_run_stands
     live = await runs.plan_run(scope="all", day=None, chains=[CHAIN], as_of=None, now=NOW)
     later = NOW + timedelta(minutes=3)
     await _runner(runs, clock_at=later).execute(live, asyncio.Event())
-    assert {o.observed_at for e in uow.published_of(PricesScraped) for o in e.payload.observations} == {later}
+    assert {o.observed_at for e in uow.published_of(PricesScraped) for o in e.payload.sightings()} == {later}
     assert uow.repo.stores[StoreRef(CHAIN, "s1")].last_scraped_at == later
 
     uow.published.clear()
     past = NOW - timedelta(days=2)
     replay = await runs.plan_run(scope="all", day=1, chains=[CHAIN], as_of=past, now=NOW)
     await _runner(runs, clock_at=later).execute(replay, asyncio.Event())
-    assert {o.observed_at for e in uow.published_of(PricesScraped) for o in e.payload.observations} == {past}
+    assert {o.observed_at for e in uow.published_of(PricesScraped) for o in e.payload.sightings()} == {past}
     assert uow.repo.stores[StoreRef(CHAIN, "s1")].last_scraped_at == later, "a replay never moves it back"
 
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -59,6 +59,7 @@ NO_GROUPS_AFTER_S = 10.0
 """How long the bench waits for a first group after the cold phase before it measures without one."""
 """The services that take every price: each one's rate is measured, the slowest is the pipeline's."""
 Report = Callable[[str], None]
+EventShape = Literal["columns", "rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ class BenchPlan:
     copy_rows: int = 1_000_000
     # Processes per service on the bench's stack (`--replicas`); each one counts its share.
     replicas: dict[str, int] = field(default_factory=dict)
+    # How events carry their prices: as columns (what the scraper sends) or one object each.
+    events: EventShape = "columns"
 
     @property
     def latency_stores(self) -> int:
@@ -228,7 +231,7 @@ def _history(plan: BenchPlan) -> tuple[Records, Records, list[tuple[str, list[in
     def round_of(days_ago: int) -> Records:
         at = iso_utc(now - timedelta(days=days_ago))
         return [
-            price_event(chain, store_id, {f"p{i}": price for i, price in enumerate(prices)}, at)
+            price_event(chain, store_id, {f"p{i}": price for i, price in enumerate(prices)}, at, plan.events)
             for chain, store_id, prices in stores
         ]
 
@@ -455,7 +458,9 @@ async def _send_discounts(
             discounted = {
                 f"p{i}": round(price * 0.7) if rng.random() < 0.1 else price for i, price in enumerate(prices)
             }
-            key, value = price_event("benchlat", store_id, discounted, iso_utc(datetime.now(UTC)))
+            key, value = price_event(
+                "benchlat", store_id, discounted, iso_utc(datetime.now(UTC)), plan.events
+            )
             await producer.send_and_wait(PRICES.name, value, key=key, headers=HEADERS)
             sent[store_id] = time.perf_counter()
     finally:
@@ -494,17 +499,24 @@ async def produce(
     return time.perf_counter() - started
 
 
-def price_event(chain: str, store_id: str, prices: dict[str, int], at: str) -> tuple[bytes, bytes]:
+def price_event(
+    chain: str, store_id: str, prices: dict[str, int], at: str, shape: EventShape = "columns"
+) -> tuple[bytes, bytes]:
     """Write one PricesScraped as JSON directly (model objects would make the producer the bottleneck)."""
-    observations = ",".join(
-        f'{{"sku":"{sku}","price_cents":{price},"observed_at":"{at}"}}' for sku, price in prices.items()
-    )
+    if shape == "columns":
+        skus = ",".join(f'"{sku}"' for sku in prices)
+        cents = ",".join(str(price) for price in prices.values())
+        body = f'"prices":{{"sku":[{skus}],"price_cents":[{cents}],"observed_at":"{at}"}}'
+    else:
+        observations = ",".join(
+            f'{{"sku":"{sku}","price_cents":{price},"observed_at":"{at}"}}' for sku, price in prices.items()
+        )
+        body = f'"observations":[{observations}]'
     event_id = str(uuid.uuid4())
     value = (
         f'{{"event_id":"{event_id}","event_type":"PricesScraped","schema_version":1,'
         f'"occurred_at":"{iso_utc(datetime.now(UTC))}","producer":"bench","correlation_id":"{event_id}",'
-        f'"payload":{{"chain":"{chain}","store_id":"{store_id}","source":"import",'
-        f'"observations":[{observations}]}}}}'
+        f'"payload":{{"chain":"{chain}","store_id":"{store_id}","source":"import",{body}}}}}'
     )
     return f"{chain}:{store_id}".encode(), value.encode()
 

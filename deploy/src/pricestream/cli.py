@@ -20,7 +20,7 @@ from rich.table import Table
 from contracts import SERVICES, TOPICS
 from pricestream import compose as compose_stack
 from pricestream.archive_cli import archive_app
-from pricestream.bench import BenchPlan, bench_table, machine_description, run_bench, verdicts
+from pricestream.bench import BenchPlan, EventShape, bench_table, machine_description, run_bench, verdicts
 from pricestream.bench_chart import bench_svg
 from pricestream.config import StackConfig, find_home, parse_replicas
 from pricestream.dlq import list_dead_letters, replay
@@ -470,10 +470,14 @@ def bench(
     ),
     json_out: JsonOption = False,
     replicas: Annotated[list[str] | None, typer.Option(help="SERVICE=N: N processes of a service")] = None,
+    events: Annotated[
+        EventShape, typer.Option(help="How events carry prices: columns (as the scraper sends) or rows")
+    ] = "columns",
 ) -> None:
     """Measure raw broker and PostgreSQL limits next to pricestream's end-to-end rate and latency."""
     plan = BenchPlan(
         replicas=parse_replicas(replicas) or {},
+        events=events,
         stores=stores,
         products=products,
         zones=zones,

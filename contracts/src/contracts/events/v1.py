@@ -1,7 +1,9 @@
 """Version 1 of every pricestream event."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import ClassVar, Literal, Self
+from itertools import repeat
+from typing import ClassVar, Literal, NamedTuple, Self
 
 from pydantic import Field, model_validator
 
@@ -23,6 +25,8 @@ from contracts.types import (
 
 MAX_OBSERVATIONS = 5_000
 MAX_MEMBERS = 10_000
+
+SoldBy = Literal["each", "kg"]
 
 
 # --- prices ---------------------------------------------------------------------------
@@ -62,9 +66,115 @@ class PriceObservation(Contract):
     member_price_cents: Cents | None = Field(
         default=None, description="Price for loyalty members only; price_cents is what anyone pays"
     )
-    sold_by: Literal["each", "kg"] = Field(
+    sold_by: SoldBy = Field(
         default="each", description="kg: a loose item weighed at the till, priced per kilogram"
     )
+
+
+class Sighting(NamedTuple):
+    """One price of a page as a plain tuple, with PriceObservation's fields: cheap to build and read."""
+
+    sku: str
+    price_cents: int
+    was_price_cents: int | None
+    available: bool
+    observed_at: datetime
+    unit_price: StatedUnitPrice | None
+    multibuy: MultiBuy | None
+    member_price_cents: int | None
+    sold_by: SoldBy
+
+
+class PriceColumns(Contract):
+    """A page's prices as columns: entry i of each column is price i; what all share is said once.
+
+    Decoding a column of numbers costs a tenth of decoding an object per price. A column left
+    out holds its default for every price (no was price, available, sold each, ...).
+    """
+
+    sku: tuple[Sku, ...] = Field(min_length=1, max_length=MAX_OBSERVATIONS)
+    price_cents: tuple[Cents, ...] = Field(
+        description="Shelf prices paid today, in cents (per kg when sold by kg)"
+    )
+    observed_at: UtcDatetime = Field(
+        description="When the page was seen: every price's moment, or the newest of `observed_at_each`"
+    )
+    observed_at_each: tuple[UtcInstant, ...] | None = Field(
+        default=None, description="Each price's own moment, when they were not seen at once (a file's rows)"
+    )
+    was_price_cents: tuple[Cents | None, ...] | None = None
+    available: tuple[bool, ...] | None = None
+    unit_price: tuple[StatedUnitPrice | None, ...] | None = None
+    multibuy: tuple[MultiBuy | None, ...] | None = None
+    member_price_cents: tuple[Cents | None, ...] | None = None
+    sold_by: tuple[SoldBy, ...] | None = None
+
+    @model_validator(mode="after")
+    def _aligned(self) -> Self:
+        """Reject columns of another length than `sku`, and moments newer than `observed_at`."""
+        length = len(self.sku)
+        for name in _COLUMNS:
+            column = getattr(self, name)
+            if column is not None and len(column) != length:
+                raise ValueError(f"{name}: {len(column)} values for {length} prices")
+        if self.observed_at_each is not None and max(self.observed_at_each) != self.observed_at:
+            raise ValueError("observed_at: must be the newest of observed_at_each")
+        return self
+
+    @classmethod
+    def of(cls, observations: Sequence[PriceObservation]) -> "PriceColumns":
+        """Turn prices given one by one into columns, leaving out those that hold only defaults."""
+        times = tuple(o.observed_at for o in observations)
+        newest = max(times)
+        columns: dict[str, object] = {
+            "sku": tuple(o.sku for o in observations),
+            "price_cents": tuple(o.price_cents for o in observations),
+            "observed_at": newest,
+        }
+        if any(t != newest for t in times):
+            columns["observed_at_each"] = times
+        for name, default in _DEFAULTS.items():
+            column = tuple(getattr(o, name) for o in observations)
+            if any(value != default for value in column):
+                columns[name] = column
+        return cls.model_validate(columns)
+
+    def sightings(self) -> list[Sighting]:
+        """Return the prices as tuples; their moments in `datetime.UTC`, which compares without a call."""
+        length = len(self.sku)
+        times = (
+            repeat(self.observed_at.astimezone(UTC), length)
+            if self.observed_at_each is None
+            else (t.astimezone(UTC) for t in self.observed_at_each)
+        )
+        return list(
+            map(
+                Sighting._make,
+                zip(
+                    self.sku,
+                    self.price_cents,
+                    self.was_price_cents or repeat(None, length),
+                    self.available or repeat(True, length),
+                    times,
+                    self.unit_price or repeat(None, length),
+                    self.multibuy or repeat(None, length),
+                    self.member_price_cents or repeat(None, length),
+                    self.sold_by or repeat("each", length),
+                    strict=True,
+                ),
+            )
+        )
+
+
+_DEFAULTS: dict[str, object] = {
+    "was_price_cents": None,
+    "available": True,
+    "unit_price": None,
+    "multibuy": None,
+    "member_price_cents": None,
+    "sold_by": "each",
+}
+_COLUMNS = ("price_cents", "observed_at_each", *_DEFAULTS)
 
 
 class PageRef(Contract):
@@ -75,7 +185,11 @@ class PageRef(Contract):
 
 
 class PricesScrapedPayload(Contract):
-    """A batch of observations from one store: usually one catalogue page."""
+    """A batch of observations from one store: usually one catalogue page.
+
+    The prices come either one by one (`observations`) or as columns (`prices`, cheaper to
+    decode); consumers read either through `sightings()`.
+    """
 
     chain: ChainId
     store_id: StoreId
@@ -84,16 +198,56 @@ class PricesScrapedPayload(Contract):
     )
     run_id: str | None = Field(default=None, max_length=80, description="Scrape run, if any")
     page: PageRef | None = None
-    observations: tuple[PriceObservation, ...] = Field(min_length=1, max_length=MAX_OBSERVATIONS)
+    observations: tuple[PriceObservation, ...] = Field(
+        default=(),
+        max_length=MAX_OBSERVATIONS,
+        description="The prices one by one; empty when `prices` holds them",
+    )
+    prices: PriceColumns | None = Field(
+        default=None, description="The prices as columns, instead of `observations`"
+    )
 
     @model_validator(mode="after")
-    def _observed_in_the_past(self) -> Self:
-        """Reject a batch with a price observed in the future (past the clock skew allowed)."""
+    def _one_way_and_in_the_past(self) -> Self:
+        """Require the prices one way, and reject a price observed in the future (past the skew allowed)."""
+        if (self.prices is None) == (not self.observations):
+            raise ValueError(
+                "give the prices either as observations or as columns (prices), not both or neither"
+            )
         # One clock read and one Python call per batch: a validator per price cost a third of decoding.
         late = first_in_future((o.observed_at for o in self.observations), now=datetime.now(UTC))
         if late is not None:
             raise ValueError(f"observations.{late}.observed_at: timestamp is in the future")
         return self
+
+    def count(self) -> int:
+        """Return how many prices the batch holds."""
+        return len(self.prices.sku) if self.prices is not None else len(self.observations)
+
+    def newest(self) -> datetime:
+        """Return the newest moment a price of the batch was seen."""
+        if self.prices is not None:
+            return self.prices.observed_at
+        return max(o.observed_at for o in self.observations)
+
+    def sightings(self) -> list[Sighting]:
+        """Return the batch's prices as tuples, whichever way they came; moments in `datetime.UTC`."""
+        if self.prices is not None:
+            return self.prices.sightings()
+        return [
+            Sighting(
+                o.sku,
+                o.price_cents,
+                o.was_price_cents,
+                o.available,
+                o.observed_at.astimezone(UTC),
+                o.unit_price,
+                o.multibuy,
+                o.member_price_cents,
+                o.sold_by,
+            )
+            for o in self.observations
+        ]
 
 
 class PricesScraped(Event):

@@ -6,7 +6,7 @@ BargainsChanged it causes into the outbox) and is given the time: none reads the
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bargains.domain.answering import answers
 from bargains.domain.bargains import Policy, may_be_outlier
@@ -15,9 +15,9 @@ from bargains.domain.listing import Change, Key, changes_between, listings_of, p
 from bargains.repository import BargainsRepository, Product
 from contracts.events import BargainsChanged
 from contracts.events.v1 import (
-    PriceObservation,
     PricesScrapedPayload,
     ProductObservedPayload,
+    Sighting,
     StoreGroupChangedPayload,
     SubstitutionsChangedPayload,
 )
@@ -127,7 +127,7 @@ async def expire(uow: Work[BargainsRepository], *, now: datetime, policy: Policy
     return len(stale)
 
 
-def label_of(observation: PriceObservation) -> Label:
+def label_of(observation: Sighting) -> Label:
     """Return what an observation's label shows beside the price."""
     multibuy = observation.multibuy
     if multibuy is None and observation.member_price_cents is None and observation.sold_by == "each":
@@ -171,10 +171,10 @@ async def _fold_chain(
     # One pass for what each key and product took last: a key's category, a product's way of selling.
     categories: dict[Key, str | None] = {}
     sold_by: dict[str, SoldBy] = {}
-    for batch in batches:
+    pages = [(batch.store_id, batch.sightings()) for batch in batches]
+    for batch, (store_id, sightings) in zip(batches, pages, strict=True):
         category = batch.page.category if batch.page else None
-        store_id = batch.store_id
-        for o in batch.observations:
+        for o in sightings:
             categories[store_id, o.sku] = category
             sold_by[o.sku] = o.sold_by
     keys = list(categories)  # in the order first seen
@@ -185,16 +185,13 @@ async def _fold_chain(
     runs = await repo.newest_runs(chain=chain, keys=sorted(asked)) if asked else {}
     before = dict(histories)
     dropped: set[Key] = set()  # members' own histories their anchor's price now answers
-    for batch in batches:
-        store_id = batch.store_id
+    for store_id, sightings in pages:
         anchor = anchors[store_id]
         member = anchor != store_id
-        for o in batch.observations:
+        for o in sightings:
             key = (store_id, o.sku)
             history = histories.get(key, ())
-            # A decoded timestamp carries a tzinfo of its own that each comparison and UTC day calls
-            # into; in datetime.UTC the rest of the fold compares plainly (a sixth of its CPU).
-            observed_at = o.observed_at.astimezone(UTC)
+            observed_at = o.observed_at
             if history and observed_at <= history[-1].ends_at:
                 continue  # what fold does with an older or repeated sighting, without the call
             label = label_of(o)

@@ -13,16 +13,19 @@ from catalogue.domain.search import search_text
 from catalogue.repository import CatalogueRepository, Key, PriceRow, ProductRow
 from contracts.events.v1 import (
     BargainsChangedPayload,
-    PriceObservation,
     PricesScrapedPayload,
     ProductObservedPayload,
+    Sighting,
     StoreGroupChangedPayload,
     SubstitutionsChangedPayload,
 )
 from servicekit.unit_of_work import Work
 
+Page = tuple[str, str, list[Sighting]]
+"""A batch's chain, store and prices."""
 
-def price_row(chain: str, store_id: str, o: PriceObservation) -> PriceRow:
+
+def price_row(chain: str, store_id: str, o: Sighting) -> PriceRow:
     """Return the current-price row of one observation."""
     stated, multibuy = o.unit_price, o.multibuy
     if stated is None and multibuy is None:  # most prices: no nested parts to read
@@ -70,11 +73,11 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
     """Fold batches of prices into current prices and change-only history, in a fixed number of statements."""
     # The newest sighting of each key is its current price; a key seen more than once in the
     # batches (rare) also keeps its other sightings, which history folds in arrival order.
-    newest: dict[Key, PriceObservation] = {}
-    again: dict[Key, list[PriceObservation]] = {}
-    for batch in batches:
-        chain, store_id = batch.chain, batch.store_id
-        for o in batch.observations:
+    newest: dict[Key, Sighting] = {}
+    again: dict[Key, list[Sighting]] = {}
+    pages = [(batch.chain, batch.store_id, batch.sightings()) for batch in batches]
+    for chain, store_id, sightings in pages:
+        for o in sightings:
             key = (chain, store_id, o.sku)
             held = newest.get(key)
             if held is None:
@@ -86,7 +89,7 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
     # The newest sightings merge in the database: a newer one extends or ends its key's current
     # run there. Only the keys it left (an older sighting) and those seen more than once are
     # folded here, each from its history before the batch and in arrival order, as one by one.
-    answered = await _answered_by_anchors(uow.repo, batches, newest, again.keys())
+    answered = await _answered_by_anchors(uow.repo, pages, newest, again.keys())
     rows = [price_row(key[0], key[1], o) for key, o in newest.items() if key not in answered]
     seen_before = await uow.repo.histories(list(again)) if again else {}
     late = await uow.repo.save_prices(rows)
@@ -118,8 +121,8 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
 
 async def _answered_by_anchors(
     repo: CatalogueRepository,
-    batches: Sequence[PricesScrapedPayload],
-    newest: dict[Key, PriceObservation],
+    pages: Sequence[Page],
+    newest: dict[Key, Sighting],
     again: Collection[Key],
 ) -> set[Key]:
     """Return the members' newest sightings that their anchor answers (domain.answering).
@@ -127,19 +130,19 @@ async def _answered_by_anchors(
     A member's own price that such a sighting replaces (an exception that no longer holds) ends.
     A key seen more than once in the batches takes the general path: it is never answered.
     """
-    anchor_of = await repo.anchors_of(sorted({(batch.chain, batch.store_id) for batch in batches}))
+    anchor_of = await repo.anchors_of(sorted({(chain, store_id) for chain, store_id, _ in pages}))
     answered: set[Key] = set()
     ended: list[Key] = []
     for chain in sorted({chain for chain, _ in anchor_of}):
-        members = [b for b in batches if b.chain == chain and (chain, b.store_id) in anchor_of]
+        members = [page for page in pages if page[0] == chain and (chain, page[1]) in anchor_of]
         stored = await repo.current_shelves(
             chain=chain,
-            store_ids=sorted({b.store_id for b in members} | {anchor_of[chain, b.store_id] for b in members}),
-            skus=sorted({o.sku for batch in members for o in batch.observations}),
+            store_ids=sorted({page[1] for page in members} | {anchor_of[chain, page[1]] for page in members}),
+            skus=sorted({o.sku for _, _, sightings in members for o in sightings}),
         )
-        for batch in members:
-            store_id, anchor = batch.store_id, anchor_of[chain, batch.store_id]
-            for o in batch.observations:
+        for _, store_id, sightings in members:
+            anchor = anchor_of[chain, store_id]
+            for o in sightings:
                 key = (chain, store_id, o.sku)
                 if newest[key] is not o or key in again:
                     continue
@@ -163,7 +166,7 @@ async def _answered_by_anchors(
     return answered
 
 
-def _shelf_of(o: PriceObservation) -> tuple[object, ...]:
+def _shelf_of(o: Sighting) -> tuple[object, ...]:
     """Return what an observation's label shows, as PriceRow.shelf has it."""
     # Most prices have no nested parts: their shelf is built without a PriceRow (twice per member's price).
     if o.unit_price is None and o.multibuy is None:
@@ -174,7 +177,7 @@ def _shelf_of(o: PriceObservation) -> tuple[object, ...]:
     return price_row("", "", o).shelf
 
 
-def _folded(history: tuple[Segment, ...], o: PriceObservation) -> tuple[Segment, ...]:
+def _folded(history: tuple[Segment, ...], o: Sighting) -> tuple[Segment, ...]:
     """Return a history with one sighting folded in."""
     return fold(
         history, price_cents=o.price_cents, was_price_cents=o.was_price_cents, observed_at=o.observed_at

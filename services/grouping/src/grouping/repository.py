@@ -280,7 +280,7 @@ def newest_rows(batches: Sequence[PricesScrapedPayload]) -> list[StagedRow]:
     newest: dict[tuple[str, str, str], StagedRow] = {}
     for batch in batches:
         chain, store_id = batch.chain, batch.store_id
-        for o in batch.observations:
+        for o in batch.sightings():
             key = (chain, store_id, o.sku)
             held = newest.get(key)
             if held is None or o.observed_at > held.observed_at:
@@ -454,11 +454,9 @@ class PostgresGroupingRepository:
         arrived: dict[tuple[str, str], tuple[int, datetime]] = {}
         for batch in batches:
             key = (batch.chain, batch.store_id)
-            observed, latest = arrived.get(key, (0, batch.observations[0].observed_at))
-            arrived[key] = (
-                observed + len(batch.observations),
-                max(latest, *(o.observed_at for o in batch.observations)),
-            )
+            newest = batch.newest()
+            observed, latest = arrived.get(key, (0, newest))
+            arrived[key] = (observed + batch.count(), max(latest, newest))
         chains = [chain for chain, _ in arrived]
         store_ids = [store_id for _, store_id in arrived]
         await self.conn.execute(

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from contracts import Event
-from contracts.events import PriceObservation, PricesScraped, ProductObserved
+from contracts.events import PriceColumns, PriceObservation, PricesScraped, ProductObserved
 from contracts.events.v1 import MAX_OBSERVATIONS, PageRef, PricesScrapedPayload, ProductObservedPayload
 from scraper.domain.categories import CategoryMap
 from scraper.domain.ingest import Rejected
@@ -63,7 +63,7 @@ async def stage_prices(
             source=source,
             run_id=run_id,
             page=page,
-            observations=tuple(observations[start : start + MAX_OBSERVATIONS]),
+            prices=PriceColumns.of(observations[start : start + MAX_OBSERVATIONS]),
         )
         events.append(PricesScraped.new(producer=PRODUCER, payload=prices))
     await work.repo.quarantine(source=source, rejected=rejected)

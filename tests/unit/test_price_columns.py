@@ -1,0 +1,166 @@
+"""Prices sent as columns fold exactly like the same prices sent one by one, in every service."""
+
+import copy
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bargains import service_layer as bargains
+from bargains.domain.bargains import Policy
+from catalogue import service_layer as catalogue
+from contracts.events.v1 import (
+    MultiBuy,
+    PageRef,
+    PriceColumns,
+    PriceObservation,
+    PricesScrapedPayload,
+    StatedUnitPrice,
+    StoreGroupChangedPayload,
+)
+from grouping import service_layer as grouping
+from tests.fakes.bargains import InMemoryBargainsRepository
+from tests.fakes.catalogue import InMemoryCatalogueRepository
+from tests.fakes.grouping import POLICY as GROUPING_POLICY
+from tests.fakes.grouping import InMemoryGroupingRepository
+from tests.fakes.unit_of_work import FakeUnitOfWork
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
+ANCHOR, MEMBERS, ALONE = "a1", ("m1", "m2"), "s3"
+SKUS = [f"p{i}" for i in range(12)]
+GROUP = StoreGroupChangedPayload(
+    chain="c",
+    group_id="g1",
+    group_version=1,
+    anchor_store_id=ANCHOR,
+    member_store_ids=MEMBERS,
+    reason="formed",
+)
+
+
+def _observation(rng: random.Random, sku: str, at: datetime) -> PriceObservation:
+    """A price with the label's parts each present now and then, as real pages have them."""
+    price = rng.choice([250, 300, 450])
+    return PriceObservation(
+        sku=sku,
+        price_cents=price,
+        was_price_cents=rng.choice([None, None, price + 100]),
+        available=rng.random() > 0.1,
+        observed_at=at,
+        unit_price=rng.choice(
+            [None, StatedUnitPrice(cents=price // 2, quantity=100, unit="g", text="$ per 100g")]
+        ),
+        multibuy=rng.choice([None, None, MultiBuy(quantity=2, total_cents=price * 2 - 50)]),
+        member_price_cents=rng.choice([None, None, price - 20]),
+        sold_by=rng.choice(["each", "each", "kg"]),
+    )
+
+
+def _world(seed: int) -> list[list[PricesScrapedPayload]]:
+    """Five days of every store's pages, members mostly at their anchor's price; some pages seen over time."""
+    rng = random.Random(seed)
+    batches: list[list[PricesScrapedPayload]] = []
+    for day in range(5, 0, -1):
+        at = NOW - timedelta(days=day)
+        zone = {sku: _observation(rng, sku, at) for sku in SKUS}
+        pages = []
+        for store in (ANCHOR, *MEMBERS, ALONE):
+            own = rng.random() < 0.3 or store == ALONE
+            rows = tuple(
+                (
+                    _observation(rng, sku, at)
+                    if own and rng.random() < 0.5
+                    else zone[sku].model_copy(update={"observed_at": at})
+                )
+                for sku in SKUS
+            )
+            if rng.random() < 0.3:  # a file's rows, each seen at its own moment
+                rows = tuple(
+                    o.model_copy(update={"observed_at": at - timedelta(minutes=rng.randint(0, 90))})
+                    for o in rows
+                )
+            pages.append(
+                PricesScrapedPayload(
+                    chain="c",
+                    store_id=store,
+                    source="scrape",
+                    page=PageRef(category="dairy", page=1),
+                    observations=rows,
+                )
+            )
+        rng.shuffle(pages)
+        batches += [pages[:2], pages[2:]]
+    return batches
+
+
+def _as_columns(batch: PricesScrapedPayload) -> PricesScrapedPayload:
+    """The same batch, its prices as columns."""
+    return batch.model_copy(update={"observations": (), "prices": PriceColumns.of(batch.observations)})
+
+
+Fold = Callable[[Any, list[PricesScrapedPayload]], Awaitable[None]]
+
+
+async def _bargains(uow: Any, batches: list[PricesScrapedPayload]) -> None:
+    await bargains.fold_prices(uow, batches, now=NOW, policy=Policy())
+
+
+async def _catalogue(uow: Any, batches: list[PricesScrapedPayload]) -> None:
+    await catalogue.fold_prices(uow, batches)
+
+
+async def _grouping(uow: Any, batches: list[PricesScrapedPayload]) -> None:
+    await grouping.fold_prices(uow, batches, now=NOW, policy=GROUPING_POLICY)
+
+
+async def _placed(service: str, uow: Any) -> None:
+    """Place the members under their anchor the way each service learns of it."""
+    if service == "bargains":
+        await bargains.change_group(uow, GROUP, now=NOW - timedelta(days=6), policy=Policy())
+    elif service == "catalogue":
+        await catalogue.change_group(uow, GROUP)
+    else:
+        for store in (ANCHOR, *MEMBERS):  # a store grouping has not seen cannot be placed
+            await uow.repo.note_store_prices(batches=[_seed(store)], received_at=NOW - timedelta(days=6))
+        await uow.repo.create_group(group_id="g1", chain="c", anchor=ANCHOR, members=MEMBERS)
+
+
+def _seed(store: str) -> PricesScrapedPayload:
+    at = NOW - timedelta(days=6)
+    return PricesScrapedPayload(
+        chain="c",
+        store_id=store,
+        source="scrape",
+        observations=(PriceObservation(sku="seed", price_cents=100, observed_at=at),),
+    )
+
+
+SERVICES: dict[str, tuple[Callable[[], Any], Fold]] = {
+    "bargains": (InMemoryBargainsRepository, _bargains),
+    "catalogue": (InMemoryCatalogueRepository, _catalogue),
+    "grouping": (InMemoryGroupingRepository, _grouping),
+}
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("service", sorted(SERVICES))
+async def test_columns_fold_like_rows(service: str, seed: int) -> None:
+    repository, fold = SERVICES[service]
+    states = []
+    for shape in ("rows", "columns"):
+        uow = FakeUnitOfWork(repository())
+        async with uow:
+            await _placed(service, uow)
+        for batch in _world(seed):
+            async with uow:
+                await fold(uow, batch if shape == "rows" else [_as_columns(b) for b in batch])
+        unique = {"event_id", "occurred_at", "correlation_id"}
+        published = [e.model_dump(exclude=unique) for e in uow.published]
+        states.append((copy.deepcopy(vars(uow.repo)), published))
+    assert states[0] == states[1]
+    # The world is not empty for this service: members answered, some prices of their own kept.
+    assert states[0][0]
