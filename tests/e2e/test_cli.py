@@ -328,9 +328,10 @@ def test_bench_measures_raw_limits_pipeline_and_latency_on_a_small_plan(tmp_path
     assert figures["raw_copy_rows_per_s"] > 0
     assert figures["pipeline_observations"] == 2 * (40 + 30) * 100
     assert figures["pipeline_observations_per_s"] > 0
-    # The zones found (4 of 10 stores each: 36 members), placed by bargains and the catalogue, and
-    # then a round of every store's prices in the steady state.
+    # The zones found (4 of 10 stores each: 36 members), placed by bargains and the catalogue; then
+    # a round that sees every store again, and a round of every store's prices in the steady state.
     assert figures["groups_members_placed"] == {"grouping": 36, "bargains": 36, "catalogue": 36}
+    assert figures["settling_pipeline_observations"] == (40 + 30) * 100
     assert figures["steady_pipeline_observations"] == (40 + 30) * 100
     assert figures["steady_pipeline_observations_per_s"] > 0
     # Every discounted price became a bargain, and its BargainsChanged was seen.

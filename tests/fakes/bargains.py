@@ -1,6 +1,6 @@
 """An in-memory bargains repository with the SQL's semantics, and a stream of prices to feed it."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -39,6 +39,11 @@ class InMemoryBargainsRepository:
     bargains: dict[str, ListedBargain] = field(default_factory=dict)
     # (chain, store_id, sku, kind) -> flag
     flags: dict[tuple[str, str, str, str], FlaggedPrice] = field(default_factory=dict)
+    # (chain, store_id) -> the mark of a placed store's history; the sequence it is drawn from
+    history_marks_of: dict[tuple[str, str], int] = field(default_factory=dict)
+    marks_drawn: int = 0
+    # How many pairs newest_runs was asked for: what a kept read spares
+    runs_asked: int = 0
 
     async def histories(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
         """Return the price history of (store, sku) pairs of a chain, oldest segment first."""
@@ -58,6 +63,7 @@ class InMemoryBargainsRepository:
 
     async def newest_runs(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, Run]:
         """Return the newest run of (store, sku) pairs of a chain (pairs without a history omitted)."""
+        self.runs_asked += len(keys)
         histories = await self.histories(chain=chain, keys=keys)
         return {
             key: Run(
@@ -66,8 +72,26 @@ class InMemoryBargainsRepository:
             for key, history in histories.items()
         }
 
+    async def history_marks(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, int]:
+        """Return the mark of placed stores' histories: a new one whenever a history of theirs changes."""
+        return {
+            store_id: self.history_marks_of[chain, store_id]
+            for store_id in store_ids
+            if (chain, store_id) in self.placements
+        }
+
+    def _mark_changed(self, chain: str, store_ids: Iterable[str]) -> None:
+        for store_id in store_ids:
+            if (chain, store_id) in self.placements:
+                self.history_marks_of[chain, store_id] = self._draw_mark()
+
+    def _draw_mark(self) -> int:
+        self.marks_drawn += 1
+        return self.marks_drawn
+
     async def drop_histories(self, *, chain: str, keys: Sequence[Key], stores: Sequence[str] = ()) -> None:
         """Delete the whole history of (store, sku) pairs of a chain, and of whole stores."""
+        self._mark_changed(chain, [*stores, *(store_id for store_id, _ in keys)])
         for store_id, sku in keys:
             self.history.pop((chain, store_id, sku), None)
         for key in [key for key in self.history if key[0] == chain and key[1] in stores]:
@@ -81,6 +105,7 @@ class InMemoryBargainsRepository:
         extended: Mapping[Key, Sequence[Segment]],
     ) -> None:
         """Insert new segments and move the end of extended ones; a segment is known by when it starts."""
+        self._mark_changed(chain, [store_id for store_id, _ in (*started, *extended)])
         for (store_id, sku), saved in started.items():
             stored = self.history.setdefault((chain, store_id, sku), {})
             for segment in saved:
@@ -193,6 +218,8 @@ class InMemoryBargainsRepository:
             return []
         placement = Placement(group.group_id, group.group_version, group.anchor_store_id)
         for store in (group.anchor_store_id, *group.member_store_ids):
+            if (group.chain, store) not in self.placements:  # inserted: the column's default draws one
+                self.history_marks_of[group.chain, store] = self._draw_mark()
             self.placements[group.chain, store] = placement
         return list(group.member_store_ids)
 

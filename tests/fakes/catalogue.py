@@ -1,6 +1,6 @@
 """An in-memory catalogue repository with the SQL's semantics."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -23,6 +23,11 @@ class InMemoryCatalogueRepository:
     substitutes: dict[tuple[str, str], tuple[Substitute, ...]] = field(default_factory=dict)
     # bargain id -> (bargain, expired)
     bargains: dict[str, tuple[Bargain, bool]] = field(default_factory=dict)
+    # (chain, store) -> the mark of a placed store's current prices; the sequence it is drawn from
+    price_marks_of: dict[tuple[str, str], int] = field(default_factory=dict)
+    marks_drawn: int = 0
+    # How many stores' current shelves were read: what a kept read spares
+    shelves_read: int = 0
 
     async def save_products(self, products: Sequence[ProductRow]) -> None:
         """Insert products or replace them with a newer description."""
@@ -34,6 +39,7 @@ class InMemoryCatalogueRepository:
     async def save_prices(self, prices: Sequence[PriceRow]) -> list[Key]:
         """Merge current prices, a newer one extending or ending the current run; return the others' keys."""
         assert len({p.key for p in prices}) == len(prices), "one row per key, as ON CONFLICT requires"
+        self._mark_changed((p.chain, p.store_id) for p in prices)
         late: list[Key] = []
         for p in prices:
             held = self.prices.get(p.key)
@@ -91,6 +97,7 @@ class InMemoryCatalogueRepository:
         self, *, chain: str, store_ids: Sequence[str], skus: Sequence[str] | None = None
     ) -> dict[tuple[str, str], tuple[tuple[object, ...], datetime]]:
         """Return what stores of a chain currently show, by store and sku, of some skus or of all."""
+        self.shelves_read += len(store_ids)
         return {
             (key[1], key[2]): (row.shelf, row.observed_at)
             for key, row in self.prices.items()
@@ -99,6 +106,7 @@ class InMemoryCatalogueRepository:
 
     async def drop_prices(self, keys: Sequence[Key], *, stores: Sequence[tuple[str, str]] = ()) -> None:
         """Delete current prices, their current runs with them, and whole stores' ones."""
+        self._mark_changed([*stores, *(key[:2] for key in keys)])
         for key in [*keys, *(key for key in self.prices if key[:2] in stores)]:
             del self.prices[key]
             if ended := self.history[key][:-1]:
@@ -108,8 +116,22 @@ class InMemoryCatalogueRepository:
 
     async def end_prices(self, keys: Sequence[Key]) -> None:
         """Remove current prices; their runs stay in history as ended runs."""
+        self._mark_changed(key[:2] for key in keys)
         for key in keys:
             del self.prices[key]
+
+    async def price_marks(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, int]:
+        """Return the mark of placed stores' current prices: a new one whenever any of them changes."""
+        return {s: self.price_marks_of[chain, s] for s in store_ids if (chain, s) in self.placements}
+
+    def _mark_changed(self, stores: Iterable[tuple[str, str]]) -> None:
+        for store in stores:
+            if store in self.placements:
+                self.price_marks_of[store] = self._draw_mark()
+
+    def _draw_mark(self) -> int:
+        self.marks_drawn += 1
+        return self.marks_drawn
 
     async def apply_group(self, group: StoreGroupChangedPayload) -> bool:
         """Place a group's stores under its anchor unless a newer version is known."""
@@ -122,6 +144,8 @@ class InMemoryCatalogueRepository:
             if chain == group.chain and group_id == group.group_id and store not in stores:
                 del self.placements[chain, store]
         for store in stores:
+            if (group.chain, store) not in self.placements:  # inserted: the column's default draws one
+                self.price_marks_of[group.chain, store] = self._draw_mark()
             self.placements[group.chain, store] = (group.group_id, group.anchor_store_id)
         return True
 

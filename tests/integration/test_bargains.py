@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from bargains import service_layer
+from bargains.domain.answering import Run
 from bargains.domain.bargains import Policy, median
 from bargains.domain.history import PriceMove, Segment, SoldBy, fold
 from bargains.repository import BargainsRepository, PostgresBargainsRepository
@@ -36,6 +37,7 @@ from contracts.events.v1 import (
     SubstitutionsChangedPayload,
 )
 from pricestream.stack import Stack
+from servicekit.kept_reads import KeptReads
 from servicekit.metrics import processed_counts
 from servicekit.unit_of_work import Work
 from tests.fakes.bargains import ANSWERED_BY_S1, InMemoryBargainsRepository, prices_of
@@ -501,6 +503,51 @@ def test_histories_read_by_stores_and_products_or_by_pairs_hold_exactly_the_pair
         assert found[name] == expected, name
 
 
+def test_a_stores_history_mark_changes_with_its_history_and_only_then(stack: Stack) -> None:
+    """Marks are drawn anew by every write of a placed store's history, never by a read."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    chain = "history-marks"
+    group = StoreGroupChangedPayload(
+        chain=chain,
+        group_id="hm",
+        group_version=1,
+        anchor_store_id="a",
+        member_store_ids=("m",),
+        reason="formed",
+    )
+
+    async def marks(conn: asyncpg.Connection) -> list[dict[str, int]]:
+        repo = PostgresBargainsRepository(conn)
+        seen = [await repo.history_marks(chain=chain, store_ids=["a", "m", "alone"])]
+        await repo.apply_group(group=group)
+        seen.append(await repo.history_marks(chain=chain, store_ids=["a", "m", "alone"]))
+        run = Segment(300, None, start, start + timedelta(hours=1))
+        await repo.save_segments(
+            chain=chain, started={("a", "milk"): [run], ("alone", "milk"): [run]}, extended={}
+        )
+        seen.append(await repo.history_marks(chain=chain, store_ids=["a", "m"]))
+        await repo.newest_runs(chain=chain, keys=[("a", "milk")])
+        await repo.histories(chain=chain, keys=[("a", "milk")])
+        seen.append(await repo.history_marks(chain=chain, store_ids=["a", "m"]))
+        longer = Segment(300, None, start, start + timedelta(hours=2))
+        await repo.save_segments(chain=chain, started={}, extended={("a", "milk"): [longer]})
+        seen.append(await repo.history_marks(chain=chain, store_ids=["a", "m"]))
+        await repo.drop_histories(chain=chain, keys=[("m", "milk")])
+        seen.append(await repo.history_marks(chain=chain, store_ids=["a", "m"]))
+        return seen
+
+    unplaced, placed, written, read, extended, dropped = asyncio.run(rolled_back(stack, "bargains", marks))
+    assert unplaced == {}, "a store outside any group has no mark"
+    assert set(placed) == {"a", "m"}
+    assert written["a"] != placed["a"]
+    assert written["m"] == placed["m"]
+    assert read == written, "reading changes no mark"
+    assert extended["a"] != written["a"]
+    assert extended["m"] == written["m"]
+    assert dropped["m"] != extended["m"]
+    assert dropped["a"] == extended["a"]
+
+
 def _post_rows(stack: Stack, chain: str, store: str, rows: list[dict[str, Any]]) -> None:
     response = httpx.post(
         f"{stack.service_process('scraper').url}/v1/observations",
@@ -740,12 +787,15 @@ def test_folding_a_batch_of_prices_at_once_equals_folding_them_one_by_one(stack:
     assert batched["bargains"] == one_by_one["bargains"], "observed_at of the bargains"
 
 
-async def _every_use_case(work: Work[BargainsRepository], chain: str, other: str, now: datetime) -> None:
+async def _every_use_case(
+    work: Work[BargainsRepository], chain: str, other: str, now: datetime, runs: KeptReads[Run] | None = None
+) -> None:
     """Group, fold, link by substitute and by barcode, then expire: each use case over two chains."""
     policy = Policy()
+    fold = functools.partial(service_layer.fold_prices, anchor_runs=runs)
     for c in (chain, other):
         await service_layer.change_group(work, _group(c), now=now, policy=policy)
-    await service_layer.fold_prices(work, prices_of(chain, at=_BATCH_AT), now=now, policy=policy)
+    await fold(work, prices_of(chain, at=_BATCH_AT), now=now, policy=policy)
     # Two more stores, then placed under s1: m2 shows every price s1 does (its histories go by
     # store), m3 all but its tea (they go pair by pair); their counts go with them.
     twins = [
@@ -764,7 +814,7 @@ async def _every_use_case(work: Work[BargainsRepository], chain: str, other: str
         )
         for store, tea in (("m2", 300), ("m3", 350))
     ]
-    await service_layer.fold_prices(work, twins, now=now, policy=policy)
+    await fold(work, twins, now=now, policy=policy)
     grown = _group(chain).model_copy(update={"group_version": 2, "member_store_ids": ("m1", "m2", "m3")})
     await service_layer.change_group(work, grown, now=now, policy=policy)
     elsewhere = [
@@ -779,7 +829,7 @@ async def _every_use_case(work: Work[BargainsRepository], chain: str, other: str
         )
         for store in ("x1", "x2")
     ]
-    await service_layer.fold_prices(work, elsewhere, now=now, policy=policy)
+    await fold(work, elsewhere, now=now, policy=policy)
     same = Substitute(level="L1", chain=other, sku="milk", score=1.0, reason="the same product")
     await service_layer.change_substitutes(
         work,
@@ -809,7 +859,8 @@ def test_the_in_memory_repository_does_what_the_sql_does(stack: Stack) -> None:
 
     async def run_postgres(conn: asyncpg.Connection) -> tuple[dict[str, Any], dict[str, Any], list[Event]]:
         work = _InTransaction(conn)
-        await _every_use_case(work, "parity-a", "parity-b", now)
+        # Anchors' runs kept between batches under the SQL's marks: the same answers as reading them.
+        await _every_use_case(work, "parity-a", "parity-b", now, KeptReads())
         before = await _postgres_projection(conn, "parity-a")
         await service_layer.expire(work, now=now + timedelta(days=7), policy=Policy())
         return before, await _postgres_projection(conn, "parity-a"), work.published

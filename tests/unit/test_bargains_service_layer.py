@@ -1,6 +1,7 @@
 """The bargains use cases over an in-memory repository: what each event lists, flags and announces."""
 
 import copy
+import random
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -8,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bargains import service_layer
+from bargains.domain.answering import Run
 from bargains.domain.bargains import Policy
 from bargains.domain.history import NO_LABEL, Label, Segment, fold
 from bargains.domain.listing import Change, ListedBargain, payloads_for
@@ -21,6 +23,7 @@ from contracts.events.v1 import (
     Substitute,
     SubstitutionsChangedPayload,
 )
+from servicekit.kept_reads import KeptReads
 from tests.fakes.bargains import ANSWERED_BY_S1, InMemoryBargainsRepository, prices_of
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -171,6 +174,66 @@ async def test_a_members_bargains_give_way_to_its_anchors_on_a_group_change() ->
     assert set(uow.repo.bargains) == {"discount:c:s1:milk"}
     assert sum(n for (_, sku, _, price), n in uow.repo.price_counts.items() if price == 250) == 1
     assert await uow.repo.stores_pricing(chain="c", sku="milk") == ["s1"]
+
+
+async def _fold_kept(uow: Uow, batches: list[PricesScrapedPayload], runs: KeptReads[Run]) -> None:
+    async with uow:
+        await service_layer.fold_prices(uow, batches, now=NOW, policy=POLICY, anchor_runs=runs)
+
+
+async def test_anchors_runs_are_kept_between_batches_while_the_anchor_stays_as_it_was() -> None:
+    uow, runs = _uow(), KeptReads[Run]()
+    await _fold(uow, [_batch("c", "s1", 1, ("milk", 400, None), ("tea", 300, None))])
+    async with uow:
+        await service_layer.change_group(uow, _group(1, ("m1", "m2")), now=NOW, policy=POLICY)
+
+    await _fold_kept(uow, [_batch("c", "m1", 0.5, ("milk", 400, None), ("tea", 280, None))], runs)
+    assert uow.repo.runs_asked == 2
+    # Another member's page: the anchor's runs come from the first read, not the database.
+    await _fold_kept(uow, [_batch("c", "m2", 0.5, ("milk", 400, None), ("tea", 300, None))], runs)
+    assert uow.repo.runs_asked == 2
+    assert ("c", "m2", "milk") not in uow.repo.history
+    assert ("c", "m2", "tea") not in uow.repo.history
+    assert ("c", "m1", "tea") in uow.repo.history
+
+
+async def test_an_anchor_whose_history_changed_is_read_again() -> None:
+    uow, runs = _uow(), KeptReads[Run]()
+    await _fold(uow, [_batch("c", "s1", 1, ("milk", 400, None))])
+    async with uow:
+        await service_layer.change_group(uow, _group(1, ("m1", "m2")), now=NOW, policy=POLICY)
+    await _fold_kept(uow, [_batch("c", "m1", 0.6, ("milk", 400, None))], runs)
+    assert uow.repo.runs_asked == 1
+
+    # The anchor's milk goes up (in a batch of its own, as another replica would write it).
+    await _fold(uow, [_batch("c", "s1", 0.5, ("milk", 450, None))])
+    await _fold_kept(uow, [_batch("c", "m2", 0.4, ("milk", 400, None))], runs)
+
+    # The kept 400 no longer holds: read again, the member's 400 is its own.
+    assert uow.repo.runs_asked == 2
+    assert ("c", "m2", "milk") in uow.repo.history
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_keeping_anchors_runs_changes_no_answer(seed: int) -> None:
+    rng = random.Random(seed)
+    plain, kept, runs = _uow(), _uow(), KeptReads[Run](limit=rng.choice([3, 1_000]))
+    for uow in (plain, kept):
+        async with uow:
+            await service_layer.change_group(uow, _group(1, ("m1", "m2", "m3")), now=NOW, policy=POLICY)
+    for day in range(6, 0, -1):
+        zone = {sku: rng.choice([300, 350, 400]) for sku in ("milk", "tea", "eggs", "rice")}
+        stores = ["s1", "m1", "m2", "m3"]
+        rng.shuffle(stores)
+        for store in stores:
+            rows = [(sku, price if rng.random() < 0.8 else price + 10, None) for sku, price in zone.items()]
+            batch = [_batch("c", store, day - rng.random() / 2, *rows)]
+            await _fold(plain, batch)
+            await _fold_kept(kept, batch, runs)
+    assert kept.repo.runs_asked < plain.repo.runs_asked
+    assert kept.repo.history == plain.repo.history
+    assert kept.repo.price_counts == plain.repo.price_counts
+    assert kept.repo.bargains == plain.repo.bargains
 
 
 def _counted(uow: Uow, sku: str) -> dict[int, int]:

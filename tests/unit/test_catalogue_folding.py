@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from catalogue import service_layer
 from catalogue.domain.history import Segment, fold
 from catalogue.handlers import build_router
+from catalogue.repository import Shelf
 from contracts import CODEC, Event, topic_for
 from contracts.events import (
     BargainsChanged,
@@ -31,6 +32,7 @@ from contracts.events.v1 import (
     SubstitutionsChangedPayload,
 )
 from servicekit.consuming import ConsumerGroup
+from servicekit.kept_reads import KeptReads
 from tests.fakes.catalogue import InMemoryCatalogueRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -334,3 +336,53 @@ async def test_a_batch_folds_like_its_events_one_by_one_whatever_their_order() -
     assert batched.repo.history == one_by_one.repo.history
     assert batched.repo.prices == one_by_one.repo.prices
     assert sum(len(runs) for runs in batched.repo.history.values()) > len(batched.repo.history), "not vacuous"
+
+
+async def _fold_kept(uow: Uow, shelves: KeptReads[Shelf], *events: PricesScraped) -> None:
+    async with uow:
+        await service_layer.fold_prices(uow, [e.payload for e in events], anchor_shelves=shelves)
+
+
+async def test_anchors_prices_are_kept_between_batches_while_the_anchor_stays_as_it_was() -> None:
+    uow, shelves = FakeUnitOfWork(InMemoryCatalogueRepository()), KeptReads[Shelf]()
+    await _deliver(uow, _prices("a", "milk", 300, 5), _group("g1", 1, "a", "m1", "m2"))
+    await _fold_kept(uow, shelves, _prices("m1", "milk", 300, 4))
+    read = uow.repo.shelves_read
+    await _fold_kept(uow, shelves, _prices("m2", "milk", 300, 3.5))
+    # Only the member's own prices were read: its anchor's came from the first batch.
+    assert uow.repo.shelves_read == read + 1
+    assert ("c", "m1", "milk") not in uow.repo.prices
+    assert ("c", "m2", "milk") not in uow.repo.prices
+
+
+async def test_an_anchor_whose_prices_changed_is_read_again() -> None:
+    uow, shelves = FakeUnitOfWork(InMemoryCatalogueRepository()), KeptReads[Shelf]()
+    await _deliver(uow, _prices("a", "milk", 300, 5), _group("g1", 1, "a", "m1", "m2"))
+    await _fold_kept(uow, shelves, _prices("m1", "milk", 300, 4))
+
+    # The anchor's milk goes up, written by another process; a member still shows the old price.
+    await _deliver(uow, _prices("a", "milk", 350, 3))
+    await _fold_kept(uow, shelves, _prices("m2", "milk", 300, 2))
+    assert uow.repo.prices["c", "m2", "milk"].price_cents == 300, "its own now: the anchor charges 350"
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_keeping_anchors_prices_changes_no_answer(seed: int) -> None:
+    rng = random.Random(seed)
+    plain, kept = FakeUnitOfWork(InMemoryCatalogueRepository()), FakeUnitOfWork(InMemoryCatalogueRepository())
+    shelves = KeptReads[Shelf](limit=rng.choice([3, 1_000]))
+    for uow in (plain, kept):
+        await _deliver(uow, _group("g1", 1, "a", "m1", "m2", "m3"))
+    for hours in range(60, 0, -6):
+        zone = {sku: rng.choice([300, 350, 400]) for sku in ("milk", "tea", "eggs")}
+        stores = ["a", "m1", "m2", "m3"]
+        rng.shuffle(stores)
+        for store in stores:
+            for sku, price in zone.items():
+                event = _prices(store, sku, price if rng.random() < 0.8 else price + 10, hours - rng.random())
+                async with plain:
+                    await service_layer.fold_prices(plain, [event.payload])
+                await _fold_kept(kept, shelves, event)
+    assert kept.repo.shelves_read < plain.repo.shelves_read
+    assert kept.repo.prices == plain.repo.prices
+    assert kept.repo.history == plain.repo.history

@@ -54,6 +54,8 @@ BARGAINS = topic("bargains.changed.v1")
 HEADERS = [("event_type", b"PricesScraped"), ("schema_version", b"1")]
 PIPELINE = ("grouping", "bargains", "catalogue")
 STEADY = "steady_"
+SETTLING = "settling_"
+PHASE_NAMES = {"": "from cold", SETTLING: "settling (every store seen again)", STEADY: "steady state"}
 """The prefix of the steady-state phase's figures."""
 NO_GROUPS_AFTER_S = 10.0
 """How long the bench waits for a first group after the cold phase before it measures without one."""
@@ -122,12 +124,17 @@ async def _measure(stack: Stack, plan: BenchPlan, console: Console) -> dict[str,
         figures |= await _raw_broker(bootstrap, plan.raw_messages)
     with console.status("raw limits: PostgreSQL COPY..."):
         figures["raw_copy_rows_per_s"] = await _raw_copy(stack, plan.copy_rows)
-    cold, steady, latency_stores = _history(plan)
+    cold, settling, steady, latency_stores = _history(plan)
     with console.status("raw limits: producing the benchmark's own events..."):
         figures |= await _raw_events(bootstrap, cold[: len(cold) // 4], plan.products)
     figures |= await _throughput(stack, cold, plan, console)
     figures |= await _drain(stack, console)
     figures |= await _settle_groups(stack, console)
+    # A member placed before its anchor's newest prices arrived keeps its copies of them until
+    # it is seen again (how many depends on the cold phase's timing): one round sees every store
+    # again, so the steady round meets members that hold only what they charge apart.
+    figures |= await _throughput(stack, settling, plan, console, phase=SETTLING)
+    figures |= await _drain(stack, console, phase=SETTLING)
     figures |= await _throughput(stack, steady, plan, console, phase=STEADY)
     figures |= await _drain(stack, console, phase=STEADY)
     figures |= await _latency(stack, latency_stores, plan, console)
@@ -206,8 +213,9 @@ async def _raw_copy(stack: Stack, rows: int) -> int:
 Records = list[tuple[bytes, bytes]]
 
 
-def _history(plan: BenchPlan) -> tuple[Records, Records, list[tuple[str, list[int]]]]:
-    """Build the cold rounds (20 and 2 days ago) and the steady one (yesterday); name the latency stores.
+def _history(plan: BenchPlan) -> tuple[Records, Records, Records, list[tuple[str, list[int]]]]:
+    """Build the cold rounds (20 and 2 days ago), the settling one (yesterday) and the steady one
+    (12 hours ago); name the latency stores.
 
     `bench` stores share their zone's prices (grouping finds the zones); `benchlat` stores
     each have a mix of their own (each product at one of a few price points, so no two stores
@@ -228,14 +236,14 @@ def _history(plan: BenchPlan) -> tuple[Records, Records, list[tuple[str, list[in
     stores += [("benchlat", store_id, prices) for store_id, prices in latency]
     now = datetime.now(UTC)
 
-    def round_of(days_ago: int) -> Records:
+    def round_of(days_ago: float) -> Records:
         at = iso_utc(now - timedelta(days=days_ago))
         return [
             price_event(chain, store_id, {f"p{i}": price for i, price in enumerate(prices)}, at, plan.events)
             for chain, store_id, prices in stores
         ]
 
-    return [*round_of(20), *round_of(2)], round_of(1), latency
+    return [*round_of(20), *round_of(2)], round_of(1), round_of(0.5), latency
 
 
 async def _raw_events(bootstrap: str, records: list[tuple[bytes, bytes]], per_event: int) -> dict[str, Any]:
@@ -268,8 +276,7 @@ async def _throughput(
     done: dict[str, float] = {}
     backlog_peak = 0
     with console.status(
-        f"{'steady state' if phase else 'from cold'}: grouping, bargains and catalogue process "
-        f"{observations:,} observations..."
+        f"{PHASE_NAMES[phase]}: grouping, bargains and catalogue process {observations:,} observations..."
     ) as status:
         while len(done) < len(urls):
             await asyncio.sleep(0.5)
@@ -278,7 +285,8 @@ async def _throughput(
                 backlog_peak = max(backlog_peak, len(records) - processed)
                 if processed >= len(records) and name not in done:
                     done[name] = time.perf_counter() - started
-            status.update(f"processing {observations:,} observations: {', '.join(done) or 'none'} done")
+            finished = ", ".join(done) or "none"
+            status.update(f"{PHASE_NAMES[phase]}: processing {observations:,} observations: {finished} done")
     # Over the very interval between the two readings: a phase of a second or two is short.
     cpu = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), time.perf_counter() - started)
     figures = {

@@ -3,12 +3,14 @@
 from faststream.kafka import KafkaRouter
 
 from bargains import service_layer
+from bargains.domain.answering import Run
 from bargains.domain.bargains import Policy
 from bargains.repository import BargainsRepository
 from contracts import topic
 from contracts.events import PricesScraped, ProductObserved, StoreGroupChanged, SubstitutionsChanged
 from servicekit.clock import Clock
 from servicekit.consuming import ConsumerGroup
+from servicekit.kept_reads import KeptReads
 from servicekit.unit_of_work import UnitOfWorkFactory
 
 
@@ -22,6 +24,7 @@ def build_router(
 ) -> KafkaRouter:
     """Subscribe bargains to prices, group changes, substitutions and products."""
     router = KafkaRouter()
+    anchor_runs: KeptReads[Run] = KeptReads()  # this process's anchors' runs, kept between batches
 
     # A price's bargain is announced from here: the one hop whose polling delay a shopper sees.
     @consumers.subscribe_batch(router, topic("prices.scraped.v1"), latency_critical=fast_price_polling)
@@ -30,7 +33,9 @@ def build_router(
         async with uow() as work:
             if fresh := await work.claim(events):
                 batches = [event.payload for event in fresh]
-                await service_layer.fold_prices(work, batches, now=clock(), policy=policy)
+                await service_layer.fold_prices(
+                    work, batches, now=clock(), policy=policy, anchor_runs=anchor_runs
+                )
 
     @consumers.subscribe(router, topic("groups.changed.v1"))
     async def on_groups_changed(event: StoreGroupChanged) -> None:

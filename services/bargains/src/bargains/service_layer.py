@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from bargains.domain.answering import answers
+from bargains.domain.answering import Run, answers
 from bargains.domain.bargains import Policy, may_be_outlier
 from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, fold, tally_moves, utc_day
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
@@ -21,20 +21,30 @@ from contracts.events.v1 import (
     StoreGroupChangedPayload,
     SubstitutionsChangedPayload,
 )
+from servicekit.kept_reads import KeptReads
 from servicekit.unit_of_work import Work
 
 PRODUCER = "bargains"
 
 
 async def fold_prices(
-    uow: Work[BargainsRepository], batches: Sequence[PricesScrapedPayload], *, now: datetime, policy: Policy
+    uow: Work[BargainsRepository],
+    batches: Sequence[PricesScrapedPayload],
+    *,
+    now: datetime,
+    policy: Policy,
+    anchor_runs: KeptReads[Run] | None = None,
 ) -> None:
-    """Fold batches of prices into history and reassess the bargains of the products they touch."""
+    """Fold batches of prices into history and reassess the bargains of the products they touch.
+
+    `anchor_runs` keeps anchors' newest runs between batches while their history marks stand
+    (one per process); without it each batch reads them.
+    """
     by_chain: dict[str, list[PricesScrapedPayload]] = defaultdict(list)
     for batch in batches:
         by_chain[batch.chain].append(batch)
     for chain, chain_batches in by_chain.items():
-        await _fold_chain(uow, chain, chain_batches, now=now, policy=policy)
+        await _fold_chain(uow, chain, chain_batches, now=now, policy=policy, anchor_runs=anchor_runs)
 
 
 async def change_group(
@@ -165,6 +175,7 @@ async def _fold_chain(
     *,
     now: datetime,
     policy: Policy,
+    anchor_runs: KeptReads[Run] | None,
 ) -> None:
     """Fold one chain's batches, in order, with a fixed number of statements however many."""
     repo = uow.repo
@@ -182,7 +193,16 @@ async def _fold_chain(
     histories = await repo.histories(chain=chain, keys=keys)
     # Members' sightings are compared with their anchors' newest runs: the batch's own, or stored ones.
     asked = {(anchors[store], sku) for store, sku in keys if anchors[store] != store}.difference(keys)
-    runs = await repo.newest_runs(chain=chain, keys=sorted(asked)) if asked else {}
+    runs: dict[Key, Run] = {}
+    if asked and anchor_runs is None:
+        runs = await repo.newest_runs(chain=chain, keys=sorted(asked))
+    elif asked and anchor_runs is not None:
+        runs = await anchor_runs.read(
+            chain,
+            asked,
+            marks=lambda stores: repo.history_marks(chain=chain, store_ids=stores),
+            rows=lambda pairs: repo.newest_runs(chain=chain, keys=pairs),
+        )
     before = dict(histories)
     dropped: set[Key] = set()  # members' own histories their anchor's price now answers
     for store_id, sightings in pages:

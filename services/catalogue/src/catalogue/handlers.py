@@ -3,7 +3,7 @@
 from faststream.kafka import KafkaRouter
 
 from catalogue import service_layer
-from catalogue.repository import CatalogueRepository
+from catalogue.repository import CatalogueRepository, Shelf
 from contracts import topic
 from contracts.events import (
     BargainsChanged,
@@ -13,6 +13,7 @@ from contracts.events import (
     SubstitutionsChanged,
 )
 from servicekit.consuming import ConsumerGroup
+from servicekit.kept_reads import KeptReads
 from servicekit.unit_of_work import UnitOfWorkFactory
 
 
@@ -23,13 +24,16 @@ def build_router(
 ) -> KafkaRouter:
     """Subscribe the catalogue to prices, products, groups, substitutes and bargains."""
     router = KafkaRouter()
+    anchor_shelves: KeptReads[Shelf] = KeptReads()  # this process's anchors' prices, kept between batches
 
     @consumers.subscribe_batch(router, topic("prices.scraped.v1"))
     async def on_prices_scraped(events: list[PricesScraped]) -> None:
         """Fold the batches' prices into current prices and history."""
         async with uow() as work:
             if fresh := await work.claim(events):
-                await service_layer.fold_prices(work, [event.payload for event in fresh])
+                await service_layer.fold_prices(
+                    work, [event.payload for event in fresh], anchor_shelves=anchor_shelves
+                )
 
     @consumers.subscribe_batch(router, topic("products.observed.v1"))
     async def on_products_observed(events: list[ProductObserved]) -> None:

@@ -1,6 +1,6 @@
 """The catalogue's write side: products, current prices, history, placements, substitutes, bargains."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -147,6 +147,10 @@ class CatalogueRepository(Protocol):
         """Remove current prices, their runs kept as ended runs in history."""
         ...
 
+    async def price_marks(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, int]:
+        """Return the mark of placed stores' current prices: a new one whenever any of them changes."""
+        ...
+
     async def drop_prices(self, keys: Sequence[Key], *, stores: Sequence[tuple[str, str]] = ()) -> None:
         """Delete current prices whose runs repeat another store's (an anchor's), and whole stores' ones."""
         ...
@@ -196,6 +200,7 @@ class PostgresCatalogueRepository:
         if not prices:
             return []
         stores = sorted({(p.chain, p.store_id) for p in prices})
+        await self._mark_changed(stores)
         # A store holding no price yet (a chain's first scrape, a new store, the projection rebuilt
         # from the topic) has nothing to merge with: its rows start their runs, copied straight in
         # for a third of the merge's cost.
@@ -330,6 +335,7 @@ class PostgresCatalogueRepository:
 
     async def drop_prices(self, keys: Sequence[Key], *, stores: Sequence[tuple[str, str]] = ()) -> None:
         """Delete current prices whose runs repeat another store's (an anchor's), and whole stores' ones."""
+        await self._mark_changed([*stores, *(key[:2] for key in keys)])
         if stores:
             # A range of the key each: a tenth of the cost of the same rows as keys.
             await self.conn.execute(
@@ -351,6 +357,7 @@ class PostgresCatalogueRepository:
         """Remove current prices, their runs kept as ended runs in history."""
         if not keys:
             return
+        await self._mark_changed([key[:2] for key in keys])
         await self.conn.execute(
             """WITH ended AS (
                    DELETE FROM prices p
@@ -363,6 +370,28 @@ class PostgresCatalogueRepository:
                ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at,
                    price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents""",
             *(list(column) for column in zip(*keys, strict=True)),
+        )
+
+    async def price_marks(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, int]:
+        """Return the mark of placed stores' current prices: a new one whenever any of them changes."""
+        rows = await self.conn.fetch(
+            "SELECT store_id, price_mark FROM placements WHERE chain = $1 AND store_id = ANY($2::text[])",
+            chain,
+            list(store_ids),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def _mark_changed(self, stores: Iterable[tuple[str, str]]) -> None:
+        """Draw new marks for placed stores whose current prices this transaction changes."""
+        changed = sorted(set(stores))
+        if not changed:
+            return
+        await self.conn.execute(
+            """UPDATE placements p SET price_mark = nextval('price_marks')
+               FROM unnest($1::text[], $2::text[]) AS s(chain, store_id)
+               WHERE p.chain = s.chain AND p.store_id = s.store_id""",
+            [chain for chain, _ in changed],
+            [store_id for _, store_id in changed],
         )
 
     async def apply_group(self, group: StoreGroupChangedPayload) -> bool:

@@ -4,13 +4,14 @@ Each runs in a unit of work that has already claimed its events. Upserts are gua
 when a fact was observed, so a late or repeated event changes nothing already newer.
 """
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from catalogue.domain.answering import answers
 from catalogue.domain.history import Segment, fold
 from catalogue.domain.search import search_text
-from catalogue.repository import CatalogueRepository, Key, PriceRow, ProductRow
+from catalogue.repository import CatalogueRepository, Key, PriceRow, ProductRow, Shelf
 from contracts.events.v1 import (
     BargainsChangedPayload,
     PricesScrapedPayload,
@@ -19,6 +20,7 @@ from contracts.events.v1 import (
     StoreGroupChangedPayload,
     SubstitutionsChangedPayload,
 )
+from servicekit.kept_reads import KeptReads
 from servicekit.unit_of_work import Work
 
 Page = tuple[str, str, list[Sighting]]
@@ -69,8 +71,17 @@ def product_row(product: ProductObservedPayload) -> ProductRow:
     )
 
 
-async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesScrapedPayload]) -> None:
-    """Fold batches of prices into current prices and change-only history, in a fixed number of statements."""
+async def fold_prices(
+    uow: Work[CatalogueRepository],
+    batches: Sequence[PricesScrapedPayload],
+    *,
+    anchor_shelves: KeptReads[Shelf] | None = None,
+) -> None:
+    """Fold batches of prices into current prices and change-only history, in a fixed number of statements.
+
+    `anchor_shelves` keeps anchors' current prices between batches while their marks stand (one
+    per process); without it each batch reads them.
+    """
     # The newest sighting of each key is its current price; a key seen more than once in the
     # batches (rare) also keeps its other sightings, which history folds in arrival order.
     newest: dict[Key, Sighting] = {}
@@ -89,7 +100,7 @@ async def fold_prices(uow: Work[CatalogueRepository], batches: Sequence[PricesSc
     # The newest sightings merge in the database: a newer one extends or ends its key's current
     # run there. Only the keys it left (an older sighting) and those seen more than once are
     # folded here, each from its history before the batch and in arrival order, as one by one.
-    answered = await _answered_by_anchors(uow.repo, pages, newest, again.keys())
+    answered = await _answered_by_anchors(uow.repo, pages, newest, again.keys(), anchor_shelves)
     rows = [price_row(key[0], key[1], o) for key, o in newest.items() if key not in answered]
     seen_before = await uow.repo.histories(list(again)) if again else {}
     late = await uow.repo.save_prices(rows)
@@ -124,6 +135,7 @@ async def _answered_by_anchors(
     pages: Sequence[Page],
     newest: dict[Key, Sighting],
     again: Collection[Key],
+    anchor_shelves: KeptReads[Shelf] | None,
 ) -> set[Key]:
     """Return the members' newest sightings that their anchor answers (domain.answering).
 
@@ -135,11 +147,25 @@ async def _answered_by_anchors(
     ended: list[Key] = []
     for chain in sorted({chain for chain, _ in anchor_of}):
         members = [page for page in pages if page[0] == chain and (chain, page[1]) in anchor_of]
-        stored = await repo.current_shelves(
-            chain=chain,
-            store_ids=sorted({page[1] for page in members} | {anchor_of[chain, page[1]] for page in members}),
-            skus=sorted({o.sku for _, _, sightings in members for o in sightings}),
-        )
+        skus = sorted({o.sku for _, _, sightings in members for o in sightings})
+        if anchor_shelves is None:
+            stores = {page[1] for page in members} | {anchor_of[chain, page[1]] for page in members}
+            stored = await repo.current_shelves(chain=chain, store_ids=sorted(stores), skus=skus)
+        else:
+            # Members' own prices (their exceptions, few) are read; their anchors' may be kept.
+            stored = await repo.current_shelves(
+                chain=chain, store_ids=sorted({p[1] for p in members}), skus=skus
+            )
+            stored |= await anchor_shelves.read(
+                chain,
+                {
+                    (anchor_of[chain, store_id], o.sku)
+                    for _, store_id, sightings in members
+                    for o in sightings
+                },
+                marks=functools.partial(_marks, repo, chain),
+                rows=functools.partial(_shelves, repo, chain),
+            )
         for _, store_id, sightings in members:
             anchor = anchor_of[chain, store_id]
             for o in sightings:
@@ -164,6 +190,21 @@ async def _answered_by_anchors(
                         ended.append(key)
     await repo.end_prices(ended)
     return answered
+
+
+async def _marks(repo: CatalogueRepository, chain: str, store_ids: Sequence[str]) -> dict[str, int]:
+    return await repo.price_marks(chain=chain, store_ids=store_ids)
+
+
+async def _shelves(
+    repo: CatalogueRepository, chain: str, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Shelf]:
+    """Return the current shelves of (store, sku) pairs: their stores by their skus, the pairs kept."""
+    wanted = set(pairs)
+    found = await repo.current_shelves(
+        chain=chain, store_ids=sorted({store for store, _ in pairs}), skus=sorted({sku for _, sku in pairs})
+    )
+    return {pair: shelf for pair, shelf in found.items() if pair in wanted}
 
 
 def _shelf_of(o: Sighting) -> tuple[object, ...]:

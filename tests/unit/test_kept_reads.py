@@ -1,0 +1,65 @@
+"""Rows kept between transactions while their store's mark stands, and read again once it moves."""
+
+from collections.abc import Sequence
+
+import pytest
+
+from servicekit.kept_reads import KeptReads, Key
+
+pytestmark = pytest.mark.unit
+
+
+class _Table:
+    """Rows by (store, sku) and a mark per store, counting what is read."""
+
+    def __init__(self) -> None:
+        self.rows: dict[Key, int] = {("a", "milk"): 400, ("b", "milk"): 300}
+        self.marks: dict[str, int] = {"a": 1, "b": 1}
+        self.read_pairs: list[Key] = []
+
+    async def read_marks(self, stores: Sequence[str]) -> dict[str, int]:
+        return {store: self.marks[store] for store in stores if store in self.marks}
+
+    async def read_rows(self, keys: Sequence[Key]) -> dict[Key, int]:
+        self.read_pairs += keys
+        return {key: self.rows[key] for key in keys if key in self.rows}
+
+    def write(self, key: Key, value: int) -> None:
+        self.rows[key] = value
+        self.marks[key[0]] = max(self.marks.values()) + 1
+
+
+async def _read(kept: KeptReads[int], table: _Table, *keys: Key) -> dict[Key, int]:
+    return await kept.read("c", keys, marks=table.read_marks, rows=table.read_rows)
+
+
+async def test_a_row_is_read_once_while_its_stores_mark_stands() -> None:
+    table, kept = _Table(), KeptReads[int]()
+    assert await _read(kept, table, ("a", "milk"), ("a", "tea")) == {("a", "milk"): 400}
+    assert await _read(kept, table, ("a", "milk"), ("a", "tea")) == {("a", "milk"): 400}
+    assert table.read_pairs == [("a", "milk"), ("a", "tea")], "a pair without a row is kept as none"
+
+
+async def test_a_store_written_since_is_read_again_and_the_others_are_not() -> None:
+    table, kept = _Table(), KeptReads[int]()
+    await _read(kept, table, ("a", "milk"), ("b", "milk"))
+    table.write(("a", "milk"), 450)
+    assert await _read(kept, table, ("a", "milk"), ("b", "milk")) == {("a", "milk"): 450, ("b", "milk"): 300}
+    assert table.read_pairs == [("a", "milk"), ("b", "milk"), ("a", "milk")]
+
+
+async def test_a_store_without_a_mark_is_always_read() -> None:
+    table, kept = _Table(), KeptReads[int]()
+    table.rows["x", "milk"] = 100
+    for _ in range(2):
+        assert await _read(kept, table, ("x", "milk")) == {("x", "milk"): 100}
+    assert table.read_pairs == [("x", "milk")] * 2
+
+
+async def test_past_its_limit_it_starts_again_and_answers_the_same() -> None:
+    table, kept = _Table(), KeptReads[int](limit=2)
+    both = {("a", "milk"): 400, ("b", "milk"): 300}
+    assert await _read(kept, table, ("a", "milk"), ("b", "milk")) == both
+    assert await _read(kept, table, ("a", "tea")) == {}  # a third pair: what was kept goes
+    assert await _read(kept, table, ("a", "milk"), ("b", "milk")) == both
+    assert table.read_pairs == [("a", "milk"), ("b", "milk"), ("a", "tea"), ("a", "milk"), ("b", "milk")]
