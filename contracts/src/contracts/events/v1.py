@@ -102,12 +102,12 @@ class PriceColumns(Contract):
     observed_at_each: tuple[UtcInstant, ...] | None = Field(
         default=None, description="Each price's own moment, when they were not seen at once (a file's rows)"
     )
-    was_price_cents: tuple[Cents | None, ...] | None = None
-    available: tuple[bool, ...] | None = None
-    unit_price: tuple[StatedUnitPrice | None, ...] | None = None
-    multibuy: tuple[MultiBuy | None, ...] | None = None
-    member_price_cents: tuple[Cents | None, ...] | None = None
-    sold_by: tuple[SoldBy, ...] | None = None
+    was_price_cents: tuple[Cents | None, ...] | None = Field(default=None, description="Left out: none shown")
+    available: tuple[bool, ...] | None = Field(default=None, description="Left out: every price available")
+    unit_price: tuple[StatedUnitPrice | None, ...] | None = Field(default=None, description="Left out: none")
+    multibuy: tuple[MultiBuy | None, ...] | None = Field(default=None, description="Left out: none")
+    member_price_cents: tuple[Cents | None, ...] | None = Field(default=None, description="Left out: none")
+    sold_by: tuple[SoldBy, ...] | None = Field(default=None, description="Left out: every price sold each")
 
     @model_validator(mode="after")
     def _aligned(self) -> Self:

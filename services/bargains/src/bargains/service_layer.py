@@ -211,7 +211,7 @@ async def _fold_chain(
         for o in sightings:
             key = (store_id, o.sku)
             history = histories.get(key, ())
-            observed_at = o.observed_at
+            observed_at = o.observed_at  # in datetime.UTC (sightings'): compared without a tzinfo call
             if history and observed_at <= history[-1].ends_at:
                 continue  # what fold does with an older or repeated sighting, without the call
             label = label_of(o)

@@ -193,6 +193,7 @@ async def _answered_by_anchors(
 
 
 async def _marks(repo: CatalogueRepository, chain: str, store_ids: Sequence[str]) -> dict[str, int]:
+    """Return the price marks of stores of a chain."""
     return await repo.price_marks(chain=chain, store_ids=store_ids)
 
 
