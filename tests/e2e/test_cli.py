@@ -339,6 +339,7 @@ def test_bench_measures_raw_limits_pipeline_and_latency_on_a_small_plan(tmp_path
     assert 0 < figures["latency_p50_s"] <= figures["latency_p99_s"]
     assert set(figures["peak_rss_mb"]) == set(SERVICES)
     # Where the throughput phase's time went: each pipeline service's CPU and its database sessions'.
+    assert figures["latency_cpu_cores"]["bargains"] > 0, "the latency phase's cores too"
     cores = figures["throughput_cpu_cores"]
     for name in ("grouping", "bargains", "catalogue"):
         assert cores[name] > 0, cores

@@ -44,6 +44,15 @@ def test_a_latency_missed_with_every_service_fast_enough_gives_no_reason_it_cann
     assert latency.endswith("(target under 2 s): not met")
 
 
+def test_a_latency_missed_with_every_service_fast_enough_names_what_took_the_cores() -> None:
+    cores = {"grouping": 0.91, "bargains": 0.42, "catalogue": 0.1, "rest": 0.3, "machine": 1.96}
+    (_, latency) = verdicts(_figures(latency_p99_s=2.08) | {"latency_cpu_cores": cores})
+    assert latency.endswith(
+        "not met: the machine used 1.96 cores through the phase, "
+        "most by grouping 0.91, bargains 0.42, rest 0.30"
+    )
+
+
 def test_only_the_services_that_take_every_price_are_named_slowest() -> None:
     figures = _figures(raw_event_produce_observations_per_s=5_000.0, latency_p99_s=3.0)
     (_, latency) = verdicts(figures)
