@@ -20,6 +20,7 @@ from grouping.repository import (
     answered_by_anchors,
     newest_rows,
 )
+from servicekit.kept_reads import KeptReads
 
 
 @dataclass
@@ -78,9 +79,17 @@ class InMemoryGroupingRepository:
     # --- prices -------------------------------------------------------------------------
 
     async def upsert_prices(
-        self, *, batches: Sequence[PricesScrapedPayload], fresh_since: datetime, anchor_lag: timedelta
+        self,
+        *,
+        batches: Sequence[PricesScrapedPayload],
+        fresh_since: datetime,
+        anchor_lag: timedelta,
+        kept: KeptReads[Shelf] | None = None,
     ) -> int:
-        """Keep each product's latest price, but a member's its anchor answers; return rows written."""
+        """Keep each product's latest price, but a member's its anchor answers; return rows written.
+
+        Its dicts are read whole: nothing is kept between calls (`kept` is the SQL's to use).
+        """
         newest: dict[tuple[str, str, str], Sighting] = {}
         for batch in batches:
             for o in batch.sightings():
