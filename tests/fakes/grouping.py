@@ -20,7 +20,6 @@ from grouping.repository import (
     answered_by_anchors,
     newest_rows,
 )
-from servicekit.kept_reads import KeptReads
 
 
 @dataclass
@@ -79,17 +78,9 @@ class InMemoryGroupingRepository:
     # --- prices -------------------------------------------------------------------------
 
     async def upsert_prices(
-        self,
-        *,
-        batches: Sequence[PricesScrapedPayload],
-        fresh_since: datetime,
-        anchor_lag: timedelta,
-        kept: KeptReads[Shelf] | None = None,
+        self, *, batches: Sequence[PricesScrapedPayload], fresh_since: datetime, anchor_lag: timedelta
     ) -> int:
-        """Keep each product's latest price, but a member's its anchor answers; return rows written.
-
-        Its dicts are read whole: nothing is kept between calls (`kept` is the SQL's to use).
-        """
+        """Keep each product's latest price, but a member's its anchor answers; return rows written."""
         newest: dict[tuple[str, str, str], Sighting] = {}
         for batch in batches:
             for o in batch.sightings():

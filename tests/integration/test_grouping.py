@@ -18,14 +18,13 @@ from contracts.events.v1 import PricesScrapedPayload
 from grouping import service_layer
 from grouping.bootstrap import MIGRATIONS
 from grouping.queries import GroupingQueries
-from grouping.repository import PostgresGroupingRepository, Shelf
+from grouping.repository import PostgresGroupingRepository
 from grouping.service_layer import CycleReport
 from grouping.settings import GroupingSettings
 from grouping.workers import GroupingGauges, GroupingWorker
 from pricestream.stack import Stack
 from servicekit.db import KIT_MIGRATIONS, KIT_MIGRATIONS_TABLE, Database, migrate
 from servicekit.idempotency import mark_processed_many
-from servicekit.kept_reads import KeptReads
 from servicekit.unit_of_work import unit_of_work_factory
 from simulator.evaluation import adjusted_rand_index
 from testsupport import rolled_back, wait_until
@@ -373,9 +372,6 @@ class Cycles:
         self.now = T0
         self.uow = unit_of_work_factory(db, PostgresGroupingRepository)
         self.policy = settings.policy()
-        # Anchors' prices kept between batches, as the handler keeps them: every test below runs
-        # its groups, prunes and leaving members under the SQL's marks.
-        self.anchor_prices: KeptReads[Shelf] = KeptReads()
         self.worker = GroupingWorker(
             uow=self.uow,
             counts=self.queries.counts,
@@ -407,9 +403,7 @@ class Cycles:
         ]
         async with self.uow() as work:
             fresh = await work.claim([*events, *events])
-            await service_layer.fold_prices(
-                work, [e.payload for e in fresh], now=at, policy=self.policy, anchor_prices=self.anchor_prices
-            )
+            await service_layer.fold_prices(work, [e.payload for e in fresh], now=at, policy=self.policy)
 
     async def held(self, store: str) -> dict[str, int]:
         """Return the prices a store holds itself, sku -> cents."""
@@ -506,32 +500,13 @@ async def test_on_postgres_groups_form_merge_and_members_are_answered_by_the_anc
     }
 
 
-async def _zone_a_grouped(cycles: Cycles) -> None:
-    """Scrape an anchor and two members alike, and let a cycle group them."""
+async def test_on_postgres_a_members_prices_its_anchor_charges_are_answered_not_stored(
+    cycles: Cycles,
+) -> None:
     for store in ("a1", "m1", "m2"):
         await cycles.scrape(store, ZONE_A, at=T0)
     await cycles.cycle(T0 + QUIET)
     assert await cycles.layout() == {"a1": ("m1", "m2")}
-
-
-async def test_on_postgres_anchors_prices_kept_between_batches_give_way_to_their_changes(
-    cycles: Cycles,
-) -> None:
-    await _zone_a_grouped(cycles)
-    t1 = T0 + timedelta(hours=1)
-    await cycles.scrape("m1", ZONE_A, at=t1)  # the anchor's prices read, and kept
-    assert await cycles.held("m1") == {}
-
-    # The anchor reprices p01 in a batch of its own; then a member still shows the old price.
-    await cycles.scrape("a1", {**ZONE_A, "p01": 555}, at=t1 + timedelta(minutes=10))
-    await cycles.scrape("m2", ZONE_A, at=t1 + timedelta(minutes=20))
-    assert await cycles.held("m2") == {"p01": 101}, "judged against the anchor's new price, not the kept one"
-
-
-async def test_on_postgres_a_members_prices_its_anchor_charges_are_answered_not_stored(
-    cycles: Cycles,
-) -> None:
-    await _zone_a_grouped(cycles)
 
     t1 = T0 + timedelta(hours=1)
     await cycles.scrape("m1", {**ZONE_A, "p00": 999}, at=t1)

@@ -6,10 +6,9 @@ from contracts import topic
 from contracts.events import PricesScraped
 from grouping import service_layer
 from grouping.domain.policy import GroupingPolicy
-from grouping.repository import GroupingRepository, Shelf
+from grouping.repository import GroupingRepository
 from servicekit.clock import Clock
 from servicekit.consuming import ConsumerGroup
-from servicekit.kept_reads import KeptReads
 from servicekit.unit_of_work import UnitOfWorkFactory
 
 
@@ -22,7 +21,6 @@ def build_router(
 ) -> KafkaRouter:
     """Subscribe grouping to scraped prices."""
     router = KafkaRouter()
-    anchor_prices: KeptReads[Shelf] = KeptReads()  # this process's anchors' prices, kept between batches
 
     @consumers.subscribe_batch(router, topic("prices.scraped.v1"))
     async def on_prices_scraped(events: list[PricesScraped]) -> None:
@@ -32,12 +30,7 @@ def build_router(
             # A batch is attributed to its first event's cause, as the unit of work does.
             cause = fresh[0].correlation_id if fresh else None
             await service_layer.fold_prices(
-                work,
-                [event.payload for event in fresh],
-                now=clock(),
-                policy=policy,
-                correlation_id=cause,
-                anchor_prices=anchor_prices,
+                work, [event.payload for event in fresh], now=clock(), policy=policy, correlation_id=cause
             )
 
     return router

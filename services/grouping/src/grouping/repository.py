@@ -1,8 +1,7 @@
 """The grouping service's write side: latest prices, stores, groups and pruning, as the cycle needs them."""
 
-import functools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
@@ -15,7 +14,6 @@ import numpy.typing as npt
 from contracts.events.v1 import PricesScrapedPayload
 from servicekit import columns
 from servicekit.db import Connection
-from servicekit.kept_reads import KeptReads
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +74,12 @@ class GroupingRepository(Protocol):
     """What the grouping service layer reads and writes, inside one transaction."""
 
     async def upsert_prices(
-        self,
-        *,
-        batches: Sequence[PricesScrapedPayload],
-        fresh_since: datetime,
-        anchor_lag: timedelta,
-        kept: "KeptReads[Shelf] | None" = None,
+        self, *, batches: Sequence[PricesScrapedPayload], fresh_since: datetime, anchor_lag: timedelta
     ) -> int:
         """Keep each product's latest price, but a member's its anchor answers; return rows written.
 
         Anchors' changes are counted first. A member's price equal to its anchor's (fresh since
         `fresh_since`, not `anchor_lag` older than it) is counted on the member, not written.
-        `kept` holds anchors' prices read by earlier batches, kept while their marks stand.
         """
         ...
 
@@ -307,12 +299,7 @@ class PostgresGroupingRepository:
     # --- prices -------------------------------------------------------------------------
 
     async def upsert_prices(
-        self,
-        *,
-        batches: Sequence[PricesScrapedPayload],
-        fresh_since: datetime,
-        anchor_lag: timedelta,
-        kept: KeptReads[Shelf] | None = None,
+        self, *, batches: Sequence[PricesScrapedPayload], fresh_since: datetime, anchor_lag: timedelta
     ) -> int:
         """Keep each product's latest price; an older observation never replaces a newer one.
 
@@ -340,11 +327,8 @@ class PostgresGroupingRepository:
         await self._count_anchor_changes(rows, anchors)
         if anchor_of:
             rows = await self._leave_out_answered(
-                rows, anchor_of=anchor_of, fresh_since=fresh_since, anchor_lag=anchor_lag, kept=kept
+                rows, anchor_of=anchor_of, fresh_since=fresh_since, anchor_lag=anchor_lag
             )
-        # After the reads above and before their commit: what they kept stays under the marks
-        # they read, and the batch's writes publish new ones.
-        await self._mark_changed(stores)
         if not rows:
             return 0  # every price answered by an anchor: nothing to stage
         # A store holding no price yet (a chain's first scrape, a new store, the projection rebuilt
@@ -381,37 +365,15 @@ class PostgresGroupingRepository:
         anchor_of: dict[tuple[str, str], str],
         fresh_since: datetime,
         anchor_lag: timedelta,
-        kept: KeptReads[Shelf] | None,
     ) -> list[StagedRow]:
         """Count members' prices their anchor answers, drop their own older rows; return the rest.
 
         Read by store (the members' rows and the anchors' of the batch's products), so that
-        no statement probes the index once per price; the anchors' may come from `kept`.
+        no statement probes the index once per price.
         """
         stored: dict[tuple[str, str, str], Shelf] = {}
         for chain in sorted({chain for chain, _ in anchor_of}):
             members = sorted(store for c, store in anchor_of if c == chain)
-            if kept is not None:
-                asked = {
-                    (anchor_of[row[:2]], row.sku)
-                    for row in rows
-                    if row.chain == chain and row[:2] in anchor_of
-                }
-                theirs = await kept.read(
-                    chain,
-                    asked,
-                    marks=functools.partial(self.price_marks, chain),
-                    rows=functools.partial(self._shelves, chain),
-                )
-                stored.update({(chain, store, sku): shelf for (store, sku), shelf in theirs.items()})
-                found = await self.conn.fetch(
-                    """SELECT store_id, sku, price_cents, was_price_cents, available, observed_at
-                       FROM latest_prices WHERE chain = $1 AND store_id = ANY($2::text[])""",
-                    chain,
-                    members,
-                )
-                stored.update({(chain, r[0], r[1]): Shelf(*r[2:]) for r in found})
-                continue
             anchors = sorted({anchor for (c, _), anchor in anchor_of.items() if c == chain})
             skus = sorted(
                 {row.sku for row in rows if row.chain == chain and (row.chain, row.store_id) in anchor_of}
@@ -454,40 +416,6 @@ class PostgresGroupingRepository:
         )
         left_out = {(row.chain, row.store_id, row.sku) for row in answered}
         return [row for row in rows if (row.chain, row.store_id, row.sku) not in left_out]
-
-    async def price_marks(self, chain: str, store_ids: Sequence[str]) -> dict[str, int]:
-        """Return the marks of stores' latest prices: a new one whenever they may have changed."""
-        rows = await self.conn.fetch(
-            "SELECT store_id, price_mark FROM stores WHERE chain = $1 AND store_id = ANY($2::text[])",
-            chain,
-            list(store_ids),
-        )
-        return {r[0]: r[1] for r in rows}
-
-    async def _mark_changed(self, stores: Iterable[tuple[str, str]]) -> None:
-        """Draw new marks for stores whose latest prices this transaction may change."""
-        changed = sorted(set(stores))
-        if changed:
-            await self.conn.execute(
-                """UPDATE stores s SET price_mark = nextval('price_marks')
-                   FROM unnest($1::text[], $2::text[]) AS c(chain, store_id)
-                   WHERE s.chain = c.chain AND s.store_id = c.store_id""",
-                [chain for chain, _ in changed],
-                [store_id for _, store_id in changed],
-            )
-
-    async def _shelves(self, chain: str, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Shelf]:
-        """Return the latest shelves of (store, sku) pairs of a chain: their stores by their skus."""
-        wanted = set(pairs)
-        found = await self.conn.fetch(
-            """SELECT store_id, sku, price_cents, was_price_cents, available, observed_at
-               FROM latest_prices
-               WHERE chain = $1 AND store_id = ANY($2::text[]) AND sku = ANY($3::text[])""",
-            chain,
-            sorted({store for store, _ in pairs}),
-            sorted({sku for _, sku in pairs}),
-        )
-        return {key: Shelf(*r[2:]) for r in found if (key := (r[0], r[1])) in wanted}
 
     async def _count_anchor_changes(self, rows: Sequence[StagedRow], anchors: set[tuple[str, str]]) -> None:
         """Count, for each anchor priced here, how many stored prices newer ones compare with and change."""
@@ -755,7 +683,6 @@ class PostgresGroupingRepository:
         Prices that differ from the anchor's (a store's own exceptions) are kept, so every
         member price can still be answered: its own row, else the anchor's.
         """
-        await self._mark_changed((chain, member) for member in members)
         result: str = await self.conn.execute(
             """DELETE FROM latest_prices m USING latest_prices a
                WHERE m.chain = $1 AND m.store_id = ANY($3::text[])
@@ -775,7 +702,6 @@ class PostgresGroupingRepository:
         Its anchor answered those for it (pruned, or never written): as its own rows they keep
         answering the same until its next prices replace them or they go stale.
         """
-        await self._mark_changed([(chain, store_id)])
         result: str = await self.conn.execute(
             """INSERT INTO latest_prices (chain, store_id, sku, price_cents, was_price_cents, available,
                                           observed_at)

@@ -28,8 +28,7 @@ from grouping.domain.grouping import find_groups, matches
 from grouping.domain.health import Verdict, anchor_is_stale, anchor_moved, judge_prices
 from grouping.domain.policy import GroupingPolicy
 from grouping.domain.regroup import RegroupMemory
-from grouping.repository import Comparison, DueCheck, GroupingRepository, GroupRow, Shelf
-from servicekit.kept_reads import KeptReads
+from grouping.repository import Comparison, DueCheck, GroupingRepository, GroupRow
 from servicekit.unit_of_work import Work
 
 log = structlog.get_logger(__name__)
@@ -69,19 +68,17 @@ async def fold_prices(
     now: datetime,
     policy: GroupingPolicy,
     correlation_id: UUID | None = None,
-    anchor_prices: KeptReads[Shelf] | None = None,
 ) -> None:
     """Fold stores' prices into the latest-price projection; mark members due for a health check.
 
     A member's price that its fresh anchor charges too is answered by the anchor, not stored
     (its health check counts it). `correlation_id` (the prices' events') stays with the
-    stores, for the cycle's events about them. `anchor_prices` keeps anchors' prices between
-    batches while their marks stand (one per process); without it each batch reads them.
+    stores, for the cycle's events about them.
     """
     if not batches:
         return
     await work.repo.upsert_prices(
-        batches=batches, fresh_since=policy.fresh_since(now), anchor_lag=policy.anchor_lag, kept=anchor_prices
+        batches=batches, fresh_since=policy.fresh_since(now), anchor_lag=policy.anchor_lag
     )
     await work.repo.note_store_prices(batches=batches, received_at=now, correlation_id=correlation_id)
 
