@@ -63,3 +63,13 @@ async def test_past_its_limit_it_starts_again_and_answers_the_same() -> None:
     assert await _read(kept, table, ("a", "tea")) == {}  # a third pair: what was kept goes
     assert await _read(kept, table, ("a", "milk"), ("b", "milk")) == both
     assert table.read_pairs == [("a", "milk"), ("b", "milk"), ("a", "tea"), ("a", "milk"), ("b", "milk")]
+
+
+async def test_no_pairs_asked_reads_nothing() -> None:
+    table, kept = _Table(), KeptReads[int]()
+
+    async def no_marks(stores: Sequence[str]) -> dict[str, int]:
+        raise AssertionError("no marks to read for no pairs")
+
+    assert await kept.read("c", (), marks=no_marks, rows=table.read_rows) == {}
+    assert table.read_pairs == []

@@ -1,6 +1,6 @@
 """Version 1 of every pricestream event."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import ClassVar, Literal, NamedTuple, Self
@@ -147,32 +147,34 @@ class PriceColumns(Contract):
             if self.observed_at_each is None
             else (t.astimezone(UTC) for t in self.observed_at_each)
         )
+
+        def column(name: str) -> Iterable[object]:
+            given: tuple[object, ...] | None = getattr(self, name)
+            return repeat(_DEFAULTS[name], length) if given is None else given
+
         return list(
             map(
                 Sighting._make,
                 zip(
                     self.sku,
                     self.price_cents,
-                    self.was_price_cents or repeat(None, length),
-                    self.available or repeat(True, length),
+                    column("was_price_cents"),
+                    column("available"),
                     times,
-                    self.unit_price or repeat(None, length),
-                    self.multibuy or repeat(None, length),
-                    self.member_price_cents or repeat(None, length),
-                    self.sold_by or repeat("each", length),
+                    column("unit_price"),
+                    column("multibuy"),
+                    column("member_price_cents"),
+                    column("sold_by"),
                     strict=True,
                 ),
             )
         )
 
 
+# A column left out holds the default PriceObservation declares for its field.
 _DEFAULTS: dict[str, object] = {
-    "was_price_cents": None,
-    "available": True,
-    "unit_price": None,
-    "multibuy": None,
-    "member_price_cents": None,
-    "sold_by": "each",
+    name: PriceObservation.model_fields[name].default
+    for name in ("was_price_cents", "available", "unit_price", "multibuy", "member_price_cents", "sold_by")
 }
 _COLUMNS = ("price_cents", "observed_at_each", *_DEFAULTS)
 

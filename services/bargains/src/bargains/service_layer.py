@@ -38,7 +38,7 @@ async def fold_prices(
     """Fold batches of prices into history and reassess the bargains of the products they touch.
 
     `anchor_runs` keeps anchors' newest runs between batches while their history marks stand
-    (one per process); without it each batch reads them.
+    (one per process); without it nothing is kept past this call.
     """
     by_chain: dict[str, list[PricesScrapedPayload]] = defaultdict(list)
     for batch in batches:
@@ -193,16 +193,13 @@ async def _fold_chain(
     histories = await repo.histories(chain=chain, keys=keys)
     # Members' sightings are compared with their anchors' newest runs: the batch's own, or stored ones.
     asked = {(anchors[store], sku) for store, sku in keys if anchors[store] != store}.difference(keys)
-    runs: dict[Key, Run] = {}
-    if asked and anchor_runs is None:
-        runs = await repo.newest_runs(chain=chain, keys=sorted(asked))
-    elif asked and anchor_runs is not None:
-        runs = await anchor_runs.read(
-            chain,
-            asked,
-            marks=lambda stores: repo.history_marks(chain=chain, store_ids=stores),
-            rows=lambda pairs: repo.newest_runs(chain=chain, keys=pairs),
-        )
+    kept = anchor_runs if anchor_runs is not None else KeptReads[Run]()
+    runs = await kept.read(
+        chain,
+        asked,
+        marks=lambda stores: repo.history_marks(chain=chain, store_ids=stores),
+        rows=lambda pairs: repo.newest_runs(chain=chain, keys=pairs),
+    )
     before = dict(histories)
     dropped: set[Key] = set()  # members' own histories their anchor's price now answers
     for store_id, sightings in pages:

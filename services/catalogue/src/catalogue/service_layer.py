@@ -80,7 +80,7 @@ async def fold_prices(
     """Fold batches of prices into current prices and change-only history, in a fixed number of statements.
 
     `anchor_shelves` keeps anchors' current prices between batches while their marks stand (one
-    per process); without it each batch reads them.
+    per process); without it nothing is kept past this call.
     """
     # The newest sighting of each key is its current price; a key seen more than once in the
     # batches (rare) also keeps its other sightings, which history folds in arrival order.
@@ -143,29 +143,20 @@ async def _answered_by_anchors(
     A key seen more than once in the batches takes the general path: it is never answered.
     """
     anchor_of = await repo.anchors_of(sorted({(chain, store_id) for chain, store_id, _ in pages}))
+    kept = anchor_shelves if anchor_shelves is not None else KeptReads[Shelf]()
     answered: set[Key] = set()
     ended: list[Key] = []
     for chain in sorted({chain for chain, _ in anchor_of}):
         members = [page for page in pages if page[0] == chain and (chain, page[1]) in anchor_of]
         skus = sorted({o.sku for _, _, sightings in members for o in sightings})
-        if anchor_shelves is None:
-            stores = {page[1] for page in members} | {anchor_of[chain, page[1]] for page in members}
-            stored = await repo.current_shelves(chain=chain, store_ids=sorted(stores), skus=skus)
-        else:
-            # Members' own prices (their exceptions, few) are read; their anchors' may be kept.
-            stored = await repo.current_shelves(
-                chain=chain, store_ids=sorted({p[1] for p in members}), skus=skus
-            )
-            stored |= await anchor_shelves.read(
-                chain,
-                {
-                    (anchor_of[chain, store_id], o.sku)
-                    for _, store_id, sightings in members
-                    for o in sightings
-                },
-                marks=functools.partial(_marks, repo, chain),
-                rows=functools.partial(_shelves, repo, chain),
-            )
+        # Members' own prices (their exceptions, few) are read; their anchors' may be kept.
+        stored = await repo.current_shelves(chain=chain, store_ids=sorted({p[1] for p in members}), skus=skus)
+        stored |= await kept.read(
+            chain,
+            {(anchor_of[chain, store_id], o.sku) for _, store_id, sightings in members for o in sightings},
+            marks=functools.partial(_marks, repo, chain),
+            rows=functools.partial(_shelves, repo, chain),
+        )
         for _, store_id, sightings in members:
             anchor = anchor_of[chain, store_id]
             for o in sightings:

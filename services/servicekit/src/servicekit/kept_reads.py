@@ -39,6 +39,8 @@ class KeptReads(Generic[V]):
         (those without a row omitted). The marks are read first: a row read after its mark is
         never older than the mark it is kept under, whatever commits in between.
         """
+        if not keys:
+            return {}
         current = await marks(sorted({store for store, _ in keys}))
         found: dict[Key, V] = {}
         missing: list[Key] = []
