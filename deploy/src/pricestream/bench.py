@@ -288,7 +288,7 @@ async def _throughput(
             finished = ", ".join(done) or "none"
             status.update(f"{PHASE_NAMES[phase]}: processing {observations:,} observations: {finished} done")
     # Over the very interval between the two readings: a phase of a second or two is short.
-    cpu = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), time.perf_counter() - started)
+    cpu = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), time.perf_counter() - started, PIPELINE)
     figures = {
         "pipeline_events": len(records),
         "pipeline_observations": observations,
@@ -410,7 +410,7 @@ async def _latency(
     finally:
         listener.cancel()
         await consumer.stop()
-    cores = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), time.perf_counter() - started)
+    cores = cores_between(cpu_before, cpu_seconds(stack, PIPELINE), time.perf_counter() - started, PIPELINE)
     latencies = sorted(arrived[store] - sent[store] for store in sent if store in arrived)
     return {
         "latency_cpu_cores": cores,

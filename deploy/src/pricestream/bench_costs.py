@@ -18,28 +18,48 @@ _STATEMENT_SHOWN = 70
 
 
 def cpu_seconds(stack: Stack, services: tuple[str, ...]) -> dict[str, float]:
-    """Return the CPU seconds used so far by each service, its database sessions, the broker and the bench."""
-    used = dict.fromkeys(services, 0.0) | {f"{name}_db": 0.0 for name in services}
+    """Return the CPU seconds used so far by each process of each part, keyed "part@pid".
+
+    Kept per process because a database session may close between two readings: summed per part,
+    its seconds would vanish from the second reading and the part's difference would go negative.
+    """
+    used: dict[str, float] = {}
     for name in services:
         for process in stack.config.process_names(name):
-            used[name] += _process_cpu(stack.services[process].pid)
+            _add(used, name, stack.services[process].pid)
     # A session's process title is "postgres: ROLE DATABASE ...", and each service has a role of its own.
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (title := _cmdline(entry).split()[:2])[:1] == ["postgres:"]:
-            role = title[-1]
-            if role in services:
-                used[f"{role}_db"] += _process_cpu(int(entry.name))
-    used["broker"] = _process_cpu(stack.broker.process.pid)
-    used["bench"] = _process_cpu(os.getpid())
+            if (role := title[-1]) in services:
+                _add(used, f"{role}_db", int(entry.name))
+    _add(used, "broker", stack.broker.process.pid)
+    _add(used, "bench", os.getpid())
     used["machine"] = _machine_busy()
     return used
 
 
-def cores_between(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-    """Return the cores each part used on average between two readings, and the rest of the machine's."""
-    cores = {part: (after[part] - before[part]) / max(seconds, 1e-9) for part in before}
+def cores_between(
+    before: dict[str, float], after: dict[str, float], seconds: float, services: tuple[str, ...]
+) -> dict[str, float]:
+    """Return the cores each part used on average between two readings, and the rest of the machine's.
+
+    A process gone by the second reading counts nothing (its last seconds are not known), one
+    started after the first counts all of its own.
+    """
+    parts = [*services, *(f"{name}_db" for name in services), "broker", "bench", "machine"]
+    cores = dict.fromkeys(parts, 0.0)
+    for key, now in after.items():
+        # A pid reused by a new process reads less than the old one did: count only the new one's.
+        spent = now - then if now >= (then := before.get(key, 0.0)) else now
+        cores[key.split("@", 1)[0]] += spent / max(seconds, 1e-9)
     cores["rest"] = cores["machine"] - sum(used for part, used in cores.items() if part != "machine")
     return {part: round(used, 2) for part, used in cores.items()}
+
+
+def _add(used: dict[str, float], part: str, pid: int | None) -> None:
+    """Record a live process's CPU seconds under its part."""
+    if pid is not None and (seconds := _process_cpu(pid)) is not None:
+        used[f"{part}@{pid}"] = seconds
 
 
 async def forget_statements(dsn: str) -> None:
@@ -80,14 +100,12 @@ async def statement_times(dsn: str, services: tuple[str, ...]) -> dict[str, dict
     }
 
 
-def _process_cpu(pid: int | None) -> float:
-    """Return a process's user and system CPU seconds so far (0 if it is gone)."""
-    if pid is None:
-        return 0.0
+def _process_cpu(pid: int) -> float | None:
+    """Return a process's user and system CPU seconds so far (None if it is gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0.0
+        return None
     # The command name may hold spaces and parentheses: the fields start after its last ')'.
     fields = stat[stat.rfind(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
