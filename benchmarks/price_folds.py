@@ -30,7 +30,7 @@ from catalogue import service_layer as catalogue_layer
 from catalogue.repository import PostgresCatalogueRepository
 from contracts import Event
 from contracts.events import PriceObservation
-from contracts.events.v1 import PageRef, PricesScrapedPayload
+from contracts.events.v1 import PageRef, PriceColumns, PricesScrapedPayload
 from pricestream.ports import free_port
 from pricestream.postgres import EmbeddedPostgres
 from servicekit.db import migrate
@@ -69,7 +69,8 @@ class Work:
 
 
 def price_round(at: datetime, stores: list[tuple[str, list[int]]]) -> list[PricesScrapedPayload]:
-    """Return one event per store of all its prices, observed at one time, decoded from JSON."""
+    """Return one event per store of all its prices as columns (as the scraper sends them),
+    observed at one time, decoded from JSON."""
     return [
         # Through JSON: a decoded timestamp carries pydantic's own tzinfo, which the folds then compare.
         PricesScrapedPayload.model_validate_json(
@@ -78,9 +79,11 @@ def price_round(at: datetime, stores: list[tuple[str, list[int]]]) -> list[Price
                 store_id=store,
                 source="ingest",
                 page=PageRef(category="c", page=1),
-                observations=tuple(
-                    PriceObservation(sku=f"p{i}", price_cents=p, was_price_cents=None, observed_at=at)
-                    for i, p in enumerate(prices)
+                prices=PriceColumns.of(
+                    [
+                        PriceObservation(sku=f"p{i}", price_cents=p, was_price_cents=None, observed_at=at)
+                        for i, p in enumerate(prices)
+                    ]
                 ),
             ).model_dump_json()
         )

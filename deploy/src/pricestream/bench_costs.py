@@ -29,9 +29,9 @@ def cpu_seconds(stack: Stack, services: tuple[str, ...]) -> dict[str, float]:
             _add(used, name, stack.services[process].pid)
     # A session's process title is "postgres: ROLE DATABASE ...", and each service has a role of its own.
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (title := _cmdline(entry).split()[:2])[:1] == ["postgres:"]:
-            if (role := title[-1]) in services:
-                _add(used, f"{role}_db", int(entry.name))
+        title = _cmdline(entry).split()[:2] if entry.name.isdigit() else []
+        if title[:1] == ["postgres:"] and (role := title[-1]) in services:
+            _add(used, f"{role}_db", int(entry.name))
     _add(used, "broker", stack.broker.process.pid)
     _add(used, "bench", os.getpid())
     used["machine"] = _machine_busy()

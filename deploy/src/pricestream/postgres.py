@@ -27,10 +27,11 @@ SERVER_SETTINGS = (
 
 pg_stat_statements (contrib) times each statement per role, so `pricestream bench` can say how
 long the database worked for each service, and on what. The services' hot tables (a row per
-store and product, three times over) outgrow the default 128 MB of shared buffers: every read
-missed them and were read through the I/O workers (0.15-0.45 of a core in `pricestream bench`), and a checkpoint
-every gigabyte of WAL made each page's next change write a whole copy of it. 1 GB of buffers and
-a checkpoint every 4 GB or 15 minutes took the bench's CPU per price from 25.7 to 23.0 us.
+store and product, three times over) outgrow the default 128 MB of shared buffers: their pages
+were read again through the I/O workers (0.15-0.45 of a core in `pricestream bench`), and a
+checkpoint every gigabyte of WAL made each page's next change write a whole copy of it. 1 GB of
+buffers and a checkpoint every 4 GB or 15 minutes took the bench's CPU per price from 25.7 to
+23.0 us.
 """
 
 

@@ -1,10 +1,12 @@
 """The grouping service's write side: latest prices, stores, groups and pruning, as the cycle needs them."""
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from itertools import compress, repeat
+from operator import eq, gt, itemgetter, not_
+from typing import NamedTuple, Protocol, cast
 from uuid import UUID
 
 import asyncpg
@@ -275,6 +277,51 @@ def answered_by_anchors(
     return answered
 
 
+_SHELF = itemgetter(0, 1, 2)
+_SEEN = itemgetter(3)
+
+
+def unanswered_prices(
+    page: PricesScrapedPayload,
+    *,
+    theirs: Mapping[str, Shelf] | None,
+    mine: Mapping[str, Shelf] | None,
+    fresh_since: datetime,
+    anchor_lag: timedelta,
+) -> list[int] | None:
+    """Return the positions of a member's page that its anchor may not answer; None to judge it all.
+
+    answered_by_anchors' rule, judged a column at a time for a page whose prices came as columns
+    seen at once: a price is answered when it is the anchor's stored shelf (`theirs`, by sku),
+    fresh and lagging the page by at most `anchor_lag`, and the member holds none of its own
+    (`mine`). Most of a member's page is its anchor's, so most prices are judged without a row or
+    a Python step each; the positions returned go the per-price way. None (a page of another
+    shape, a stale or lagging anchor) sends the whole page that way.
+    """
+    prices = page.prices
+    if prices is None or prices.observed_at_each is not None or not theirs:
+        return None
+    seen, skus = prices.observed_at, prices.sku
+    if seen < fresh_since or len(set(skus)) != len(skus):
+        return None
+    found = list(map(theirs.get, skus))
+    present = cast(list[Shelf], list(filter(None, found)))
+    if not present or min(map(_SEEN, present)) < max(fresh_since, seen - anchor_lag):
+        return None
+    count = len(skus)
+    wanted = zip(
+        prices.price_cents,
+        prices.was_price_cents or repeat(None, count),
+        prices.available or repeat(True, count),
+        strict=True,
+    )
+    shown = map(_SHELF, present) if len(present) == count else (f and f[:3] for f in found)
+    same = map(eq, shown, wanted)
+    if mine:
+        same = map(gt, same, map(mine.__contains__, skus))  # equal, and not a price of its own
+    return list(compress(range(count), map(not_, same)))
+
+
 def newest_rows(batches: Sequence[PricesScrapedPayload]) -> list[StagedRow]:
     """Return each store's newest observation per product in the batches, as staging rows."""
     newest: dict[tuple[str, str, str], StagedRow] = {}
@@ -303,13 +350,14 @@ class PostgresGroupingRepository:
     ) -> int:
         """Keep each product's latest price; an older observation never replaces a newer one.
 
-        Anchors' prices are first compared with the ones they replace (`anchor_changes`); then
-        members' prices their anchor answers are left out (`_leave_out_answered`). The rest of a
-        store holding no price yet is copied straight into `latest_prices`; the others' into
-        `incoming_prices`, and merged with one statement.
+        Members' prices their anchor answers are mostly judged a page at a time and only counted
+        (`unanswered_prices`). Of the rest, anchors' prices are compared with the ones they
+        replace (`anchor_changes`); then members' prices their anchor answers are left out
+        (`_leave_out_answered`). The rest of a store holding no price yet is copied straight
+        into `latest_prices`; the others' into `incoming_prices`, and merged with one statement.
         """
-        rows = newest_rows(batches)
-        stores = sorted({(row.chain, row.store_id) for row in rows})
+        listed = Counter((batch.chain, batch.store_id) for batch in batches)
+        stores = sorted(listed)
         found = await self.conn.fetch(
             """SELECT s.chain, s.store_id, g.anchor_store_id
                FROM unnest($1::text[], $2::text[]) AS b(chain, store_id)
@@ -324,10 +372,42 @@ class PostgresGroupingRepository:
             for r in found
             if r["store_id"] != r["anchor_store_id"]
         }
+        shelves = await self._members_shelves(batches, anchor_of) if anchor_of else {}
+        # Members' pages are judged a column at a time: only the prices their anchor may not
+        # answer become rows. A member seen twice in the call, or whose anchor's prices it
+        # brings, goes price by price.
+        answered: Counter[tuple[str, str]] = Counter()
+        rest: list[PricesScrapedPayload] = []
+        left: list[StagedRow] = []
+        for batch in batches:
+            store = (batch.chain, batch.store_id)
+            anchor = anchor_of.get(store)
+            unanswered = (
+                unanswered_prices(
+                    batch,
+                    theirs=shelves.get((batch.chain, anchor)),
+                    mine=shelves.get(store),
+                    fresh_since=fresh_since,
+                    anchor_lag=anchor_lag,
+                )
+                if anchor is not None and listed[store] == 1 and (batch.chain, anchor) not in listed
+                else None
+            )
+            if unanswered is None:
+                rest.append(batch)
+                continue
+            answered[store] += batch.count() - len(unanswered)
+            left += _rows_at(batch, unanswered)
+        rows = newest_rows(rest) + left
         await self._count_anchor_changes(rows, anchors)
         if anchor_of:
             rows = await self._leave_out_answered(
-                rows, anchor_of=anchor_of, fresh_since=fresh_since, anchor_lag=anchor_lag
+                rows,
+                anchor_of=anchor_of,
+                shelves=shelves,
+                answered=answered,
+                fresh_since=fresh_since,
+                anchor_lag=anchor_lag,
             )
         if not rows:
             return 0  # every price answered by an anchor: nothing to stage
@@ -346,6 +426,40 @@ class PostgresGroupingRepository:
             written += _rows_affected(await self.conn.execute(_MERGE_STAGED))
         return written
 
+    async def _members_shelves(
+        self, batches: Sequence[PricesScrapedPayload], anchor_of: Mapping[tuple[str, str], str]
+    ) -> dict[tuple[str, str], dict[str, Shelf]]:
+        """Return, by store, the members' stored prices and their anchors' of the members' products.
+
+        Read by store, each store's rows as arrays: no statement probes the index once per
+        price, and no row is decoded one by one.
+        """
+        shelves: dict[tuple[str, str], dict[str, Shelf]] = {}
+        for chain in sorted({chain for chain, _ in anchor_of}):
+            members = sorted(store for c, store in anchor_of if c == chain)
+            anchors = sorted({anchor for (c, _), anchor in anchor_of.items() if c == chain})
+            skus: set[str] = set()
+            for batch in batches:
+                if batch.chain == chain and (chain, batch.store_id) in anchor_of:
+                    skus.update(_skus(batch))
+            found = await self.conn.fetch(
+                """SELECT store_id, array_agg(sku), array_agg(price_cents), array_agg(was_price_cents),
+                          array_agg(available), array_agg(observed_at)
+                   FROM latest_prices
+                   WHERE chain = $1 AND (store_id = ANY($2::text[])
+                                         OR store_id = ANY($3::text[]) AND sku = ANY($4::text[]))
+                   GROUP BY store_id""",
+                chain,
+                members,
+                anchors,
+                sorted(skus),
+            )
+            for store_id, sku, *shelf in found:
+                shelves[chain, store_id] = dict(
+                    zip(sku, map(Shelf._make, zip(*shelf, strict=True)), strict=True)
+                )
+        return shelves
+
     async def _stores_without_prices(self, stores: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Return the stores of a batch that hold no latest price (one probe of the key each)."""
         listed = sorted(stores)
@@ -363,39 +477,25 @@ class PostgresGroupingRepository:
         rows: list[StagedRow],
         *,
         anchor_of: dict[tuple[str, str], str],
+        shelves: Mapping[tuple[str, str], Mapping[str, Shelf]],
+        answered: Counter[tuple[str, str]],
         fresh_since: datetime,
         anchor_lag: timedelta,
     ) -> list[StagedRow]:
-        """Count members' prices their anchor answers, drop their own older rows; return the rest.
-
-        Read by store (the members' rows and the anchors' of the batch's products), so that
-        no statement probes the index once per price.
-        """
-        stored: dict[tuple[str, str, str], Shelf] = {}
-        for chain in sorted({chain for chain, _ in anchor_of}):
-            members = sorted(store for c, store in anchor_of if c == chain)
-            anchors = sorted({anchor for (c, _), anchor in anchor_of.items() if c == chain})
-            skus = sorted(
-                {row.sku for row in rows if row.chain == chain and (row.chain, row.store_id) in anchor_of}
-            )
-            found = await self.conn.fetch(
-                """SELECT store_id, sku, price_cents, was_price_cents, available, observed_at
-                   FROM latest_prices
-                   WHERE chain = $1 AND (store_id = ANY($2::text[])
-                                         OR store_id = ANY($3::text[]) AND sku = ANY($4::text[]))""",
-                chain,
-                members,
-                anchors,
-                skus,
-            )
-            stored.update({(chain, r[0], r[1]): Shelf(*r[2:]) for r in found})
-        answered = answered_by_anchors(
+        """Count members' prices their anchor answers (besides those `answered` by page), drop
+        their own older rows; return the rest."""
+        members = {row[:2] for row in rows if row[:2] in anchor_of}
+        concerned = members | {(chain, anchor_of[chain, store]) for chain, store in members}
+        stored = {
+            (chain, store, sku): shelf
+            for chain, store in concerned
+            for sku, shelf in shelves.get((chain, store), {}).items()
+        }
+        each = answered_by_anchors(
             rows, anchor_of=anchor_of, stored=stored, fresh_since=fresh_since, anchor_lag=anchor_lag
         )
-        if not answered:
-            return rows
         # Their own rows (an exception of theirs that no longer holds): the anchor answers now.
-        dropped = [row for row in answered if (row.chain, row.store_id, row.sku) in stored]
+        dropped = [row for row in each if (row.chain, row.store_id, row.sku) in stored]
         if dropped:
             await self.conn.execute(
                 """DELETE FROM latest_prices p
@@ -405,16 +505,19 @@ class PostgresGroupingRepository:
                 [row.store_id for row in dropped],
                 [row.sku for row in dropped],
             )
-        counts = Counter((row.chain, row.store_id) for row in answered)
-        await self.conn.execute(
-            """UPDATE stores s SET answered_since_check = s.answered_since_check + c.n
-               FROM unnest($1::text[], $2::text[], $3::integer[]) AS c(chain, store_id, n)
-               WHERE s.chain = c.chain AND s.store_id = c.store_id""",
-            [chain for chain, _ in counts],
-            [store for _, store in counts],
-            list(counts.values()),
-        )
-        left_out = {(row.chain, row.store_id, row.sku) for row in answered}
+        counts = answered + Counter((row.chain, row.store_id) for row in each)
+        if counts:
+            await self.conn.execute(
+                """UPDATE stores s SET answered_since_check = s.answered_since_check + c.n
+                   FROM unnest($1::text[], $2::text[], $3::integer[]) AS c(chain, store_id, n)
+                   WHERE s.chain = c.chain AND s.store_id = c.store_id""",
+                [chain for chain, _ in counts],
+                [store for _, store in counts],
+                list(counts.values()),
+            )
+        if not each:
+            return rows
+        left_out = {(row.chain, row.store_id, row.sku) for row in each}
         return [row for row in rows if (row.chain, row.store_id, row.sku) not in left_out]
 
     async def _count_anchor_changes(self, rows: Sequence[StagedRow], anchors: set[tuple[str, str]]) -> None:
@@ -713,3 +816,27 @@ class PostgresGroupingRepository:
             anchor,
         )
         return _rows_affected(result)
+
+
+def _skus(batch: PricesScrapedPayload) -> Iterable[str]:
+    """Return a batch's products, without a tuple per price when they came as columns."""
+    return batch.prices.sku if batch.prices is not None else (o.sku for o in batch.observations)
+
+
+def _rows_at(page: PricesScrapedPayload, positions: Sequence[int]) -> list[StagedRow]:
+    """Return the staging rows of some prices of a page that came as columns, seen at once."""
+    prices = page.prices
+    assert prices is not None  # unanswered_prices judges no other shape
+    was, available = prices.was_price_cents, prices.available
+    return [
+        StagedRow(
+            page.chain,
+            page.store_id,
+            prices.sku[i],
+            prices.price_cents[i],
+            None if was is None else was[i],
+            True if available is None else available[i],
+            prices.observed_at,
+        )
+        for i in positions
+    ]
