@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from catalogue import service_layer
+from catalogue.domain.answering import Shelf
 from catalogue.queries import CatalogueQueries
-from catalogue.repository import PostgresCatalogueRepository, Shelf
+from catalogue.repository import PostgresCatalogueRepository
 from catalogue.views import ExportPage
 from contracts import Event
 from contracts.events import (

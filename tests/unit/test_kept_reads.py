@@ -73,3 +73,22 @@ async def test_no_pairs_asked_reads_nothing() -> None:
 
     assert await kept.read("c", (), marks=no_marks, rows=table.read_rows) == {}
     assert table.read_pairs == []
+
+
+async def _stores(
+    kept: KeptReads[int], table: _Table, **wanted: list[str]
+) -> dict[str, dict[str, int | None]]:
+    found = await kept.stores("c", wanted, marks=table.read_marks, rows=table.read_rows)
+    return {store: {sku: rows.get(sku) for sku in wanted[store]} for store, rows in found.items()}
+
+
+async def test_a_store_at_a_time_reads_only_the_skus_not_kept_under_its_mark() -> None:
+    table, kept = _Table(), KeptReads[int]()
+    table.rows["x", "milk"] = 100
+    assert await _stores(kept, table, a=["milk"], x=["milk"]) == {"a": {"milk": 400}, "x": {"milk": 100}}
+    assert await _stores(kept, table, a=["milk", "tea"]) == {"a": {"milk": 400, "tea": None}}
+    assert table.read_pairs == [("a", "milk"), ("x", "milk"), ("a", "tea")], "only the sku not kept"
+    assert await _stores(kept, table, a=["tea", "milk"]) == {"a": {"milk": 400, "tea": None}}
+    table.write(("a", "milk"), 450)
+    assert await _stores(kept, table, a=["milk"], x=["milk"]) == {"a": {"milk": 450}, "x": {"milk": 100}}
+    assert table.read_pairs[3:] == [("a", "milk"), ("x", "milk")], "a moved mark, and a store without one"

@@ -139,6 +139,7 @@ def _seed(store: str) -> PricesScrapedPayload:
     )
 
 
+READS_COUNTED = {"shelves_read", "runs_asked"}
 SERVICES: dict[str, tuple[Callable[[], Any], Fold]] = {
     "bargains": (InMemoryBargainsRepository, _bargains),
     "catalogue": (InMemoryCatalogueRepository, _catalogue),
@@ -160,7 +161,9 @@ async def test_columns_fold_like_rows(service: str, seed: int) -> None:
                 await fold(uow, batch if shape == "rows" else [_as_columns(b) for b in batch])
         unique = {"event_id", "occurred_at", "correlation_id"}
         published = [e.model_dump(exclude=unique) for e in uow.published]
-        states.append((copy.deepcopy(vars(uow.repo)), published))
+        # What was read is counted apart: a member's page of columns is read a store at a time.
+        state = {name: held for name, held in vars(uow.repo).items() if name not in READS_COUNTED}
+        states.append((copy.deepcopy(state), published))
     assert states[0] == states[1]
     # The world is not empty for this service: members answered, some prices of their own kept.
     assert states[0][0]

@@ -3,7 +3,8 @@
 from faststream.kafka import KafkaRouter
 
 from catalogue import service_layer
-from catalogue.repository import CatalogueRepository, Shelf
+from catalogue.domain.answering import Shelf
+from catalogue.repository import CatalogueRepository
 from contracts import topic
 from contracts.events import (
     BargainsChanged,

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
+from catalogue.domain.answering import Shelf
 from catalogue.domain.history import Segment
 from contracts.events.v1 import Bargain, StoreGroupChangedPayload, Substitute
 from servicekit.db import Connection
@@ -71,8 +72,6 @@ PRICE_COLUMNS = (
 )
 PRICE_FIELDS = tuple(PRICE_COLUMNS.split(", "))
 _SHELF_COLUMNS = ", ".join(PRICE_FIELDS[3:14])
-Shelf = tuple[tuple[object, ...], datetime]
-"""What a store's label shows for a product (PriceRow.shelf), and when it was seen."""
 # Empties the staging table as it merges (one scan of it), so no other transaction ever sees a
 # row of it; an older sighting never replaces a newer current price. A newer one at the same price
 # extends the current run (its row only); at another price it starts a run, and the row notes the

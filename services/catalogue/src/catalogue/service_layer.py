@@ -5,13 +5,14 @@ when a fact was observed, so a late or repeated event changes nothing already ne
 """
 
 import functools
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from catalogue.domain.answering import answers
+from catalogue.domain.answering import Shelf, answers, unanswered
 from catalogue.domain.history import Segment, fold
 from catalogue.domain.search import search_text
-from catalogue.repository import CatalogueRepository, Key, PriceRow, ProductRow, Shelf
+from catalogue.repository import CatalogueRepository, Key, PriceRow, ProductRow
 from contracts.events.v1 import (
     BargainsChangedPayload,
     PricesScrapedPayload,
@@ -82,11 +83,13 @@ async def fold_prices(
     `anchor_shelves` keeps anchors' current prices between batches while their marks stand (one
     per process); without it nothing is kept past this call.
     """
+    kept = anchor_shelves if anchor_shelves is not None else KeptReads[Shelf]()
+    anchor_of = await uow.repo.anchors_of(sorted({(batch.chain, batch.store_id) for batch in batches}))
+    pages = await _left_by_columns(uow.repo, batches, anchor_of, kept)
     # The newest sighting of each key is its current price; a key seen more than once in the
     # batches (rare) also keeps its other sightings, which history folds in arrival order.
     newest: dict[Key, Sighting] = {}
     again: dict[Key, list[Sighting]] = {}
-    pages = [(batch.chain, batch.store_id, batch.sightings()) for batch in batches]
     for chain, store_id, sightings in pages:
         for o in sightings:
             key = (chain, store_id, o.sku)
@@ -100,7 +103,7 @@ async def fold_prices(
     # The newest sightings merge in the database: a newer one extends or ends its key's current
     # run there. Only the keys it left (an older sighting) and those seen more than once are
     # folded here, each from its history before the batch and in arrival order, as one by one.
-    answered = await _answered_by_anchors(uow.repo, pages, newest, again.keys(), anchor_shelves)
+    answered = await _answered_by_anchors(uow.repo, pages, newest, again.keys(), anchor_of, kept)
     rows = [price_row(key[0], key[1], o) for key, o in newest.items() if key not in answered]
     seen_before = await uow.repo.histories(list(again)) if again else {}
     late = await uow.repo.save_prices(rows)
@@ -130,24 +133,85 @@ async def fold_prices(
     await uow.repo.save_segments(written, removed, restarted)
 
 
+async def _left_by_columns(
+    repo: CatalogueRepository,
+    batches: Sequence[PricesScrapedPayload],
+    anchor_of: Mapping[tuple[str, str], str],
+    kept: KeptReads[Shelf],
+) -> list[Page]:
+    """Return the batches' prices left to judge one by one: of a member's page seen at once, only
+    those its anchor may not answer (domain.answering.unanswered, a column at a time).
+
+    A member seen twice in the batches, or whose anchor's prices they bring, goes price by price.
+    """
+    listed = Counter((batch.chain, batch.store_id) for batch in batches)
+    judged = {
+        i: batch
+        for i, batch in enumerate(batches)
+        if batch.prices is not None
+        and (anchor := anchor_of.get((batch.chain, batch.store_id))) is not None
+        and listed[batch.chain, batch.store_id] == 1
+        and (batch.chain, anchor) not in listed
+    }
+    left: dict[int, list[int] | None] = {}
+    for chain in sorted({batch.chain for batch in judged.values()}):
+        members = {i: batch for i, batch in judged.items() if batch.chain == chain}
+        wanted: dict[str, set[str]] = {}
+        for batch in members.values():
+            assert batch.prices is not None  # judged holds pages of columns only
+            wanted.setdefault(anchor_of[chain, batch.store_id], set()).update(batch.prices.sku)
+        theirs = await kept.stores(
+            chain,
+            wanted,
+            marks=functools.partial(_marks, repo, chain),
+            rows=functools.partial(_shelves, repo, chain),
+        )
+        mine: dict[str, set[str]] = {}
+        own = await repo.current_shelves(
+            chain=chain,
+            store_ids=sorted({batch.store_id for batch in members.values()}),
+            skus=sorted(set().union(*wanted.values())),
+        )
+        for store_id, sku in own:
+            mine.setdefault(store_id, set()).add(sku)
+        for i, batch in members.items():
+            assert batch.prices is not None
+            left[i] = unanswered(
+                batch.prices,
+                theirs=theirs.get(anchor_of[chain, batch.store_id], {}),
+                mine=mine.get(batch.store_id, set()),
+            )
+    pages: list[Page] = []
+    for i, batch in enumerate(batches):
+        positions = left.get(i)
+        if i in left and positions is not None:
+            if positions:  # a page its anchor answered in part
+                sightings = batch.sightings()
+                pages.append((batch.chain, batch.store_id, [sightings[p] for p in positions]))
+        else:
+            pages.append((batch.chain, batch.store_id, batch.sightings()))
+    return pages
+
+
 async def _answered_by_anchors(
     repo: CatalogueRepository,
     pages: Sequence[Page],
     newest: dict[Key, Sighting],
     again: Collection[Key],
-    anchor_shelves: KeptReads[Shelf] | None,
+    anchor_of: Mapping[tuple[str, str], str],
+    kept: KeptReads[Shelf],
 ) -> set[Key]:
     """Return the members' newest sightings that their anchor answers (domain.answering).
 
     A member's own price that such a sighting replaces (an exception that no longer holds) ends.
     A key seen more than once in the batches takes the general path: it is never answered.
     """
-    anchor_of = await repo.anchors_of(sorted({(chain, store_id) for chain, store_id, _ in pages}))
-    kept = anchor_shelves if anchor_shelves is not None else KeptReads[Shelf]()
     answered: set[Key] = set()
     ended: list[Key] = []
     for chain in sorted({chain for chain, _ in anchor_of}):
         members = [page for page in pages if page[0] == chain and (chain, page[1]) in anchor_of]
+        if not members:
+            continue
         skus = sorted({o.sku for _, _, sightings in members for o in sightings})
         # Members' own prices (their exceptions, few) are read; their anchors' may be kept.
         stored = await repo.current_shelves(chain=chain, store_ids=sorted({p[1] for p in members}), skus=skus)

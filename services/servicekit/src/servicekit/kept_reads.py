@@ -8,7 +8,7 @@ row per store (its mark) is read instead of the rows again. The marks live in th
 so a row kept by one replica is dropped as soon as any replica changes that store.
 """
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -55,6 +55,40 @@ class KeptReads(Generic[V]):
             read = await rows(sorted(missing))
             found |= read
             self._keep(scope, current, missing, read)
+        return found
+
+    async def stores(
+        self,
+        scope: str,
+        wanted: Mapping[str, Collection[str]],
+        *,
+        marks: Callable[[Sequence[str]], Awaitable[dict[str, int]]],
+        rows: Callable[[Sequence[Key]], Awaitable[dict[Key, V]]],
+    ) -> dict[str, Mapping[str, V | None]]:
+        """Return, by store, the rows of some of its skus (None where it has none), reading only
+        what is not kept; as `read`, a store at a time: a store whose kept rows hold every sku
+        asked is answered as kept, with no step per sku in Python."""
+        if not wanted:
+            return {}
+        current = await marks(sorted(wanted))
+        found: dict[str, Mapping[str, V | None]] = {}
+        missing: list[Key] = []
+        for store, skus in wanted.items():
+            kept = self._kept.get((scope, store))
+            held = kept[1] if kept is not None and kept[0] == current.get(store) else {}
+            if all(map(held.__contains__, skus)):
+                found[store] = held
+            else:
+                missing += [(store, sku) for sku in skus if sku not in held]
+        if missing:
+            read = await rows(sorted(missing))
+            self._keep(scope, current, missing, read)
+            for store in {store for store, _ in missing}:
+                kept = self._kept.get((scope, store))
+                # A store without a mark keeps nothing: its rows are answered as read.
+                found[store] = (
+                    kept[1] if kept is not None else {sku: read.get((store, sku)) for sku in wanted[store]}
+                )
         return found
 
     def _keep(self, scope: str, marks: dict[str, int], keys: list[Key], read: dict[Key, V]) -> None:
