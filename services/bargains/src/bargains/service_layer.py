@@ -4,13 +4,14 @@ Each runs in a unit of work (reading and writing through its repository, publish
 BargainsChanged it causes into the outbox) and is given the time: none reads the clock.
 """
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 
-from bargains.domain.answering import Run, answers
+from bargains.domain.answering import Run, answers, label_from, unanswered
 from bargains.domain.bargains import Policy, may_be_outlier
-from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy, fold, tally_moves, utc_day
+from bargains.domain.history import Label, Segment, SoldBy, fold, tally_moves, utc_day
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
 from bargains.repository import BargainsRepository, Product
 from contracts.events import BargainsChanged
@@ -139,15 +140,7 @@ async def expire(uow: Work[BargainsRepository], *, now: datetime, policy: Policy
 
 def label_of(observation: Sighting) -> Label:
     """Return what an observation's label shows beside the price."""
-    multibuy = observation.multibuy
-    if multibuy is None and observation.member_price_cents is None and observation.sold_by == "each":
-        return NO_LABEL  # most prices: no Label built per price
-    return Label(
-        member_price_cents=observation.member_price_cents,
-        multibuy_quantity=None if multibuy is None else multibuy.quantity,
-        multibuy_total_cents=None if multibuy is None else multibuy.total_cents,
-        sold_by=observation.sold_by,
-    )
+    return label_from(observation.member_price_cents, observation.multibuy, observation.sold_by)
 
 
 def segments_to_save(
@@ -179,21 +172,33 @@ async def _fold_chain(
 ) -> None:
     """Fold one chain's batches, in order, with a fixed number of statements however many."""
     repo = uow.repo
+    kept = anchor_runs if anchor_runs is not None else KeptReads[Run]()
+    anchors = await repo.anchors_of(chain=chain, store_ids=sorted({batch.store_id for batch in batches}))
+    left = await _left_by_columns(repo, chain, batches, anchors, kept)
     # One pass for what each key and product took last: a key's category, a product's way of selling.
     categories: dict[Key, str | None] = {}
     sold_by: dict[str, SoldBy] = {}
-    pages = [(batch.store_id, batch.sightings()) for batch in batches]
-    for batch, (store_id, sightings) in zip(batches, pages, strict=True):
-        category = batch.page.category if batch.page else None
+    pages: list[tuple[str, list[Sighting]]] = []
+    for i, batch in enumerate(batches):
+        store_id, category = batch.store_id, batch.page.category if batch.page else None
+        positions = left.get(i)
+        if positions is None:
+            sightings = batch.sightings()
+        else:  # a member's page its anchor answered in part or whole: the rest, one by one
+            every = batch.sightings() if positions else []
+            sightings = [every[p] for p in positions]
+        if (columns := batch.prices) is not None:
+            each: Iterator[SoldBy] = repeat("each")
+            sold_by.update(zip(columns.sku, columns.sold_by or each, strict=False))
         for o in sightings:
             categories[store_id, o.sku] = category
-            sold_by[o.sku] = o.sold_by
+            if columns is None:
+                sold_by[o.sku] = o.sold_by
+        pages.append((store_id, sightings))
     keys = list(categories)  # in the order first seen
-    anchors = await repo.anchors_of(chain=chain, store_ids=list({store for store, _ in keys}))
     histories = await repo.histories(chain=chain, keys=keys)
     # Members' sightings are compared with their anchors' newest runs: the batch's own, or stored ones.
     asked = {(anchors[store], sku) for store, sku in keys if anchors[store] != store}.difference(keys)
-    kept = anchor_runs if anchor_runs is not None else KeptReads[Run]()
     runs = await kept.read(
         chain,
         asked,
@@ -259,6 +264,51 @@ async def _fold_chain(
     # A member's sample only counts toward the chain: its anchor's bargains answer for it.
     answering = [key for key in keys if anchors[key[0]] == key[0]]
     await _reassess(uow, chain, answering, histories, categories, now=now, policy=policy)
+
+
+async def _left_by_columns(
+    repo: BargainsRepository,
+    chain: str,
+    batches: Sequence[PricesScrapedPayload],
+    anchors: Mapping[str, str],
+    kept: KeptReads[Run],
+) -> dict[int, list[int]]:
+    """Return, for the members' pages judged a column at a time, the positions left to fold one by
+    one (domain.answering.unanswered); a page not here is folded price by price.
+
+    A member seen twice in the batches, or whose anchor's prices they bring, goes price by price.
+    """
+    listed = Counter(batch.store_id for batch in batches)
+    judged = {
+        i: (batch.store_id, batch.prices)
+        for i, batch in enumerate(batches)
+        if batch.prices is not None
+        and (anchor := anchors[batch.store_id]) != batch.store_id
+        and listed[batch.store_id] == 1
+        and anchor not in listed
+    }
+    if not judged:
+        return {}
+    wanted: dict[str, set[str]] = {}
+    for store_id, prices in judged.values():
+        wanted.setdefault(anchors[store_id], set()).update(prices.sku)
+    theirs = await kept.stores(
+        chain,
+        wanted,
+        marks=lambda stores: repo.history_marks(chain=chain, store_ids=stores),
+        rows=lambda pairs: repo.newest_runs(chain=chain, keys=pairs),
+    )
+    # Members' own histories are their exceptions: few, read by store.
+    mine: dict[str, set[str]] = {}
+    for store_id, sku in await repo.store_histories(
+        chain=chain, store_ids=sorted({store_id for store_id, _ in judged.values()})
+    ):
+        mine.setdefault(store_id, set()).add(sku)
+    left = {
+        i: unanswered(prices, theirs=theirs.get(anchors[store_id], {}), mine=mine.get(store_id, set()))
+        for i, (store_id, prices) in judged.items()
+    }
+    return {i: positions for i, positions in left.items() if positions is not None}
 
 
 async def _reassess_everywhere(
