@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bargains.domain.answering import ANCHOR_LAG, Run, answers, unanswered
 from bargains.domain.bargains import (
     DEFAULT_POLICY,
     Assessment,
@@ -21,8 +20,6 @@ from bargains.domain.bargains import (
     median,
 )
 from bargains.domain.history import PriceMove, Segment, day_ranges, fold, tally_moves
-from bargains.service_layer import label_of
-from contracts.events.v1 import MultiBuy, PriceColumns, PriceObservation
 from simulator.world import World, WorldConfig
 
 pytestmark = pytest.mark.unit
@@ -406,53 +403,3 @@ def test_day_ranges_hold_the_prices_counted_in_per_product_and_day() -> None:
         PriceMove("b", 90, monday, 0),
     ]
     assert day_ranges(moves) == {("a", monday): (250, 300), ("a", tuesday): (500, 500)}
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_a_members_page_judged_by_columns_answers_what_its_anchor_answers_price_by_price(seed: int) -> None:
-    rng, seen = random.Random(seed), datetime(2026, 3, 2, 12, tzinfo=UTC)
-    judged = whole = 0
-    for _ in range(300):
-        page = [
-            PriceObservation(
-                sku=f"p{i}",
-                price_cents=rng.choice([250, 300]),
-                was_price_cents=rng.choice([None, 400]),
-                observed_at=seen,
-                member_price_cents=rng.choice([None, 200]),
-                multibuy=rng.choice([None, MultiBuy(quantity=2, total_cents=500)]),
-                sold_by=rng.choice(["each", "kg"]),
-            )
-            for i in rng.sample(range(12), rng.randint(1, 6))
-        ]
-        columns = PriceColumns.of(page)
-        sightings = {o.sku: o for o in columns.sightings()}
-        # The anchor: mostly the page's shelves, at times another, a lagging or a missing one.
-        theirs: dict[str, Run | None] = {
-            sku: Run(300 if rng.random() < 0.1 else o.price_cents, o.was_price_cents, label_of(o), at)
-            for sku, o in sightings.items()
-            if rng.random() < 0.95
-            and (at := rng.choice([seen, seen, seen - ANCHOR_LAG, seen - 2 * ANCHOR_LAG]))
-        }
-        mine = {rng.choice(["p0", "p99"])} if rng.random() < 0.3 else set()
-        left = unanswered(columns, theirs=theirs, mine=mine)
-        if left is None:
-            continue  # judged price by price
-        judged += 1
-        each = {
-            sku
-            for sku, o in sightings.items()
-            if (run := theirs.get(sku))
-            and answers(
-                run,
-                price_cents=o.price_cents,
-                was_price_cents=o.was_price_cents,
-                label=label_of(o),
-                observed_at=seen,
-            )
-        }
-        by_columns = set(sightings).difference(page[i].sku for i in left)
-        assert by_columns == each - mine, "what the anchor answers, but for the member's own histories"
-        whole += not left
-    assert judged > 50, "pages judged by columns"
-    assert 10 < whole < judged, "some whole, some in part"

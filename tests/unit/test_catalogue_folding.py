@@ -8,7 +8,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from catalogue import service_layer
-from catalogue.domain.answering import ANCHOR_LAG, Shelf, answers, unanswered
+from catalogue.domain.answering import Shelf
 from catalogue.domain.history import Segment, fold
 from catalogue.handlers import build_router
 from contracts import CODEC, Event, topic_for
@@ -24,8 +24,6 @@ from contracts.events.v1 import (
     Bargain,
     BargainChange,
     BargainsChangedPayload,
-    MultiBuy,
-    PriceColumns,
     PricesScrapedPayload,
     ProductObservedPayload,
     StatedUnitPrice,
@@ -388,49 +386,3 @@ async def test_keeping_anchors_prices_changes_no_answer(seed: int) -> None:
     assert kept.repo.shelves_read < plain.repo.shelves_read
     assert kept.repo.prices == plain.repo.prices
     assert kept.repo.history == plain.repo.history
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_a_members_page_judged_by_columns_answers_what_its_anchor_answers_price_by_price(seed: int) -> None:
-    rng, seen = random.Random(seed), datetime(2026, 3, 2, 12, tzinfo=UTC)
-    judged = whole = 0
-    for _ in range(300):
-        page = [
-            PriceObservation(
-                sku=f"p{i}",
-                price_cents=rng.choice([250, 300]),
-                available=rng.random() < 0.9,
-                observed_at=seen,
-                unit_price=rng.choice(
-                    [None, StatedUnitPrice(cents=150, quantity=100, unit="g", text="$1.50/100g")]
-                ),
-                multibuy=rng.choice([None, MultiBuy(quantity=2, total_cents=500)]),
-                sold_by=rng.choice(["each", "kg"]),
-            )
-            for i in rng.sample(range(12), rng.randint(1, 6))
-        ]
-        columns = PriceColumns.of(page)
-        shelves = {o.sku: service_layer.price_row("c", "a", o).shelf for o in columns.sightings()}
-        # The anchor: mostly the page's labels, at times another, a lagging or a missing one.
-        theirs: dict[str, Shelf | None] = {
-            sku: ((300, *shelf[1:]) if rng.random() < 0.1 else shelf, at)
-            for sku, shelf in shelves.items()
-            if rng.random() < 0.95
-            and (at := rng.choice([seen, seen, seen - ANCHOR_LAG, seen - 2 * ANCHOR_LAG]))
-        }
-        mine = {rng.choice(["p0", "p99"])} if rng.random() < 0.3 else set()
-        left = unanswered(columns, theirs=theirs, mine=mine)
-        if left is None:
-            continue  # judged price by price
-        judged += 1
-        each = {
-            sku
-            for sku, shelf in shelves.items()
-            if (anchor := theirs.get(sku))
-            and answers(anchor_shelf=anchor[0], anchor_seen=anchor[1], member_shelf=shelf, member_seen=seen)
-        }
-        by_columns = set(shelves).difference(page[i].sku for i in left)
-        assert by_columns == each - mine, "what the anchor answers, but for the member's own prices"
-        whole += not left
-    assert judged > 50, "pages judged by columns"
-    assert 10 < whole < judged, "some whole, some in part"

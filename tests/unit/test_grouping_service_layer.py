@@ -1,13 +1,12 @@
 """The grouping cycle over an in-memory repository: groups form, grow, merge, split, prune, ask again."""
 
-import random
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from contracts.events import PriceObservation, PricesPruned, RescrapeRequested, StoreGroupChanged
-from contracts.events.v1 import PriceColumns, PricesScrapedPayload
+from contracts.events.v1 import PricesScrapedPayload
 from grouping import service_layer
 from grouping.domain.regroup import RegroupMemory
 from grouping.repository import (
@@ -16,7 +15,6 @@ from grouping.repository import (
     StagedRow,
     answered_by_anchors,
     newest_rows,
-    unanswered_prices,
 )
 from grouping.service_layer import CycleReport
 from tests.fakes.grouping import POLICY, InMemoryGroupingRepository
@@ -436,60 +434,3 @@ def test_a_members_row_is_answered_only_by_its_anchors_newest_fresh_and_equal_sh
         fresh_since=T0,
         anchor_lag=lag,
     ), "the anchor's staged price is its newest"
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_a_members_page_judged_by_columns_answers_what_its_anchor_answers_price_by_price(seed: int) -> None:
-    rng, lag = random.Random(seed), POLICY.anchor_lag
-    seen = T0 + timedelta(hours=rng.choice([1, 30]))
-    fresh_since = seen - POLICY.freshness
-    judged = whole = 0
-    for _ in range(300):
-        skus = [f"p{i}" for i in rng.sample(range(12), rng.randint(1, 6))]
-        shelves = {sku: (rng.choice([100, 200]), rng.choice([None, 250]), rng.random() < 0.9) for sku in skus}
-        # The anchor: mostly the member's shelves, at times another, stale, lagging or missing one.
-        theirs = {
-            sku: Shelf(*(shelf if rng.random() < 0.9 else (300, None, True)), at)
-            for sku, shelf in shelves.items()
-            if rng.random() < 0.95 and (at := rng.choice([seen, seen, seen - lag, T0, seen - 2 * lag]))
-        }
-        if rng.random() < 0.05:
-            theirs = {"p99": Shelf(100, None, True, seen)}  # none of the page's products
-        # The member's own prices: an older one of its page, or of another product.
-        mine = {rng.choice(["p0", "p99"]): Shelf(100, None, True, T0)} if rng.random() < 0.3 else {}
-        page = PricesScrapedPayload(
-            chain=CHAIN,
-            store_id="m",
-            source="scrape",
-            prices=PriceColumns(
-                sku=tuple(shelves),
-                price_cents=tuple(s[0] for s in shelves.values()),
-                was_price_cents=tuple(s[1] for s in shelves.values()),
-                available=tuple(s[2] for s in shelves.values()),
-                observed_at=seen,
-            ),
-        )
-        stored = {(CHAIN, "a", sku): shelf for sku, shelf in theirs.items()}
-        stored |= {(CHAIN, "m", sku): shelf for sku, shelf in mine.items()}
-        each = {
-            row.sku
-            for row in answered_by_anchors(
-                newest_rows([page]),
-                anchor_of={(CHAIN, "m"): "a"},
-                stored=stored,
-                fresh_since=fresh_since,
-                anchor_lag=lag,
-            )
-        }
-        left = unanswered_prices(page, theirs=theirs, mine=mine, fresh_since=fresh_since, anchor_lag=lag)
-        if left is None:
-            continue  # judged price by price
-        judged += 1
-        by_columns = set(skus).difference(skus[i] for i in left)
-        # What columns answer, prices answer too; what they leave is left for the prices' own judging.
-        assert by_columns <= each
-        assert not by_columns & set(mine), "a price of the member's own is judged with it, by price"
-        assert each - by_columns <= set(mine), "only a price of the member's own is left to be answered"
-        whole += not left
-    assert judged > 50, "pages judged by columns"
-    assert 10 < whole < judged, "some whole, some in part"

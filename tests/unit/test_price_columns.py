@@ -1,25 +1,31 @@
-"""Prices sent as columns fold exactly like the same prices sent one by one, in every service."""
+"""Prices sent as columns fold exactly like the same prices sent one by one, in every service, and a
+member's page judged a column at a time is answered exactly as price by price."""
 
 import copy
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bargains import service_layer as bargains
+from bargains.domain import answering as bargains_answering
 from bargains.domain.bargains import Policy
 from catalogue import service_layer as catalogue
+from catalogue.domain import answering as catalogue_answering
 from contracts.events.v1 import (
     MultiBuy,
     PageRef,
     PriceColumns,
     PriceObservation,
     PricesScrapedPayload,
+    Sighting,
     StatedUnitPrice,
     StoreGroupChangedPayload,
 )
+from grouping import repository as grouping_repository
 from grouping import service_layer as grouping
 from tests.fakes.bargains import InMemoryBargainsRepository
 from tests.fakes.catalogue import InMemoryCatalogueRepository
@@ -167,3 +173,107 @@ async def test_columns_fold_like_rows(service: str, seed: int) -> None:
     assert states[0] == states[1]
     # The world is not empty for this service: members answered, some prices of their own kept.
     assert states[0][0]
+
+
+@dataclass(frozen=True)
+class Judging:
+    """A service's judging of a member's page: its anchor's row, a column at a time, price by price."""
+
+    anchor_row: Callable[[Sighting, datetime], Any]
+    """The anchor's stored row showing what a sighting shows, last seen at a moment."""
+    by_columns: Callable[[PricesScrapedPayload, Mapping[str, Any], set[str]], list[int] | None]
+    """The positions of a page its anchor may not answer, given its rows and the member's own skus."""
+    by_price: Callable[[Sighting, Any], bool]
+    """Whether an anchor's row answers one sighting, by the service's per-price rule."""
+
+
+def _columns(page: PricesScrapedPayload) -> PriceColumns:
+    assert page.prices is not None
+    return page.prices
+
+
+FRESH_SINCE = NOW - timedelta(hours=12)
+"""Grouping's window here: tighter than the anchor's lag, so that both bounds are tried."""
+JUDGING = {
+    "grouping": Judging(
+        anchor_row=lambda o, at: grouping_repository.Shelf(o.price_cents, o.was_price_cents, o.available, at),
+        by_columns=lambda page, theirs, mine: grouping_repository.unanswered_prices(
+            page,
+            theirs=theirs,
+            mine={sku: grouping_repository.Shelf(1, None, True, FRESH_SINCE) for sku in mine},
+            fresh_since=FRESH_SINCE,
+            anchor_lag=GROUPING_POLICY.anchor_lag,
+        ),
+        by_price=lambda o, row: bool(
+            grouping_repository.answered_by_anchors(
+                [grouping_repository.StagedRow("c", "m", *o[:4], o.observed_at)],
+                anchor_of={("c", "m"): "a"},
+                stored={("c", "a", o.sku): row},
+                fresh_since=FRESH_SINCE,
+                anchor_lag=GROUPING_POLICY.anchor_lag,
+            )
+        ),
+    ),
+    "catalogue": Judging(
+        anchor_row=lambda o, at: (catalogue.price_row("c", "a", o).shelf, at),
+        by_columns=lambda page, theirs, mine: catalogue.unanswered_prices(
+            _columns(page), theirs=theirs, mine=mine
+        ),
+        by_price=lambda o, row: catalogue_answering.answers(
+            anchor_shelf=row[0],
+            anchor_seen=row[1],
+            member_shelf=catalogue.price_row("c", "m", o).shelf,
+            member_seen=o.observed_at,
+        ),
+    ),
+    "bargains": Judging(
+        anchor_row=lambda o, at: bargains_answering.Run(
+            o.price_cents, o.was_price_cents, bargains.label_of(o), at
+        ),
+        by_columns=lambda page, theirs, mine: bargains.unanswered_prices(
+            _columns(page), theirs=theirs, mine=mine
+        ),
+        by_price=lambda o, row: bargains_answering.answers(
+            row,
+            price_cents=o.price_cents,
+            was_price_cents=o.was_price_cents,
+            label=bargains.label_of(o),
+            observed_at=o.observed_at,
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("service", sorted(JUDGING))
+def test_a_members_page_judged_by_columns_is_answered_as_price_by_price(service: str, seed: int) -> None:
+    judging, rng, day = JUDGING[service], random.Random(seed), timedelta(hours=24)
+    judged = whole = 0
+    for _ in range(300):
+        skus, seen = rng.sample(SKUS, rng.randint(1, 6)), rng.choice([NOW, NOW, NOW, NOW - day * 3 / 4])
+        page = PricesScrapedPayload(
+            chain="c",
+            store_id="m",
+            source="scrape",
+            # Now and then a page older than grouping's window, its anchor's rows newer.
+            prices=PriceColumns.of([_observation(rng, sku, seen) for sku in skus]),
+        )
+        # The anchor: mostly the page's shelves, at times another, a lagging or a missing one.
+        theirs = {
+            o.sku: judging.anchor_row(o if rng.random() < 0.9 else o._replace(price_cents=1), at)
+            for o in page.sightings()
+            if rng.random() < 0.95
+            and (at := rng.choice([NOW, NOW, NOW, NOW - day / 4, NOW - day, NOW - 2 * day]))
+        }
+        mine = {rng.choice([SKUS[0], "elsewhere"])} if rng.random() < 0.3 else set()
+        left = judging.by_columns(page, theirs, mine)
+        if left is None:
+            continue  # judged price by price
+        judged += 1
+        each = {o.sku for o in page.sightings() if o.sku in theirs and judging.by_price(o, theirs[o.sku])}
+        assert set(skus).difference(skus[i] for i in left) == each - mine, (
+            "what the anchor answers, but its own"
+        )
+        whole += not left
+    assert judged > 40, "pages judged by columns"
+    assert 10 < whole < judged, "some whole, some in part"

@@ -5,17 +5,19 @@ BargainsChanged it causes into the outbox) and is given the time: none reads the
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import repeat
+from operator import itemgetter
 
-from bargains.domain.answering import Run, answers, label_from, unanswered
+from bargains.domain.answering import ANCHOR_LAG, Run, answers, label_from, labels
 from bargains.domain.bargains import Policy, may_be_outlier
 from bargains.domain.history import Label, Segment, SoldBy, fold, tally_moves, utc_day
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
 from bargains.repository import BargainsRepository, Product
 from contracts.events import BargainsChanged
 from contracts.events.v1 import (
+    PriceColumns,
     PricesScrapedPayload,
     ProductObservedPayload,
     Sighting,
@@ -23,9 +25,11 @@ from contracts.events.v1 import (
     SubstitutionsChangedPayload,
 )
 from servicekit.kept_reads import KeptReads
+from servicekit.pages import unanswered
 from servicekit.unit_of_work import Work
 
 PRODUCER = "bargains"
+_SHELF, _ENDS = itemgetter(0, 1, 2), itemgetter(3)
 
 
 async def fold_prices(
@@ -266,6 +270,22 @@ async def _fold_chain(
     await _reassess(uow, chain, answering, histories, categories, now=now, policy=policy)
 
 
+def unanswered_prices(
+    prices: PriceColumns, *, theirs: Mapping[str, Run | None], mine: Collection[str]
+) -> list[int] | None:
+    """Return the positions of a member's page its anchor may not answer (`answers`, judged a
+    column at a time); None to judge it price by price. `mine`: the member's own histories."""
+    shelves = zip(
+        prices.price_cents,
+        prices.was_price_cents or repeat(None, len(prices.sku)),
+        labels(prices),
+        strict=True,
+    )
+    return unanswered(
+        prices, theirs=theirs, mine=mine, shown=_SHELF, seen=_ENDS, shelves=shelves, lag=ANCHOR_LAG
+    )
+
+
 async def _left_by_columns(
     repo: BargainsRepository,
     chain: str,
@@ -274,7 +294,7 @@ async def _left_by_columns(
     kept: KeptReads[Run],
 ) -> dict[int, list[int]]:
     """Return, for the members' pages judged a column at a time, the positions left to fold one by
-    one (domain.answering.unanswered); a page not here is folded price by price.
+    one (`unanswered_prices`); a page not here is folded price by price.
 
     A member seen twice in the batches, or whose anchor's prices they bring, goes price by price.
     """
@@ -305,7 +325,7 @@ async def _left_by_columns(
     ):
         mine.setdefault(store_id, set()).add(sku)
     left = {
-        i: unanswered(prices, theirs=theirs.get(anchors[store_id], {}), mine=mine.get(store_id, set()))
+        i: unanswered_prices(prices, theirs=theirs.get(anchors[store_id], {}), mine=mine.get(store_id, set()))
         for i, (store_id, prices) in judged.items()
     }
     return {i: positions for i, positions in left.items() if positions is not None}

@@ -8,13 +8,15 @@ import functools
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 
-from catalogue.domain.answering import Shelf, answers, unanswered
+from catalogue.domain.answering import ANCHOR_LAG, Shelf, answers, shelves
 from catalogue.domain.history import Segment, fold
 from catalogue.domain.search import search_text
 from catalogue.repository import CatalogueRepository, Key, PriceRow, ProductRow
 from contracts.events.v1 import (
     BargainsChangedPayload,
+    PriceColumns,
     PricesScrapedPayload,
     ProductObservedPayload,
     Sighting,
@@ -22,10 +24,12 @@ from contracts.events.v1 import (
     SubstitutionsChangedPayload,
 )
 from servicekit.kept_reads import KeptReads
+from servicekit.pages import unanswered
 from servicekit.unit_of_work import Work
 
 Page = tuple[str, str, list[Sighting]]
 """A batch's chain, store and prices."""
+_SHELF, _SEEN = itemgetter(0), itemgetter(1)
 
 
 def price_row(chain: str, store_id: str, o: Sighting) -> PriceRow:
@@ -133,6 +137,16 @@ async def fold_prices(
     await uow.repo.save_segments(written, removed, restarted)
 
 
+def unanswered_prices(
+    prices: PriceColumns, *, theirs: Mapping[str, Shelf | None], mine: Collection[str]
+) -> list[int] | None:
+    """Return the positions of a member's page its anchor may not answer (`answers`, judged a
+    column at a time); None to judge it price by price. `mine`: the member's own prices."""
+    return unanswered(
+        prices, theirs=theirs, mine=mine, shown=_SHELF, seen=_SEEN, shelves=shelves(prices), lag=ANCHOR_LAG
+    )
+
+
 async def _left_by_columns(
     repo: CatalogueRepository,
     batches: Sequence[PricesScrapedPayload],
@@ -140,7 +154,7 @@ async def _left_by_columns(
     kept: KeptReads[Shelf],
 ) -> list[Page]:
     """Return the batches' prices left to judge one by one: of a member's page seen at once, only
-    those its anchor may not answer (domain.answering.unanswered, a column at a time).
+    those its anchor may not answer (`unanswered_prices`).
 
     A member seen twice in the batches, or whose anchor's prices they bring, goes price by price.
     """
@@ -176,7 +190,7 @@ async def _left_by_columns(
             mine.setdefault(store_id, set()).add(sku)
         for i, batch in members.items():
             assert batch.prices is not None
-            left[i] = unanswered(
+            left[i] = unanswered_prices(
                 batch.prices,
                 theirs=theirs.get(anchor_of[chain, batch.store_id], {}),
                 mine=mine.get(batch.store_id, set()),

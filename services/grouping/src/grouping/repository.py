@@ -4,9 +4,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import compress, repeat
-from operator import eq, gt, itemgetter, not_
-from typing import NamedTuple, Protocol, cast
+from itertools import repeat
+from operator import itemgetter
+from typing import NamedTuple, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -16,6 +16,7 @@ import numpy.typing as npt
 from contracts.events.v1 import PricesScrapedPayload
 from servicekit import columns
 from servicekit.db import Connection
+from servicekit.pages import unanswered
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,35 +292,29 @@ def unanswered_prices(
 ) -> list[int] | None:
     """Return the positions of a member's page that its anchor may not answer; None to judge it all.
 
-    answered_by_anchors' rule, judged a column at a time for a page whose prices came as columns
-    seen at once: a price is answered when it is the anchor's stored shelf (`theirs`, by sku),
-    fresh and lagging the page by at most `anchor_lag`, and the member holds none of its own
-    (`mine`). Most of a member's page is its anchor's, so most prices are judged without a row or
-    a Python step each; the positions returned go the per-price way. None (a page of another
-    shape, a stale or lagging anchor) sends the whole page that way.
+    answered_by_anchors' rule, judged a column at a time (servicekit.pages) for a page of columns:
+    a price is answered when it is the anchor's stored shelf (`theirs`, by sku), fresh and
+    lagging the page by at most `anchor_lag`, and the member holds none of its own (`mine`).
     """
     prices = page.prices
-    if prices is None or prices.observed_at_each is not None or not theirs:
+    if prices is None or not theirs:
         return None
-    seen, skus = prices.observed_at, prices.sku
-    if seen < fresh_since or len(set(skus)) != len(skus):
-        return None
-    found = list(map(theirs.get, skus))
-    present = cast(list[Shelf], list(filter(None, found)))
-    if not present or min(map(_SEEN, present)) < max(fresh_since, seen - anchor_lag):
-        return None
-    count = len(skus)
-    wanted = zip(
-        prices.price_cents,
-        prices.was_price_cents or repeat(None, count),
-        prices.available or repeat(True, count),
-        strict=True,
+    count = len(prices.sku)
+    return unanswered(
+        prices,
+        theirs=theirs,
+        mine=mine or (),
+        shown=_SHELF,
+        seen=_SEEN,
+        shelves=zip(
+            prices.price_cents,
+            prices.was_price_cents or repeat(None, count),
+            prices.available or repeat(True, count),
+            strict=True,
+        ),
+        lag=anchor_lag,
+        fresh_since=fresh_since,
     )
-    shown = map(_SHELF, present) if len(present) == count else (f and f[:3] for f in found)
-    same = map(eq, shown, wanted)
-    if mine:
-        same = map(gt, same, map(mine.__contains__, skus))  # equal, and not a price of its own
-    return list(compress(range(count), map(not_, same)))
 
 
 def newest_rows(batches: Sequence[PricesScrapedPayload]) -> list[StagedRow]:
@@ -382,7 +377,7 @@ class PostgresGroupingRepository:
         for batch in batches:
             store = (batch.chain, batch.store_id)
             anchor = anchor_of.get(store)
-            unanswered = (
+            positions = (
                 unanswered_prices(
                     batch,
                     theirs=shelves.get((batch.chain, anchor)),
@@ -393,11 +388,11 @@ class PostgresGroupingRepository:
                 if anchor is not None and listed[store] == 1 and (batch.chain, anchor) not in listed
                 else None
             )
-            if unanswered is None:
+            if positions is None:
                 rest.append(batch)
                 continue
-            answered[store] += batch.count() - len(unanswered)
-            left += _rows_at(batch, unanswered)
+            answered[store] += batch.count() - len(positions)
+            left += _rows_at(batch, positions)
         rows = newest_rows(rest) + left
         await self._count_anchor_changes(rows, anchors)
         if anchor_of:

@@ -8,11 +8,10 @@ each pricing decision once: a group at its anchor's price, and each member where
 apart from its anchor.
 """
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from itertools import compress, repeat
-from operator import eq, gt, itemgetter, not_
-from typing import NamedTuple, cast
+from itertools import repeat
+from typing import NamedTuple
 
 from bargains.domain.history import NO_LABEL, Label, Segment, SoldBy
 from contracts.events.v1 import MultiBuy, PriceColumns
@@ -44,39 +43,6 @@ def answers(
         anchor.was_price_cents,
         anchor.label,
     ) == (price_cents, was_price_cents, label)
-
-
-_SHELF, _ENDS = itemgetter(0, 1, 2), itemgetter(3)
-
-
-def unanswered(
-    prices: PriceColumns, *, theirs: Mapping[str, Run | None], mine: Collection[str]
-) -> list[int] | None:
-    """Return the positions of a member's page that its anchor may not answer; None to judge it all.
-
-    `answers`, judged a column at a time for a page seen at once: a price is answered when its
-    anchor's newest run (`theirs`, by sku) shows the same price, was-price and label, seen at
-    most ANCHOR_LAG before the page, and the member holds no history of its own for it (`mine`:
-    those go the per-price way, which drops them). Most of a member's page is its anchor's, so
-    most of its prices are judged without a Python step each. None (prices seen apart, a
-    product twice, a lagging anchor) sends the whole page the per-price way.
-    """
-    skus = prices.sku
-    if prices.observed_at_each is not None or len(set(skus)) != len(skus):
-        return None
-    found = list(map(theirs.get, skus))
-    present = cast(list[Run], list(filter(None, found)))
-    if not present or min(map(_ENDS, present)) < prices.observed_at - ANCHOR_LAG:
-        return None
-    count = len(skus)
-    shown = map(_SHELF, present) if len(present) == count else (f and f[:3] for f in found)
-    shelves = zip(
-        prices.price_cents, prices.was_price_cents or repeat(None, count), labels(prices), strict=True
-    )
-    same = map(eq, shown, shelves)
-    if mine:
-        same = map(gt, same, map(mine.__contains__, skus))  # equal, and not a history of its own
-    return list(compress(range(count), map(not_, same)))
 
 
 def labels(prices: PriceColumns) -> Iterator[Label]:

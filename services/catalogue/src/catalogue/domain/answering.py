@@ -8,11 +8,9 @@ own that it replaces (an exception that no longer holds) ends. What a member cha
 from its anchor stays its own.
 """
 
-from collections.abc import Collection, Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterator
 from datetime import datetime, timedelta
-from itertools import compress, repeat
-from operator import eq, gt, itemgetter, not_
-from typing import cast
+from itertools import repeat
 
 from contracts.events.v1 import MultiBuy, PriceColumns, StatedUnitPrice
 
@@ -29,33 +27,6 @@ def answers(
 
 Shelf = tuple[tuple[object, ...], datetime]
 """What a store's label shows for a product (the catalogue's PriceRow.shelf), and when it was seen."""
-_SHELF, _SEEN = itemgetter(0), itemgetter(1)
-
-
-def unanswered(
-    prices: PriceColumns, *, theirs: Mapping[str, Shelf | None], mine: Collection[str]
-) -> list[int] | None:
-    """Return the positions of a member's page that its anchor may not answer; None to judge it all.
-
-    `answers`, judged a column at a time for a page seen at once: a price is answered when its
-    label is the anchor's current one (`theirs`, by sku), seen at most ANCHOR_LAG before the
-    page, and the member shows no price of its own for it (`mine`: those go the per-price way,
-    which ends them). Most of a member's page is its anchor's, so most of its prices are judged
-    without a Python step each. None (prices seen apart, a product twice, a lagging anchor)
-    sends the whole page the per-price way.
-    """
-    skus = prices.sku
-    if prices.observed_at_each is not None or len(set(skus)) != len(skus):
-        return None
-    found = list(map(theirs.get, skus))
-    present = cast(list[Shelf], list(filter(None, found)))
-    if not present or min(map(_SEEN, present)) < prices.observed_at - ANCHOR_LAG:
-        return None
-    shown = map(_SHELF, present) if len(present) == len(skus) else (f and f[0] for f in found)
-    same = map(eq, shown, shelves(prices))
-    if mine:
-        same = map(gt, same, map(mine.__contains__, skus))  # equal, and not a price of its own
-    return list(compress(range(len(skus)), map(not_, same)))
 
 
 def shelves(prices: PriceColumns) -> Iterator[tuple[object, ...]]:
