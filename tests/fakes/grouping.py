@@ -130,7 +130,16 @@ class InMemoryGroupingRepository:
         }
 
     def _count_anchor_changes(self, newest: dict[tuple[str, str, str], Sighting]) -> None:
-        anchors = {(g.chain, g.anchor_store_id) for g in self.group_rows.values()}
+        # An anchor's changes are counted to re-check its members: a store alone has none.
+        leading = {
+            store.group_id
+            for (_, store_id), store in self.stores.items()
+            if store.group_id in self.group_rows
+            and store_id != self.group_rows[store.group_id].anchor_store_id
+        }
+        anchors = {
+            (g.chain, g.anchor_store_id) for group_id, g in self.group_rows.items() if group_id in leading
+        }
         for (chain, store_id, sku), o in newest.items():
             store = self.stores.get((chain, store_id))
             held = self.prices.get((chain, store_id), {}).get(sku)

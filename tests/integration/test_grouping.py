@@ -278,6 +278,43 @@ def test_a_batch_of_prices_keeps_each_products_newest_price(stack: Stack) -> Non
     }
 
 
+def test_only_an_anchor_with_members_has_its_changed_prices_counted(stack: Stack) -> None:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    before = now - timedelta(hours=1)
+
+    async def work(conn: asyncpg.Connection) -> dict[str, tuple[int, int]]:
+        await conn.execute(
+            """INSERT INTO groups (group_id, chain, anchor_store_id)
+               VALUES ('g-count-1', 'batch-g', 'ga'), ('g-count-2', 'batch-g', 'gz')"""
+        )
+        await conn.execute(
+            """INSERT INTO stores (chain, store_id, group_id)
+               VALUES ('batch-g', 'ga', 'g-count-1'), ('batch-g', 'gm', 'g-count-1'),
+                      ('batch-g', 'gz', 'g-count-2')"""
+        )
+        repo = PostgresGroupingRepository(conn)
+        fresh_since, lag = now - timedelta(days=7), timedelta(days=1)
+        for store in ("ga", "gz"):  # an anchor with a member, and a store alone in its group
+            await repo.upsert_prices(
+                batches=[_payload(store, before, ("p1", 100), ("p2", 200))],
+                fresh_since=fresh_since,
+                anchor_lag=lag,
+            )
+            await repo.upsert_prices(
+                batches=[_payload(store, now, ("p1", 150), ("p2", 200))],
+                fresh_since=fresh_since,
+                anchor_lag=lag,
+            )
+        rows = await conn.fetch(
+            """SELECT store_id, compared_since_check, changed_since_check FROM stores
+               WHERE chain = 'batch-g' AND store_id IN ('ga', 'gz')"""
+        )
+        return {r["store_id"]: (r["compared_since_check"], r["changed_since_check"]) for r in rows}
+
+    # Counted to re-check an anchor's members when most of its prices change: one alone has none.
+    assert asyncio.run(rolled_back(stack, "grouping", work)) == {"ga": (2, 1), "gz": (0, 0)}
+
+
 def test_noting_a_batch_of_prices_counts_them_and_marks_members_due(stack: Stack) -> None:
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     before = now - timedelta(days=1)

@@ -81,8 +81,9 @@ class GroupingRepository(Protocol):
     ) -> int:
         """Keep each product's latest price, but a member's its anchor answers; return rows written.
 
-        Anchors' changes are counted first. A member's price equal to its anchor's (fresh since
-        `fresh_since`, not `anchor_lag` older than it) is counted on the member, not written.
+        Changes of anchors with members are counted first. A member's price equal to its anchor's
+        (fresh since `fresh_since`, not `anchor_lag` older than it) is counted on the member, not
+        written.
         """
         ...
 
@@ -346,22 +347,27 @@ class PostgresGroupingRepository:
         """Keep each product's latest price; an older observation never replaces a newer one.
 
         Members' prices their anchor answers are mostly judged a page at a time and only counted
-        (`unanswered_prices`). Of the rest, anchors' prices are compared with the ones they
-        replace (`anchor_changes`); then members' prices their anchor answers are left out
+        (`unanswered_prices`). Of the rest, the prices of anchors with members are compared with
+        the ones they replace (`anchor_changes`); then members' prices their anchor answers are left out
         (`_leave_out_answered`). The rest of a store holding no price yet is copied straight
         into `latest_prices`; the others' into `incoming_prices`, and merged with one statement.
         """
         listed = Counter((batch.chain, batch.store_id) for batch in batches)
         stores = sorted(listed)
         found = await self.conn.fetch(
-            """SELECT s.chain, s.store_id, g.anchor_store_id
+            """SELECT s.chain, s.store_id, g.anchor_store_id,
+                      EXISTS (SELECT FROM stores m
+                              WHERE m.group_id = g.group_id AND m.store_id <> g.anchor_store_id) AS leads
                FROM unnest($1::text[], $2::text[]) AS b(chain, store_id)
                JOIN stores s ON s.chain = b.chain AND s.store_id = b.store_id
                JOIN groups g ON g.group_id = s.group_id""",
             [chain for chain, _ in stores],
             [store_id for _, store_id in stores],
         )
-        anchors = {(r["chain"], r["store_id"]) for r in found if r["store_id"] == r["anchor_store_id"]}
+        # An anchor's changes are counted to re-check its members: a store alone has none.
+        anchors = {
+            (r["chain"], r["store_id"]) for r in found if r["store_id"] == r["anchor_store_id"] and r["leads"]
+        }
         anchor_of = {
             (r["chain"], r["store_id"]): r["anchor_store_id"]
             for r in found
