@@ -92,3 +92,12 @@ async def test_a_store_at_a_time_reads_only_the_skus_not_kept_under_its_mark() -
     table.write(("a", "milk"), 450)
     assert await _stores(kept, table, a=["milk"], x=["milk"]) == {"a": {"milk": 450}, "x": {"milk": 100}}
     assert table.read_pairs[3:] == [("a", "milk"), ("x", "milk")], "a moved mark, and a store without one"
+
+
+async def test_a_store_whose_mark_is_gone_is_answered_as_read_not_as_kept() -> None:
+    table, kept = _Table(), KeptReads[int]()
+    assert await _stores(kept, table, a=["milk"]) == {"a": {"milk": 400}}
+    # Unplaced and written since: no mark any more, and what was kept under the old one is stale.
+    del table.marks["a"]
+    table.rows["a", "milk"] = 450
+    assert await _stores(kept, table, a=["milk", "tea"]) == {"a": {"milk": 450, "tea": None}}

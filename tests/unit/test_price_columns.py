@@ -27,6 +27,7 @@ from contracts.events.v1 import (
 )
 from grouping import repository as grouping_repository
 from grouping import service_layer as grouping
+from servicekit.pages import judgeable
 from tests.fakes.bargains import InMemoryBargainsRepository
 from tests.fakes.catalogue import InMemoryCatalogueRepository
 from tests.fakes.grouping import POLICY as GROUPING_POLICY
@@ -198,7 +199,7 @@ JUDGING = {
     "grouping": Judging(
         anchor_row=lambda o, at: grouping_repository.Shelf(o.price_cents, o.was_price_cents, o.available, at),
         by_columns=lambda page, theirs, mine: grouping_repository.unanswered_prices(
-            page,
+            _columns(page),
             theirs=theirs,
             mine={sku: grouping_repository.Shelf(1, None, True, FRESH_SINCE) for sku in mine},
             fresh_since=FRESH_SINCE,
@@ -277,3 +278,24 @@ def test_a_members_page_judged_by_columns_is_answered_as_price_by_price(service:
         whole += not left
     assert judged > 40, "pages judged by columns"
     assert 10 < whole < judged, "some whole, some in part"
+
+
+def test_a_page_is_judged_by_columns_only_when_its_member_and_anchor_are_not_judged_in_the_batch() -> None:
+    def page(store: str, *, columns: bool = True) -> PricesScrapedPayload:
+        observation = _observation(random.Random(1), "p0", NOW)
+        batch = PricesScrapedPayload(chain="c", store_id=store, source="scrape", observations=(observation,))
+        return _as_columns(batch) if columns else batch
+
+    batches = [
+        page("m1"),
+        page("m2"),
+        page("m2"),
+        page("m3", columns=False),
+        page("m4"),
+        page("a2"),
+        page("s3"),
+    ]
+    anchors = {"m1": "a1", "m2": "a1", "m3": "a1", "m4": "a2"}
+    judged = judgeable(batches, lambda _, store: anchors.get(store))
+    # m2 twice, m3 one by one, m4 beside its anchor's prices, a2 and s3 no member: only m1.
+    assert {i: anchor for i, (anchor, _) in judged.items()} == {0: "a1"}

@@ -4,7 +4,7 @@ Each runs in a unit of work (reading and writing through its repository, publish
 BargainsChanged it causes into the outbox) and is given the time: none reads the clock.
 """
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import repeat
@@ -25,7 +25,7 @@ from contracts.events.v1 import (
     SubstitutionsChangedPayload,
 )
 from servicekit.kept_reads import KeptReads
-from servicekit.pages import unanswered
+from servicekit.pages import judgeable, unanswered
 from servicekit.unit_of_work import Work
 
 PRODUCER = "bargains"
@@ -293,25 +293,15 @@ async def _left_by_columns(
     anchors: Mapping[str, str],
     kept: KeptReads[Run],
 ) -> dict[int, list[int]]:
-    """Return, for the members' pages judged a column at a time, the positions left to fold one by
-    one (`unanswered_prices`); a page not here is folded price by price.
-
-    A member seen twice in the batches, or whose anchor's prices they bring, goes price by price.
+    """Return, for the members' pages judged a column at a time (`servicekit.pages.judgeable`), the
+    positions left to fold one by one (`unanswered_prices`); a page not here is folded price by price.
     """
-    listed = Counter(batch.store_id for batch in batches)
-    judged = {
-        i: (batch.store_id, batch.prices)
-        for i, batch in enumerate(batches)
-        if batch.prices is not None
-        and (anchor := anchors[batch.store_id]) != batch.store_id
-        and listed[batch.store_id] == 1
-        and anchor not in listed
-    }
+    judged = judgeable(batches, lambda _, store_id: a if (a := anchors[store_id]) != store_id else None)
     if not judged:
         return {}
     wanted: dict[str, set[str]] = {}
-    for store_id, prices in judged.values():
-        wanted.setdefault(anchors[store_id], set()).update(prices.sku)
+    for anchor, prices in judged.values():
+        wanted.setdefault(anchor, set()).update(prices.sku)
     theirs = await kept.stores(
         chain,
         wanted,
@@ -321,12 +311,12 @@ async def _left_by_columns(
     # Members' own histories are their exceptions: few, read by store.
     mine: dict[str, set[str]] = {}
     for store_id, sku in await repo.store_histories(
-        chain=chain, store_ids=sorted({store_id for store_id, _ in judged.values()})
+        chain=chain, store_ids=sorted({batches[i].store_id for i in judged})
     ):
         mine.setdefault(store_id, set()).add(sku)
     left = {
-        i: unanswered_prices(prices, theirs=theirs.get(anchors[store_id], {}), mine=mine.get(store_id, set()))
-        for i, (store_id, prices) in judged.items()
+        i: unanswered_prices(prices, theirs=theirs.get(anchor, {}), mine=mine.get(batches[i].store_id, set()))
+        for i, (anchor, prices) in judged.items()
     }
     return {i: positions for i, positions in left.items() if positions is not None}
 

@@ -5,7 +5,6 @@ when a fact was observed, so a late or repeated event changes nothing already ne
 """
 
 import functools
-from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -24,11 +23,13 @@ from contracts.events.v1 import (
     SubstitutionsChangedPayload,
 )
 from servicekit.kept_reads import KeptReads
-from servicekit.pages import unanswered
+from servicekit.pages import judgeable, unanswered
 from servicekit.unit_of_work import Work
 
 Page = tuple[str, str, list[Sighting]]
 """A batch's chain, store and prices."""
+OwnRead = tuple[frozenset[str], dict[tuple[str, str], Shelf]]
+"""Members' own current prices read, by (store, sku), and which members they are of."""
 _SHELF, _SEEN = itemgetter(0), itemgetter(1)
 
 
@@ -89,7 +90,7 @@ async def fold_prices(
     """
     kept = anchor_shelves if anchor_shelves is not None else KeptReads[Shelf]()
     anchor_of = await uow.repo.anchors_of(sorted({(batch.chain, batch.store_id) for batch in batches}))
-    pages = await _left_by_columns(uow.repo, batches, anchor_of, kept)
+    pages, own_read = await _left_by_columns(uow.repo, batches, anchor_of, kept)
     # The newest sighting of each key is its current price; a key seen more than once in the
     # batches (rare) also keeps its other sightings, which history folds in arrival order.
     newest: dict[Key, Sighting] = {}
@@ -107,7 +108,7 @@ async def fold_prices(
     # The newest sightings merge in the database: a newer one extends or ends its key's current
     # run there. Only the keys it left (an older sighting) and those seen more than once are
     # folded here, each from its history before the batch and in arrival order, as one by one.
-    answered = await _answered_by_anchors(uow.repo, pages, newest, again.keys(), anchor_of, kept)
+    answered = await _answered_by_anchors(uow.repo, pages, newest, again.keys(), anchor_of, kept, own_read)
     rows = [price_row(key[0], key[1], o) for key, o in newest.items() if key not in answered]
     seen_before = await uow.repo.histories(list(again)) if again else {}
     late = await uow.repo.save_prices(rows)
@@ -152,59 +153,49 @@ async def _left_by_columns(
     batches: Sequence[PricesScrapedPayload],
     anchor_of: Mapping[tuple[str, str], str],
     kept: KeptReads[Shelf],
-) -> list[Page]:
-    """Return the batches' prices left to judge one by one: of a member's page seen at once, only
-    those its anchor may not answer (`unanswered_prices`).
-
-    A member seen twice in the batches, or whose anchor's prices they bring, goes price by price.
+) -> tuple[list[Page], dict[str, OwnRead]]:
+    """Return the batches' prices left to judge one by one: of a member's page judged a column at
+    a time (`servicekit.pages.judgeable`), only those its anchor may not answer
+    (`unanswered_prices`); and, by chain, the members' own prices read for it.
     """
-    listed = Counter((batch.chain, batch.store_id) for batch in batches)
-    judged = {
-        i: batch
-        for i, batch in enumerate(batches)
-        if batch.prices is not None
-        and (anchor := anchor_of.get((batch.chain, batch.store_id))) is not None
-        and listed[batch.chain, batch.store_id] == 1
-        and (batch.chain, anchor) not in listed
-    }
-    left: dict[int, list[int] | None] = {}
-    for chain in sorted({batch.chain for batch in judged.values()}):
-        members = {i: batch for i, batch in judged.items() if batch.chain == chain}
+    judged = judgeable(batches, lambda chain, store_id: anchor_of.get((chain, store_id)))
+    left: dict[int, list[int]] = {}
+    read: dict[str, OwnRead] = {}
+    for chain in sorted({batches[i].chain for i in judged}):
+        members = {i: judged[i] for i in judged if batches[i].chain == chain}
         wanted: dict[str, set[str]] = {}
-        for batch in members.values():
-            assert batch.prices is not None  # judged holds pages of columns only
-            wanted.setdefault(anchor_of[chain, batch.store_id], set()).update(batch.prices.sku)
+        for anchor, prices in members.values():
+            wanted.setdefault(anchor, set()).update(prices.sku)
         theirs = await kept.stores(
             chain,
             wanted,
             marks=functools.partial(_marks, repo, chain),
             rows=functools.partial(_shelves, repo, chain),
         )
-        mine: dict[str, set[str]] = {}
+        stores = frozenset(batches[i].store_id for i in members)
         own = await repo.current_shelves(
-            chain=chain,
-            store_ids=sorted({batch.store_id for batch in members.values()}),
-            skus=sorted(set().union(*wanted.values())),
+            chain=chain, store_ids=sorted(stores), skus=sorted(set().union(*wanted.values()))
         )
+        read[chain] = (stores, own)
+        mine: dict[str, set[str]] = {}
         for store_id, sku in own:
             mine.setdefault(store_id, set()).add(sku)
-        for i, batch in members.items():
-            assert batch.prices is not None
-            left[i] = unanswered_prices(
-                batch.prices,
-                theirs=theirs.get(anchor_of[chain, batch.store_id], {}),
-                mine=mine.get(batch.store_id, set()),
+        for i, (anchor, prices) in members.items():
+            positions = unanswered_prices(
+                prices, theirs=theirs.get(anchor, {}), mine=mine.get(batches[i].store_id, set())
             )
+            if positions is not None:
+                left[i] = positions
     pages: list[Page] = []
     for i, batch in enumerate(batches):
         positions = left.get(i)
-        if i in left and positions is not None:
-            if positions:  # a page its anchor answered in part
-                sightings = batch.sightings()
-                pages.append((batch.chain, batch.store_id, [sightings[p] for p in positions]))
-        else:
-            pages.append((batch.chain, batch.store_id, batch.sightings()))
-    return pages
+        if positions == []:
+            continue  # a page its anchor answered whole
+        sightings = batch.sightings()
+        if positions is not None:  # answered in part: the rest
+            sightings = [sightings[p] for p in positions]
+        pages.append((batch.chain, batch.store_id, sightings))
+    return pages, read
 
 
 async def _answered_by_anchors(
@@ -214,11 +205,13 @@ async def _answered_by_anchors(
     again: Collection[Key],
     anchor_of: Mapping[tuple[str, str], str],
     kept: KeptReads[Shelf],
+    own_read: Mapping[str, OwnRead],
 ) -> set[Key]:
     """Return the members' newest sightings that their anchor answers (domain.answering).
 
     A member's own price that such a sighting replaces (an exception that no longer holds) ends.
     A key seen more than once in the batches takes the general path: it is never answered.
+    `own_read`: members' own prices already read, by chain (of the pages judged a column at a time).
     """
     answered: set[Key] = set()
     ended: list[Key] = []
@@ -227,8 +220,12 @@ async def _answered_by_anchors(
         if not members:
             continue
         skus = sorted({o.sku for _, _, sightings in members for o in sightings})
-        # Members' own prices (their exceptions, few) are read; their anchors' may be kept.
-        stored = await repo.current_shelves(chain=chain, store_ids=sorted({p[1] for p in members}), skus=skus)
+        # Members' own prices (their exceptions, few) are read, unless read already; their
+        # anchors' may be kept.
+        read, held = own_read.get(chain, (frozenset(), {}))
+        stored = dict(held)
+        if unread := sorted({p[1] for p in members}.difference(read)):
+            stored |= await repo.current_shelves(chain=chain, store_ids=unread, skus=skus)
         stored |= await kept.read(
             chain,
             {(anchor_of[chain, store_id], o.sku) for _, store_id, sightings in members for o in sightings},

@@ -13,10 +13,10 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from contracts.events.v1 import PricesScrapedPayload
+from contracts.events.v1 import PriceColumns, PricesScrapedPayload
 from servicekit import columns
 from servicekit.db import Connection
-from servicekit.pages import unanswered
+from servicekit.pages import judgeable, unanswered
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +284,7 @@ _SEEN = itemgetter(3)
 
 
 def unanswered_prices(
-    page: PricesScrapedPayload,
+    prices: PriceColumns,
     *,
     theirs: Mapping[str, Shelf] | None,
     mine: Mapping[str, Shelf] | None,
@@ -293,12 +293,11 @@ def unanswered_prices(
 ) -> list[int] | None:
     """Return the positions of a member's page that its anchor may not answer; None to judge it all.
 
-    answered_by_anchors' rule, judged a column at a time (servicekit.pages) for a page of columns:
-    a price is answered when it is the anchor's stored shelf (`theirs`, by sku), fresh and
-    lagging the page by at most `anchor_lag`, and the member holds none of its own (`mine`).
+    answered_by_anchors' rule, judged a column at a time (servicekit.pages): a price is answered
+    when it is the anchor's stored shelf (`theirs`, by sku), fresh and lagging the page by at
+    most `anchor_lag`, and the member holds none of its own (`mine`).
     """
-    prices = page.prices
-    if prices is None or not theirs:
+    if not theirs:
         return None
     count = len(prices.sku)
     return unanswered(
@@ -352,8 +351,7 @@ class PostgresGroupingRepository:
         (`_leave_out_answered`). The rest of a store holding no price yet is copied straight
         into `latest_prices`; the others' into `incoming_prices`, and merged with one statement.
         """
-        listed = Counter((batch.chain, batch.store_id) for batch in batches)
-        stores = sorted(listed)
+        stores = sorted({(batch.chain, batch.store_id) for batch in batches})
         found = await self.conn.fetch(
             """SELECT s.chain, s.store_id, g.anchor_store_id,
                       EXISTS (SELECT FROM stores m
@@ -375,25 +373,23 @@ class PostgresGroupingRepository:
         }
         shelves = await self._members_shelves(batches, anchor_of) if anchor_of else {}
         # Members' pages are judged a column at a time: only the prices their anchor may not
-        # answer become rows. A member seen twice in the call, or whose anchor's prices it
-        # brings, goes price by price.
+        # answer become rows.
+        judged = judgeable(batches, lambda chain, store_id: anchor_of.get((chain, store_id)))
         answered: Counter[tuple[str, str]] = Counter()
         rest: list[PricesScrapedPayload] = []
         left: list[StagedRow] = []
-        for batch in batches:
+        for i, batch in enumerate(batches):
             store = (batch.chain, batch.store_id)
-            anchor = anchor_of.get(store)
-            positions = (
-                unanswered_prices(
-                    batch,
+            positions = None
+            if i in judged:
+                anchor, prices = judged[i]
+                positions = unanswered_prices(
+                    prices,
                     theirs=shelves.get((batch.chain, anchor)),
                     mine=shelves.get(store),
                     fresh_since=fresh_since,
                     anchor_lag=anchor_lag,
                 )
-                if anchor is not None and listed[store] == 1 and (batch.chain, anchor) not in listed
-                else None
-            )
             if positions is None:
                 rest.append(batch)
                 continue

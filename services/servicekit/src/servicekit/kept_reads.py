@@ -85,9 +85,11 @@ class KeptReads(Generic[V]):
             self._keep(scope, current, missing, read)
             for store in {store for store, _ in missing}:
                 kept = self._kept.get((scope, store))
-                # A store without a mark keeps nothing: its rows are answered as read.
+                # A store without a mark (now) keeps nothing: its rows are answered as read.
                 found[store] = (
-                    kept[1] if kept is not None else {sku: read.get((store, sku)) for sku in wanted[store]}
+                    kept[1]
+                    if kept is not None and kept[0] == current.get(store)
+                    else {sku: read.get((store, sku)) for sku in wanted[store]}
                 )
         return found
 

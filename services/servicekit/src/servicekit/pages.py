@@ -8,15 +8,36 @@ only the prices left go the service's per-price way. Each service says what must
 (`shown`, `shelves`) and how late its anchor may be (`lag`, `fresh_since`).
 """
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from itertools import compress
 from operator import eq, gt, not_
 from typing import TypeVar, cast
 
-from contracts.events.v1 import PriceColumns
+from contracts.events.v1 import PriceColumns, PricesScrapedPayload
 
 Row = TypeVar("Row")
+
+
+def judgeable(
+    batches: Sequence[PricesScrapedPayload], anchor_of: Callable[[str, str], str | None]
+) -> dict[int, tuple[str, PriceColumns]]:
+    """Return the members' pages to judge a column at a time, by position, with their anchor.
+
+    A page of columns whose store has an anchor (`anchor_of(chain, store)`), seen once in the
+    batches, and whose anchor's prices are not among them: the per-price way judges the rest (a
+    product seen twice, a member against its anchor's prices of the same batch).
+    """
+    listed = Counter((batch.chain, batch.store_id) for batch in batches)
+    return {
+        i: (anchor, batch.prices)
+        for i, batch in enumerate(batches)
+        if batch.prices is not None
+        and (anchor := anchor_of(batch.chain, batch.store_id)) is not None
+        and listed[batch.chain, batch.store_id] == 1
+        and (batch.chain, anchor) not in listed
+    }
 
 
 def unanswered(
