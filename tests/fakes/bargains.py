@@ -11,6 +11,7 @@ from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChain
 from bargains.repository import Product
 from contracts.events import PriceObservation
 from contracts.events.v1 import PageRef, PricesScrapedPayload, StoreGroupChangedPayload
+from servicekit.sweeps import SeenPage
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +104,12 @@ class InMemoryBargainsRepository:
         chain: str,
         started: Mapping[Key, Sequence[Segment]],
         extended: Mapping[Key, Sequence[Segment]],
+        pages: Sequence[SeenPage | None] = (),
     ) -> None:
-        """Insert new segments and move the end of extended ones; a segment is known by when it starts."""
+        """Insert new segments and move the end of extended ones; a segment is known by when it starts.
+
+        Every end is written: sweeps (`pages`) only spare PostgreSQL's rows their writes.
+        """
         self._mark_changed(chain, [store_id for store_id, _ in (*started, *extended)])
         for (store_id, sku), saved in started.items():
             stored = self.history.setdefault((chain, store_id, sku), {})

@@ -220,3 +220,26 @@ def test_the_cli_archives_lists_and_restores_a_month(stack: Stack, chain: str, t
     absent = runner.invoke(app, ["archive", "restore", *home, *to, "--chain", chain, "--month", "2023-01"])
     assert absent.exit_code == 1
     assert "holds no month 2023-01" in absent.output
+
+
+async def test_a_run_a_sweep_holds_stays_whatever_its_own_end_says(
+    stack: Stack, chain: str, tmp_path: Path
+) -> None:
+    """Its own end is old, but it was last seen when its sweep was: it is still a product's newest run."""
+    (history,) = [t for t in TABLES if t.service == "bargains"]
+    old = START + timedelta(days=10)
+    runs: list[Row] = [
+        (chain, "s1", sku, 250, None, START, old, None, None, None, "each") for sku in ("held", "let-go")
+    ]
+    await _insert(stack, history, runs)
+    conn = await asyncpg.connect(_urls(stack)["bargains"])
+    try:
+        await conn.execute("INSERT INTO sweeps VALUES ($1, 's1', 7, $2)", chain, NOW - timedelta(days=1))
+        await conn.execute("UPDATE history SET sweep = 7 WHERE chain = $1 AND sku = 'held'", chain)
+        archiver = Archiver(ArchiveStore(str(tmp_path / "archive")), connector(_urls(stack)))
+        await archiver.archive(retention_days=90, chains=[chain], now=NOW)
+        left = await conn.fetch("SELECT sku, ends_at FROM runs WHERE chain = $1", chain)
+    finally:
+        await conn.execute("DELETE FROM sweeps WHERE chain = $1", chain)
+        await conn.close()
+    assert [(r["sku"], r["ends_at"]) for r in left] == [("held", NOW - timedelta(days=1))]

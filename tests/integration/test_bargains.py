@@ -268,7 +268,7 @@ def test_replaying_all_events_gives_the_same_history(stack: Stack) -> None:
     async def stored() -> tuple[dict[tuple[str, str, str], tuple[Segment, ...]], set[tuple[str, str]]]:
         conn = await asyncpg.connect(stack.service_process("bargains").env["BARGAINS_DATABASE_URL"])
         try:
-            rows = await conn.fetch("SELECT * FROM history ORDER BY chain, store_id, sku, starts_at")
+            rows = await conn.fetch("SELECT * FROM runs ORDER BY chain, store_id, sku, starts_at")
             placed = await conn.fetch(
                 "SELECT chain, store_id FROM placements WHERE anchor_store_id <> store_id"
             )
@@ -316,7 +316,7 @@ def test_price_counts_agree_with_every_stores_current_price(stack: Stack) -> Non
                 """SELECT * FROM (
                        SELECT chain, sku, (ends_at AT TIME ZONE 'UTC')::date AS seen_on, price_cents,
                               count(*)::int AS stores
-                       FROM (SELECT DISTINCT ON (chain, store_id, sku) * FROM history
+                       FROM (SELECT DISTINCT ON (chain, store_id, sku) * FROM runs
                              ORDER BY chain, store_id, sku, starts_at DESC) AS latest
                        GROUP BY 1, 2, 3, 4) AS counted
                    WHERE seen_on >= $1 ORDER BY 1, 2, 3, 4""",
@@ -653,7 +653,7 @@ def _group(chain: str) -> StoreGroupChangedPayload:
 async def _postgres_projection(conn: asyncpg.Connection, chain: str) -> dict[str, list[tuple[Any, ...]]]:
     """A chain's history, current price counts, bargains and flags, without the chain's name."""
     history = await conn.fetch(
-        """SELECT store_id, sku, price_cents, was_price_cents, starts_at, ends_at FROM history
+        """SELECT store_id, sku, price_cents, was_price_cents, starts_at, ends_at FROM runs
            WHERE chain = $1""",
         chain,
     )

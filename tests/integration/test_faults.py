@@ -418,7 +418,7 @@ def assert_bargains_history_matches(stack: Stack, chain: str, reference: PriceRe
     rows = fetch(
         stack,
         "bargains",
-        """SELECT store_id, sku, price_cents, was_price_cents, starts_at, ends_at FROM history
+        """SELECT store_id, sku, price_cents, was_price_cents, starts_at, ends_at FROM runs
            WHERE chain = $1 ORDER BY store_id, sku, starts_at""",
         chain,
     )

@@ -22,6 +22,8 @@ HISTORY = ArchivedTable(
     key=("chain", "store_id", "sku", "starts_at"),
     # A run is archived once its last sighting is older than the window: the current run stays.
     time_column="ends_at",
+    # A run a sweep holds was last seen when the sweep was (servicekit.sweeps): a product's newest.
+    stays="sweep IS NOT NULL",
     # The historical low looks this far back from the current run's start.
     keeps_at_least=DEFAULT_POLICY.lookback,
     # The history API says from it that older history lies in the archive.

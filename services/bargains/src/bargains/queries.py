@@ -79,7 +79,8 @@ class BargainsQueries:
     async def history(self, *, chain: str, sku: str, store_id: str | None) -> list[HistoryRow]:
         """Return a product's price history, store by store."""
         rows = await self.conn.fetch(
-            """SELECT store_id, price_cents, was_price_cents, starts_at, ends_at FROM history
+            # The history as read: a run a sweep holds ends when the sweep was last seen.
+            """SELECT store_id, price_cents, was_price_cents, starts_at, ends_at FROM runs
                WHERE chain = $1 AND sku = $2 AND ($3::text IS NULL OR store_id = $3)
                ORDER BY store_id, starts_at""",
             chain,

@@ -15,6 +15,7 @@ from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChain
 from contracts.events.v1 import StoreGroupChangedPayload
 from servicekit import columns
 from servicekit.db import Connection
+from servicekit.sweeps import SeenPage, plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,12 @@ class BargainsRepository(Protocol):
         chain: str,
         started: Mapping[Key, Sequence[Segment]],
         extended: Mapping[Key, Sequence[Segment]],
+        pages: Sequence[SeenPage | None] = (),
     ) -> None:
-        """Insert new segments and move the end of extended ones; a segment is known by when it starts."""
+        """Insert new segments and move the end of extended ones; a segment is known by when it starts.
+
+        `pages`: the batch's pages seen whole, whose runs a sweep may carry (servicekit.sweeps).
+        """
         ...
 
     async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:
@@ -164,8 +169,11 @@ class BargainsRepository(Protocol):
         ...
 
 
-_HISTORY_COLUMNS = """h.store_id, h.sku, h.price_cents, h.was_price_cents, h.starts_at, h.ends_at,
-    h.member_price_cents, h.multibuy_quantity, h.multibuy_total_cents, h.sold_by"""
+# A run a sweep holds was last seen when the sweep was, if later than its own end (servicekit.sweeps).
+_HISTORY_COLUMNS = """h.store_id, h.sku, h.price_cents, h.was_price_cents, h.starts_at,
+    GREATEST(h.ends_at, s.seen_at), h.member_price_cents, h.multibuy_quantity, h.multibuy_total_cents,
+    h.sold_by, h.sweep"""
+_SWEPT = "LEFT JOIN sweeps s ON s.chain = h.chain AND s.store_id = h.store_id AND s.page = h.sweep"
 SEGMENT_COLUMNS = (
     "chain",
     "store_id",
@@ -178,6 +186,7 @@ SEGMENT_COLUMNS = (
     "multibuy_quantity",
     "multibuy_total_cents",
     "sold_by",
+    "sweep",
 )
 # The planner takes the unnested ends for a few rows and probes the primary key for each; with
 # table statistics it sometimes hashes the whole history instead (for 25,000 ends of a 1.2 M-row
@@ -191,6 +200,9 @@ class PostgresBargainsRepository:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        # The pages holding the newest runs this transaction read, by chain: save_segments lets go
+        # of those a new run follows, and skips those whose page is seen again unchanged.
+        self._held: dict[str, dict[Key, int]] = {}
 
     async def histories(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
         """Return the price history of (store, sku) pairs of a chain, oldest segment first."""
@@ -203,7 +215,7 @@ class PostgresBargainsRepository:
             # them in order, skipping between the arrays' values. That costs a third of probing
             # the key once per pair (30 against 84 ms for 25,000 pairs, half of them new).
             rows = await self.conn.fetch(
-                f"""SELECT {_HISTORY_COLUMNS} FROM history h
+                f"""SELECT {_HISTORY_COLUMNS} FROM history h {_SWEPT}
                     WHERE h.chain = $1 AND h.store_id = ANY($2::text::text[])
                       AND h.sku = ANY($3::text::text[])""",
                 chain,
@@ -215,23 +227,25 @@ class PostgresBargainsRepository:
             rows = await self.conn.fetch(
                 f"""SELECT {_HISTORY_COLUMNS}
                     FROM unnest($2::text::text[], $3::text::text[]) AS k(store_id, sku)
-                    JOIN history h ON h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku""",
+                    JOIN history h ON h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku
+                    {_SWEPT}""",
                 chain,
                 columns.texts([store_id for store_id, _ in keys]),
                 columns.texts([sku for _, sku in keys]),
             )
-        return _histories_of(rows, wanted)
+        return _histories_of(rows, wanted, self._held.setdefault(chain, {}))
 
     async def store_histories(
         self, *, chain: str, store_ids: Sequence[str]
     ) -> dict[Key, tuple[Segment, ...]]:
         """Return the price history of every product of some stores of a chain, oldest segment first."""
         rows = await self.conn.fetch(
-            f"SELECT {_HISTORY_COLUMNS} FROM history h WHERE h.chain = $1 AND h.store_id = ANY($2::text[])",
+            f"""SELECT {_HISTORY_COLUMNS} FROM history h {_SWEPT}
+                WHERE h.chain = $1 AND h.store_id = ANY($2::text[])""",
             chain,
             list(store_ids),
         )
-        return _histories_of(rows, None)
+        return _histories_of(rows, None, self._held.setdefault(chain, {}))
 
     async def newest_runs(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, Run]:
         """Return the newest run of (store, sku) pairs of a chain (pairs without a history omitted).
@@ -241,10 +255,12 @@ class PostgresBargainsRepository:
         """
         wanted = set(keys)
         rows = await self.conn.fetch(
-            """SELECT store_id, sku, starts_at, price_cents, was_price_cents, ends_at,
-                      member_price_cents, multibuy_quantity, multibuy_total_cents, sold_by
-               FROM history
-               WHERE chain = $1 AND store_id = ANY($2::text::text[]) AND sku = ANY($3::text::text[])""",
+            f"""SELECT h.store_id, h.sku, h.starts_at, h.price_cents, h.was_price_cents,
+                       GREATEST(h.ends_at, s.seen_at), h.member_price_cents, h.multibuy_quantity,
+                       h.multibuy_total_cents, h.sold_by
+                FROM history h {_SWEPT}
+                WHERE h.chain = $1 AND h.store_id = ANY($2::text::text[])
+                  AND h.sku = ANY($3::text::text[])""",
             chain,
             columns.texts(sorted({store_id for store_id, _ in keys})),
             columns.texts(sorted({sku for _, sku in keys})),
@@ -283,6 +299,9 @@ class PostgresBargainsRepository:
             await self.conn.execute(
                 "DELETE FROM history WHERE chain = $1 AND store_id = ANY($2::text[])", chain, list(stores)
             )
+            await self.conn.execute(
+                "DELETE FROM sweeps WHERE chain = $1 AND store_id = ANY($2::text[])", chain, list(stores)
+            )
         if not keys:
             return
         await self.conn.execute(
@@ -299,6 +318,7 @@ class PostgresBargainsRepository:
         chain: str,
         started: Mapping[Key, Sequence[Segment]],
         extended: Mapping[Key, Sequence[Segment]],
+        pages: Sequence[SeenPage | None] = (),
     ) -> None:
         """Insert new segments and move the end of extended ones; a segment is known by when it starts.
 
@@ -306,34 +326,76 @@ class PostgresBargainsRepository:
         of their keys, and none starts when they do. A binary COPY takes half the CPU of an INSERT
         from unnested columns (2.6 against 5.4 us a row, client and server). An extended segment
         only moves its end: an UPDATE by primary key spares the upsert its attempted insert (6.7
-        against 8.7 us a row).
+        against 8.7 us a row). A page seen whole (`pages`) whose runs a sweep holds, all extended
+        to the page's moment, moves its sweep instead (servicekit.sweeps).
         """
+        held = self._held.setdefault(chain, {})
+        sweeping = plan(
+            pages,
+            moved={key: s[-1].ends_at for key, s in extended.items() if key not in started},
+            renewed={key: s[-1].ends_at for key, s in started.items()},
+            held=held,
+        )
         new = [
             (chain, store_id, sku, s.price_cents, s.was_price_cents, s.starts_at, s.ends_at,
              s.label.member_price_cents, s.label.multibuy_quantity, s.label.multibuy_total_cents,
-             s.label.sold_by)
+             s.label.sold_by, sweeping.held.get((store_id, sku)) if s is segments[-1] else None)
             for (store_id, sku), segments in started.items()
             for s in segments
         ]  # fmt: skip
-        ends = [(store_id, sku, s) for (store_id, sku), segments in extended.items() for s in segments]
-        if new or ends:
+        ends = [
+            (key[0], key[1], s.starts_at, s.ends_at, None if key in started else sweeping.held.get(key))
+            for key, segments in extended.items()
+            if key not in sweeping.skipped
+            for s in segments
+        ]
+        if new or extended:
             await self._mark_changed(chain, [store_id for store_id, _ in (*started, *extended)])
+        # A held run that a new one follows is held no more: the sweep's moment, before it moves,
+        # becomes its own end.
+        if let_go := [key for key in started if key in held]:
+            await self.conn.execute(
+                """UPDATE history h SET ends_at = GREATEST(h.ends_at, s.seen_at), sweep = NULL
+                   FROM unnest($2::text::text[], $3::text::text[]) AS k(store_id, sku), sweeps s
+                   WHERE h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku
+                     AND s.chain = h.chain AND s.store_id = h.store_id AND s.page = h.sweep""",
+                chain,
+                columns.texts([store_id for store_id, _ in let_go]),
+                columns.texts([sku for _, sku in let_go]),
+            )
+        # What holds each key's newest run now, for a later save in this transaction.
+        for key in (*let_go, *(key for key in extended if key not in sweeping.skipped)):
+            held.pop(key, None)
+        held.update(sweeping.held)
+        if sweeping.sweeps:
+            await self.conn.execute(
+                """INSERT INTO sweeps (chain, store_id, page, seen_at)
+                   SELECT $1, * FROM unnest($2::text::text[], $3::bigint[], $4::text::timestamptz[])
+                   ORDER BY 1, 2
+                   ON CONFLICT (chain, store_id, page) DO UPDATE SET seen_at = EXCLUDED.seen_at""",
+                chain,
+                columns.texts([store_id for store_id, _ in sweeping.sweeps]),
+                [page for _, page in sweeping.sweeps],
+                columns.instants(list(sweeping.sweeps.values())),
+            )
         if new:
             await self.conn.copy_records_to_table("history", records=new, columns=SEGMENT_COLUMNS)
         if not ends:
             return
         await self.conn.execute(_PROBE_ONLY)
         await self.conn.execute(
-            """UPDATE history h SET ends_at = e.ends_at
+            """UPDATE history h SET ends_at = e.ends_at, sweep = e.sweep
                FROM unnest($2::text::text[], $3::text::text[], $4::text::timestamptz[],
-                           $5::text::timestamptz[]) AS e(store_id, sku, starts_at, ends_at)
+                           $5::text::timestamptz[], $6::bigint[])
+                    AS e(store_id, sku, starts_at, ends_at, sweep)
                WHERE h.chain = $1 AND h.store_id = e.store_id AND h.sku = e.sku
                  AND h.starts_at = e.starts_at""",
             chain,
-            columns.texts([store_id for store_id, _, _ in ends]),
-            columns.texts([sku for _, sku, _ in ends]),
-            columns.instants([s.starts_at for _, _, s in ends]),
-            columns.instants([s.ends_at for _, _, s in ends]),
+            columns.texts([store_id for store_id, _, _, _, _ in ends]),
+            columns.texts([sku for _, sku, _, _, _ in ends]),
+            columns.instants([starts_at for _, _, starts_at, _, _ in ends]),
+            columns.instants([ends_at for _, _, _, ends_at, _ in ends]),
+            [sweep for _, _, _, _, sweep in ends],
         )
         await self.conn.execute(_PLAN_FREELY)
 
@@ -684,17 +746,24 @@ class PostgresBargainsRepository:
         return [bargain_from(r) for r in rows]
 
 
-def _histories_of(rows: Sequence[asyncpg.Record], wanted: set[Key] | None) -> dict[Key, tuple[Segment, ...]]:
-    """Build histories from rows of _HISTORY_COLUMNS, keeping only the wanted pairs (all if None)."""
+def _histories_of(
+    rows: Sequence[asyncpg.Record], wanted: set[Key] | None, held: dict[Key, int]
+) -> dict[Key, tuple[Segment, ...]]:
+    """Build histories from rows of _HISTORY_COLUMNS, keeping only the wanted pairs (all if None).
+
+    The page of a sweep holding a run is noted in `held`.
+    """
     found: dict[Key, list[Segment]] = {}
-    for store_id, sku, price, was, starts_at, ends_at, member, quantity, total, sold_by in rows:
+    for store_id, sku, price, was, starts_at, ends_at, member, quantity, total, sold_by, sweep in rows:
         if wanted is not None and (store_id, sku) not in wanted:
             continue  # a pair of the batch's stores and products that the batch does not hold
+        if sweep is not None:
+            held[store_id, sku] = sweep
         segment = Segment(price, was, starts_at, ends_at, _label(member, quantity, total, sold_by))
-        if (held := found.get((store_id, sku))) is None:
+        if (segments := found.get((store_id, sku))) is None:
             found[store_id, sku] = [segment]
         else:
-            held.append(segment)
+            segments.append(segment)
     # Sorting 25,000 rows by text keys took a quarter of the query in PostgreSQL; most keys
     # have one run, so only those with several are put in order here.
     return {

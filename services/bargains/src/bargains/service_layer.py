@@ -26,6 +26,7 @@ from contracts.events.v1 import (
 )
 from servicekit.kept_reads import KeptReads
 from servicekit.pages import judgeable, unanswered
+from servicekit.sweeps import seen_pages
 from servicekit.unit_of_work import Work
 
 PRODUCER = "bargains"
@@ -257,7 +258,9 @@ async def _fold_chain(
             extended[key] = (last,)
         if appended:
             started[key] = appended
-    await repo.save_segments(chain=chain, started=started, extended=extended)
+    # Pages folded whole may move a sweep instead of their runs' ends (servicekit.sweeps).
+    whole = [page if i not in left else None for i, page in enumerate(seen_pages(batches))]
+    await repo.save_segments(chain=chain, started=started, extended=extended, pages=whole)
     await repo.move_current_prices(
         chain=chain,
         moves=tally_moves(

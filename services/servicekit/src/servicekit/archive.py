@@ -33,6 +33,8 @@ class ArchivedTable:
     chain_column: str = "chain"
     months_table: str | None = None
     """The service's table of (chain, month, archived_at) that its history API reads, if any."""
+    stays: str = "false"
+    """A condition (SQL over the table's columns) on rows that stay whatever their time says."""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -60,6 +62,7 @@ class TableArchive:
                        date_trunc('month', {t.time_column} AT TIME ZONE 'UTC')::date AS month
                 FROM {t.name}
                 WHERE {t.time_column} < $1 AND (cardinality($2::text[]) = 0 OR {t.chain_column} = ANY($2))
+                  AND NOT ({t.stays})
                 ORDER BY 1, 2""",
             before,
             list(chains),
@@ -72,6 +75,7 @@ class TableArchive:
         records = await self.conn.fetch(
             f"""SELECT {", ".join(t.column_names)} FROM {t.name}
                 WHERE {t.chain_column} = $1 AND {t.time_column} >= $2 AND {t.time_column} < $3
+                  AND NOT ({t.stays})
                 ORDER BY {", ".join(t.key)}""",
             chain,
             start,
