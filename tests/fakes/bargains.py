@@ -121,7 +121,7 @@ class InMemoryBargainsRepository:
             for segment in saved:
                 known = stored.get(segment.starts_at)
                 stored[segment.starts_at] = (
-                    segment if known is None else replace(known, ends_at=segment.ends_at)
+                    segment if known is None else known._replace(ends_at=segment.ends_at)
                 )
 
     async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:

@@ -17,7 +17,7 @@ into it first).
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from hashlib import blake2b
 from itertools import repeat
 
@@ -52,7 +52,9 @@ def seen_pages(batches: Sequence[PricesScrapedPayload]) -> list[SeenPage | None]
         if prices is None or prices.observed_at_each is not None or len(set(prices.sku)) != len(prices.sku):
             pages.append(None)
         else:
-            pages.append(SeenPage(batch.store_id, page_of(prices.sku), prices.sku, prices.observed_at))
+            # In datetime.UTC, as sightings carry it: two such moments compare without a call.
+            seen_at = prices.observed_at.astimezone(UTC)
+            pages.append(SeenPage(batch.store_id, page_of(prices.sku), prices.sku, seen_at))
     return pages
 
 

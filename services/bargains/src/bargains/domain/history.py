@@ -14,7 +14,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 SoldBy = Literal["each", "kg"]
 
@@ -32,9 +32,12 @@ class Label:
 NO_LABEL = Label()
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A run of observations of one price, was-price and label, from its first to its last sighting."""
+class Segment(NamedTuple):
+    """A run of observations of one price, was-price and label, from its first to its last sighting.
+
+    A named tuple, not a frozen dataclass: one is built per price folded and per row read, and a
+    tuple is built in a third of the time.
+    """
 
     price_cents: int
     was_price_cents: int | None
