@@ -91,23 +91,29 @@ def _rounds(seed: int) -> list[list[PricesScrapedPayload]]:
     return rounds
 
 
-async def _folded(
-    service: str, chain: str, seed: int, columns: bool, conn: asyncpg.Connection
-) -> dict[str, Any]:
-    """Fold the rounds as rows or as columns; return what the service shows, and rows carried."""
-    # One repository for every batch: what it remembers of held rows must stay true between saves.
-    work = _Work(PostgresBargainsRepository(conn))
-    for batch in _rounds(seed):
-        pages = [p.model_copy(update={"chain": chain}) for p in batch]
-        pages = [_as_columns(p) for p in pages] if columns else pages
-        await bargains.fold_prices(work, pages, now=NOW, policy=Policy())  # type: ignore[arg-type]
-    shown = {
+async def _shown(service: str, chain: str, conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Return what the service shows of the chain now."""
+    return {
         table: sorted(
             (tuple(row) for row in await conn.fetch(f"SELECT {fields} FROM {table} WHERE chain = $1", chain)),
             key=repr,
         )
         for table, fields in SHOWN[service].items()
     }
+
+
+async def _folded(
+    service: str, chain: str, seed: int, columns: bool, conn: asyncpg.Connection
+) -> dict[str, Any]:
+    """Fold the rounds as rows or as columns; return what the service shows after each, and rows carried."""
+    # One repository for every batch: what it remembers of held rows must stay true between saves.
+    work = _Work(PostgresBargainsRepository(conn))
+    shown = []
+    for batch in _rounds(seed):
+        pages = [p.model_copy(update={"chain": chain}) for p in batch]
+        pages = [_as_columns(p) for p in pages] if columns else pages
+        await bargains.fold_prices(work, pages, now=NOW, policy=Policy())  # type: ignore[arg-type]
+        shown.append(await _shown(service, chain, conn))
     unique = {"event_id", "occurred_at", "correlation_id"}
     return {
         "shown": shown,
@@ -126,7 +132,8 @@ async def test_pages_seen_again_fold_through_sweeps_as_prices_one_by_one(
         await rolled_back(stack, service, functools.partial(_folded, service, chain, seed, columns))
         for columns in (False, True)
     ]
-    assert by_columns["shown"] == by_rows["shown"]
+    for after, (columns, rows) in enumerate(zip(by_columns["shown"], by_rows["shown"], strict=True)):
+        assert columns == rows, f"after round {after}"
     assert by_columns["published"] == by_rows["published"]
     assert by_rows["carried"] == 0, "prices one by one are never held"
     assert by_columns["carried"] > 0, "not vacuous: sweeps carried rows' last sightings"

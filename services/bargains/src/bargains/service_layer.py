@@ -7,8 +7,8 @@ BargainsChanged it causes into the outbox) and is given the time: none reads the
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
-from itertools import repeat
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import and_, eq, itemgetter, lt, not_
 
 from bargains.domain.answering import ANCHOR_LAG, Run, answers, label_from, labels
 from bargains.domain.bargains import Policy, may_be_outlier
@@ -26,11 +26,12 @@ from contracts.events.v1 import (
 )
 from servicekit.kept_reads import KeptReads
 from servicekit.pages import judgeable, unanswered
-from servicekit.sweeps import seen_pages
+from servicekit.sweeps import SeenPage, seen_pages
 from servicekit.unit_of_work import Work
 
 PRODUCER = "bargains"
 _SHELF, _ENDS = itemgetter(0, 1, 2), itemgetter(3)
+_SHOWN, _ENDED = itemgetter(0, 1, 4), itemgetter(3)  # a Segment's price, was price and label; its end
 
 
 async def fold_prices(
@@ -183,11 +184,18 @@ async def _fold_chain(
     # One pass for what each key and product took last: a key's category, a product's way of selling.
     categories: dict[Key, str | None] = {}
     sold_by: dict[str, SoldBy] = {}
-    pages: list[tuple[str, list[Sighting]]] = []
+    seen = seen_pages(batches)
+    # Each page's sightings to fold one by one; None for a store's own page seen whole, judged a
+    # column at a time against its histories once they are read (`_extended_unchanged`).
+    pages: list[tuple[str, list[Sighting] | None, int]] = []
     for i, batch in enumerate(batches):
         store_id, category = batch.store_id, batch.page.category if batch.page else None
         positions = left.get(i)
-        if positions is None:
+        sightings: list[Sighting] | None
+        if positions is None and (page := seen[i]) is not None and anchors[store_id] == store_id:
+            sightings = None
+            categories.update(zip(zip(repeat(store_id), page.skus), repeat(category)))
+        elif positions is None:
             sightings = batch.sightings()
         else:  # a member's page its anchor answered in part or whole: the rest, one by one
             every = batch.sightings() if positions else []
@@ -195,11 +203,11 @@ async def _fold_chain(
         if (columns := batch.prices) is not None:
             each: Iterator[SoldBy] = repeat("each")
             sold_by.update(zip(columns.sku, columns.sold_by or each, strict=False))
-        for o in sightings:
+        for o in sightings or ():
             categories[store_id, o.sku] = category
             if columns is None:
                 sold_by[o.sku] = o.sold_by
-        pages.append((store_id, sightings))
+        pages.append((store_id, sightings, i))
     keys = list(categories)  # in the order first seen
     histories = await repo.histories(chain=chain, keys=keys)
     # Members' sightings are compared with their anchors' newest runs: the batch's own, or stored ones.
@@ -212,7 +220,9 @@ async def _fold_chain(
     )
     before = dict(histories)
     dropped: set[Key] = set()  # members' own histories their anchor's price now answers
-    for store_id, sightings in pages:
+    for store_id, sightings, i in pages:
+        if sightings is None:
+            sightings = _extended_unchanged(batches[i], seen[i], histories)
         anchor = anchors[store_id]
         member = anchor != store_id
         for o in sightings:
@@ -259,7 +269,7 @@ async def _fold_chain(
         if appended:
             started[key] = appended
     # Pages folded whole may move a sweep instead of their runs' ends (servicekit.sweeps).
-    whole = [page if i not in left else None for i, page in enumerate(seen_pages(batches))]
+    whole = [page if i not in left else None for i, page in enumerate(seen)]
     await repo.save_segments(chain=chain, started=started, extended=extended, pages=whole)
     await repo.move_current_prices(
         chain=chain,
@@ -271,6 +281,33 @@ async def _fold_chain(
     # A member's sample only counts toward the chain: its anchor's bargains answer for it.
     answering = [key for key in keys if anchors[key[0]] == key[0]]
     await _reassess(uow, chain, answering, histories, categories, now=now, policy=policy)
+
+
+def _extended_unchanged(
+    batch: PricesScrapedPayload, page: SeenPage | None, histories: dict[Key, tuple[Segment, ...]]
+) -> list[Sighting]:
+    """Extend, a column at a time, the histories whose newest run a store's page seen whole shows
+    unchanged and older (as `fold` would); return the page's other sightings, to fold one by one.
+
+    A price seen again unchanged is most of a scrape: judged this way it costs no Python step.
+    """
+    prices = batch.prices
+    if page is None or prices is None:
+        return batch.sightings()
+    keys = list(zip(repeat(page.store_id), page.skus))
+    found = [histories.get(key, ()) for key in keys]
+    if not all(found):  # a product without a history: its first run is folded one by one
+        return batch.sightings()
+    lasts = [history[-1] for history in found]
+    at = page.seen_at
+    shelves = zip(prices.price_cents, prices.was_price_cents or repeat(None), labels(prices), strict=True)
+    same = list(map(and_, map(eq, map(_SHOWN, lasts), shelves), map(lt, map(_ENDED, lasts), repeat(at))))
+    for p in compress(range(len(keys)), same):
+        last = lasts[p]
+        histories[keys[p]] = (*found[p][:-1], Segment(last[0], last[1], last[2], at, last[4]))
+    rest = list(compress(range(len(keys)), map(not_, same)))
+    every = batch.sightings() if rest else []
+    return [every[p] for p in rest]
 
 
 def unanswered_prices(
