@@ -1,13 +1,14 @@
 """Sweeps: a store's page seen whole again moves one row, not the last sighting of each price.
 
-Each service keeps, per store and product, when its current price was last seen, and a price
-seen again unchanged only moves that time: a row updated per price, the cost of a scrape whose
-prices hardly change (and of every round before groups are known). A page of columns seen at
-once names a fixed set of products of one store (`SeenPage.page`, a hash of its skus). Once a
-batch has written each of its products' current rows as seen at the page's time, those rows are
-held by the page's sweep: one row per store and page, whose `seen_at` then stands for their
-last sighting whenever it is later than their own. The next time the page is seen with nothing
-changed, only the sweep moves (`plan` tells which rows need no write).
+A service keeps, per store and product, when its current price was last seen, and a price seen
+again unchanged only moves that time: a row updated per price, the cost of a scrape whose prices
+hardly change (and of every round before groups are known). Bargains holds its runs' ends so.
+A page of columns seen at once names a fixed set of one store's products (`SeenPage.page`, a
+hash of its skus). Once a batch has written each of its products' current rows as seen at the
+page's time, those rows are held by the page's sweep: one row per store and page, whose
+`seen_at` then stands for their last sighting whenever it is later than their own. The next
+time the page is seen with nothing changed, only the sweep moves (`plan` tells which rows need
+no write).
 
 What keeps it true: a sweep moves only when every product of its page was seen unchanged at the
 new time, and a row stops being held when it is written any other way (the service writes it
