@@ -3,7 +3,7 @@
 A sweep moves one row for a page seen again unchanged (servicekit.sweeps). Its rounds here walk
 every way a row is held and let go: a first page, the page again unchanged, a price changed
 (the held run ends, a new one starts held), a late page, a page with a product more, the
-first page again, prices seen over time, the same store twice in a batch. What each service
+first page again, prices seen over time, the same store twice in a batch. What bargains
 shows is compared with the same prices folded one by one (no sweep at all).
 """
 
@@ -28,20 +28,11 @@ from testsupport import rolled_back
 
 pytestmark = pytest.mark.integration
 
-SHOWN = {
-    "bargains": {
-        "runs": "store_id, *",
-        "price_counts": "sku, *",
-        "bargains": "store_id, *",
-        "flags": "store_id, *",
-    },
-}
-"""What each service shows of a chain's prices, as compared (a sweep's rows as read)."""
-CARRIED = {
-    "bargains": """SELECT count(*) FROM history h
-                   JOIN sweeps s ON s.chain = h.chain AND s.store_id = h.store_id AND s.page = h.sweep
-                   WHERE h.chain = $1 AND s.seen_at > h.ends_at""",
-}
+SHOWN = {"runs": "store_id, *", "price_counts": "sku, *", "bargains": "store_id, *", "flags": "store_id, *"}
+"""What bargains shows of a chain's prices, as compared (a sweep's rows as read)."""
+CARRIED = """SELECT count(*) FROM history h
+             JOIN sweeps s ON s.chain = h.chain AND s.store_id = h.store_id AND s.page = h.sweep
+             WHERE h.chain = $1 AND s.seen_at > h.ends_at"""
 """Rows whose last sighting a sweep carries past their own."""
 PAGE = [f"p{i}" for i in range(5)]
 STORES = ("s1", "s2")
@@ -91,21 +82,19 @@ def _rounds(seed: int) -> list[list[PricesScrapedPayload]]:
     return rounds
 
 
-async def _shown(service: str, chain: str, conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """Return what the service shows of the chain now."""
+async def _shown(chain: str, conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Return what bargains shows of the chain now."""
     return {
         table: sorted(
             (tuple(row) for row in await conn.fetch(f"SELECT {fields} FROM {table} WHERE chain = $1", chain)),
             key=repr,
         )
-        for table, fields in SHOWN[service].items()
+        for table, fields in SHOWN.items()
     }
 
 
-async def _folded(
-    service: str, chain: str, seed: int, columns: bool, conn: asyncpg.Connection
-) -> dict[str, Any]:
-    """Fold the rounds as rows or as columns; return what the service shows after each, and rows carried."""
+async def _folded(chain: str, seed: int, columns: bool, conn: asyncpg.Connection) -> dict[str, Any]:
+    """Fold the rounds as rows or as columns; return what bargains shows after each, and rows carried."""
     # One repository for every batch: what it remembers of held rows must stay true between saves.
     work = _Work(PostgresBargainsRepository(conn))
     shown = []
@@ -113,23 +102,20 @@ async def _folded(
         pages = [p.model_copy(update={"chain": chain}) for p in batch]
         pages = [_as_columns(p) for p in pages] if columns else pages
         await bargains.fold_prices(work, pages, now=NOW, policy=Policy())  # type: ignore[arg-type]
-        shown.append(await _shown(service, chain, conn))
+        shown.append(await _shown(chain, conn))
     unique = {"event_id", "occurred_at", "correlation_id"}
     return {
         "shown": shown,
         "published": [e.model_dump(exclude=unique) for e in work.published],
-        "carried": await conn.fetchval(CARRIED[service], chain),
+        "carried": await conn.fetchval(CARRIED, chain),
     }
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("service", sorted(SHOWN))
-async def test_pages_seen_again_fold_through_sweeps_as_prices_one_by_one(
-    stack: Stack, service: str, seed: int
-) -> None:
+async def test_pages_seen_again_fold_through_sweeps_as_prices_one_by_one(stack: Stack, seed: int) -> None:
     chain = f"sweep-{uuid.uuid4().hex[:8]}"
     by_rows, by_columns = [
-        await rolled_back(stack, service, functools.partial(_folded, service, chain, seed, columns))
+        await rolled_back(stack, "bargains", functools.partial(_folded, chain, seed, columns))
         for columns in (False, True)
     ]
     for after, (columns, rows) in enumerate(zip(by_columns["shown"], by_rows["shown"], strict=True)):

@@ -201,15 +201,13 @@ class PostgresBargainsRepository:
         # of those a new run follows, and skips those whose page is seen again unchanged.
         self._held: dict[str, dict[Key, int]] = {}
 
-    async def _swept(
-        self, chain: str, rows: Sequence[asyncpg.Record], sweep: int
-    ) -> dict[tuple[str, int], datetime]:
-        """Return when the sweeps holding any of these rows (page in column `sweep`) were last seen.
+    async def _swept(self, chain: str, rows: Sequence[asyncpg.Record]) -> dict[tuple[str, int], datetime]:
+        """Return when the sweeps holding any of these rows (store first, page last) were last seen.
 
         Read apart and applied here: joined in the history's read, the planner without fresh
         statistics took twice the time of the read alone.
         """
-        stores = {r[0] for r in rows if r[sweep] is not None}
+        stores = {r[0] for r in rows if r[-1] is not None}
         if not stores:
             return {}
         found = await self.conn.fetch(
@@ -248,9 +246,7 @@ class PostgresBargainsRepository:
                 columns.texts([store_id for store_id, _ in keys]),
                 columns.texts([sku for _, sku in keys]),
             )
-        return _histories_of(
-            rows, wanted, await self._swept(chain, rows, 10), self._held.setdefault(chain, {})
-        )
+        return _histories_of(rows, wanted, await self._swept(chain, rows), self._held.setdefault(chain, {}))
 
     async def store_histories(
         self, *, chain: str, store_ids: Sequence[str]
@@ -261,7 +257,7 @@ class PostgresBargainsRepository:
             chain,
             list(store_ids),
         )
-        return _histories_of(rows, None, await self._swept(chain, rows, 10), self._held.setdefault(chain, {}))
+        return _histories_of(rows, None, await self._swept(chain, rows), self._held.setdefault(chain, {}))
 
     async def newest_runs(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, Run]:
         """Return the newest run of (store, sku) pairs of a chain (pairs without a history omitted).
@@ -284,7 +280,7 @@ class PostgresBargainsRepository:
             key = (r[0], r[1])
             if key in wanted and ((held := newest.get(key)) is None or held[2] < r[2]):
                 newest[key] = r
-        swept = await self._swept(chain, list(newest.values()), 10)
+        swept = await self._swept(chain, list(newest.values()))
         return {
             key: Run(r[3], r[4], _label(r[6], r[7], r[8], r[9]), _ends(r[5], swept.get((r[0], r[10]))))
             for key, r in newest.items()
@@ -382,7 +378,7 @@ class PostgresBargainsRepository:
                 columns.texts([sku for _, sku in let_go]),
             )
         # What holds each key's newest run now, for a later save in this transaction.
-        for key in (*let_go, *(key for key in extended if key not in sweeping.skipped)):
+        for key in started.keys() | extended.keys() - sweeping.skipped:
             held.pop(key, None)
         held.update(sweeping.held)
         if sweeping.sweeps:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import compress, repeat
-from operator import and_, eq, itemgetter, lt, not_
+from operator import and_, attrgetter, eq, itemgetter, lt, not_
 
 from bargains.domain.answering import ANCHOR_LAG, Run, answers, label_from, labels
 from bargains.domain.bargains import Policy, may_be_outlier
@@ -30,8 +30,9 @@ from servicekit.sweeps import SeenPage, seen_pages
 from servicekit.unit_of_work import Work
 
 PRODUCER = "bargains"
-_SHELF, _ENDS = itemgetter(0, 1, 2), itemgetter(3)
-_SHOWN, _ENDED = itemgetter(0, 1, 4), itemgetter(3)  # a Segment's price, was price and label; its end
+# What a run and a segment show on the shelf (price, was price, label) and when each was last seen.
+_RUN_SHELF, _RUN_SEEN = itemgetter(0, 1, 2), itemgetter(3)
+_SEGMENT_SHELF, _SEGMENT_SEEN = attrgetter("price_cents", "was_price_cents", "label"), attrgetter("ends_at")
 
 
 async def fold_prices(
@@ -185,15 +186,15 @@ async def _fold_chain(
     categories: dict[Key, str | None] = {}
     sold_by: dict[str, SoldBy] = {}
     seen = seen_pages(batches)
-    # Each page's sightings to fold one by one; None for a store's own page seen whole, judged a
-    # column at a time against its histories once they are read (`_extended_unchanged`).
-    pages: list[tuple[str, list[Sighting] | None, int]] = []
+    # Each page's sightings to fold one by one, or a store's own page seen whole, judged a column
+    # at a time against its histories once they are read (`_extended_unchanged`).
+    pages: list[tuple[PricesScrapedPayload, list[Sighting] | SeenPage]] = []
     for i, batch in enumerate(batches):
         store_id, category = batch.store_id, batch.page.category if batch.page else None
         positions = left.get(i)
-        sightings: list[Sighting] | None
+        sightings: list[Sighting] | SeenPage
         if positions is None and (page := seen[i]) is not None and anchors[store_id] == store_id:
-            sightings = None
+            sightings = page
             categories.update(zip(zip(repeat(store_id), page.skus), repeat(category)))
         elif positions is None:
             sightings = batch.sightings()
@@ -203,11 +204,11 @@ async def _fold_chain(
         if (columns := batch.prices) is not None:
             each: Iterator[SoldBy] = repeat("each")
             sold_by.update(zip(columns.sku, columns.sold_by or each, strict=False))
-        for o in sightings or ():
+        for o in sightings if isinstance(sightings, list) else ():
             categories[store_id, o.sku] = category
             if columns is None:
                 sold_by[o.sku] = o.sold_by
-        pages.append((store_id, sightings, i))
+        pages.append((batch, sightings))
     keys = list(categories)  # in the order first seen
     histories = await repo.histories(chain=chain, keys=keys)
     # Members' sightings are compared with their anchors' newest runs: the batch's own, or stored ones.
@@ -220,9 +221,9 @@ async def _fold_chain(
     )
     before = dict(histories)
     dropped: set[Key] = set()  # members' own histories their anchor's price now answers
-    for store_id, sightings, i in pages:
-        if sightings is None:
-            sightings = _extended_unchanged(batches[i], seen[i], histories)
+    for batch, folded in pages:
+        sightings = _extended_unchanged(batch, folded, histories) if isinstance(folded, SeenPage) else folded
+        store_id = batch.store_id
         anchor = anchors[store_id]
         member = anchor != store_id
         for o in sightings:
@@ -284,7 +285,7 @@ async def _fold_chain(
 
 
 def _extended_unchanged(
-    batch: PricesScrapedPayload, page: SeenPage | None, histories: dict[Key, tuple[Segment, ...]]
+    batch: PricesScrapedPayload, page: SeenPage, histories: dict[Key, tuple[Segment, ...]]
 ) -> list[Sighting]:
     """Extend, a column at a time, the histories whose newest run a store's page seen whole shows
     unchanged and older (as `fold` would); return the page's other sightings, to fold one by one.
@@ -292,7 +293,7 @@ def _extended_unchanged(
     A price seen again unchanged is most of a scrape: judged this way it costs no Python step.
     """
     prices = batch.prices
-    if page is None or prices is None:
+    if prices is None:  # never: a page seen whole came as columns
         return batch.sightings()
     keys = list(zip(repeat(page.store_id), page.skus))
     found = [histories.get(key, ()) for key in keys]
@@ -300,11 +301,17 @@ def _extended_unchanged(
         return batch.sightings()
     lasts = [history[-1] for history in found]
     at = page.seen_at
-    shelves = zip(prices.price_cents, prices.was_price_cents or repeat(None), labels(prices), strict=True)
-    same = list(map(and_, map(eq, map(_SHOWN, lasts), shelves), map(lt, map(_ENDED, lasts), repeat(at))))
+    same = list(
+        map(
+            and_,
+            map(eq, map(_SEGMENT_SHELF, lasts), _shelves(prices)),
+            map(lt, map(_SEGMENT_SEEN, lasts), repeat(at)),
+        )
+    )
     for p in compress(range(len(keys)), same):
         last = lasts[p]
-        histories[keys[p]] = (*found[p][:-1], Segment(last[0], last[1], last[2], at, last[4]))
+        extended = Segment(last.price_cents, last.was_price_cents, last.starts_at, at, last.label)
+        histories[keys[p]] = (*found[p][:-1], extended)
     rest = list(compress(range(len(keys)), map(not_, same)))
     every = batch.sightings() if rest else []
     return [every[p] for p in rest]
@@ -315,15 +322,20 @@ def unanswered_prices(
 ) -> list[int] | None:
     """Return the positions of a member's page its anchor may not answer (`answers`, judged a
     column at a time); None to judge it price by price. `mine`: the member's own histories."""
-    shelves = zip(
-        prices.price_cents,
-        prices.was_price_cents or repeat(None, len(prices.sku)),
-        labels(prices),
-        strict=True,
-    )
     return unanswered(
-        prices, theirs=theirs, mine=mine, shown=_SHELF, seen=_ENDS, shelves=shelves, lag=ANCHOR_LAG
+        prices,
+        theirs=theirs,
+        mine=mine,
+        shown=_RUN_SHELF,
+        seen=_RUN_SEEN,
+        shelves=_shelves(prices),
+        lag=ANCHOR_LAG,
     )
+
+
+def _shelves(prices: PriceColumns) -> Iterator[tuple[int, int | None, Label]]:
+    """Return what each price of a page shows on the shelf: price, was price and label."""
+    return zip(prices.price_cents, prices.was_price_cents or repeat(None), labels(prices), strict=True)
 
 
 async def _left_by_columns(
