@@ -107,11 +107,14 @@ def test_a_manual_rescrape_is_served_and_followed_in_the_scrapers_log(config: St
     """Runs on the story's stack: `rescrape` of an anchor, seen through `logs --follow`; all settles."""
     counts = json.loads(run_cli("counts", "--json", config=config).stdout)
     anchor = next(row for row in counts["stores"] if row["anchor_store_id"] == row["store_id"])
-    argv = [CLI, "logs", "scraper", "--follow", "--lines", "0", "--home", str(config.home)]
+    argv = [CLI, "logs", "scraper", "--follow", "--lines", "1", "--home", str(config.home)]
     follow = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_pump, args=(follow, lines), daemon=True).start()
     try:
+        # The last line comes once --follow has found where the log ends: only then is nothing the
+        # re-scrape writes missed (on a loaded machine the CLI can start slower than a scrape runs).
+        lines.get(timeout=60)
         asked_at = datetime.now(UTC)
         asked = run_cli("rescrape", anchor["chain"], anchor["store_id"], "--json", config=config)
         assert asked.returncode == 0, asked.stderr
@@ -132,7 +135,7 @@ def test_a_manual_rescrape_is_served_and_followed_in_the_scrapers_log(config: St
         assert wait_until(
             lambda: bool(httpx.get(catalogue, params=since, timeout=30).json()["prices"]), timeout=120
         )
-        done = json.loads(_lines_until(lines, '"scrape run done"', timeout=30)[-1])
+        done = json.loads(_lines_until(lines, '"scrape run done"', timeout=120)[-1])
         assert done["status"] == "finished", "--follow printed the scraper's lines as they came"
     finally:
         follow.send_signal(signal.SIGINT)
