@@ -150,10 +150,13 @@ def listings_of(
     policy: Policy,
 ) -> Listing:
     """Judge the current prices of products at stores of a chain, given the chain's medians and others'."""
+    # A price never seen changed, with no median or other chain to judge it against, lists nothing
+    # (`assess`): most prices of a scrape, so they are passed over without a call.
     found = [
         listing
         for (store, sku), history in histories.items()
-        if (
+        if (len(history) > 1 or sku in medians or sku in others)
+        and (
             listing := listing_of(
                 chain,
                 store,
