@@ -142,22 +142,30 @@ async def _price_at(client: httpx.AsyncClient, chain: str, sku: str, store: str)
     return prices[0] if prices else None
 
 
-async def test_a_member_store_is_answered_through_its_anchor_after_pruning(
-    stack: Stack, client: httpx.AsyncClient
-) -> None:
+async def _placed(
+    stack: Stack, client: httpx.AsyncClient, anchor: str, member: str
+) -> tuple[str, dict[str, Any]]:
+    """Price milk at an anchor of a new chain, place a member under it; return the chain and the
+    member's answer once the catalogue gives one."""
     chain, now = _chain(), datetime.now(UTC) - timedelta(minutes=5)
-    # The member's own copy was pruned long ago: only the anchor's prices are current.
     await _publish(
         stack,
         [
             _product(chain, "milk", "Farm Milk 1L", now),
-            _prices(chain, "anchor", {"milk": 310}, now),
-            _group(chain, "g1", 1, "anchor", "member"),
+            _prices(chain, anchor, {"milk": 310}, now),
+            _group(chain, "g1", 1, anchor, member),
         ],
     )
-
-    answer = await _until(lambda: _price_at(client, chain, "milk", "member"))
+    answer = await _until(lambda: _price_at(client, chain, "milk", member))
     assert answer is not None
+    return chain, answer
+
+
+async def test_a_member_store_is_answered_through_its_anchor_after_pruning(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    # The member's own copy was pruned long ago: only the anchor's prices are current.
+    chain, answer = await _placed(stack, client, "anchor", "member")
     assert (answer["store_id"], answer["answered_by"], answer["price_cents"]) == ("member", "anchor", 310)
     assert answer["unit"]["unit_price"]["text"] == "$0.31 per 100mL"
     exported = (await client.get("/v1/export/prices", params={"chain": chain})).json()
@@ -550,3 +558,37 @@ class _InTransaction:
 
     def correlate(self, correlation_id: UUID) -> None:
         pass
+
+
+async def test_a_store_never_priced_is_a_400_naming_it_and_stores_the_catalogue_knows(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    # A member never priced itself is known from its placement.
+    chain, _ = await _placed(stack, client, "s1", "m1")
+
+    refused = [
+        await client.get(f"/v1/products/{chain}/milk", params={"store": f"{chain}:s9"}),
+        await client.get("/v1/bargains", params={"chain": chain, "store": "s9"}),
+        await client.get("/v1/export/prices", params={"chain": chain, "store": "s9"}),
+        await client.post(
+            "/v1/baskets/compare",
+            json={
+                "items": [{"chain": chain, "sku": "milk", "quantity": 1}],
+                "stores": [f"{chain}:s1", f"{chain}:s9"],
+            },
+        ),
+    ]
+    assert [r.status_code for r in refused] == [400, 400, 400, 400]
+    names = [[p["name"] for p in r.json()["invalid-params"]] for r in refused]
+    assert names == [["store"], ["store"], ["store"], ["stores"]]
+    # The reason says which store is unknown and which the catalogue does know.
+    assert all("'s9'" in r.json()["detail"] and "m1, s1" in r.json()["detail"] for r in refused)
+
+    known = await client.post(
+        "/v1/baskets/compare",
+        json={"items": [{"chain": chain, "sku": "milk", "quantity": 1}], "stores": [f"{chain}:m1"]},
+    )
+    assert known.status_code == 200
+    assert known.json()["best_store"] == f"{chain}:m1"
+    exported = await client.get("/v1/export/prices", params={"chain": chain, "store": "m1"})
+    assert [(p["sku"], p["answered_by"]) for p in exported.json()["prices"]] == [("milk", "s1")]

@@ -56,6 +56,15 @@ def test_when_nothing_is_complete_the_split_covering_most_lines_wins() -> None:
     assert result.saving_cents is None
 
 
+def test_no_store_is_the_best_when_none_sells_any_line() -> None:
+    result = compare_basket([line("caviar"), line("truffles", 2)], ["a", "b"], max_stores=2)
+    assert result.best_store is None
+    assert {t.store: t.missing for t in result.per_store} == {
+        "a": ("caviar", "truffles"),
+        "b": ("caviar", "truffles"),
+    }
+
+
 def test_a_store_that_adds_nothing_is_not_counted_as_visited() -> None:
     lines = [line("milk", a=100, b=300), line("bread", a=200, b=250)]
     result = compare_basket(lines, ["a", "b"], max_stores=2)

@@ -85,6 +85,20 @@ async def test_a_bad_parameter_is_a_400_problem_naming_it(path: str, param: str)
     assert param in body["detail"]
 
 
+async def test_a_body_that_is_not_json_is_a_400_naming_the_body_and_where_it_broke() -> None:
+    transport = httpx.ASGITransport(app=_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post(
+            "/v1/baskets/compare", content=b'{"items": [', headers={"Content-Type": "application/json"}
+        )
+
+    assert response.status_code == 400
+    [param] = response.json()["invalid-params"]
+    assert param["name"] == "body"
+    assert param["reason"].startswith("not JSON")
+    assert "at character 11" in param["reason"]
+
+
 @pytest.mark.parametrize("path", ["/v1/nothing-here", "/v1/products/c/milk/extra"])
 async def test_an_unknown_route_under_v1_is_a_404_problem(path: str) -> None:
     response = await _get(_app(), path)

@@ -1,7 +1,7 @@
 """The catalogue's public API under /v1: search, products, baskets, bargains, categories, export."""
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -42,6 +42,20 @@ def parse_store(text: str) -> tuple[str, str]:
     if not sep or not store or not chain:
         raise bad_parameter("store", f"{text!r} is not chain:store_id")
     return chain, store
+
+
+async def known_stores(queries: CatalogueQueries, name: str, stores: Sequence[tuple[str, str]]) -> None:
+    """Refuse stores the catalogue never priced nor placed: a 400 naming `name`, with a few it knows.
+
+    A mistyped store would otherwise be answered as one that sells nothing.
+    """
+    unknown = await queries.unknown_stores(stores)
+    if not unknown:
+        return
+    chain, store = unknown[0]
+    known = await queries.store_ids(chain=chain, limit=3)
+    hint = f"{chain} has {', '.join(known)}, ..." if known else f"no store of {chain!r} is known"
+    raise bad_parameter(name, f"no store {store!r} of {chain!r} has been priced ({hint})")
 
 
 def build_api(
@@ -93,6 +107,7 @@ def build_api(
             known = await queries.products([(chain, sku)])
             if (chain, sku) not in known:
                 raise ProblemError(404, "Not found", f"no product {sku!r} at {chain!r}")
+            await known_stores(queries, "store", asked)
             row = known[chain, sku]
             same = [(chain, sku), *(await queries.identical([(chain, sku)]))[chain, sku]]
             rows = await queries.products(same)
@@ -142,7 +157,9 @@ def build_api(
     @router.post("/baskets/compare")
     async def compare_basket(basket: baskets.BasketRequest) -> baskets.BasketComparison:
         """Price a basket at the stores chosen, identical products across chains, and the cheapest split."""
+        stores = baskets.stores_of(basket)
         async with queries_at() as queries:
+            await known_stores(queries, "stores", stores)
             return await baskets.compare(queries, basket)
 
     @router.get("/bargains")
@@ -159,6 +176,8 @@ def build_api(
         if store is not None and chain is None:
             raise bad_parameter("store", "needs chain: store ids are per chain")
         async with queries_at() as queries:
+            if store is not None and chain is not None:
+                await known_stores(queries, "store", [(chain, store)])
             anchor = (
                 None
                 if store is None or chain is None
@@ -201,6 +220,8 @@ def build_api(
         except cursors.BadCursorError as exc:
             raise bad_parameter("cursor", str(exc)) from None
         async with queries_at() as queries:
+            if store is not None and chain is not None:
+                await known_stores(queries, "store", [(chain, store)])
             chunk = await queries.export_page(
                 chain=chain, store_id=store, observed_since=observed_since, after=after, limit=limit
             )

@@ -103,7 +103,7 @@ class BasketComparison(View):
 
 async def compare(queries: CatalogueQueries, request: BasketRequest) -> BasketComparison:
     """Price the basket at each store, with substitutes for what is missing, and find the cheapest split."""
-    stores = [_store(text) for text in request.stores]
+    stores = stores_of(request)
     items: list[Product] = [(i.chain, i.sku) for i in request.items]
     if len(set(items)) != len(items):
         raise bad_parameter("items", "each product may appear once (add up its quantities instead)")
@@ -182,6 +182,11 @@ def _offer(answer: Answer, product: str) -> basket.Offer:
     if price.multibuy_quantity and price.multibuy_total_cents is not None:
         deal = basket.MultiBuy(price.multibuy_quantity, price.multibuy_total_cents)
     return basket.Offer(price.price_cents, product, deal)
+
+
+def stores_of(request: BasketRequest) -> list[tuple[str, str]]:
+    """Return the stores a basket is to be priced at, as (chain, store id)."""
+    return [_store(text) for text in request.stores]
 
 
 def _store(text: str) -> tuple[str, str]:

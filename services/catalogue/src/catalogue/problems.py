@@ -52,6 +52,11 @@ def _from_validation(exc: RequestValidationError) -> ProblemError:
     params = []
     for error in exc.errors():
         where = [str(part) for part in error["loc"]]
+        if error["type"] == "json_invalid":
+            # ("body", 0): the second part is where in the text the JSON broke, not a field.
+            at = f" at character {where[1]}" if len(where) > 1 else ""
+            params.append({"name": "body", "reason": f"not JSON: {error['msg']}{at}"})
+            continue
         # ("query", "limit") names the parameter; a body error keeps its path inside the body.
         name = ".".join(where[1:]) if len(where) > 1 else ".".join(where)
         params.append({"name": name or "body", "reason": str(error["msg"])})

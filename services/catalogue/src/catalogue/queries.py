@@ -104,6 +104,32 @@ class CatalogueQueries:
         )
         return anchor or store_id
 
+    async def unknown_stores(self, stores: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Return those of these stores (chain, store id) the catalogue never priced nor placed, in order."""
+        if not stores:
+            return []
+        rows = await self.conn.fetch(
+            """SELECT k.chain, k.store_id FROM unnest($1::text[], $2::text[]) AS k(chain, store_id)
+               WHERE NOT EXISTS (SELECT FROM stores s WHERE s.chain = k.chain AND s.store_id = k.store_id)
+                 AND NOT EXISTS (SELECT FROM placements p
+                                 WHERE p.chain = k.chain AND p.store_id = k.store_id)""",
+            [c for c, _ in stores],
+            [s for _, s in stores],
+        )
+        unknown = {(r["chain"], r["store_id"]) for r in rows}
+        return [store for store in stores if store in unknown]
+
+    async def store_ids(self, *, chain: str, limit: int) -> list[str]:
+        """Return the first store ids of a chain the catalogue knows, in order (a hint for a wrong one)."""
+        rows = await self.conn.fetch(
+            """SELECT store_id FROM (SELECT store_id FROM stores WHERE chain = $1
+                                     UNION SELECT store_id FROM placements WHERE chain = $1) s
+               ORDER BY store_id LIMIT $2""",
+            chain,
+            limit,
+        )
+        return [r["store_id"] for r in rows]
+
     async def products(self, products: Sequence[Product]) -> dict[Product, ProductRow]:
         """Return the products known among these."""
         if not products:

@@ -121,6 +121,8 @@ def compare_basket(lines: Sequence[Line], stores: Sequence[str], *, max_stores: 
     order = {store: position for position, store in enumerate(stores)}
     per_store = tuple(_at_store(lines, store) for store in stores)
     best_store = min(per_store, key=lambda t: (len(t.missing), t.total_cents, order[t.store]), default=None)
+    if best_store is not None and best_store.missing and not best_store.purchases:
+        best_store = None  # no store sells any of it: none is the best
     best_split = _best_split(lines, stores, max_stores, order)
     saving = None
     if best_store is not None and best_split is not None and best_store.complete and best_split.complete:
