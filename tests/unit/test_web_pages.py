@@ -96,6 +96,17 @@ def test_bad_state_in_a_link_is_a_page_saying_what_is_wrong(
     assert "<h1>" in answer.text
 
 
+def test_a_bad_parameter_or_an_unknown_address_is_a_page_not_json(client: TestClient) -> None:
+    bad = client.get("/bargains", params={"kind": "cheap"})
+    assert bad.status_code == 400
+    assert bad.headers["content-type"].startswith("text/html")
+    assert "kind: Input should be" in bad.text
+    missing = client.get("/no/such/page")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "nothing lives at /no/such/page" in missing.text
+
+
 def test_a_bad_basket_form_is_refused(client: TestClient) -> None:
     answer = client.post("/basket", data={"chain": "coles", "sku": "1", "quantity": "lots"})
     assert answer.status_code == 400

@@ -6,7 +6,7 @@ cookie, so the browser remembers it; no page needs JavaScript to work.
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from importlib.resources import files
@@ -15,7 +15,9 @@ from urllib.parse import parse_qs, urlencode
 
 import httpx
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from catalogue import baskets
@@ -108,8 +110,8 @@ def _cookie(request: Request, name: str, parse: Callable[[str | None], T], empty
 
 def build_web(*, db: Database, clock: Clock, settings: CatalogueSettings, metrics: Metrics) -> APIRouter:
     """Create the web page's routes: shoppers' pages, operators' pages and the static assets."""
-    router = APIRouter(include_in_schema=False)
     env = _environment()
+    router = APIRouter(include_in_schema=False, route_class=_page_route(env))
     assets = _static_files()
     freshness = timedelta(days=settings.freshness_days)
     urls = {
@@ -221,7 +223,37 @@ def build_web(*, db: Database, clock: Clock, settings: CatalogueSettings, metric
         """Show each service's health, counts and consumer lag, failures by reason, the latest runs."""
         return await _guarded(request, env, lambda: _pipeline(page_of(request), services, metrics, clock))
 
+    # Registered last, after the API's routes: an address no route took is a page saying so, not
+    # Starlette's JSON (a shopper follows a stale link with a browser).
+    @router.get("/{path:path}")
+    async def no_such_page(request: Request, path: str) -> Response:
+        """Say that nothing lives at this address."""
+        return _error(env, request, 404, "No such page", f"nothing lives at /{path}: search, or start again")
+
     return router
+
+
+def _page_route(env: Environment) -> type[APIRoute]:
+    """Return a route class whose bad parameters are answered by a page naming them, not by JSON."""
+
+    class PageRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            """Wrap FastAPI's handler so a rejected parameter is an error page."""
+            handler = super().get_route_handler()
+
+            async def route(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except RequestValidationError as exc:
+                    wrong = "; ".join(
+                        f"{'.'.join(str(p) for p in error['loc'][1:])}: {error['msg']}"
+                        for error in exc.errors()
+                    )
+                    return _error(env, request, 400, "That request cannot be answered", wrong)
+
+            return route
+
+    return PageRoute
 
 
 class _RequestError(Exception):
