@@ -64,26 +64,42 @@ def _from_validation(exc: RequestValidationError) -> ProblemError:
     return ProblemError(400, "Bad parameter", detail, invalid_params=params)
 
 
-class ProblemRoute(APIRoute):
-    """A route whose every 4xx (bad parameters, throttling, not found) is problem+json."""
+Answer = Callable[[Request, Exception], Response]
+"""Turns an exception a route's handler raised into a response, or raises it again."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """Wrap FastAPI's handler so errors become problem details."""
-        handler = super().get_route_handler()
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                return problem_response(_from_validation(exc))
-            except ProblemError as exc:
-                return problem_response(exc)
-            except HTTPException as exc:
-                if exc.status_code >= 500:
-                    raise
-                return problem_response(ProblemError(exc.status_code, "Request refused", str(exc.detail)))
+def answering_route(answer: Answer) -> type[APIRoute]:
+    """Return a route class whose handler's exceptions `answer` turns into responses."""
 
-        return route
+    class AnsweringRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            """Wrap FastAPI's handler so that its errors are answered."""
+            handler = super().get_route_handler()
+
+            async def route(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as exc:
+                    return answer(request, exc)
+
+            return route
+
+    return AnsweringRoute
+
+
+def _as_problem(_request: Request, exc: Exception) -> Response:
+    """Answer bad parameters, refusals and 4xx as problem details; raise anything else again."""
+    if isinstance(exc, RequestValidationError):
+        return problem_response(_from_validation(exc))
+    if isinstance(exc, ProblemError):
+        return problem_response(exc)
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        return problem_response(ProblemError(exc.status_code, "Request refused", str(exc.detail)))
+    raise exc
+
+
+ProblemRoute = answering_route(_as_problem)
+"""A route whose every 4xx (bad parameters, throttling, not found) is problem+json."""
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

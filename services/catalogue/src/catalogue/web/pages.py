@@ -6,7 +6,7 @@ cookie, so the browser remembers it; no page needs JavaScript to work.
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from importlib.resources import files
@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from catalogue import baskets
-from catalogue.problems import ProblemError
+from catalogue.problems import ProblemError, answering_route
 from catalogue.queries import CatalogueQueries, Product, category_tree
 from catalogue.repository import ProductRow
 from catalogue.settings import CatalogueSettings
@@ -236,24 +236,13 @@ def build_web(*, db: Database, clock: Clock, settings: CatalogueSettings, metric
 def _page_route(env: Environment) -> type[APIRoute]:
     """Return a route class whose bad parameters are answered by a page naming them, not by JSON."""
 
-    class PageRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            """Wrap FastAPI's handler so a rejected parameter is an error page."""
-            handler = super().get_route_handler()
+    def answer(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, RequestValidationError):
+            raise exc
+        wrong = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+        return _error(env, request, 400, "That request cannot be answered", wrong)
 
-            async def route(request: Request) -> Response:
-                try:
-                    return await handler(request)
-                except RequestValidationError as exc:
-                    wrong = "; ".join(
-                        f"{'.'.join(str(p) for p in error['loc'][1:])}: {error['msg']}"
-                        for error in exc.errors()
-                    )
-                    return _error(env, request, 400, "That request cannot be answered", wrong)
-
-            return route
-
-    return PageRoute
+    return answering_route(answer)
 
 
 class _RequestError(Exception):
