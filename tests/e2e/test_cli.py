@@ -92,15 +92,16 @@ def test_publish_of_only_bad_rows_fails_and_says_why(config: StackConfig, tmp_pa
     assert result.returncode == 1
     assert _counts(result.stdout) == {"accepted": 0, "quarantined": 3, "duplicates": 0, "events": 0}
     assert "nothing could be published" in result.stdout
+    assert "row 1 quarantined: negative price" in result.stdout
     as_json = run_cli("publish", str(bad), "--chain", "coles", "--store", "1", "--json", config=config)
     assert as_json.returncode == 1
-    assert json.loads(as_json.stdout) == {
-        "file": str(bad),
-        "accepted": 0,
-        "quarantined": 3,
-        "duplicates": 0,
-        "events": 0,
-    }
+    answer = json.loads(as_json.stdout)
+    problems = answer.pop("problems")
+    assert answer == {"file": str(bad), "accepted": 0, "quarantined": 3, "duplicates": 0, "events": 0}
+    # Each refused row by its place in the file, with the reason the scraper quarantined it for.
+    assert [p["row"] for p in problems] == [1, 2, 3]
+    assert [p["reason"] for p in problems][0::2] == ["negative price", "missing sku"]
+    assert "not JSON" in problems[1]["reason"]
 
 
 def test_a_manual_rescrape_is_served_and_followed_in_the_scrapers_log(config: StackConfig) -> None:

@@ -263,7 +263,19 @@ async def test_bad_rows_are_quarantined_and_duplicates_skipped(stack: Stack, tmp
     body = {"rows": rows, "chain": "testchain", "store_id": "q1", "source": "import"}
     url = f"{_scraper(stack)}/v1/observations"
     first = httpx.post(url, json=body, headers=auth).json()
-    assert first == {"accepted": 1, "quarantined": 4, "duplicates": 0, "events": 1}
+    assert first == {
+        "accepted": 1,
+        "quarantined": 4,
+        "duplicates": 0,
+        "events": 1,
+        # The sender learns which rows were refused and why, by their index in `rows`.
+        "problems": [
+            {"row": 1, "reason": "negative price"},
+            {"row": 2, "reason": "missing sku"},
+            {"row": 3, "reason": "unknown unit 'parsecs'"},
+            {"row": 4, "reason": "timestamp has no timezone"},
+        ],
+    }
     again = httpx.post(url, json=body, headers=auth).json()
     assert again["accepted"] == 0
     assert again["duplicates"] == 1

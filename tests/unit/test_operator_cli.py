@@ -237,7 +237,8 @@ def test_publish_json_gives_the_totals_and_exits_1_when_nothing_was_accepted(
 ) -> None:
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"sku": "1", "price_cents": -3}\n')
-    totals = {"accepted": 0, "quarantined": 1, "duplicates": 0, "events": 0}
+    problems = [{"row": 1, "reason": "negative price"}]
+    totals = {"accepted": 0, "quarantined": 1, "duplicates": 0, "events": 0, "problems": problems}
     monkeypatch.setattr(cli, "publish_file", lambda *args, **kwargs: dict(totals))
 
     result = _invoke("publish", str(rows), "--json", "--home", str(down))
@@ -245,6 +246,23 @@ def test_publish_json_gives_the_totals_and_exits_1_when_nothing_was_accepted(
     assert result.exit_code == FAILED
     assert json.loads(result.stdout) == {"file": str(rows), **totals}
     assert "nothing could be published" in result.stderr
+
+
+def test_publish_names_the_rows_refused_and_why_and_counts_the_rest(
+    down: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"sku": "1", "price_cents": 3}\n')
+    problems = [{"row": 2, "reason": "negative price"}, {"row": 5, "reason": "missing sku"}]
+    totals = {"accepted": 4, "quarantined": 7, "duplicates": 0, "events": 1, "problems": problems}
+    monkeypatch.setattr(cli, "publish_file", lambda *args, **kwargs: dict(totals))
+
+    result = _invoke("publish", str(rows), "--home", str(down))
+
+    assert result.exit_code == 0
+    assert "row 2 quarantined: negative price" in result.stdout
+    assert "row 5 quarantined: missing sku" in result.stdout
+    assert "... and 5 more" in result.stdout
 
 
 def test_a_file_of_no_known_format_is_a_usage_error_and_nothing_is_sent(

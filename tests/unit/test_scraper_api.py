@@ -124,7 +124,7 @@ async def test_ingest_caps_the_body_and_the_rows(client: httpx.AsyncClient, uow:
 async def test_ingest_answers_what_became_of_the_rows(client: httpx.AsyncClient, uow: Uow) -> None:
     ok = await client.post("/v1/observations", json=BODY, headers=AUTH)
     assert ok.status_code == 200, ok.text
-    assert ok.json() == {"accepted": 1, "quarantined": 0, "duplicates": 0, "events": 1}
+    assert ok.json() == {"accepted": 1, "quarantined": 0, "duplicates": 0, "events": 1, "problems": []}
     [event] = uow.published_of(PricesScraped)
     assert event.payload.source == "ingest"
     assert event.payload.sightings()[0].observed_at == NOW, "observed when the route read the clock"

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from contracts.events import PricesScraped, ProductObserved
 from scraper.domain.importers import RawRow
-from scraper.service_layer.ingestion import Ingestor, IngestResult
+from scraper.service_layer.ingestion import Ingestor, IngestResult, RowProblem
 from scraper.telemetry import ScraperCounters
 from tests.fakes.scraper import InMemoryScraperRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
@@ -48,7 +48,13 @@ async def test_bad_rows_are_quarantined_with_their_reason_and_a_repeat_is_a_dupl
     ingestor, uow, metrics = _ingestor()
 
     first = await _ingest(ingestor, rows)
-    assert first == IngestResult(accepted=1, quarantined=4, duplicates=0, events=1)
+    reasons = (
+        RowProblem(1, "negative price"),
+        RowProblem(2, "missing sku"),
+        RowProblem(3, "unknown unit 'parsecs'"),
+        RowProblem(4, "timestamp has no timezone"),
+    )
+    assert first == IngestResult(accepted=1, quarantined=4, duplicates=0, events=1, problems=reasons)
     assert [(q.source, q.reason) for q in uow.repo.quarantined] == [
         ("import", "negative price"),
         ("import", "missing sku"),
@@ -58,7 +64,7 @@ async def test_bad_rows_are_quarantined_with_their_reason_and_a_repeat_is_a_dupl
     assert uow.repo.quarantined[1].raw == rows[2], "the row is kept as it came"
 
     again = await _ingest(ingestor, rows)
-    assert again == IngestResult(accepted=0, quarantined=4, duplicates=1, events=0)
+    assert again == IngestResult(accepted=0, quarantined=4, duplicates=1, events=0, problems=reasons)
     assert len(uow.published) == 1, "nothing goes out the second time"
     assert metrics.get_sample_value("scraper_observations_total") == 1
     assert metrics.get_sample_value("scraper_quarantined_total", {"source": "import"}) == 8
@@ -129,5 +135,6 @@ async def test_rows_of_several_stores_go_out_store_by_store_with_their_products(
 async def test_a_row_without_store_or_chain_is_quarantined() -> None:
     ingestor, uow, _ = _ingestor()
     result = await _ingest(ingestor, [{"sku": "a", "price": 1.0}], chain=None, store=None)
-    assert result == IngestResult(accepted=0, quarantined=1, duplicates=0, events=0)
+    problems = (RowProblem(0, "missing chain"),)
+    assert result == IngestResult(accepted=0, quarantined=1, duplicates=0, events=0, problems=problems)
     assert [q.reason for q in uow.repo.quarantined] == ["missing chain"]

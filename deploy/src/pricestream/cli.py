@@ -407,7 +407,13 @@ def publish(
     if json_out:
         _emit({"file": str(file), **totals})
     else:
-        console.print(summary_table(f"published {file.name}", totals))
+        counts = {key: value for key, value in totals.items() if key != "problems"}
+        console.print(summary_table(f"published {file.name}", counts))
+        for problem in totals["problems"]:
+            console.print(f"  row {problem['row']} quarantined: {problem['reason']}")
+        if totals["quarantined"] > len(totals["problems"]):
+            more = totals["quarantined"] - len(totals["problems"])
+            console.print(f"  ... and {more} more, each in the scraper's quarantine table with its reason")
     if totals["accepted"] == 0:
         _console(json_out).print("[red]nothing could be published[/red]")
         raise typer.Exit(1)

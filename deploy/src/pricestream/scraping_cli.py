@@ -101,6 +101,10 @@ def run_live_scrape(
         console.print(f"wrote {out}: send it in with `pricestream publish {out}`")
 
 
+PROBLEMS_SHOWN = 20
+"""Rejected rows `publish` names with their reason (the scraper quarantines every one, with its own)."""
+
+
 def publish_file(
     stack: Stack,
     console: Console,
@@ -110,8 +114,12 @@ def publish_file(
     store: str | None,
     fmt: str | None,
     batch_size: int,
-) -> dict[str, int]:
-    """Read a file of observations and send it to the scraper's ingest endpoint in batches."""
+) -> dict[str, Any]:
+    """Read a file of observations and send it to the scraper's ingest endpoint in batches.
+
+    Return the counts, and under `problems` the first rejected rows (their place in the file,
+    from 1) with the scraper's reason.
+    """
     try:
         rows = list(read_rows(path.name, path.read_bytes(), fmt=fmt))
     except (OSError, ValueError) as unreadable:
@@ -120,6 +128,7 @@ def publish_file(
     # One time for the whole file, so rows it repeats are duplicates across batches too.
     observed_at = datetime.now(UTC).isoformat()
     totals = {"accepted": 0, "quarantined": 0, "duplicates": 0, "events": 0}
+    problems: list[dict[str, Any]] = []
     url = f"{_scraper_url(stack)}/v1/observations"
     headers = {"Authorization": f"Bearer {stack.ingest_token}"}
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -142,10 +151,12 @@ def publish_file(
                 ) from None
             if response.status_code != 200:
                 raise StackError(f"the scraper refused a batch: {response.status_code} {response.text[:500]}")
-            for key, value in response.json().items():
-                totals[key] += int(value)
+            answer = response.json()
+            for key in totals:
+                totals[key] += int(answer[key])
+            problems += [{"row": start + p["row"] + 1, "reason": p["reason"]} for p in answer["problems"]]
             progress.advance(bar, len(batch))
-    return totals
+    return {**totals, "problems": problems[:PROBLEMS_SHOWN]}
 
 
 def _detail(response: httpx.Response) -> str:

@@ -93,7 +93,7 @@ def build_api(
         return {"stores": [asdict(store) for store in await queries.stores(chain=chain)]}
 
     @router.post("/observations")
-    async def ingest(request: Request, authorization: str | None = Header(default=None)) -> dict[str, int]:
+    async def ingest(request: Request, authorization: str | None = Header(default=None)) -> dict[str, Any]:
         """Validate and publish observations from another scraper (bearer token)."""
         _authorize(settings.ingest_token, authorization)
         body = await _read_capped(request, settings.ingest_max_bytes)

@@ -4,7 +4,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from scraper.domain.categories import CategoryMap
 from scraper.domain.importers import RawRow
@@ -17,17 +17,30 @@ from servicekit.unit_of_work import UnitOfWorkFactory, Work
 IngestSource = Literal["import", "ingest"]
 
 
+PROBLEMS_SHOWN = 20
+"""Rejected rows a result names with their reason (all of them are quarantined, with theirs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """A rejected row: where it was in the batch (from 0) and why."""
+
+    row: int
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """What became of a batch of rows."""
+    """What became of a batch of rows, and why the first rejected ones were."""
 
     accepted: int
     quarantined: int
     duplicates: int
     events: int
+    problems: tuple[RowProblem, ...] = ()
 
-    def as_dict(self) -> dict[str, int]:
-        """Return the counts as a JSON-ready dict."""
+    def as_dict(self) -> dict[str, Any]:
+        """Return the counts and problems as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -68,6 +81,10 @@ class Ingestor:
             for raw in rows
         ]
         rejected = [v for v in verdicts if isinstance(v, Rejected)]
+        # The sender learns why, not only how many: it can mend its rows and send them again.
+        problems = tuple(
+            RowProblem(row, v.reason) for row, v in enumerate(verdicts) if isinstance(v, Rejected)
+        )[:PROBLEMS_SHOWN]
         unique: dict[IngestedPrice, Accepted] = {}
         for verdict in verdicts:
             if isinstance(verdict, Accepted):
@@ -90,7 +107,11 @@ class Ingestor:
         self.counters.quarantined.labels(source).inc(len(rejected))
         self.counters.observations.inc(len(fresh))
         return IngestResult(
-            accepted=len(fresh), quarantined=len(rejected), duplicates=duplicates, events=events
+            accepted=len(fresh),
+            quarantined=len(rejected),
+            duplicates=duplicates,
+            events=events,
+            problems=problems,
         )
 
 
