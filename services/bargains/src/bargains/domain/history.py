@@ -69,7 +69,8 @@ def fold(
 
 def utc_day(at: datetime) -> date:
     """Return the UTC calendar day of a moment: current prices are counted by the day last seen."""
-    return at.astimezone(UTC).date()
+    # Moments read from events and from PostgreSQL are in UTC already: their date is the day.
+    return at.date() if at.tzinfo is UTC else at.astimezone(UTC).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +95,13 @@ def tally_moves(
     moves on), so a price already stale when it arrives, as in an import of old files, or a
     store leaving a stale day costs no row.
     """
-    days: dict[datetime, date] = {}  # a batch's prices share a few moments
 
     def counted(sku: str, history: tuple[Segment, ...]) -> tuple[str, int, date] | None:
         """Return the count a history's store is in: its newest price on the day last seen."""
         if not history:
             return None
         last = history[-1]
-        day = days.get(last.ends_at)
-        if day is None:
-            day = days[last.ends_at] = utc_day(last.ends_at)
+        day = utc_day(last.ends_at)
         return (sku, last.price_cents, day) if day >= read_from else None
 
     net: dict[tuple[str, int, date], int] = {}
