@@ -253,6 +253,10 @@ def test_bad_state_in_a_link_is_a_clear_error_page(stack: Stack) -> None:
     missing = httpx.get(f"{base}/products/coles/no-such-sku")
     assert missing.status_code == 404
     assert "no product" in missing.text
+    # A link naming a product the catalogue does not know keeps the rest, and says which it is.
+    unknown = httpx.get(f"{base}/basket", params={"items": "coles:no-such-sku*1"})
+    assert unknown.status_code == 200
+    assert 'no-such-sku <span class="tag missing">no such product</span>' in unknown.text
 
 
 def test_search_and_product_work_without_javascript(stack: Stack, browser: Browser, shown: Shown) -> None:
