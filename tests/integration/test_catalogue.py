@@ -560,7 +560,7 @@ class _InTransaction:
         pass
 
 
-async def test_a_store_never_priced_is_a_400_naming_it_and_stores_the_catalogue_knows(
+async def test_a_store_never_priced_or_a_product_never_seen_is_a_400_naming_it(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:
     # A member never priced itself is known from its placement.
@@ -583,6 +583,20 @@ async def test_a_store_never_priced_is_a_400_naming_it_and_stores_the_catalogue_
     assert names == [["store"], ["store"], ["store"], ["stores"]]
     # The reason says which store is unknown and which the catalogue does know.
     assert all("'s9'" in r.json()["detail"] and "m1, s1" in r.json()["detail"] for r in refused)
+
+    typo = await client.post(
+        "/v1/baskets/compare",
+        json={
+            "items": [
+                {"chain": chain, "sku": "milk", "quantity": 1},
+                {"chain": chain, "sku": "mlik", "quantity": 1},
+            ],
+            "stores": [f"{chain}:s1"],
+        },
+    )
+    assert typo.status_code == 400
+    assert [p["name"] for p in typo.json()["invalid-params"]] == ["items.1"]
+    assert "no product 'mlik'" in typo.json()["detail"]
 
     known = await client.post(
         "/v1/baskets/compare",

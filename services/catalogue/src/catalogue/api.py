@@ -58,6 +58,14 @@ async def known_stores(queries: CatalogueQueries, name: str, stores: Sequence[tu
     raise bad_parameter(name, f"no store {store!r} of {chain!r} has been priced ({hint})")
 
 
+async def known_products(queries: CatalogueQueries, items: Sequence[baskets.BasketItem]) -> None:
+    """Refuse a basket line whose product the catalogue never saw: a 400 naming the line."""
+    known = await queries.products([(item.chain, item.sku) for item in items])
+    for at, item in enumerate(items):
+        if (item.chain, item.sku) not in known:
+            raise bad_parameter(f"items.{at}", f"no product {item.sku!r} at {item.chain!r}")
+
+
 def build_api(
     *, db: Database, clock: Clock, freshness: timedelta, throttle: Throttle, page_max: int
 ) -> APIRouter:
@@ -159,6 +167,7 @@ def build_api(
         """Price a basket at the stores chosen, identical products across chains, and the cheapest split."""
         stores = baskets.stores_of(basket)
         async with queries_at() as queries:
+            await known_products(queries, basket.items)
             await known_stores(queries, "stores", stores)
             return await baskets.compare(queries, basket)
 
