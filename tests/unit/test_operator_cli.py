@@ -1,5 +1,7 @@
 """The operator CLI in process: --json, --version, exit codes, PRICESTREAM_HOME, completion, logs."""
 
+import asyncio
+import gc
 import itertools
 import json
 import time
@@ -45,6 +47,38 @@ def test_version_names_the_package_and_the_contracts() -> None:
     assert result.stdout.startswith("pricestream 0.")
     assert "contracts " in result.stdout
     assert f"{len(TOPICS)} topics" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("topics",), ("dlq", "list")])
+def test_the_broker_down_leaves_one_error_and_no_unclosed_client_behind(
+    args: tuple[str, ...], down: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    unclosed: list[dict[str, Any]] = []
+
+    def handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        unclosed.append(context)
+
+    # aiokafka reports a client never stopped to the event loop's handler when it is collected.
+    policy = asyncio.get_event_loop_policy()
+    original = policy.new_event_loop
+
+    def new_event_loop() -> asyncio.AbstractEventLoop:
+        loop = original()
+        loop.set_exception_handler(handler)
+        return loop
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(policy, "new_event_loop", new_event_loop)
+        result = _invoke(*args, "--home", str(down))
+        code, stderr = result.exit_code, result.stderr
+        # The result holds the error's traceback, and so the client: let both go, then collect.
+        del result
+        gc.collect()
+
+    assert code == UNREACHABLE
+    assert "is the stack up?" in stderr
+    assert [c["message"] for c in unclosed] == [], "every client was stopped"
+    assert not [r for r in caplog.records if r.name.startswith("aiokafka")], "the CLI says it once"
 
 
 @pytest.mark.parametrize(

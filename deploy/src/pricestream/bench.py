@@ -172,8 +172,8 @@ async def _raw_broker(bootstrap: str, count: int) -> dict[str, Any]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=10_000
     )
-    await consumer.start()
     try:
+        await consumer.start()
         parts = await partitions_of(consumer, name)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
@@ -429,12 +429,16 @@ async def _bargains_from_now(bootstrap: str) -> AIOKafkaConsumer:
     # The local broker holds a fetch for its whole wait even when records have arrived: a short
     # one, so that the listener does not add aiokafka's default half second to the latency.
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
-    await consumer.start()
-    parts = await partitions_of(consumer, BARGAINS.name)
-    consumer.assign(parts)
-    await consumer.seek_to_end(*parts)
-    for part in parts:
-        await consumer.position(part)
+    try:
+        await consumer.start()
+        parts = await partitions_of(consumer, BARGAINS.name)
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for part in parts:
+            await consumer.position(part)
+    except BaseException:
+        await consumer.stop()
+        raise
     return consumer
 
 

@@ -6,6 +6,7 @@ unreachable. `--json` commands print one JSON document on stdout and their progr
 
 import asyncio
 import json
+import logging
 from dataclasses import asdict
 from datetime import datetime
 from importlib.metadata import version
@@ -109,6 +110,8 @@ def _options(
 
     Exit codes: 0 ok, 1 a check failed, 2 usage, 3 the stack or a dependency is unreachable.
     """
+    # The Kafka client logs each failed connection itself; the CLI says what failed once, and why.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def _report(line: str) -> None:

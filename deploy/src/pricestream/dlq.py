@@ -41,8 +41,8 @@ async def list_dead_letters(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=16 * 1024 * 1024
     )
-    await consumer.start()
     try:
+        await consumer.start()
         for dlq in wanted:
             tps = await partitions_of(consumer, dlq)
             starts = await consumer.beginning_offsets(tps) if tps else {}
@@ -91,10 +91,10 @@ async def replay(bootstrap: str, topic: str) -> int:
         max_partition_fetch_bytes=16 * 1024 * 1024,
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 * 1024 * 1024)
-    await consumer.start()
-    await producer.start()
     sent: set[tuple[str, str]] = set()
     try:
+        await consumer.start()
+        await producer.start()
         tps = await partitions_of(consumer, dlq)
         starts = await consumer.beginning_offsets(tps) if tps else {}
         ends = await high_watermarks(bootstrap, dict(starts))

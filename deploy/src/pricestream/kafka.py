@@ -159,8 +159,8 @@ async def high_watermarks(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50
     )
-    await consumer.start()
     try:
+        await consumer.start()
         consumer.assign(list(positions))
         for tp, offset in positions.items():
             consumer.seek(tp, offset)
@@ -177,8 +177,8 @@ async def high_watermarks(
 async def describe_topics(bootstrap_servers: str, names: list[str]) -> list[TopicInfo]:
     """Return partitions and message counts (end minus start offsets) of existing topics."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
-    await consumer.start()
     try:
+        await consumer.start()
         infos = []
         for name in names:
             tps = await partitions_of(consumer, name)
@@ -199,8 +199,8 @@ async def holds_messages(bootstrap_servers: str, names: list[str]) -> bool:
     whenever a partition holds anything, which is all this asks.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
-    await consumer.start()
     try:
+        await consumer.start()
         tps = [tp for name in names for tp in await partitions_of(consumer, name)]
         if not tps:
             return False
@@ -214,9 +214,9 @@ async def holds_messages(bootstrap_servers: str, names: list[str]) -> bool:
 async def read_events(bootstrap_servers: str, topic: str) -> list[tuple[int, Event]]:
     """Return every event a topic holds with its offset, partition after partition, each in order."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
     found: list[tuple[int, Event]] = []
     try:
+        await consumer.start()
         tps = await partitions_of(consumer, topic)
         starts = await consumer.beginning_offsets(tps) if tps else {}
         ends = await high_watermarks(bootstrap_servers, dict(starts))
@@ -254,8 +254,8 @@ async def consumer_lag(bootstrap_servers: str, groups: dict[str, list[str]]) -> 
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
         )
-        await consumer.start()
         try:
+            await consumer.start()
             for name in topics:
                 tps = await partitions_of(consumer, name)
                 commits[(group, name)] = {tp: (await consumer.committed(tp)) or 0 for tp in tps}

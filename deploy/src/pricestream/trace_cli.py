@@ -151,8 +151,8 @@ async def _read_correlated(bootstrap_servers: str, topic: str, correlation_id: U
     wanted = str(correlation_id).encode()
     found: list[Event] = []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = await partitions_of(consumer, topic)
         if not partitions:
             return []
