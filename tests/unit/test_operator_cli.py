@@ -88,6 +88,7 @@ def test_the_broker_down_leaves_one_error_and_no_unclosed_client_behind(
         ("status", "--no-such-option"),
         ("scrape", "--scope", "everything"),
         ("scrape", "--live", "--chain", "coles", "--store", "1", "--json"),
+        ("scrape", "--live", "--chain", "aldi", "--store", "1"),
         ("logs",),
         ("up", "--replicas", "grouping=x"),
     ],
@@ -508,3 +509,29 @@ def test_a_bench_plan_out_of_range_is_refused_before_any_stack_starts(
     assert result.exit_code == USAGE
     assert f"Invalid value for '{option}'" in result.stderr
     assert started == [], "no stack was started"
+
+
+@pytest.mark.parametrize(
+    ("gold", "says"),
+    [
+        ("left_sku,right_sku,level\n", "no pairs after its header"),
+        ("sku,price\n1,2.5\n", "line 2: expected left_sku,right_sku,level"),
+    ],
+)
+def test_match_refuses_a_gold_file_without_pairs_before_matching_anything(
+    gold: str, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = tmp_path / "gold.csv"
+    pairs.write_text(gold)
+    products = tmp_path / "products.jsonl"
+    products.write_text('{"sku": "1", "name": "Milk 1L", "price": 1.5}\n')
+    # The encoder is never asked: the bad file is refused first.
+    monkeypatch.setattr(cli, "sentence_encoder", lambda: None)
+
+    result = _invoke(
+        "match", str(products), str(products), "--gold", str(pairs), "--out", str(tmp_path / "m.csv")
+    )
+
+    assert result.exit_code == USAGE
+    assert says in result.stderr
+    assert not (tmp_path / "m.csv").exists()

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pricestream.processes import StackError, UnreachableError
+from pricestream.processes import StackError, StackUsageError, UnreachableError
 from pricestream.stack import Stack
 from scraper.domain.importers import read_rows
 
@@ -67,6 +67,12 @@ def run_match(
     from substitutions.domain.matching import Policy
     from substitutions.offline import match_lists, ranked_by_left, read_gold, read_products
 
+    # The labelled pairs are read first: a bad file is refused before minutes of matching.
+    try:
+        pairs = read_gold(gold) if gold is not None else None
+        further = read_gold(acceptable) if acceptable is not None else None
+    except ValueError as exc:
+        raise StackUsageError(str(exc)) from None
     left, skipped_left = read_products(left_path, read_rows)
     right, skipped_right = read_products(right_path, read_rows)
     if {d.chain for d in left} & {d.chain for d in right}:
@@ -87,9 +93,8 @@ def run_match(
         candidates = match_lists(left, right, encoder=encoder, policy=policy or Policy(), progress=report)
     seconds = time.perf_counter() - started
     _write(out, candidates)
-    further = read_gold(acceptable) if acceptable is not None else None
     ranked = ranked_by_left(candidates)
-    scores = evaluate(read_gold(gold), ranked, k=k, acceptable=further) if gold is not None else []
+    scores = evaluate(pairs, ranked, k=k, acceptable=further) if pairs is not None else []
     return MatchReport(len(left), len(right), len(candidates), seconds, scores)
 
 

@@ -74,6 +74,9 @@ def run_live_scrape(
 ) -> None:
     """Read pages of one store from a real chain's site and show what they hold (StackError when it fails)."""
 
+    if chain not in SITES:
+        raise StackUsageError(f"live mode speaks {' or '.join(sorted(SITES))}, not {chain!r}")
+
     async def scrape() -> LiveSummary:
         fetcher = live_fetcher(ScraperSettings().user_agent)
         try:

@@ -155,6 +155,8 @@ def read_gold(path: Path) -> list[GoldPair]:
             raise ValueError(f"{path.name} line {number}: expected left_sku,right_sku,level (L1-L4)")
         level: Level = row[2]
         pairs.append(GoldPair(row[0], row[1], level))
+    if not pairs:
+        raise ValueError(f"{path.name}: no pairs after its header (expected left_sku,right_sku,level rows)")
     return pairs
 
 
