@@ -53,8 +53,9 @@ async def known_stores(queries: CatalogueQueries, name: str, stores: Sequence[tu
     if not unknown:
         return
     chain, store = unknown[0]
-    known = await queries.store_ids(chain=chain, limit=3)
-    hint = f"{chain} has {', '.join(known)}, ..." if known else f"no store of {chain!r} is known"
+    known = await queries.store_ids(chain=chain, limit=4)
+    more = ", ..." if len(known) > 3 else ""
+    hint = f"{chain} has {', '.join(known[:3])}{more}" if known else f"no store of {chain!r} is known"
     raise bad_parameter(name, f"no store {store!r} of {chain!r} has been priced ({hint})")
 
 
