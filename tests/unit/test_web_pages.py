@@ -9,8 +9,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from catalogue import baskets
 from catalogue.settings import CatalogueSettings
-from catalogue.web import build_web
+from catalogue.web import build_web, state
 from catalogue.web.deadletters import DeadLetter
 from catalogue.web.lag import TopicLag
 from catalogue.web.pages import _environment, _found
@@ -152,3 +153,40 @@ def test_a_store_is_found_by_name_or_postcode_and_by_number_when_it_has_no_name(
     listed, unnamed = StoreRow("coles", "7724", None, None), StoreRow("coles", "88", None, None)
     assert [_found(listed, named, text) for text in ("CARLTON", "3053", "Fitzroy")] == [True, True, False]
     assert (_found(unnamed, named, "88"), _found(unnamed, named, "3053")) == (True, False)
+
+
+def _totals(comparison: baskets.BasketComparison) -> str:
+    """Render the basket page's totals for two items and this comparison."""
+    items = [state.Item("a", "milk", 1), state.Item("a", "tea", 1)]
+    return (
+        _environment()
+        .get_template("basket.html")
+        .render(
+            page="/basket",
+            chosen={},
+            basket_count=2,
+            items=items,
+            names={},
+            comparison=comparison,
+            assumed={},
+            items_text="a:milk,a:tea",
+            share="/basket",
+        )
+    )
+
+
+@pytest.mark.parametrize(("complete", "tag"), [(True, "cheapest complete"), (False, "buys the most")])
+def test_the_best_store_is_called_cheapest_complete_only_when_it_sells_everything(
+    complete: bool, tag: str
+) -> None:
+    line = baskets.BasketLine(
+        item="a:milk", product="a:milk", name="Milk", match="same", quantity=1, unit_cents=300, cost_cents=300
+    )
+    missing = [] if complete else [baskets.MissingLine(item="a:tea", substitute=None)]
+    best = baskets.StoreBasket(store="a:1", total_cents=300, complete=complete, lines=[line], missing=missing)
+    comparison = baskets.BasketComparison(stores=[best], best_store="a:1", best_split=None, saving_cents=None)
+
+    html = _totals(comparison)
+
+    assert f'<span class="tag ok">{tag}</span>' in html
+    assert html.count('class="tag ok"') == 1
