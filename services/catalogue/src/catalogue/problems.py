@@ -47,7 +47,7 @@ def problem_response(error: ProblemError) -> JSONResponse:
     )
 
 
-def _from_validation(exc: RequestValidationError) -> ProblemError:
+def validation_problem(exc: RequestValidationError) -> ProblemError:
     """Name each parameter FastAPI rejected and why."""
     params = []
     for error in exc.errors():
@@ -90,7 +90,7 @@ def answering_route(answer: Answer) -> type[APIRoute]:
 def _as_problem(_request: Request, exc: Exception) -> Response:
     """Answer bad parameters, refusals and 4xx as problem details; raise anything else again."""
     if isinstance(exc, RequestValidationError):
-        return problem_response(_from_validation(exc))
+        return problem_response(validation_problem(exc))
     if isinstance(exc, ProblemError):
         return problem_response(exc)
     if isinstance(exc, HTTPException) and exc.status_code < 500:

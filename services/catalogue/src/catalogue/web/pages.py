@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from catalogue import baskets
-from catalogue.problems import ProblemError, answering_route
+from catalogue.problems import ProblemError, answering_route, validation_problem
 from catalogue.queries import CatalogueQueries, Product, category_tree
 from catalogue.repository import ProductRow
 from catalogue.settings import CatalogueSettings
@@ -239,7 +239,7 @@ def _page_route(env: Environment) -> type[APIRoute]:
     def answer(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, RequestValidationError):
             raise exc
-        wrong = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+        wrong = validation_problem(exc).problem.detail
         return _error(env, request, 400, "That request cannot be answered", wrong)
 
     return answering_route(answer)

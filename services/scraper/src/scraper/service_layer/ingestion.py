@@ -80,11 +80,10 @@ class Ingestor:
             validate_row(raw, default_chain=default_chain, default_store=default_store, now=default_time)
             for raw in rows
         ]
-        rejected = [v for v in verdicts if isinstance(v, Rejected)]
+        rejected_at = [(row, v) for row, v in enumerate(verdicts) if isinstance(v, Rejected)]
+        rejected = [v for _, v in rejected_at]
         # The sender learns why, not only how many: it can mend its rows and send them again.
-        problems = tuple(
-            RowProblem(row, v.reason) for row, v in enumerate(verdicts) if isinstance(v, Rejected)
-        )[:PROBLEMS_SHOWN]
+        problems = tuple(RowProblem(row, v.reason) for row, v in rejected_at[:PROBLEMS_SHOWN])
         unique: dict[IngestedPrice, Accepted] = {}
         for verdict in verdicts:
             if isinstance(verdict, Accepted):
