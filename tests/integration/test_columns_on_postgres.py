@@ -29,7 +29,8 @@ pytestmark = pytest.mark.integration
 
 TABLES = {
     "grouping": {
-        "latest_prices": "store_id, sku, price_cents, was_price_cents, available, observed_at",
+        # The latest prices as read: a sweep may hold a price's last sighting.
+        "seen_prices": "store_id, sku, price_cents, was_price_cents, available, observed_at",
         "stores": "store_id, observed, answered_since_check, compared_since_check, changed_since_check",
     },
     "bargains": {
@@ -105,6 +106,6 @@ async def test_members_pages_of_columns_fold_like_prices_one_by_one_on_postgres(
         for columns in (False, True)
     ]
     assert by_columns == by_rows
-    kept = by_rows[{"grouping": "latest_prices", "bargains": "runs"}.get(service, "history")]
+    kept = by_rows[{"grouping": "seen_prices", "bargains": "runs"}.get(service, "history")]
     assert {row[0] for row in kept} >= {ANCHOR}, "not vacuous: the anchor's prices kept"
     assert any(row[0] in MEMBERS for row in kept), "not vacuous: a member's own price kept"

@@ -6,7 +6,7 @@ import pytest
 
 from contracts.events import PriceObservation
 from contracts.events.v1 import PriceColumns, PricesScrapedPayload
-from servicekit.sweeps import SeenPage, page_of, plan, seen_pages
+from servicekit.sweeps import SeenPage, page_of, plan, seen_pages, shelves_of
 
 pytestmark = pytest.mark.unit
 
@@ -101,4 +101,27 @@ def test_only_pages_of_columns_seen_at_once_with_each_product_once_are_seen_whol
             rows,
         ]
     )
-    assert pages == [SeenPage("s1", PAGE, SKUS, T), None, None, None]
+    shelves = shelves_of(batch([T] * 3).prices)  # type: ignore[arg-type]
+    assert pages == [SeenPage("s1", PAGE, SKUS, T, shelves), None, None, None]
+
+
+def test_what_a_page_shows_is_equal_only_for_every_column_but_skus_and_moments_equal() -> None:
+    def shown(at: datetime = T, **fields: object) -> int:
+        observations = [
+            PriceObservation.model_validate({"sku": s, "price_cents": 100, "observed_at": at} | fields)
+            for s in SKUS
+        ]
+        return shelves_of(PriceColumns.of(observations))
+
+    assert shown() == shown(T + timedelta(days=1))  # seen again later: the same shelves
+    others = [
+        shown(price_cents=101),
+        shown(was_price_cents=150),
+        shown(available=False),
+        shown(member_price_cents=90),
+        shown(multibuy={"quantity": 2, "total_cents": 150}),
+        shown(sold_by="kg"),
+        shown(unit_price={"cents": 100, "quantity": 1, "unit": "kg", "text": "$1.00 per kg"}),
+    ]
+    assert len({shown(), *others}) == len(others) + 1
+    assert -(2**63) <= shown() < 2**63  # a bigint

@@ -135,7 +135,7 @@ class GroupingQueries:
             rows = await conn.fetch(
                 """SELECT DISTINCT ON (sku) sku, price_cents, was_price_cents, available, observed_at,
                           store_id AS answered_by
-                   FROM latest_prices
+                   FROM seen_prices
                    WHERE chain = $1 AND store_id IN ($2, coalesce($3, $2))
                    ORDER BY sku, (store_id = $2) DESC""",
                 chain,

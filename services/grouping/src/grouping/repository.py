@@ -3,7 +3,7 @@
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from operator import itemgetter
 from typing import NamedTuple, Protocol
@@ -17,6 +17,7 @@ from contracts.events.v1 import PriceColumns, PricesScrapedPayload
 from servicekit import columns
 from servicekit.db import Connection
 from servicekit.pages import judgeable, unanswered
+from servicekit.sweeps import SeenPage, seen_pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,21 +209,29 @@ class StagedRow(NamedTuple):
     was_price_cents: int | None
     available: bool
     observed_at: datetime
+    sweep: int | None = None
+    """The page whose sweep holds the row once written (servicekit.sweeps), if any."""
 
 
-_STAGED_COLUMNS = ("chain", "store_id", "sku", "price_cents", "was_price_cents", "available", "observed_at")
+_STAGED_COLUMNS = (
+    "chain", "store_id", "sku", "price_cents", "was_price_cents", "available", "observed_at", "sweep"
+)  # fmt: skip
 
 # Empties the staging table as it merges (one scan of it), so no other transaction ever sees a
 # row of it. One statement may not touch a row twice: the staged rows are one per product already.
+# A row is replaced only by a newer sighting than its last, which its sweep may hold.
 _MERGE_STAGED = """
     WITH staged AS (DELETE FROM incoming_prices RETURNING *)
     INSERT INTO latest_prices AS p
-        (chain, store_id, sku, price_cents, was_price_cents, available, observed_at)
-    SELECT chain, store_id, sku, price_cents, was_price_cents, available, observed_at FROM staged
+        (chain, store_id, sku, price_cents, was_price_cents, available, observed_at, sweep)
+    SELECT chain, store_id, sku, price_cents, was_price_cents, available, observed_at, sweep FROM staged
     ON CONFLICT (chain, store_id, sku) DO UPDATE
     SET price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents,
-        available = EXCLUDED.available, observed_at = EXCLUDED.observed_at
-    WHERE EXCLUDED.observed_at > p.observed_at"""
+        available = EXCLUDED.available, observed_at = EXCLUDED.observed_at, sweep = EXCLUDED.sweep
+    WHERE EXCLUDED.observed_at > p.observed_at
+      AND (p.sweep IS NULL
+           OR EXCLUDED.observed_at > (SELECT s.seen_at FROM sweeps s WHERE s.chain = p.chain
+                                      AND s.store_id = p.store_id AND s.page = p.sweep))"""
 
 
 class Shelf(NamedTuple):
@@ -254,7 +263,7 @@ def answered_by_anchors(
     # Rows and shelves are tuples: chain, store and sku lead a row; price, was-price and
     # availability lead a shelf and follow them in a row (slices are built in C).
     anchor_stores = {(chain, anchor) for (chain, _), anchor in anchor_of.items()}
-    staged = {row[:3]: Shelf(*row[3:]) for row in rows if row[:2] in anchor_stores}
+    staged = {row[:3]: Shelf(*row[3:7]) for row in rows if row[:2] in anchor_stores}
     answered = []
     for row in rows:
         anchor = anchor_of.get(row[:2])
@@ -345,6 +354,8 @@ class PostgresGroupingRepository:
     ) -> int:
         """Keep each product's latest price; an older observation never replaces a newer one.
 
+        A page seen whole again unchanged moves its sweep, not its rows (servicekit.sweeps); one
+        newer than anything its store showed is written held by its sweep, a column at a time.
         Members' prices their anchor answers are mostly judged a page at a time and only counted
         (`unanswered_prices`). Of the rest, the prices of anchors with members are compared with
         the ones they replace (`anchor_changes`); then members' prices their anchor answers are left out
@@ -375,12 +386,25 @@ class PostgresGroupingRepository:
         # Members' pages are judged a column at a time: only the prices their anchor may not
         # answer become rows.
         judged = judgeable(batches, lambda chain, store_id: anchor_of.get((chain, store_id)))
+        # A page seen whole of a store that is no member moves only its sweep when seen again
+        # unchanged; seen newer than anything its store showed, its rows are held by its sweep.
+        pages = _whole_pages(batches, anchor_of)
+        again, newer = await self._pages_seen_again(batches, pages)
+        # An anchor whose members' prices are judged here shows them its newest rows as staged.
+        anchoring = {(chain, anchor) for (chain, _), anchor in anchor_of.items()}
+        again = {i for i in again if (batches[i].chain, batches[i].store_id) not in anchoring}
+        holding = newer - again
         answered: Counter[tuple[str, str]] = Counter()
         rest: list[PricesScrapedPayload] = []
         left: list[StagedRow] = []
         for i, batch in enumerate(batches):
             store = (batch.chain, batch.store_id)
             positions = None
+            if i in again:
+                continue
+            if i in holding:
+                left += _page_rows(batch, pages[i].page)
+                continue
             if i in judged:
                 anchor, prices = judged[i]
                 positions = unanswered_prices(
@@ -397,6 +421,7 @@ class PostgresGroupingRepository:
             left += _rows_at(batch, positions)
         rows = newest_rows(rest) + left
         await self._count_anchor_changes(rows, anchors)
+        await self._move_sweeps(batches, {i: pages[i] for i in again}, anchors)
         if anchor_of:
             rows = await self._leave_out_answered(
                 rows,
@@ -421,7 +446,93 @@ class PostgresGroupingRepository:
         if rows:
             await self.conn.copy_records_to_table("incoming_prices", records=rows, columns=_STAGED_COLUMNS)
             written += _rows_affected(await self.conn.execute(_MERGE_STAGED))
+        await self._store_sweeps(batches, {i: pages[i] for i in holding})
         return written
+
+    async def _pages_seen_again(
+        self, batches: Sequence[PricesScrapedPayload], pages: Mapping[int, SeenPage]
+    ) -> tuple[set[int], set[int]]:
+        """Return which pages were seen again unchanged and which are newer than their store, by batch index.
+
+        Seen again unchanged: its sweep showed the same shelves, earlier, and still holds a row
+        of each of its products (a row written any other way has left it). Newer than anything
+        its store showed: every one of its rows is written at its moment, so its sweep may hold them.
+        """
+        if not pages:
+            return set(), set()
+        found = await self.conn.fetch(
+            """SELECT k.i,
+                      CASE WHEN s.shelves = k.shelves AND s.seen_at < k.seen_at
+                           THEN (SELECT count(*) FROM latest_prices p WHERE p.chain = k.chain
+                                 AND p.store_id = k.store_id AND p.sweep = k.page) = k.n
+                           ELSE false END AS again,
+                      st.last_observed_at IS NULL OR st.last_observed_at < k.seen_at AS newer
+               FROM unnest($1::integer[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                           $6::timestamptz[], $7::integer[])
+                    AS k(i, chain, store_id, page, shelves, seen_at, n)
+               LEFT JOIN sweeps s ON s.chain = k.chain AND s.store_id = k.store_id AND s.page = k.page
+               LEFT JOIN stores st ON st.chain = k.chain AND st.store_id = k.store_id""",
+            list(pages),
+            [batches[i].chain for i in pages],
+            [page.store_id for page in pages.values()],
+            [page.page for page in pages.values()],
+            [page.shelves for page in pages.values()],
+            [page.seen_at for page in pages.values()],
+            [len(page.skus) for page in pages.values()],
+        )
+        return {r["i"] for r in found if r["again"]}, {r["i"] for r in found if r["newer"]}
+
+    async def _move_sweeps(
+        self,
+        batches: Sequence[PricesScrapedPayload],
+        pages: Mapping[int, SeenPage],
+        anchors: set[tuple[str, str]],
+    ) -> None:
+        """Move the sweeps of pages seen again unchanged; count an anchor's prices compared, none changed."""
+        if not pages:
+            return
+        await self.conn.execute(
+            """UPDATE sweeps s SET seen_at = k.seen_at
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[])
+                    AS k(chain, store_id, page, seen_at)
+               WHERE s.chain = k.chain AND s.store_id = k.store_id AND s.page = k.page""",
+            [batches[i].chain for i in pages],
+            [page.store_id for page in pages.values()],
+            [page.page for page in pages.values()],
+            [page.seen_at for page in pages.values()],
+        )
+        compared = Counter(
+            {(batches[i].chain, page.store_id): len(page.skus) for i, page in pages.items()
+             if (batches[i].chain, page.store_id) in anchors}
+        )  # fmt: skip
+        if compared:
+            await self.conn.execute(
+                """UPDATE stores s SET compared_since_check = s.compared_since_check + c.n
+                   FROM unnest($1::text[], $2::text[], $3::integer[]) AS c(chain, store_id, n)
+                   WHERE s.chain = c.chain AND s.store_id = c.store_id""",
+                [chain for chain, _ in compared],
+                [store_id for _, store_id in compared],
+                list(compared.values()),
+            )
+
+    async def _store_sweeps(
+        self, batches: Sequence[PricesScrapedPayload], pages: Mapping[int, SeenPage]
+    ) -> None:
+        """Store the sweeps of pages whose rows were all written at their moment, with what they showed."""
+        if not pages:
+            return
+        await self.conn.execute(
+            """INSERT INTO sweeps (chain, store_id, page, seen_at, shelves)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::bigint[])
+               ORDER BY 1, 2, 3
+               ON CONFLICT (chain, store_id, page) DO UPDATE
+               SET seen_at = EXCLUDED.seen_at, shelves = EXCLUDED.shelves""",
+            [batches[i].chain for i in pages],
+            [page.store_id for page in pages.values()],
+            [page.page for page in pages.values()],
+            [page.seen_at for page in pages.values()],
+            [page.shelves for page in pages.values()],
+        )
 
     async def _members_shelves(
         self, batches: Sequence[PricesScrapedPayload], anchor_of: Mapping[tuple[str, str], str]
@@ -442,7 +553,7 @@ class PostgresGroupingRepository:
             found = await self.conn.fetch(
                 """SELECT store_id, array_agg(sku), array_agg(price_cents), array_agg(was_price_cents),
                           array_agg(available), array_agg(observed_at)
-                   FROM latest_prices
+                   FROM seen_prices
                    WHERE chain = $1 AND (store_id = ANY($2::text[])
                                          OR store_id = ANY($3::text[]) AND sku = ANY($4::text[]))
                    GROUP BY store_id""",
@@ -531,7 +642,7 @@ class PostgresGroupingRepository:
                             count(*) FILTER (WHERE p.price_cents <> i.price_cents) AS changed
                      FROM unnest($1::text::text[], $2::text::text[], $3::text::text[], $4::text::integer[],
                                  $5::text::timestamptz[]) AS i(chain, store_id, sku, price_cents, observed_at)
-                     JOIN latest_prices p ON p.chain = i.chain AND p.store_id = i.store_id AND p.sku = i.sku
+                     JOIN seen_prices p ON p.chain = i.chain AND p.store_id = i.store_id AND p.sku = i.sku
                      WHERE i.observed_at > p.observed_at
                      GROUP BY i.chain, i.store_id) AS c
                WHERE s.chain = c.chain AND s.store_id = c.store_id""",
@@ -658,8 +769,8 @@ class PostgresGroupingRepository:
         row = await self.conn.fetchrow(
             """SELECT count(*) AS common,
                       count(*) FILTER (WHERE m.price_cents = a.price_cents) AS equal
-               FROM latest_prices m
-               JOIN latest_prices a ON a.chain = m.chain AND a.sku = m.sku AND a.store_id = $3
+               FROM seen_prices m
+               JOIN seen_prices a ON a.chain = m.chain AND a.sku = m.sku AND a.store_id = $3
                WHERE m.chain = $1 AND m.store_id = $2 AND m.observed_at >= $4 AND a.observed_at >= $4""",
             chain,
             store_id,
@@ -691,7 +802,7 @@ class PostgresGroupingRepository:
     async def price_matrix(self, *, chain: str, store_ids: Sequence[str], since: datetime) -> PriceMatrix:
         """Load the fresh prices of stores into a matrix (one query, one pass)."""
         rows = await self.conn.fetch(
-            """SELECT store_id, sku, price_cents FROM latest_prices
+            """SELECT store_id, sku, price_cents FROM seen_prices
                WHERE chain = $1 AND store_id = ANY($2::text[]) AND observed_at >= $3""",
             chain,
             list(store_ids),
@@ -806,13 +917,49 @@ class PostgresGroupingRepository:
             """INSERT INTO latest_prices (chain, store_id, sku, price_cents, was_price_cents, available,
                                           observed_at)
                SELECT chain, $2, sku, price_cents, was_price_cents, available, observed_at
-               FROM latest_prices WHERE chain = $1 AND store_id = $3
+               FROM seen_prices WHERE chain = $1 AND store_id = $3
                ON CONFLICT (chain, store_id, sku) DO NOTHING""",
             chain,
             store_id,
             anchor,
         )
         return _rows_affected(result)
+
+
+def _whole_pages(
+    batches: Sequence[PricesScrapedPayload], anchor_of: Mapping[tuple[str, str], str]
+) -> dict[int, SeenPage]:
+    """Return, by batch index, the pages seen whole of stores that are no member and occur once."""
+    once = Counter((batch.chain, batch.store_id) for batch in batches)
+    return {
+        i: page
+        for i, page in enumerate(seen_pages(batches))
+        if page is not None
+        and once[batches[i].chain, page.store_id] == 1
+        and (batches[i].chain, page.store_id) not in anchor_of
+    }
+
+
+def _page_rows(page: PricesScrapedPayload, sweep: int) -> list[StagedRow]:
+    """Return the staging rows of a page seen whole, held by its sweep, a column at a time."""
+    prices = page.prices
+    assert prices is not None  # a page seen whole came as columns
+    count = len(prices.sku)
+    return list(
+        map(
+            StagedRow._make,
+            zip(
+                repeat(page.chain, count),
+                repeat(page.store_id),
+                prices.sku,
+                prices.price_cents,
+                prices.was_price_cents or repeat(None),
+                prices.available or repeat(True),
+                repeat(prices.observed_at.astimezone(UTC)),
+                repeat(sweep),
+            ),
+        )
+    )
 
 
 def _skus(batch: PricesScrapedPayload) -> Iterable[str]:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from hashlib import blake2b
 from itertools import repeat
 
-from contracts.events.v1 import PricesScrapedPayload
+from contracts.events.v1 import PriceColumns, PricesScrapedPayload
 
 Key = tuple[str, str]
 """(store_id, sku)."""
@@ -37,11 +37,30 @@ class SeenPage:
     """Which products: a 64-bit hash of the page's skus in order, equal for an equal page."""
     skus: Sequence[str]
     seen_at: datetime
+    shelves: int = 0
+    """What the page shows: a 64-bit hash of every column but its skus and moments (`shelves_of`),
+    equal for the page seen again with nothing changed."""
 
 
 def page_of(skus: Sequence[str]) -> int:
     """Return the page's identity: a signed 64-bit hash of its skus in order (a bigint column)."""
     digest = blake2b("\x1f".join(skus).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_SHOWN = tuple(
+    name for name in PriceColumns.model_fields if name not in {"sku", "observed_at", "observed_at_each"}
+)
+"""The columns that say what a page shows (a column added to the contract counts too)."""
+
+
+def shelves_of(prices: PriceColumns) -> int:
+    """Return a signed 64-bit hash of what a page's prices show: every column but skus and moments.
+
+    Stable across processes (a replica compares it with what another stored), unlike `hash`.
+    """
+    shown = tuple(getattr(prices, name) for name in _SHOWN)
+    digest = blake2b(repr(shown).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -55,7 +74,8 @@ def seen_pages(batches: Sequence[PricesScrapedPayload]) -> list[SeenPage | None]
         else:
             # In datetime.UTC, as sightings carry it: two such moments compare without a call.
             seen_at = prices.observed_at.astimezone(UTC)
-            pages.append(SeenPage(batch.store_id, page_of(prices.sku), prices.sku, seen_at))
+            page = SeenPage(batch.store_id, page_of(prices.sku), prices.sku, seen_at, shelves_of(prices))
+            pages.append(page)
     return pages
 
 
