@@ -1,17 +1,18 @@
 """An in-memory bargains repository with the SQL's semantics, and a stream of prices to feed it."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from bargains.domain.answering import Run
 from bargains.domain.bargains import median
-from bargains.domain.history import PriceMove, Segment, SoldBy, utc_day
+from bargains.domain.history import Label, PriceMove, Segment, SoldBy, utc_day
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
-from bargains.repository import Product
+from bargains.repository import PagesKnown, Product, Shown, Sweep
+from bargains.service_layer import label_of
 from contracts.events import PriceObservation
-from contracts.events.v1 import PageRef, PricesScrapedPayload, StoreGroupChangedPayload
-from servicekit.sweeps import SeenPage
+from contracts.events.v1 import PageRef, PriceColumns, PricesScrapedPayload, StoreGroupChangedPayload
+from servicekit.sweeps import SeenPage, plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,21 @@ class Placement:
     group_id: str
     group_version: int
     anchor_store_id: str
+
+
+def _shown_by(prices: PriceColumns) -> Iterable[tuple[int, int | None, Label]]:
+    """Return each price of a page's columns with its was price and label, as a sighting's fold takes them."""
+    return ((o.price_cents, o.was_price_cents, label_of(o)) for o in prices.sightings())
+
+
+@dataclass
+class FakeSweep:
+    """A page's sweep: when it was last seen, what it showed while it holds each of its runs, its skus."""
+
+    seen_at: datetime
+    shelves: int | None
+    lone: bool
+    skus: tuple[str, ...]
 
 
 @dataclass
@@ -45,6 +61,10 @@ class InMemoryBargainsRepository:
     marks_drawn: int = 0
     # How many pairs newest_runs was asked for: what a kept read spares
     runs_asked: int = 0
+    # (chain, store_id, page) -> its sweep: each held run's end is written too (no sweep is read)
+    sweeps_of: dict[tuple[str, str, int], FakeSweep] = field(default_factory=dict)
+    # How many sweeps move_sweeps moved: pages seen again unchanged, no run read or written
+    sweeps_moved: int = 0
 
     async def histories(self, *, chain: str, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
         """Return the price history of (store, sku) pairs of a chain, oldest segment first."""
@@ -97,6 +117,9 @@ class InMemoryBargainsRepository:
             self.history.pop((chain, store_id, sku), None)
         for key in [key for key in self.history if key[0] == chain and key[1] in stores]:
             del self.history[key]
+        for sweep in [sweep for sweep in self.sweeps_of if sweep[0] == chain and sweep[1] in stores]:
+            del self.sweeps_of[sweep]
+        self._let_go(chain, keys, kept=set())
 
     async def save_segments(
         self,
@@ -105,12 +128,40 @@ class InMemoryBargainsRepository:
         started: Mapping[Key, Sequence[Segment]],
         extended: Mapping[Key, Sequence[Segment]],
         pages: Sequence[SeenPage | None] = (),
+        shown: Mapping[tuple[str, int], Shown] | None = None,
+        copied: Sequence[tuple[SeenPage, PriceColumns]] = (),
     ) -> None:
         """Insert new segments and move the end of extended ones; a segment is known by when it starts.
 
-        Every end is written: sweeps (`pages`) only spare PostgreSQL's rows their writes.
+        Every end is written: sweeps (`pages`) only spare PostgreSQL's rows their writes, and keep
+        what their page showed (`shown`) until a run of their page is written otherwise. A store's
+        first page (`copied`) starts a run per price, its sweep stored as for a page folded whole.
         """
+        if copied:
+            firsts = {
+                (page.store_id, sku): (Segment(price, was, page.seen_at, page.seen_at, label),)
+                for page, prices in copied
+                for sku, (price, was, label) in zip(page.skus, _shown_by(prices), strict=True)
+            }
+            assert not firsts.keys() & started.keys(), "a first page is its store's only one"
+            started = {**started, **firsts}
+            pages = [*pages, *(page for page, _ in copied)]
+            shown = {
+                **(shown or {}),
+                **{(page.store_id, page.page): (page.shelves, True) for page, _ in copied},
+            }
         self._mark_changed(chain, [store_id for store_id, _ in (*started, *extended)])
+        sweeping = plan(
+            pages,
+            moved={key: s[-1].ends_at for key, s in extended.items() if key not in started},
+            renewed={key: s[-1].ends_at for key, s in started.items()},
+            held={},
+        )
+        self._let_go(chain, [*started, *extended], kept=set(sweeping.sweeps))
+        skus = {(p.store_id, p.page): tuple(p.skus) for p in pages if p is not None}
+        for (store_id, page), seen_at in sweeping.sweeps.items():
+            shelves, lone = (shown or {}).get((store_id, page), (None, False))
+            self.sweeps_of[chain, store_id, page] = FakeSweep(seen_at, shelves, lone, skus[store_id, page])
         for (store_id, sku), saved in started.items():
             stored = self.history.setdefault((chain, store_id, sku), {})
             for segment in saved:
@@ -123,6 +174,41 @@ class InMemoryBargainsRepository:
                 stored[segment.starts_at] = (
                     segment if known is None else known._replace(ends_at=segment.ends_at)
                 )
+
+    def _let_go(self, chain: str, keys: Iterable[Key], *, kept: set[tuple[str, int]]) -> None:
+        """Forget what the sweeps (but those kept) showed of pages with a run written otherwise."""
+        written: dict[str, set[str]] = {}
+        for store_id, sku in keys:
+            written.setdefault(store_id, set()).add(sku)
+        for (c, store_id, page), sweep in self.sweeps_of.items():
+            mine = written.get(store_id, set())
+            if c == chain and (store_id, page) not in kept and not mine.isdisjoint(sweep.skus):
+                sweep.shelves = None
+
+    async def pages_known(self, *, chain: str, store_ids: Sequence[str]) -> PagesKnown:
+        """Return the sweeps of some stores of a chain that keep what their page showed, and which of
+        the stores have no history yet."""
+        priced = {store_id for c, store_id, _ in self.history if c == chain}
+        return PagesKnown(
+            {
+                (store_id, page): Sweep(sweep.seen_at, sweep.shelves, sweep.lone)
+                for (c, store_id, page), sweep in self.sweeps_of.items()
+                if c == chain and store_id in store_ids and sweep.shelves is not None
+            },
+            set(store_ids).difference(priced),
+        )
+
+    async def move_sweeps(self, *, chain: str, moved: Mapping[tuple[str, int], datetime]) -> None:
+        """Move sweeps, by (store, page), to when their page was seen again unchanged: their runs too."""
+        self._mark_changed(chain, [store_id for store_id, _ in moved])
+        for (store_id, page), seen_at in moved.items():
+            sweep = self.sweeps_of[chain, store_id, page]
+            sweep.seen_at = seen_at
+            self.sweeps_moved += 1
+            for sku in sweep.skus:
+                runs = self.history[chain, store_id, sku]
+                newest = max(runs)
+                runs[newest] = runs[newest]._replace(ends_at=max(runs[newest].ends_at, seen_at))
 
     async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:
         """Add each move (+1 or -1) to the stores counted at a product's price on a day."""
@@ -260,10 +346,13 @@ class InMemoryBargainsRepository:
         for bargain_id in bargain_ids:
             self.bargains.pop(bargain_id, None)
 
-    async def replace_flags(self, *, chain: str, keys: Sequence[Key], flags: Sequence[FlaggedPrice]) -> None:
-        """Replace the flags of (store, sku) pairs with new ones."""
-        replaced = set(keys)
-        self.flags = {k: f for k, f in self.flags.items() if k[0] != chain or (k[1], k[2]) not in replaced}
+    async def replace_flags(
+        self, *, chain: str, products: Mapping[str, Collection[str]], flags: Sequence[FlaggedPrice]
+    ) -> None:
+        """Replace the flags of some products of some stores (skus by store) with new ones."""
+        self.flags = {
+            k: f for k, f in self.flags.items() if k[0] != chain or k[2] not in products.get(k[1], ())
+        }
         for flag in flags:
             key = (chain, flag.store_id, flag.sku, flag.kind)
             if key in self.flags:

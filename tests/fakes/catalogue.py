@@ -1,12 +1,32 @@
 """An in-memory catalogue repository with the SQL's semantics."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from catalogue.domain.history import Segment, fold
-from catalogue.repository import Key, PriceRow, ProductRow
+from catalogue.repository import CopiedPage, Key, PageState, PriceRow, ProductRow
 from contracts.events.v1 import Bargain, StoreGroupChangedPayload, Substitute
+from servicekit.sweeps import SeenPage
+
+
+@dataclass(eq=False)
+class FakeSweeps:
+    """The sweeps and the prices they hold. A sweep's move is applied to its prices at once (their
+    observed_at and current run's end), as the SQL reads them through their sweep: so how prices
+    are held is not what the catalogue answers, and any two compare equal."""
+
+    # (chain, store, page) -> (seen_at, shelves noted while it holds its page whole, else None)
+    of: dict[tuple[str, str, int], tuple[datetime, int | None]] = field(default_factory=dict)
+    # The page whose sweep holds a current price
+    held: dict[Key, int] = field(default_factory=dict)
+    # How many sweeps moved with no price written
+    moved: int = 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FakeSweeps)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -28,6 +48,7 @@ class InMemoryCatalogueRepository:
     marks_drawn: int = 0
     # How many stores' current shelves were read: what a kept read spares
     shelves_read: int = 0
+    sweeping: "FakeSweeps" = field(default_factory=lambda: FakeSweeps())
 
     async def save_products(self, products: Sequence[ProductRow]) -> None:
         """Insert products or replace them with a newer description."""
@@ -36,19 +57,25 @@ class InMemoryCatalogueRepository:
             if held is None or held.observed_at < p.observed_at:
                 self.products[p.chain, p.sku] = p
 
-    async def save_prices(self, prices: Sequence[PriceRow]) -> list[Key]:
-        """Merge current prices, a newer one extending or ending the current run; return the others' keys."""
+    async def save_prices(
+        self, prices: Sequence[PriceRow], *, held: Mapping[tuple[str, str], SeenPage] | None = None
+    ) -> list[Key]:
+        """Merge current prices, a newer one extending or ending the current run; return the others' keys.
+
+        The rows of `held` pages' stores written are held by their sweep, which moves to the page.
+        """
         assert len({p.key for p in prices}) == len(prices), "one row per key, as ON CONFLICT requires"
+        held = held or {}
         self._mark_changed((p.chain, p.store_id) for p in prices)
         late: list[Key] = []
         for p in prices:
-            held = self.prices.get(p.key)
-            if held is None and p.key in self.history:
+            current = self.prices.get(p.key)
+            if current is None and p.key in self.history:
                 # Its last price ended (its anchor answered it): a price of its own starts a run.
                 start = Segment(p.observed_at, p.observed_at, p.price_cents, p.was_price_cents)
                 self.prices[p.key] = p
                 self.history[p.key] = (*self.history[p.key], start)
-            elif held is None or held.observed_at < p.observed_at:
+            elif current is None or current.observed_at < p.observed_at:
                 self.prices[p.key] = p
                 self.history[p.key] = fold(
                     self.history.get(p.key, ()),
@@ -58,7 +85,74 @@ class InMemoryCatalogueRepository:
                 )
             else:
                 late.append(p.key)
+                continue
+            page = held.get((p.chain, p.store_id))
+            self._hold(p.key, page.page if page is not None else None)
+        left = {key[:2] for key in late}
+        for (chain, store_id), page in held.items():
+            self.sweeping.of[chain, store_id, page.page] = (
+                page.seen_at,
+                None if (chain, store_id) in left else page.shelves,
+            )
         return late
+
+    async def page_states(self, pages: Sequence[tuple[str, SeenPage]]) -> list[PageState]:
+        """Return, for each page of a chain, whether its store holds any current price, and its sweep."""
+        stocked = {key[:2] for key in self.prices}
+        states = []
+        for chain, page in pages:
+            sweep = self.sweeping.of.get((chain, page.store_id, page.page))
+            seen_at, shelves = sweep if sweep is not None else (None, None)
+            states.append(PageState((chain, page.store_id) in stocked, seen_at, shelves))
+        return states
+
+    async def move_sweeps(self, pages: Sequence[tuple[str, SeenPage]]) -> set[tuple[str, str]]:
+        """Move the sweeps holding their pages whole, showing what the pages show, to the pages' moments."""
+        moved: set[tuple[str, str]] = set()
+        for chain, page in pages:
+            sweep = self.sweeping.of.get((chain, page.store_id, page.page))
+            if sweep is None or sweep[1] != page.shelves or sweep[0] > page.seen_at:
+                continue
+            keys = [(chain, page.store_id, sku) for sku in page.skus]
+            assert all(self.sweeping.held.get(key) == page.page for key in keys), (
+                "a sweep noted whole holds its page"
+            )
+            self.sweeping.of[chain, page.store_id, page.page] = (page.seen_at, sweep[1])
+            for key in keys:
+                self.prices[key] = self.prices[key]._replace(observed_at=page.seen_at)
+                *ended, current = self.history[key]
+                self.history[key] = (*ended, replace(current, ends_at=page.seen_at))
+            moved.add((chain, page.store_id))
+        self.sweeping.moved += len(moved)
+        self._mark_changed(moved)
+        return moved
+
+    async def copy_prices(self, pages: Sequence[CopiedPage]) -> None:
+        """Copy in the current prices of stores that hold none yet: each row starts its run."""
+        for chain, page, rows, held in pages:
+            assert not any(key[:2] == (chain, page.store_id) for key in self.prices), "a store holding none"
+            self._mark_changed([(chain, page.store_id)])
+            for row in rows:
+                price = PriceRow(*row[:15])  # type: ignore[arg-type]
+                assert row[15] == price.observed_at, "a run starts at its sighting"
+                assert row[16] == (page.page if held else None), "held rows name their sweep"
+                start = Segment(
+                    price.observed_at, price.observed_at, price.price_cents, price.was_price_cents
+                )
+                self.prices[price.key] = price
+                self.history[price.key] = (*self.history.get(price.key, ()), start)
+                self._hold(price.key, page.page if held else None)
+            if held:
+                self.sweeping.of[chain, page.store_id, page.page] = (page.seen_at, page.shelves)
+
+    def _hold(self, key: Key, page: int | None) -> None:
+        """Note the sweep holding a price just written (or none); one it leaves no longer holds its page."""
+        before = self.sweeping.held.pop(key, None)
+        if page is not None:
+            self.sweeping.held[key] = page
+        if before is not None and before != page:
+            seen_at, _ = self.sweeping.of[key[0], key[1], before]
+            self.sweeping.of[key[0], key[1], before] = (seen_at, None)
 
     async def histories(self, keys: Sequence[Key]) -> dict[Key, tuple[Segment, ...]]:
         """Return the history of these keys, the current run last."""
@@ -107,7 +201,12 @@ class InMemoryCatalogueRepository:
     async def drop_prices(self, keys: Sequence[Key], *, stores: Sequence[tuple[str, str]] = ()) -> None:
         """Delete current prices, their current runs with them, and whole stores' ones."""
         self._mark_changed([*stores, *(key[:2] for key in keys)])
+        self.sweeping.of = {sweep: at for sweep, at in self.sweeping.of.items() if sweep[:2] not in stores}
         for key in [*keys, *(key for key in self.prices if key[:2] in stores)]:
+            if key[:2] in stores:
+                self.sweeping.held.pop(key, None)
+            else:
+                self._hold(key, None)
             del self.prices[key]
             if ended := self.history[key][:-1]:
                 self.history[key] = ended
@@ -118,6 +217,7 @@ class InMemoryCatalogueRepository:
         """Remove current prices; their runs stay in history as ended runs."""
         self._mark_changed(key[:2] for key in keys)
         for key in keys:
+            self._hold(key, None)
             del self.prices[key]
 
     async def price_marks(self, *, chain: str, store_ids: Sequence[str]) -> dict[str, int]:
@@ -125,7 +225,8 @@ class InMemoryCatalogueRepository:
         return {s: self.price_marks_of[chain, s] for s in store_ids if (chain, s) in self.placements}
 
     def _mark_changed(self, stores: Iterable[tuple[str, str]]) -> None:
-        for store in stores:
+        # One mark per store, in order, as the SQL draws them.
+        for store in sorted(set(stores)):
             if store in self.placements:
                 self.price_marks_of[store] = self._draw_mark()
 

@@ -472,7 +472,8 @@ async def test_the_database_folds_prices_like_the_in_memory_repository(stack: St
             for _, store, sku in keys
         }
         held = await conn.fetch(
-            "SELECT chain, store_id, sku, price_cents, observed_at FROM prices WHERE chain = $1", chain
+            "SELECT chain, store_id, sku, price_cents, observed_at FROM current_prices WHERE chain = $1",
+            chain,
         )
         return await work.repo.histories(keys), answered, held
 
@@ -525,7 +526,8 @@ async def test_members_answered_by_their_anchor_fold_like_the_in_memory_reposito
         # Anchors' prices kept between batches under the SQL's marks: the same answers as reading them.
         await fold_all(work, KeptReads())
         held = await conn.fetch(
-            "SELECT chain, store_id, sku, price_cents, observed_at FROM prices WHERE chain = $1", chain
+            "SELECT chain, store_id, sku, price_cents, observed_at FROM current_prices WHERE chain = $1",
+            chain,
         )
         return await work.repo.histories(list(fake.repo.history)), held
 

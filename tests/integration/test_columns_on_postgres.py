@@ -39,7 +39,8 @@ TABLES = {
         "bargains": "store_id, *",
         "flags": "store_id, *",
     },
-    "catalogue": {"prices": "store_id, *", "history": "store_id, *"},
+    # The current prices as read: a sweep may hold a price's last sighting.
+    "catalogue": {"current_prices": "store_id, *", "history": "store_id, *"},
 }
 """What each service keeps of a chain's prices, as compared."""
 

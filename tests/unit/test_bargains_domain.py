@@ -403,3 +403,33 @@ def test_day_ranges_hold_the_prices_counted_in_per_product_and_day() -> None:
         PriceMove("b", 90, monday, 0),
     ]
     assert day_ranges(moves) == {("a", monday): (250, 300), ("a", tuesday): (500, 500)}
+
+
+def test_pages_seen_again_move_their_counts_as_their_histories_would() -> None:
+    last, today = datetime(2026, 3, 1, 9, tzinfo=UTC), datetime(2026, 3, 2, 9, tzinfo=UTC)
+    stores = [{"milk": 400, "tea": 300}, {"milk": 400, "tea": 310}, {"milk": 380, "tea": 300}]
+
+    def run(price: int, seen_at: datetime) -> tuple[Segment, ...]:
+        return (Segment(price, None, last - timedelta(days=30), seen_at),)
+
+    changes = [(sku, run(price, last), run(price, today)) for shelf in stores for sku, price in shelf.items()]
+    firsts = [(sku, (), run(price, today)) for shelf in stores for sku, price in shelf.items()]
+    shown: dict[tuple[str, int], int] = {}
+    for shelf in stores:
+        for sku_price in shelf.items():
+            shown[sku_price] = shown.get(sku_price, 0) + 1
+    for read_from in (last.date(), today.date(), today.date() + timedelta(days=1)):
+        again = tally_moves([], read_from=read_from, swept=[(shown, last.date(), today.date())])
+        assert sorted(again, key=repr) == sorted(tally_moves(changes, read_from=read_from), key=repr)
+        first = tally_moves([], read_from=read_from, swept=[(shown, None, today.date())])
+        assert sorted(first, key=repr) == sorted(tally_moves(firsts, read_from=read_from), key=repr)
+    assert tally_moves([], read_from=last.date(), swept=[(shown, today.date(), today.date())]) == []
+    # Summed with the changes of the batch's histories: a store leaving what another joins moves nothing.
+    changed = [("milk", run(300, last), run(400, last))]  # a store now at 400 on the day before
+    moved = tally_moves(
+        changed, read_from=last.date(), swept=[({("milk", 400): 1}, last.date(), today.date())]
+    )
+    assert sorted(moved, key=repr) == [
+        PriceMove("milk", 300, last.date(), -1),
+        PriceMove("milk", 400, today.date(), 1),
+    ]

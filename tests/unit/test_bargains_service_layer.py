@@ -13,6 +13,7 @@ from bargains.domain.answering import Run
 from bargains.domain.bargains import Policy
 from bargains.domain.history import NO_LABEL, Label, Segment, fold
 from bargains.domain.listing import Change, ListedBargain, payloads_for
+from bargains.repository import Sweep
 from contracts.events import BargainsChanged, PriceObservation
 from contracts.events.v1 import (
     MAX_OBSERVATIONS,
@@ -24,8 +25,10 @@ from contracts.events.v1 import (
     SubstitutionsChangedPayload,
 )
 from servicekit.kept_reads import KeptReads
+from servicekit.sweeps import seen_pages
 from tests.fakes.bargains import ANSWERED_BY_S1, InMemoryBargainsRepository, prices_of
 from tests.fakes.unit_of_work import FakeUnitOfWork
+from tests.unit.test_price_columns import _as_columns
 
 pytestmark = pytest.mark.unit
 
@@ -562,3 +565,68 @@ def test_a_price_without_a_label_shares_the_empty_label() -> None:
     assert service_layer.label_of(plain) is NO_LABEL
     member = plain._replace(member_price_cents=250)
     assert service_layer.label_of(member) == Label(member_price_cents=250)
+
+
+def _shelf_page(store: str, days_ago: float, shelf: dict[str, int]) -> PricesScrapedPayload:
+    """A store's page of prices one by one, seen at one moment."""
+    return _batch("c", store, days_ago, *((sku, price, None) for sku, price in shelf.items()))
+
+
+async def test_pages_seen_again_unchanged_move_their_sweep_and_answer_as_prices_one_by_one() -> None:
+    by_columns, by_rows = _uow(), _uow()
+    shelves = {
+        "s1": {"milk": 400, "tea": 300, "bread": 200},
+        "s2": {"milk": 400, "tea": 310, "bread": 210},
+        "s3": {"milk": 120, "tea": 300, "bread": 200},  # its milk an outlier against the median
+    }
+    days = [40, 39, 35, 30, 25, 20, 15, 12, 10, 8, 5, 3, 2, 1]
+    for day in days:
+        if day == 10:
+            shelves["s1"]["milk"] = 300  # a discount, listed while the page is seen again unchanged
+        if day == 3:
+            shelves["s1"]["milk"] = 400  # and gone
+        pages = [_shelf_page(store, day, shelf) for store, shelf in shelves.items()]
+        now = NOW - timedelta(days=day, hours=-1)
+        await _fold(by_columns, [_as_columns(page) for page in pages], now=now)
+        await _fold(by_rows, pages, now=now)
+        assert by_columns.repo.history == by_rows.repo.history, day
+        assert by_columns.repo.price_counts == by_rows.repo.price_counts, day
+        assert by_columns.repo.bargains == by_rows.repo.bargains, day
+        assert by_columns.repo.flags == by_rows.repo.flags, day
+    assert _announced(by_columns) == _announced(by_rows)
+    assert ("appeared", "discount:c:s1:milk") in _announced(by_columns)
+    assert ("expired", "discount:c:s1:milk") in _announced(by_columns)
+    assert set(by_columns.repo.flags) == {("c", "s3", "milk", "outlier")}
+    # The first pages were copied in, and every page but s1's on the days its milk changed swept.
+    assert by_columns.repo.sweeps_moved == 3 * (len(days) - 1) - 2
+    assert by_rows.repo.sweeps_moved == 0
+    known = await by_columns.repo.pages_known(chain="c", store_ids=["s1", "s2", "s3", "s4"])
+    assert sorted((store, sweep.lone) for (store, _), sweep in known.sweeps.items()) == [
+        ("s1", False),
+        ("s2", True),
+        ("s3", True),
+    ]
+    assert known.unpriced == {"s4"}
+
+
+def test_a_stores_own_page_is_its_only_one_in_the_batch_and_the_store_its_own_anchor() -> None:
+    batches = [_as_columns(_shelf_page(store, 1, {"milk": 400})) for store in ("s1", "s2", "s2", "m1")]
+    rows = _batch("c", "s3", 1, ("milk", 400, None))  # prices one by one: no page seen whole
+    seen = seen_pages([*batches, rows])
+    anchors = {"s1": "s1", "s2": "s2", "m1": "s1", "s3": "s3"}
+    assert list(service_layer.own_pages([*batches, rows], seen, anchors)) == [0]
+
+
+def test_a_page_is_unchanged_when_its_sweep_keeps_what_it_shows_from_an_earlier_moment() -> None:
+    page = seen_pages([_as_columns(_shelf_page("s1", 1, {"milk": 400, "tea": 300}))])[0]
+    assert page is not None
+    before = page.seen_at - timedelta(days=1)
+
+    def unchanged(sweep: Sweep) -> bool:
+        return service_layer.unchanged_pages({7: page}, {("s1", page.page): sweep}) == {7: sweep}
+
+    assert unchanged(Sweep(before, page.shelves, lone=True))
+    assert unchanged(Sweep(before, page.shelves, lone=False))
+    assert not unchanged(Sweep(before, page.shelves + 1, lone=True)), "something on the page changed"
+    assert not unchanged(Sweep(page.seen_at, page.shelves, lone=True)), "seen at that moment already"
+    assert service_layer.unchanged_pages({7: page}, {}) == {}, "no sweep keeps what it showed"

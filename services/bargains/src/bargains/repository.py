@@ -1,10 +1,12 @@
 """The bargains service's write side: price history, placements, bargains, flags."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from itertools import chain as chain_of
+from itertools import repeat
 from operator import attrgetter
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import asyncpg
 
@@ -12,7 +14,7 @@ from bargains.domain.answering import Run
 from bargains.domain.bargains import median
 from bargains.domain.history import NO_LABEL, Label, PriceMove, Segment, SoldBy, day_ranges, utc_day
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
-from contracts.events.v1 import StoreGroupChangedPayload
+from contracts.events.v1 import PriceColumns, StoreGroupChangedPayload
 from servicekit import columns
 from servicekit.db import Connection
 from servicekit.sweeps import SeenPage, plan
@@ -24,6 +26,29 @@ class Product:
 
     chain: str
     sku: str
+
+
+class Sweep(NamedTuple):
+    """A store's page's sweep as stored (servicekit.sweeps), and what it knows of the runs it holds."""
+
+    seen_at: datetime
+    shelves: int | None
+    """What the page showed (servicekit.sweeps.shelves_of) while the sweep holds the newest run of
+    every product of the page, each showing it; None when it may not."""
+    lone: bool
+    """Whether each of those runs is its product's only one (never changed)."""
+
+
+class PagesKnown(NamedTuple):
+    """What a batch's stores' own pages may skip: their sweeps, and the stores with no history yet."""
+
+    sweeps: dict[tuple[str, int], Sweep]
+    """By (store, page): those that keep what their page showed."""
+    unpriced: set[str]
+
+
+Shown = tuple[int, bool]
+"""What a page swept whole showed (its shelves) and whether each of its runs is its product's only one."""
 
 
 # The bargains table's columns are named like the fields of a listed bargain.
@@ -81,11 +106,25 @@ class BargainsRepository(Protocol):
         started: Mapping[Key, Sequence[Segment]],
         extended: Mapping[Key, Sequence[Segment]],
         pages: Sequence[SeenPage | None] = (),
+        shown: Mapping[tuple[str, int], Shown] | None = None,
+        copied: Sequence[tuple[SeenPage, PriceColumns]] = (),
     ) -> None:
         """Insert new segments and move the end of extended ones; a segment is known by when it starts.
 
-        `pages`: the batch's pages seen whole, whose runs a sweep may carry (servicekit.sweeps).
+        `pages`: the batch's pages seen whole, whose runs a sweep may carry (servicekit.sweeps);
+        `shown`: by (store, page), what those a sweep may keep for the page seen again unchanged
+        showed (`Sweep`): each a store's own page, the store's only one in the batch; `copied`: the
+        first pages of stores with no history yet, each product's first run held by its sweep.
         """
+        ...
+
+    async def pages_known(self, *, chain: str, store_ids: Sequence[str]) -> PagesKnown:
+        """Return the sweeps of some stores of a chain that keep what their page showed, and which of
+        the stores have no history yet."""
+        ...
+
+    async def move_sweeps(self, *, chain: str, moved: Mapping[tuple[str, int], datetime]) -> None:
+        """Move sweeps, by (store, page), to when their page was seen again unchanged."""
         ...
 
     async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:
@@ -156,8 +195,10 @@ class BargainsRepository(Protocol):
         """Remove bargains that no longer apply."""
         ...
 
-    async def replace_flags(self, *, chain: str, keys: Sequence[Key], flags: Sequence[FlaggedPrice]) -> None:
-        """Replace the flags of (store, sku) pairs with new ones."""
+    async def replace_flags(
+        self, *, chain: str, products: Mapping[str, Collection[str]], flags: Sequence[FlaggedPrice]
+    ) -> None:
+        """Replace the flags of some products of some stores (skus by store) with new ones."""
         ...
 
     async def tidy_price_counts(self, *, before: date) -> int:
@@ -318,9 +359,14 @@ class PostgresBargainsRepository:
             )
         if not keys:
             return
+        # A sweep holding a run deleted no longer holds its whole page.
         await self.conn.execute(
-            """DELETE FROM history h USING unnest($2::text::text[], $3::text::text[]) AS k(store_id, sku)
-               WHERE h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku""",
+            """WITH gone AS (
+                   DELETE FROM history h USING unnest($2::text::text[], $3::text::text[]) AS k(store_id, sku)
+                   WHERE h.chain = $1 AND h.store_id = k.store_id AND h.sku = k.sku
+                   RETURNING h.store_id, h.sweep)
+               UPDATE sweeps s SET shelves = NULL FROM gone
+               WHERE s.chain = $1 AND s.store_id = gone.store_id AND s.page = gone.sweep""",
             chain,
             columns.texts([store_id for store_id, _ in keys]),
             columns.texts([sku for _, sku in keys]),
@@ -333,6 +379,8 @@ class PostgresBargainsRepository:
         started: Mapping[Key, Sequence[Segment]],
         extended: Mapping[Key, Sequence[Segment]],
         pages: Sequence[SeenPage | None] = (),
+        shown: Mapping[tuple[str, int], Shown] | None = None,
+        copied: Sequence[tuple[SeenPage, PriceColumns]] = (),
     ) -> None:
         """Insert new segments and move the end of extended ones; a segment is known by when it starts.
 
@@ -341,7 +389,10 @@ class PostgresBargainsRepository:
         from unnested columns (2.6 against 5.4 us a row, client and server). An extended segment
         only moves its end: an UPDATE by primary key spares the upsert its attempted insert (6.7
         against 8.7 us a row). A page seen whole (`pages`) whose runs a sweep holds, all extended
-        to the page's moment, moves its sweep instead (servicekit.sweeps).
+        to the page's moment, moves its sweep instead (servicekit.sweeps). A sweep stored keeps
+        what its page showed (`shown`, `Sweep`); one that lets go of a run forgets it. A store's
+        first page (`copied`) is copied in from its columns: a run per price, each its product's
+        only one, its sweep stored as a page folded whole would store it.
         """
         held = self._held.setdefault(chain, {})
         sweeping = plan(
@@ -363,8 +414,28 @@ class PostgresBargainsRepository:
             if key not in sweeping.skipped
             for s in segments
         ]
-        if new or extended:
-            await self._mark_changed(chain, [store_id for store_id, _ in (*started, *extended)])
+        if new or extended or copied:
+            await self._mark_changed(
+                chain,
+                [*(store_id for store_id, _ in (*started, *extended)), *(p.store_id for p, _ in copied)],
+            )
+        # A sweep that lets go of a run, and is not stored again here, no longer holds its whole page.
+        released = {
+            (key[0], page)
+            for key in (*started, *extended)
+            if (page := held.get(key)) is not None
+            and key not in sweeping.skipped
+            and sweeping.held.get(key) != page
+        }.difference(sweeping.sweeps)
+        if released:
+            await self.conn.execute(
+                """UPDATE sweeps s SET shelves = NULL
+                   FROM unnest($2::text::text[], $3::bigint[]) AS r(store_id, page)
+                   WHERE s.chain = $1 AND s.store_id = r.store_id AND s.page = r.page""",
+                chain,
+                columns.texts([store_id for store_id, _ in released]),
+                [page for _, page in released],
+            )
         # A held run that a new one follows is held no more: the sweep's moment, before it moves,
         # becomes its own end.
         if let_go := [key for key in started if key in held]:
@@ -381,19 +452,33 @@ class PostgresBargainsRepository:
         for key in started.keys() | extended.keys() - sweeping.skipped:
             held.pop(key, None)
         held.update(sweeping.held)
-        if sweeping.sweeps:
+        sweeps = dict(sweeping.sweeps)
+        kept = [(shown or {}).get(sweep, (None, False)) for sweep in sweeps]
+        for first, _ in copied:
+            held.update(zip(zip(repeat(first.store_id), first.skus), repeat(first.page)))
+            sweeps[first.store_id, first.page] = first.seen_at
+            kept.append((first.shelves, True))
+        if sweeps:
+            # A month the archive may restore could add runs before those held: none is lone then.
             await self.conn.execute(
-                """INSERT INTO sweeps (chain, store_id, page, seen_at)
-                   SELECT $1, * FROM unnest($2::text::text[], $3::bigint[], $4::text::timestamptz[])
+                """INSERT INTO sweeps (chain, store_id, page, seen_at, shelves, lone)
+                   SELECT $1, s.store_id, s.page, s.seen_at, s.shelves,
+                          s.lone AND NOT EXISTS (SELECT FROM archived_months a WHERE a.chain = $1)
+                   FROM unnest($2::text::text[], $3::bigint[], $4::text::timestamptz[], $5::bigint[],
+                               $6::bool[]) AS s(store_id, page, seen_at, shelves, lone)
                    ORDER BY 1, 2
-                   ON CONFLICT (chain, store_id, page) DO UPDATE SET seen_at = EXCLUDED.seen_at""",
+                   ON CONFLICT (chain, store_id, page) DO UPDATE
+                   SET seen_at = EXCLUDED.seen_at, shelves = EXCLUDED.shelves, lone = EXCLUDED.lone""",
                 chain,
-                columns.texts([store_id for store_id, _ in sweeping.sweeps]),
-                [page for _, page in sweeping.sweeps],
-                columns.instants(list(sweeping.sweeps.values())),
+                columns.texts([store_id for store_id, _ in sweeps]),
+                [page for _, page in sweeps],
+                columns.instants(list(sweeps.values())),
+                [shelves for shelves, _ in kept],
+                [lone for _, lone in kept],
             )
-        if new:
-            await self.conn.copy_records_to_table("history", records=new, columns=SEGMENT_COLUMNS)
+        if new or copied:
+            records = chain_of(new, *(_first_runs(chain, page, prices) for page, prices in copied))
+            await self.conn.copy_records_to_table("history", records=records, columns=SEGMENT_COLUMNS)
         if not ends:
             return
         await self.conn.execute(_PROBE_ONLY)
@@ -412,6 +497,43 @@ class PostgresBargainsRepository:
             [sweep for _, _, _, _, sweep in ends],
         )
         await self.conn.execute(_PLAN_FREELY)
+
+    async def pages_known(self, *, chain: str, store_ids: Sequence[str]) -> PagesKnown:
+        """Return the sweeps of some stores of a chain that keep what their page showed, and which of
+        the stores have no history yet (a probe of the history's key each)."""
+        rows = await self.conn.fetch(
+            """SELECT s.store_id, w.page, w.seen_at, w.shelves, w.lone,
+                      NOT EXISTS (SELECT FROM history h WHERE h.chain = $1 AND h.store_id = s.store_id)
+               FROM unnest($2::text::text[]) AS s(store_id)
+               LEFT JOIN sweeps w ON w.chain = $1 AND w.store_id = s.store_id AND w.shelves IS NOT NULL""",
+            chain,
+            columns.texts(store_ids),
+        )
+        return PagesKnown(
+            {(r[0], r[1]): Sweep(r[2], r[3], r[4]) for r in rows if r[1] is not None},
+            {r[0] for r in rows if r[5]},
+        )
+
+    async def move_sweeps(self, *, chain: str, moved: Mapping[tuple[str, int], datetime]) -> None:
+        """Move sweeps, by (store, page), to when their page was seen again unchanged.
+
+        Their runs' last sightings move with them: the stores' history marks are drawn anew.
+        """
+        if not moved:
+            return
+        await self._mark_changed(chain, [store_id for store_id, _ in moved])
+        # Taken in one order, as the upsert of save_segments takes them: no deadlock between batches.
+        ordered = sorted(moved.items())
+        await self.conn.execute(
+            """UPDATE sweeps s SET seen_at = m.seen_at
+               FROM unnest($2::text::text[], $3::bigint[], $4::text::timestamptz[])
+                    AS m(store_id, page, seen_at)
+               WHERE s.chain = $1 AND s.store_id = m.store_id AND s.page = m.page""",
+            chain,
+            columns.texts([store_id for (store_id, _), _ in ordered]),
+            [page for (_, page), _ in ordered],
+            columns.instants([seen_at for _, seen_at in ordered]),
+        )
 
     async def move_current_prices(self, *, chain: str, moves: Sequence[PriceMove]) -> None:
         """Add each move (+1 or -1) to the stores counted at a product's price on a day."""
@@ -699,24 +821,25 @@ class PostgresBargainsRepository:
             return
         await self.conn.execute("DELETE FROM bargains WHERE bargain_id = ANY($1::text[])", list(bargain_ids))
 
-    async def replace_flags(self, *, chain: str, keys: Sequence[Key], flags: Sequence[FlaggedPrice]) -> None:
-        """Replace the flags of (store, sku) pairs with new ones.
+    async def replace_flags(
+        self, *, chain: str, products: Mapping[str, Collection[str]], flags: Sequence[FlaggedPrice]
+    ) -> None:
+        """Replace the flags of some products of some stores (skus by store) with new ones.
 
         The stores' flags are read (a range of the primary key per store: few rows, most prices
         have none) and only those that differ are written: deleting by every pair probed the
         index once per price of the batch.
         """
-        replaced = set(keys)
         held = await self.conn.fetch(
             """SELECT store_id, sku, kind, reason, observed_at FROM flags
                WHERE chain = $1 AND store_id = ANY($2::text[])""",
             chain,
-            sorted({store_id for store_id, _ in replaced}),
+            sorted(products),
         )
         known = {
             (r["store_id"], r["sku"], r["kind"]): (r["reason"], r["observed_at"])
             for r in held
-            if (r["store_id"], r["sku"]) in replaced
+            if r["sku"] in products[r["store_id"]]
         }
         wanted = {(f.store_id, f.sku, f.kind) for f in flags}
         gone = [key for key in known if key not in wanted]
@@ -788,6 +911,27 @@ def _histories_of(
         key: (segments[0],) if len(segments) == 1 else tuple(sorted(segments, key=_starts))
         for key, segments in found.items()
     }
+
+
+def _first_runs(chain: str, page: SeenPage, prices: PriceColumns) -> Iterator[tuple[object, ...]]:
+    """Return the rows (SEGMENT_COLUMNS) of a page's first runs, seen once at its moment, held by its
+    sweep: built a column at a time, as `fold` would start each (its label's parts as `label_from`)."""
+    count = len(page.skus)
+    multibuy = prices.multibuy
+    return zip(
+        repeat(chain),
+        repeat(page.store_id),
+        page.skus,
+        prices.price_cents,
+        prices.was_price_cents or repeat(None, count),
+        repeat(page.seen_at),
+        repeat(page.seen_at),
+        prices.member_price_cents or repeat(None, count),
+        repeat(None, count) if multibuy is None else [None if m is None else m.quantity for m in multibuy],
+        repeat(None, count) if multibuy is None else [None if m is None else m.total_cents for m in multibuy],
+        prices.sold_by or repeat("each", count),
+        repeat(page.page),
+    )
 
 
 def _ends(ends_at: datetime, seen_at: datetime | None) -> datetime:

@@ -4,17 +4,18 @@ Each runs in a unit of work (reading and writing through its repository, publish
 BargainsChanged it causes into the outbox) and is given the time: none reads the clock.
 """
 
-from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import datetime
-from itertools import compress, repeat
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
+from itertools import accumulate, compress, groupby, repeat
 from operator import and_, attrgetter, eq, itemgetter, lt, not_
+from typing import NamedTuple
 
 from bargains.domain.answering import ANCHOR_LAG, Run, answers, label_from, labels
 from bargains.domain.bargains import Policy, may_be_outlier
 from bargains.domain.history import Label, Segment, SoldBy, fold, tally_moves, utc_day
 from bargains.domain.listing import Change, Key, changes_between, listings_of, payloads_for
-from bargains.repository import BargainsRepository, Product
+from bargains.repository import BargainsRepository, PagesKnown, Product, Sweep
 from contracts.events import BargainsChanged
 from contracts.events.v1 import (
     PriceColumns,
@@ -182,28 +183,51 @@ async def _fold_chain(
     kept = anchor_runs if anchor_runs is not None else KeptReads[Run]()
     anchors = await repo.anchors_of(chain=chain, store_ids=sorted({batch.store_id for batch in batches}))
     left = await _left_by_columns(repo, chain, batches, anchors, kept)
+    seen = seen_pages(batches)
+    own = own_pages(batches, seen, anchors)
+    # Decided before any history is read: a page seen again unchanged only moves its sweep, and a
+    # store's first page is copied in whole. Not an anchor's with a member in the batch: the
+    # member's sightings are judged against the anchor's runs as the batch folds them.
+    anchoring = {anchor for store, anchor in anchors.items() if anchor != store}
+    alone = {i: page for i, page in own.items() if page.store_id not in anchoring}
+    stores = sorted({p.store_id for p in alone.values()})
+    known = await repo.pages_known(chain=chain, store_ids=stores) if stores else PagesKnown({}, set())
+    unchanged = unchanged_pages(alone, known.sweeps)
+    first = {i for i, page in alone.items() if i not in unchanged and page.store_id in known.unpriced}
     # One pass for what each key and product took last: a key's category, a product's way of selling.
     categories: dict[Key, str | None] = {}
     sold_by: dict[str, SoldBy] = {}
-    seen = seen_pages(batches)
     # Each page's sightings to fold one by one, or a store's own page seen whole, judged a column
     # at a time against its histories once they are read (`_extended_unchanged`).
     pages: list[tuple[PricesScrapedPayload, list[Sighting] | SeenPage]] = []
+    # Pages seen again unchanged and first pages, reassessed whole: no key of theirs is in
+    # `categories` (each is its store's only page).
+    swept: list[_Swept] = []
+    copied: list[tuple[SeenPage, PriceColumns]] = []
     for i, batch in enumerate(batches):
         store_id, category = batch.store_id, batch.page.category if batch.page else None
         positions = left.get(i)
         sightings: list[Sighting] | SeenPage
-        if positions is None and (page := seen[i]) is not None and anchors[store_id] == store_id:
-            sightings = page
-            categories.update(zip(zip(repeat(store_id), page.skus), repeat(category)))
+        if (columns := batch.prices) is not None:
+            each: Iterator[SoldBy] = repeat("each")
+            sold_by.update(zip(columns.sku, columns.sold_by or each, strict=False))
+        if (sweep := unchanged.get(i)) is not None and columns is not None:
+            swept.append(
+                _Swept(own[i], columns.price_cents, category, len(categories), sweep.seen_at, sweep.lone)
+            )
+            continue
+        if i in first and columns is not None:
+            swept.append(_Swept(own[i], columns.price_cents, category, len(categories), None, True))
+            copied.append((own[i], columns))
+            continue
+        if positions is None and (page_seen := seen[i]) is not None and anchors[store_id] == store_id:
+            sightings = page_seen
+            categories.update(zip(zip(repeat(store_id), page_seen.skus), repeat(category)))
         elif positions is None:
             sightings = batch.sightings()
         else:  # a member's page its anchor answered in part or whole: the rest, one by one
             every = batch.sightings() if positions else []
             sightings = [every[p] for p in positions]
-        if (columns := batch.prices) is not None:
-            each: Iterator[SoldBy] = repeat("each")
-            sold_by.update(zip(columns.sku, columns.sold_by or each, strict=False))
         for o in sightings if isinstance(sightings, list) else ():
             categories[store_id, o.sku] = category
             if columns is None:
@@ -269,19 +293,101 @@ async def _fold_chain(
             extended[key] = (last,)
         if appended:
             started[key] = appended
-    # Pages folded whole may move a sweep instead of their runs' ends (servicekit.sweeps).
-    whole = [page if i not in left else None for i, page in enumerate(seen)]
-    await repo.save_segments(chain=chain, started=started, extended=extended, pages=whole)
+    # Pages folded whole may move a sweep instead of their runs' ends (servicekit.sweeps); a store's
+    # own page keeps in it what it showed, for the next time it is seen unchanged.
+    by_runs = [i not in left and i not in unchanged and i not in first for i in range(len(seen))]
+    whole = [page if fold else None for page, fold in zip(seen, by_runs, strict=True)]
+    shown = {(p.store_id, p.page): (p.shelves, _lone(p, histories)) for i, p in own.items() if by_runs[i]}
+    await repo.save_segments(
+        chain=chain, started=started, extended=extended, pages=whole, shown=shown, copied=copied
+    )
+    await repo.move_sweeps(
+        chain=chain, moved={(s.page.store_id, s.page.page): s.page.seen_at for s in swept if s.last_seen}
+    )
+    # Each price of a page seen again leaves the day its sweep was last seen for today's, and each of
+    # a first page joins today's: counted by product and price, a column at a time.
+    moved: dict[tuple[date | None, date], Counter[tuple[str, int]]] = {}
+    for s in swept:
+        days = (None if s.last_seen is None else utc_day(s.last_seen), utc_day(s.page.seen_at))
+        moved.setdefault(days, Counter()).update(zip(s.page.skus, s.prices, strict=True))
     await repo.move_current_prices(
         chain=chain,
         moves=tally_moves(
             ((key[1], before.get(key, ()), histories[key]) for key in changed),
             read_from=utc_day(now - policy.freshness),
+            swept=[(counted, last_on, seen_on) for (last_on, seen_on), counted in moved.items()],
         ),
     )
     # A member's sample only counts toward the chain: its anchor's bargains answer for it.
-    answering = [key for key in keys if anchors[key[0]] == key[0]]
-    await _reassess(uow, chain, answering, histories, categories, now=now, policy=policy)
+    answering, swept = _answering(keys, anchors, swept)
+    await _reassess(uow, chain, answering, histories, categories, now=now, policy=policy, swept=swept)
+
+
+class _Swept(NamedTuple):
+    """A store's own page seen again unchanged, or its first: its prices, and its runs as they were."""
+
+    page: SeenPage
+    prices: Sequence[int]
+    category: str | None
+    at: int
+    """How many of the keys reassessed (in the order first seen) come before the page's own."""
+    last_seen: datetime | None
+    """When its sweep was last seen; None for a store's first page."""
+    lone: bool
+    """Whether each of its products has one run only (never changed): a first page's have."""
+
+
+def _answering(
+    keys: list[Key], anchors: Mapping[str, str], swept: list[_Swept]
+) -> tuple[list[Key], list[_Swept]]:
+    """Return the keys their store answers for (its own anchor), and the pages seen again unchanged
+    placed among them (`_Swept.at`)."""
+    if all(map(eq, anchors, anchors.values())):
+        return keys, swept
+    own = [anchors[store] == store for store, _ in keys]
+    before = list(accumulate(own, initial=0))  # how many of the keys up to each answer for themselves
+    return list(compress(keys, own)), [s._replace(at=before[s.at]) for s in swept]
+
+
+def own_pages(
+    batches: Sequence[PricesScrapedPayload], seen: Sequence[SeenPage | None], anchors: Mapping[str, str]
+) -> dict[int, SeenPage]:
+    """Return, by position, the pages seen whole of stores that are their own anchor, each its store's
+    only batch: their products' runs then show what the page showed, and nothing else of the store's."""
+    once = Counter(batch.store_id for batch in batches)
+    return {
+        i: page
+        for i, page in enumerate(seen)
+        if page is not None and once[page.store_id] == 1 and anchors[page.store_id] == page.store_id
+    }
+
+
+def unchanged_pages(own: Mapping[int, SeenPage], sweeps: Mapping[tuple[str, int], Sweep]) -> dict[int, Sweep]:
+    """Return, by position, the stores' own pages (`own_pages`) seen again unchanged and later, with
+    their sweep: it holds every product's newest run, each showing what the page shows now."""
+    return {
+        i: sweep
+        for i, page in own.items()
+        if (sweep := sweeps.get((page.store_id, page.page))) is not None
+        and sweep.shelves == page.shelves
+        and sweep.seen_at < page.seen_at
+    }
+
+
+def _placed(keys: list[Key], spans: Sequence[tuple[int, Iterable[Key]]]) -> list[Key]:
+    """Return the keys with each span's put in before the key at its position (spans in order)."""
+    placed: list[Key] = []
+    start = 0
+    for at, span in spans:
+        placed += keys[start:at]
+        placed += span
+        start = at
+    return placed + keys[start:]
+
+
+def _lone(page: SeenPage, histories: Mapping[Key, tuple[Segment, ...]]) -> bool:
+    """Tell whether every product of a page has one run only (its price never changed)."""
+    return set(map(len, map(histories.get, zip(repeat(page.store_id), page.skus), repeat(())))) == {1}
 
 
 def _extended_unchanged(
@@ -331,6 +437,11 @@ def unanswered_prices(
         shelves=_shelves(prices),
         lag=ANCHOR_LAG,
     )
+
+
+def _judged(skus: Sequence[str], judged: Collection[str]) -> list[str]:
+    """Return the skus that some median or other chain judges, in order."""
+    return list(compress(skus, map(judged.__contains__, skus))) if judged else []
 
 
 def _shelves(prices: PriceColumns) -> Iterator[tuple[int, int | None, Label]]:
@@ -393,26 +504,48 @@ async def _reassess(
     *,
     now: datetime,
     policy: Policy,
+    swept: Sequence[_Swept] = (),
 ) -> None:
-    """Reassess the bargains and flags of (store, sku) pairs of a chain from their histories."""
-    if not keys:
+    """Reassess the bargains and flags of (store, sku) pairs of a chain from their histories.
+
+    `swept`: pages seen again unchanged or first pages, their runs unread, each reassessed whole: a
+    product whose one run never changed lists nothing unless a chain median or another chain judges
+    it, so only the others' histories are read.
+    """
+    if not keys and not swept:
         return
     repo = uow.repo
     fresh_after = now - policy.freshness
     # Only products with a fresh price can be bargains: the others need no medians.
     fresh = [key for key in keys if key in histories and histories[key][-1].ends_at >= fresh_after]
-    fresh_skus = sorted({sku for _, sku in fresh})
+    fresh_swept = [s for s in swept if s.page.seen_at >= fresh_after]
+    shown: set[tuple[str, int]] = set()  # the swept pages' products and prices: a few per product
+    for s in fresh_swept:
+        shown.update(zip(s.page.skus, s.prices, strict=True))
+    fresh_skus = sorted({sku for _, sku in fresh}.union(sku for sku, _ in shown))
     # The chain median only tells outliers: it is read for the products whose price could be one.
     bounds = await repo.price_bounds(chain=chain, skus=fresh_skus, fresh_after=fresh_after)
-    suspect = sorted(
-        {
-            sku
-            for store, sku in fresh
-            if sku in bounds and may_be_outlier(histories[store, sku][-1].price_cents, *bounds[sku])
-        }
-    )
-    medians = await repo.current_medians(chain=chain, skus=suspect, fresh_after=fresh_after)
+    suspect = {
+        sku
+        for store, sku in fresh
+        if sku in bounds and may_be_outlier(histories[store, sku][-1].price_cents, *bounds[sku])
+    }.union(sku for sku, price in shown if sku in bounds and may_be_outlier(price, *bounds[sku]))
+    medians = await repo.current_medians(chain=chain, skus=sorted(suspect), fresh_after=fresh_after)
     others = await repo.other_chain_prices(chain=chain, skus=fresh_skus, fresh_after=fresh_after)
+    judged = medians.keys() | others.keys()
+    # Of a page whose every product has one run, those some median or other chain judges.
+    unread = [
+        (s, list(zip(repeat(s.page.store_id), skus)))
+        for s in fresh_swept
+        if (skus := _judged(s.page.skus, judged) if s.lone else s.page.skus)
+    ]
+    if unread:
+        # Read after their sweeps moved: their runs end when the page was seen again.
+        histories.update(await repo.histories(chain=chain, keys=[key for _, read in unread for key in read]))
+        for s, read in unread:
+            categories.update(zip(read, repeat(s.category)))
+        placed = _placed(keys, [(s.at, read) for s, read in unread])
+        fresh = [key for key in placed if key in histories and histories[key][-1].ends_at >= fresh_after]
     listing = listings_of(
         chain,
         {key: histories[key] for key in fresh},
@@ -423,12 +556,16 @@ async def _reassess(
         policy=policy,
     )
     desired = {b.bargain_id: b for b in listing.bargains}
-    wanted = set(keys)
+    products: dict[str, set[str]] = {}  # the skus reassessed, by store
+    for store, pairs in groupby(keys, itemgetter(0)):
+        products.setdefault(store, set()).update(map(itemgetter(1), pairs))
+    for s in swept:
+        products[s.page.store_id] = set(s.page.skus)
     listed = await repo.bargains_of(
-        chain=chain, store_ids=sorted({store for store, _ in keys}), skus=sorted({sku for _, sku in keys})
+        chain=chain, store_ids=sorted(products), skus=sorted(set[str]().union(*products.values()))
     )
     # The query above asks for every store x every sku: keep only the pairs reassessed here.
-    current = {b.bargain_id: b for b in listed if (b.store_id, b.sku) in wanted}
+    current = {b.bargain_id: b for b in listed if b.sku in products[b.store_id]}
     changes = changes_between(current, desired)
     # A special seen again keeps its terms (nothing to announce) but its sighting moves:
     # stored all the same, so it stays fresh for listing and expiry however events were batched.
@@ -436,5 +573,5 @@ async def _reassess(
     await repo.delete_bargains(
         bargain_ids=[change.bargain.bargain_id for change in changes if change.kind == "expired"]
     )
-    await repo.replace_flags(chain=chain, keys=keys, flags=listing.flags)
+    await repo.replace_flags(chain=chain, products=products, flags=listing.flags)
     uow.publish(events_for(changes))

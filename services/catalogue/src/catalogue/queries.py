@@ -91,7 +91,10 @@ FROM bargains b LEFT JOIN products p ON p.chain = b.chain AND p.sku = b.sku"""
 
 
 class CatalogueQueries:
-    """Raw SQL reads over one connection; only prices observed since `fresh_after` are answered."""
+    """Raw SQL reads over one connection; only prices observed since `fresh_after` are answered.
+
+    A current price's last sighting is read from `current_prices`: a sweep may hold it.
+    """
 
     def __init__(self, conn: Connection, *, fresh_after: datetime) -> None:
         self.conn = conn
@@ -173,7 +176,7 @@ class CatalogueQueries:
                     FROM unnest($2::text[]) AS s(store_id)
                     LEFT JOIN placements pl ON pl.chain = $1 AND pl.store_id = s.store_id)
                 SELECT DISTINCT ON (a.store_id, p.sku) a.store_id AS asked, {_PRICES}
-                FROM asked a JOIN prices p
+                FROM asked a JOIN current_prices p
                   ON p.chain = $1 AND p.store_id IN (a.store_id, a.anchor) AND p.sku = ANY($3::text[])
                 WHERE p.observed_at >= $4
                 ORDER BY a.store_id, p.sku, {_OWN_STANDS.format(store="a.store_id", anchor="a.anchor")} DESC,
@@ -192,7 +195,7 @@ class CatalogueQueries:
         rows = await self.conn.fetch(
             f"""SELECT DISTINCT ON (p.chain, p.sku) {_PRICES}
                 FROM unnest($1::text[], $2::text[]) AS k(chain, sku)
-                JOIN prices p ON p.chain = k.chain AND p.sku = k.sku
+                JOIN current_prices p ON p.chain = k.chain AND p.sku = k.sku
                 WHERE p.observed_at >= $3 AND p.available
                 ORDER BY p.chain, p.sku, p.price_cents, p.store_id""",
             [c for c, _ in products],
@@ -208,7 +211,7 @@ class CatalogueQueries:
             """SELECT store_id, starts_at, ends_at, price_cents, was_price_cents FROM history
                WHERE chain = $1 AND sku = $2 AND store_id = ANY($3::text[])
                UNION ALL
-               SELECT store_id, run_starts_at, observed_at, price_cents, was_price_cents FROM prices
+               SELECT store_id, run_starts_at, observed_at, price_cents, was_price_cents FROM current_prices
                WHERE chain = $1 AND sku = $2 AND store_id = ANY($3::text[])
                ORDER BY store_id, starts_at""",
             chain,
@@ -309,7 +312,7 @@ class CatalogueQueries:
                    FROM (SELECT *, row_number() OVER (ORDER BY sku) AS n FROM (
                          SELECT DISTINCT ON (sku) store_id, sku, price_cents, was_price_cents,
                                 member_price_cents, available, sold_by, observed_at
-                         FROM prices p
+                         FROM current_prices p
                          WHERE chain = $1 AND store_id IN ($2, $3) AND ($4::text IS NULL OR sku > $4)
                            AND observed_at >= $5
                          ORDER BY sku, """
@@ -375,7 +378,7 @@ class CatalogueQueries:
                SELECT a.chain, a.store_id, a.anchor,
                       (SELECT count(*) FROM prices p
                        WHERE p.chain = a.chain AND p.store_id = a.store_id) AS held,
-                      (SELECT count(DISTINCT p.sku) FROM prices p
+                      (SELECT count(DISTINCT p.sku) FROM current_prices p
                        WHERE p.chain = a.chain AND p.store_id IN (a.store_id, a.anchor)
                          AND p.observed_at >= $1) AS answered
                FROM answering a ORDER BY a.chain, a.store_id""",

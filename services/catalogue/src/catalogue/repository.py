@@ -1,6 +1,7 @@
 """The catalogue's write side: products, current prices, history, placements, substitutes, bargains."""
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -9,6 +10,7 @@ from catalogue.domain.answering import Shelf
 from catalogue.domain.history import Segment
 from contracts.events.v1 import Bargain, StoreGroupChangedPayload, Substitute
 from servicekit.db import Connection
+from servicekit.sweeps import SeenPage
 
 Key = tuple[str, str, str]
 """A price's key: chain, store, sku."""
@@ -65,6 +67,27 @@ class PriceRow(NamedTuple):
         return self[3:14]
 
 
+class PageState(NamedTuple):
+    """Where a store's page stands before a batch: whether its store holds a price, and its sweep."""
+
+    stocked: bool
+    seen_at: datetime | None
+    """When the page's sweep was last seen (None: no sweep)."""
+    shelves: int | None
+    """What the page showed when its sweep last held it whole (servicekit.sweeps.shelves_of); None
+    when it holds it whole no more."""
+
+
+class CopiedPage(NamedTuple):
+    """A page of a store holding no price yet, copied in as its rows (PRICE_COLUMNS, run_starts_at, sweep)."""
+
+    chain: str
+    page: SeenPage
+    rows: Iterable[tuple[object, ...]]
+    held: bool
+    """Whether its rows are held by its sweep (their sweep column its page)."""
+
+
 PRICE_COLUMNS = (
     "chain, store_id, sku, price_cents, was_price_cents, available, member_price_cents, "
     "multibuy_quantity, multibuy_total_cents, sold_by, stated_cents, stated_quantity, stated_unit, "
@@ -78,27 +101,48 @@ _SHELF_COLUMNS = ", ".join(PRICE_FIELDS[3:14])
 # run it ended (ended_*), which the same statement writes to history: the old values come from
 # the upsert itself, with no join the planner could get wrong. It returns the keys whose sighting
 # was not newer: the caller folds those into their history.
+# A row is written held by the sweep of its store's page given in $1-$3 (its page), else by none;
+# a sweep that a written row was held by and is no more loses its shelves (it holds the page no
+# longer whole). A held row was last seen when its sweep was, if later (_LAST_SEEN): a subquery
+# per held row, but not for a row held by the page that writes it, whose sweep the caller found
+# older than the page (so the row's own sighting decides).
+# A sweep some of whose rows (chain, store_id, sweep) went holds its page no longer whole.
+_LET_GO = """UPDATE sweeps s SET shelves = NULL
+    FROM (SELECT DISTINCT chain, store_id, sweep FROM {rows} WHERE sweep IS NOT NULL) AS r
+    WHERE s.chain = r.chain AND s.store_id = r.store_id AND s.page = r.sweep AND s.shelves IS NOT NULL"""
 _SAME_RUN = """(prices.price_cents, prices.was_price_cents)
     IS NOT DISTINCT FROM (EXCLUDED.price_cents, EXCLUDED.was_price_cents)"""
+_SWEEP_SEEN = """(SELECT s.seen_at FROM sweeps s
+    WHERE s.chain = prices.chain AND s.store_id = prices.store_id AND s.page = prices.sweep)"""
+_LAST_SEEN = f"GREATEST(prices.observed_at, {_SWEEP_SEEN})"
 _MERGE_STAGED_PRICES = f"""
     WITH staged AS (DELETE FROM incoming_prices RETURNING *),
     merged AS (
-        INSERT INTO prices ({PRICE_COLUMNS}, run_starts_at)
-        SELECT {PRICE_COLUMNS}, observed_at FROM staged
+        INSERT INTO prices ({PRICE_COLUMNS}, run_starts_at, sweep)
+        SELECT {", ".join(f"st.{c}" for c in PRICE_FIELDS)}, st.observed_at, h.page FROM staged st
+        LEFT JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS h(chain, store_id, page)
+            ON h.chain = st.chain AND h.store_id = st.store_id
         ON CONFLICT (chain, store_id, sku) DO UPDATE SET
             {", ".join(f"{c} = EXCLUDED.{c}" for c in PRICE_FIELDS[3:])},
+            sweep = EXCLUDED.sweep,
             run_starts_at = CASE WHEN {_SAME_RUN} THEN prices.run_starts_at ELSE EXCLUDED.observed_at END,
             ended_starts_at = CASE WHEN {_SAME_RUN} THEN NULL ELSE prices.run_starts_at END,
-            ended_at = CASE WHEN {_SAME_RUN} THEN NULL ELSE prices.observed_at END,
+            ended_at = CASE WHEN {_SAME_RUN} THEN NULL WHEN prices.sweep IS NULL THEN prices.observed_at
+                            ELSE {_LAST_SEEN} END,
             ended_cents = CASE WHEN {_SAME_RUN} THEN NULL ELSE prices.price_cents END,
             ended_was_cents = CASE WHEN {_SAME_RUN} THEN NULL ELSE prices.was_price_cents END
         WHERE prices.observed_at < EXCLUDED.observed_at
-        RETURNING chain, store_id, sku, ended_starts_at, ended_at, ended_cents, ended_was_cents),
+          AND (prices.sweep IS NULL OR prices.sweep = EXCLUDED.sweep
+               OR coalesce({_SWEEP_SEEN}, '-infinity') < EXCLUDED.observed_at)
+        RETURNING chain, store_id, sku, ended_starts_at, ended_at, ended_cents, ended_was_cents,
+                  CASE WHEN old.sweep IS DISTINCT FROM new.sweep THEN old.sweep END AS let_go),
     ended AS (
         INSERT INTO history (chain, store_id, sku, starts_at, ends_at, price_cents, was_price_cents)
-        SELECT * FROM merged WHERE ended_starts_at IS NOT NULL
+        SELECT chain, store_id, sku, ended_starts_at, ended_at, ended_cents, ended_was_cents
+        FROM merged WHERE ended_starts_at IS NOT NULL
         ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at,
-            price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents)
+            price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents),
+    released AS ({_LET_GO.format(rows="(SELECT chain, store_id, let_go AS sweep FROM merged) AS m")})
     SELECT chain, store_id, sku FROM staged EXCEPT SELECT chain, store_id, sku FROM merged"""
 PRODUCT_COLUMNS = (
     "chain, sku, name, brand, size, category, shared_category, barcode, url, search_text, observed_at"
@@ -112,10 +156,34 @@ class CatalogueRepository(Protocol):
         """Insert products or replace them with a newer description; an older one changes nothing."""
         ...
 
-    async def save_prices(self, prices: Sequence[PriceRow]) -> list[Key]:
+    async def save_prices(
+        self, prices: Sequence[PriceRow], *, held: Mapping[tuple[str, str], SeenPage] | None = None
+    ) -> list[Key]:
         """Merge current prices (one row per key), a newer one extending or ending the current run.
 
+        `held`: by (chain, store), the page of all the store's rows given, seen at once, whose sweep
+        is older than it (or none): the rows written are held by its sweep, which moves to the
+        page's moment and notes what it shows when every row of it was written (servicekit.sweeps).
         Return the keys whose sighting was not newer than their current price: left to fold.
+        """
+        ...
+
+    async def page_states(self, pages: Sequence[tuple[str, SeenPage]]) -> list[PageState]:
+        """Return, for each page of a chain, whether its store holds any current price, and its sweep."""
+        ...
+
+    async def move_sweeps(self, pages: Sequence[tuple[str, SeenPage]]) -> set[tuple[str, str]]:
+        """Move the sweeps of pages seen again showing what their sweep notes, to the pages' moments.
+
+        Only a sweep that still holds its whole page moves (its shelves noted): nothing is written
+        per price. Return the (chain, store) of the pages moved.
+        """
+        ...
+
+    async def copy_prices(self, pages: Sequence[CopiedPage]) -> None:
+        """Copy in the current prices of stores that hold none yet: each page's rows start their runs.
+
+        A held page's rows (their sweep column its page) are held by its sweep, which notes the page.
         """
         ...
 
@@ -191,38 +259,134 @@ class PostgresCatalogueRepository:
             *([getattr(p, c) for p in products] for c in columns),
         )
 
-    async def save_prices(self, prices: Sequence[PriceRow]) -> list[Key]:
+    async def save_prices(
+        self, prices: Sequence[PriceRow], *, held: Mapping[tuple[str, str], SeenPage] | None = None
+    ) -> list[Key]:
         """Merge current prices (one row per key), a newer one extending or ending the current run.
 
+        `held`: by (chain, store), the page of all the store's rows given, seen at once, whose sweep
+        is older than it (or none): the rows written are held by its sweep, which moves to the
+        page's moment and notes what it shows when every row of it was written (servicekit.sweeps).
         Return the keys whose sighting was not newer than their current price: left to fold.
         """
         if not prices:
             return []
+        held = held or {}
         stores = sorted({(p.chain, p.store_id) for p in prices})
         await self._mark_changed(stores)
         # A store holding no price yet (a chain's first scrape, a new store, the projection rebuilt
         # from the topic) has nothing to merge with: its rows start their runs, copied straight in
         # for a third of the merge's cost.
         empty = await self._stores_without_prices(stores)
-        first = [(*p, p.observed_at) for p in prices if (p.chain, p.store_id) in empty]
+        first = [
+            (*p, p.observed_at, page.page if (page := held.get((p.chain, p.store_id))) is not None else None)
+            for p in prices
+            if (p.chain, p.store_id) in empty
+        ]
         staged = [p for p in prices if (p.chain, p.store_id) not in empty]
         if first:
             await self.conn.copy_records_to_table(
-                "prices", records=first, columns=(*PRICE_FIELDS, "run_starts_at")
+                "prices", records=first, columns=(*PRICE_FIELDS, "run_starts_at", "sweep")
             )
         late = []
         if staged:
             # The rows are tuples in column order: COPY takes them as they are, and one statement
             # merges and empties the staging table (one row per key: a statement may touch a row once).
             await self.conn.copy_records_to_table("incoming_prices", records=staged, columns=PRICE_FIELDS)
-            late = await self.conn.fetch(_MERGE_STAGED_PRICES)
+            late = await self.conn.fetch(
+                _MERGE_STAGED_PRICES,
+                [chain for chain, _ in held],
+                [store_id for _, store_id in held],
+                [page.page for page in held.values()],
+            )
+        left = {(r["chain"], r["store_id"]) for r in late}
+        await self._note_sweeps([(key[0], page, key not in left) for key, page in held.items()])
+        await self._note_stores(stores)
+        return [(r["chain"], r["store_id"], r["sku"]) for r in late]
+
+    async def page_states(self, pages: Sequence[tuple[str, SeenPage]]) -> list[PageState]:
+        """Return, for each page of a chain, whether its store holds any current price, and its sweep."""
+        rows = await self.conn.fetch(
+            """SELECT EXISTS (SELECT FROM prices p WHERE p.chain = k.chain AND p.store_id = k.store_id),
+                      s.seen_at, s.shelves
+               FROM unnest($1::text[], $2::text[], $3::bigint[])
+                    WITH ORDINALITY AS k(chain, store_id, page, n)
+               LEFT JOIN sweeps s ON s.chain = k.chain AND s.store_id = k.store_id AND s.page = k.page
+               ORDER BY k.n""",
+            [chain for chain, _ in pages],
+            [page.store_id for _, page in pages],
+            [page.page for _, page in pages],
+        )
+        return [PageState(r[0], r[1], r[2]) for r in rows]
+
+    async def move_sweeps(self, pages: Sequence[tuple[str, SeenPage]]) -> set[tuple[str, str]]:
+        """Move the sweeps of pages seen again showing what their sweep notes, to the pages' moments.
+
+        Only a sweep that still holds its whole page moves (its shelves noted): nothing is written
+        per price. Return the (chain, store) of the pages moved.
+        """
+        if not pages:
+            return set()
+        rows = await self.conn.fetch(
+            """UPDATE sweeps s SET seen_at = k.seen_at
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[])
+                    AS k(chain, store_id, page, shelves, seen_at)
+               WHERE s.chain = k.chain AND s.store_id = k.store_id AND s.page = k.page
+                 AND s.shelves = k.shelves AND s.seen_at <= k.seen_at
+               RETURNING s.chain, s.store_id""",
+            [chain for chain, _ in pages],
+            [page.store_id for _, page in pages],
+            [page.page for _, page in pages],
+            [page.shelves for _, page in pages],
+            [page.seen_at for _, page in pages],
+        )
+        moved = {(r[0], r[1]) for r in rows}
+        # Their prices' last sightings moved: a process keeping them must read them again.
+        await self._mark_changed(moved)
+        return moved
+
+    async def copy_prices(self, pages: Sequence[CopiedPage]) -> None:
+        """Copy in the current prices of stores that hold none yet: each page's rows start their runs.
+
+        A held page's rows (their sweep column its page) are held by its sweep, which notes the page.
+        """
+        if not pages:
+            return
+        stores = sorted({(copied.chain, copied.page.store_id) for copied in pages})
+        await self._mark_changed(stores)
+        await self.conn.copy_records_to_table(
+            "prices",
+            records=itertools.chain.from_iterable(page.rows for page in pages),
+            columns=(*PRICE_FIELDS, "run_starts_at", "sweep"),
+        )
+        await self._note_sweeps([(copied.chain, copied.page, True) for copied in pages if copied.held])
+        await self._note_stores(stores)
+
+    async def _note_sweeps(self, pages: Sequence[tuple[str, SeenPage, bool]]) -> None:
+        """Move the sweeps of pages whose rows were just written held, noting what a page shows if whole."""
+        if not pages:
+            return
+        await self.conn.execute(
+            """INSERT INTO sweeps (chain, store_id, page, seen_at, shelves)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::bigint[])
+               ORDER BY 1, 2, 3
+               ON CONFLICT (chain, store_id, page) DO UPDATE
+               SET seen_at = EXCLUDED.seen_at, shelves = EXCLUDED.shelves""",
+            [chain for chain, _, _ in pages],
+            [page.store_id for _, page, _ in pages],
+            [page.page for _, page, _ in pages],
+            [page.seen_at for _, page, _ in pages],
+            [page.shelves if whole else None for _, page, whole in pages],
+        )
+
+    async def _note_stores(self, stores: Sequence[tuple[str, str]]) -> None:
+        """Note stores priced, for the export to walk."""
         await self.conn.execute(
             """INSERT INTO stores (chain, store_id) SELECT * FROM unnest($1::text[], $2::text[])
                ON CONFLICT DO NOTHING""",
             [c for c, _ in stores],
             [s for _, s in stores],
         )
-        return [(r["chain"], r["store_id"], r["sku"]) for r in late]
 
     async def _stores_without_prices(self, stores: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Return the stores of a batch that hold no current price (one probe of the key each)."""
@@ -245,7 +409,7 @@ class PostgresCatalogueRepository:
                UNION ALL
                SELECT p.chain, p.store_id, p.sku, p.run_starts_at, p.observed_at, p.price_cents,
                       p.was_price_cents
-               FROM k JOIN prices p USING (chain, store_id, sku)
+               FROM k JOIN current_prices p USING (chain, store_id, sku)
                ORDER BY 1, 2, 3, 4""",
             *(list(column) for column in zip(*keys, strict=True)),
         )
@@ -324,31 +488,54 @@ class PostgresCatalogueRepository:
         # Stores by skus in one scan of the key: a batch asks for a few anchors' and members'
         # same products, and a probe per pair would cost a cache miss each. A row's slice is a
         # tuple already: no object per row (a batch reads about one per member's price).
-        query = f"SELECT store_id, sku, observed_at, {_SHELF_COLUMNS} FROM prices WHERE chain = $1"
+        # A sweep may hold a price's last sighting: the stores' sweeps are read apart and applied
+        # here (the current_prices view, joined per row, took most of a steady batch's time).
+        query = f"SELECT store_id, sku, observed_at, {_SHELF_COLUMNS}, sweep FROM prices WHERE chain = $1"
         if skus is None:
             rows = await self.conn.fetch(query + " AND store_id = ANY($2::text[])", chain, list(store_ids))
         else:
             query += " AND store_id = ANY($2::text[]) AND sku = ANY($3::text[])"
             rows = await self.conn.fetch(query, chain, list(store_ids), list(skus))
-        return {(r[0], r[1]): (r[3:], r[2]) for r in rows}
+        held = sorted({r[0] for r in rows if r[-1] is not None})
+        if not held:
+            return {(r[0], r[1]): (r[3:-1], r[2]) for r in rows}
+        swept = {
+            (s[0], s[1]): s[2]
+            for s in await self.conn.fetch(
+                "SELECT store_id, page, seen_at FROM sweeps WHERE chain = $1 AND store_id = ANY($2::text[])",
+                chain,
+                held,
+            )
+        }
+        return {
+            (r[0], r[1]): (r[3:-1], r[2] if r[-1] is None else max(r[2], swept.get((r[0], r[-1]), r[2])))
+            for r in rows
+        }
 
     async def drop_prices(self, keys: Sequence[Key], *, stores: Sequence[tuple[str, str]] = ()) -> None:
         """Delete current prices whose runs repeat another store's (an anchor's), and whole stores' ones."""
         await self._mark_changed([*stores, *(key[:2] for key in keys)])
         if stores:
-            # A range of the key each: a tenth of the cost of the same rows as keys.
+            # A range of the key each: a tenth of the cost of the same rows as keys. Their sweeps
+            # hold nothing any more.
             await self.conn.execute(
-                """DELETE FROM prices p USING unnest($1::text[], $2::text[]) AS s(chain, store_id)
-                   WHERE p.chain = s.chain AND p.store_id = s.store_id""",
+                """WITH dropped AS (
+                       DELETE FROM prices p USING unnest($1::text[], $2::text[]) AS s(chain, store_id)
+                       WHERE p.chain = s.chain AND p.store_id = s.store_id)
+                   DELETE FROM sweeps w USING unnest($1::text[], $2::text[]) AS s(chain, store_id)
+                   WHERE w.chain = s.chain AND w.store_id = s.store_id""",
                 [chain for chain, _ in stores],
                 [store_id for _, store_id in stores],
             )
         if not keys:
             return
         await self.conn.execute(
-            """DELETE FROM prices p
-               USING unnest($1::text[], $2::text[], $3::text[]) AS k(chain, store_id, sku)
-               WHERE p.chain = k.chain AND p.store_id = k.store_id AND p.sku = k.sku""",
+            f"""WITH dropped AS (
+                    DELETE FROM prices p
+                    USING unnest($1::text[], $2::text[], $3::text[]) AS k(chain, store_id, sku)
+                    WHERE p.chain = k.chain AND p.store_id = k.store_id AND p.sku = k.sku
+                    RETURNING p.chain, p.store_id, p.sweep)
+                {_LET_GO.format(rows="dropped")}""",
             *(list(column) for column in zip(*keys, strict=True)),
         )
 
@@ -357,17 +544,24 @@ class PostgresCatalogueRepository:
         if not keys:
             return
         await self._mark_changed([key[:2] for key in keys])
+        # An ended run was last seen when its sweep was, if later.
         await self.conn.execute(
-            """WITH ended AS (
-                   DELETE FROM prices p
-                   USING unnest($1::text[], $2::text[], $3::text[]) AS k(chain, store_id, sku)
-                   WHERE p.chain = k.chain AND p.store_id = k.store_id AND p.sku = k.sku
-                   RETURNING p.chain, p.store_id, p.sku, p.run_starts_at, p.observed_at, p.price_cents,
-                             p.was_price_cents)
-               INSERT INTO history (chain, store_id, sku, starts_at, ends_at, price_cents, was_price_cents)
-               SELECT * FROM ended
-               ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at,
-                   price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents""",
+            f"""WITH ended AS (
+                    DELETE FROM prices p
+                    USING unnest($1::text[], $2::text[], $3::text[]) AS k(chain, store_id, sku)
+                    WHERE p.chain = k.chain AND p.store_id = k.store_id AND p.sku = k.sku
+                    RETURNING p.chain, p.store_id, p.sku, p.run_starts_at, p.observed_at, p.price_cents,
+                              p.was_price_cents, p.sweep),
+                kept AS (
+                    INSERT INTO history
+                        (chain, store_id, sku, starts_at, ends_at, price_cents, was_price_cents)
+                    SELECT e.chain, e.store_id, e.sku, e.run_starts_at, GREATEST(e.observed_at, s.seen_at),
+                           e.price_cents, e.was_price_cents
+                    FROM ended e
+                    LEFT JOIN sweeps s ON s.chain = e.chain AND s.store_id = e.store_id AND s.page = e.sweep
+                    ON CONFLICT (chain, store_id, sku, starts_at) DO UPDATE SET ends_at = EXCLUDED.ends_at,
+                        price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents)
+                {_LET_GO.format(rows="ended")}""",
             *(list(column) for column in zip(*keys, strict=True)),
         )
 

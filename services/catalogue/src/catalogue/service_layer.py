@@ -5,14 +5,18 @@ when a fact was observed, so a late or repeated event changes nothing already ne
 """
 
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from operator import itemgetter
+from typing import cast
 
-from catalogue.domain.answering import ANCHOR_LAG, Shelf, answers, shelves
+from catalogue.domain.answering import ANCHOR_LAG, Shelf, answers, shelf_columns, shelves
 from catalogue.domain.history import Segment, fold
 from catalogue.domain.search import search_text
-from catalogue.repository import CatalogueRepository, Key, PriceRow, ProductRow
+from catalogue.repository import CatalogueRepository, CopiedPage, Key, PageState, PriceRow, ProductRow
 from contracts.events.v1 import (
     BargainsChangedPayload,
     PriceColumns,
@@ -24,6 +28,7 @@ from contracts.events.v1 import (
 )
 from servicekit.kept_reads import KeptReads
 from servicekit.pages import judgeable, unanswered
+from servicekit.sweeps import SeenPage, seen_pages
 from servicekit.unit_of_work import Work
 
 Page = tuple[str, str, list[Sighting]]
@@ -60,6 +65,73 @@ def price_row(chain: str, store_id: str, o: Sighting) -> PriceRow:
     )
 
 
+def price_records(
+    chain: str, page: SeenPage, prices: PriceColumns, *, sweep: int | None
+) -> Iterator[tuple[object, ...]]:
+    """Return the current-price rows of a page seen at once (PRICE_COLUMNS, run_starts_at, sweep):
+    each starts its run, held by `sweep`; built a column at a time, with no object per price."""
+    count = len(prices.sku)
+    at = page.seen_at
+    return zip(
+        repeat(chain, count),
+        repeat(page.store_id, count),
+        prices.sku,
+        *shelf_columns(prices),
+        repeat(at, count),
+        repeat(at, count),
+        repeat(sweep, count),
+        strict=True,
+    )
+
+
+@dataclass(slots=True)
+class PageWays:
+    """How a batch's pages seen whole are folded (by position in the batch)."""
+
+    moving: list[int] = field(default_factory=list)
+    """Pages seen again unchanged whose sweep held them whole: only the sweep moves."""
+    copying: list[int] = field(default_factory=list)
+    """Pages of stores that hold no price yet: copied in from their columns."""
+    older: set[int] = field(default_factory=set)
+    """Pages whose sweep is older than they are (or none): the rows they write it holds."""
+
+
+def whole_pages(
+    batches: Sequence[PricesScrapedPayload], anchor_of: Mapping[tuple[str, str], str]
+) -> dict[int, SeenPage]:
+    """Return, by position, the pages a sweep may hold: seen at once (servicekit.sweeps), of a store
+    that is its own anchor (a member's prices are judged against its anchor's) and listed once."""
+    listed = Counter((batch.chain, batch.store_id) for batch in batches)
+    # Only those pages are hashed (`seen_pages`): a member's page is not.
+    mine = [
+        i
+        for i, batch in enumerate(batches)
+        if batch.prices is not None
+        and listed[batch.chain, batch.store_id] == 1
+        and (batch.chain, batch.store_id) not in anchor_of
+    ]
+    pages = zip(mine, seen_pages([batches[i] for i in mine]), strict=True)
+    return {i: page for i, page in pages if page is not None}
+
+
+def page_ways(pages: Mapping[int, SeenPage], states: Sequence[PageState]) -> PageWays:
+    """Return how each page is folded, from where it stood (`states`, in the pages' order).
+
+    A page seen again showing what its sweep noted when it held the page whole, not before the
+    sweep, only moves the sweep; a store's first page is copied in; any other is merged. Only a
+    sweep older than its page holds the page's rows: a held row is never seen after its sweep.
+    """
+    ways = PageWays()
+    for (i, page), state in zip(pages.items(), states, strict=True):
+        if state.seen_at is None or state.seen_at < page.seen_at:
+            ways.older.add(i)
+        if not state.stocked:
+            ways.copying.append(i)
+        elif state.shelves == page.shelves and state.seen_at is not None and state.seen_at <= page.seen_at:
+            ways.moving.append(i)
+    return ways
+
+
 def product_row(product: ProductObservedPayload) -> ProductRow:
     """Return the catalogue's row of a product description."""
     return ProductRow(
@@ -90,7 +162,10 @@ async def fold_prices(
     """
     kept = anchor_shelves if anchor_shelves is not None else KeptReads[Shelf]()
     anchor_of = await uow.repo.anchors_of(sorted({(batch.chain, batch.store_id) for batch in batches}))
-    pages, own_read = await _left_by_columns(uow.repo, batches, anchor_of, kept)
+    # First the pages that need no price one by one: read after them, an anchor's prices are as
+    # they would be merged.
+    done, holding = await _by_pages(uow.repo, batches, anchor_of)
+    pages, own_read = await _left_by_columns(uow.repo, batches, anchor_of, kept, done)
     # The newest sighting of each key is its current price; a key seen more than once in the
     # batches (rare) also keeps its other sightings, which history folds in arrival order.
     newest: dict[Key, Sighting] = {}
@@ -111,7 +186,7 @@ async def fold_prices(
     answered = await _answered_by_anchors(uow.repo, pages, newest, again.keys(), anchor_of, kept, own_read)
     rows = [price_row(key[0], key[1], o) for key, o in newest.items() if key not in answered]
     seen_before = await uow.repo.histories(list(again)) if again else {}
-    late = await uow.repo.save_prices(rows)
+    late = await uow.repo.save_prices(rows, held=holding)
     unmerged = set(late)
     only_late = [key for key in late if key not in again]
     if only_late:
@@ -148,15 +223,54 @@ def unanswered_prices(
     )
 
 
+async def _by_pages(
+    repo: CatalogueRepository,
+    batches: Sequence[PricesScrapedPayload],
+    anchor_of: Mapping[tuple[str, str], str],
+) -> tuple[set[int], dict[tuple[str, str], SeenPage]]:
+    """Fold the pages that need no price one by one: those seen again unchanged (their sweep moves)
+    and stores' first pages (copied in from their columns); return their positions, and by store
+    the pages the merge writes held by their sweep (`page_ways`).
+    """
+    pages = whole_pages(batches, anchor_of)
+    if not pages:
+        return set(), {}
+    ways = page_ways(pages, await repo.page_states([(batches[i].chain, page) for i, page in pages.items()]))
+    moved = await repo.move_sweeps([(batches[i].chain, pages[i]) for i in ways.moving])
+    done = {i for i in ways.moving if (batches[i].chain, pages[i].store_id) in moved}
+    await repo.copy_prices(
+        [
+            CopiedPage(
+                batches[i].chain,
+                pages[i],
+                price_records(
+                    batches[i].chain,
+                    pages[i],
+                    cast(PriceColumns, batches[i].prices),  # a page seen whole came as columns
+                    sweep=pages[i].page if i in ways.older else None,
+                ),
+                held=i in ways.older,
+            )
+            for i in ways.copying
+        ]
+    )
+    done.update(ways.copying)
+    # The rest are merged (a page whose sweep did not move too: its rows changed meanwhile).
+    held = {(batches[i].chain, pages[i].store_id): pages[i] for i in ways.older if i not in done}
+    return done, held
+
+
 async def _left_by_columns(
     repo: CatalogueRepository,
     batches: Sequence[PricesScrapedPayload],
     anchor_of: Mapping[tuple[str, str], str],
     kept: KeptReads[Shelf],
+    done: Collection[int] = (),
 ) -> tuple[list[Page], dict[str, OwnRead]]:
     """Return the batches' prices left to judge one by one: of a member's page judged a column at
     a time (`servicekit.pages.judgeable`), only those its anchor may not answer
-    (`unanswered_prices`); and, by chain, the members' own prices read for it.
+    (`unanswered_prices`); and, by chain, the members' own prices read for it. `done`: the
+    positions of batches already folded (`_by_pages`).
     """
     judged = judgeable(batches, lambda chain, store_id: anchor_of.get((chain, store_id)))
     left: dict[int, list[int]] = {}
@@ -189,7 +303,7 @@ async def _left_by_columns(
     pages: list[Page] = []
     for i, batch in enumerate(batches):
         positions = left.get(i)
-        if positions == []:
+        if positions == [] or i in done:
             continue  # a page its anchor answered whole
         sightings = batch.sightings()
         if positions is not None:  # answered in part: the rest

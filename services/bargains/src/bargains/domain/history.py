@@ -11,7 +11,7 @@
   which keeps a projection deterministic for a given event order.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal, NamedTuple
@@ -83,8 +83,16 @@ class PriceMove:
     delta: int
 
 
+Swept = tuple[Mapping[tuple[str, int], int], date | None, date]
+"""Pages seen again unchanged: how many stores show each product at each price, the day they were
+last seen (None: a store's first page, never counted) and the day they are seen now."""
+
+
 def tally_moves(
-    changes: Iterable[tuple[str, tuple[Segment, ...], tuple[Segment, ...]]], *, read_from: date
+    changes: Iterable[tuple[str, tuple[Segment, ...], tuple[Segment, ...]]],
+    *,
+    read_from: date,
+    swept: Iterable[Swept] = (),
 ) -> list[PriceMove]:
     """Return how history changes (sku, old, new) move the stores' counts, summed per product, price and day.
 
@@ -93,7 +101,8 @@ def tally_moves(
     the database; a sum of zero changes no count and is left out. So are moves on days before
     `read_from`: no median reads a day older than the freshness window again (the clock only
     moves on), so a price already stale when it arrives, as in an import of old files, or a
-    store leaving a stale day costs no row.
+    store leaving a stale day costs no row. Stores whose pages were seen again unchanged
+    (`swept`, counted by product and price) move from the day last seen to the day now.
     """
 
     def counted(sku: str, history: tuple[Segment, ...]) -> tuple[str, int, date] | None:
@@ -105,6 +114,14 @@ def tally_moves(
         return (sku, last.price_cents, day) if day >= read_from else None
 
     net: dict[tuple[str, int, date], int] = {}
+    for shown, last_on, seen_on in swept:
+        if last_on == seen_on:
+            continue
+        for (sku, price), stores in shown.items():
+            if last_on is not None and last_on >= read_from:
+                net[sku, price, last_on] = net.get((sku, price, last_on), 0) - stores
+            if seen_on >= read_from:
+                net[sku, price, seen_on] = net.get((sku, price, seen_on), 0) + stores
     for sku, old, new in changes:
         before, after = counted(sku, old), counted(sku, new)
         if before == after:

@@ -8,7 +8,7 @@ own that it replaces (an exception that no longer holds) ends. What a member cha
 from its anchor stays its own.
 """
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import repeat
 
@@ -31,16 +31,22 @@ Shelf = tuple[tuple[object, ...], datetime]
 
 def shelves(prices: PriceColumns) -> Iterator[tuple[object, ...]]:
     """Return what each price's label shows, as the catalogue's PriceRow.shelf has it."""
+    return zip(*shelf_columns(prices), strict=True)
+
+
+def shelf_columns(prices: PriceColumns) -> list[Iterable[object]]:
+    """Return the columns of what a page's labels show, PriceRow.shelf's fields in order (in C, no
+    step per price where the page left a column out)."""
     count = len(prices.sku)
 
-    def column(given: tuple[object, ...] | None, default: object) -> Iterator[object] | tuple[object, ...]:
+    def column(given: tuple[object, ...] | None, default: object) -> Iterable[object]:
         return repeat(default, count) if given is None else given
 
-    def nothing(columns: int) -> list[Iterator[object]]:
+    def nothing(columns: int) -> list[Iterable[object]]:
         return [repeat(None, count) for _ in range(columns)]
 
     multibuys, stated = prices.multibuy, prices.unit_price
-    return zip(
+    return [
         prices.price_cents,
         column(prices.was_price_cents, None),
         column(prices.available, True),
@@ -48,8 +54,7 @@ def shelves(prices: PriceColumns) -> Iterator[tuple[object, ...]]:
         *(zip(*map(_multibuy, multibuys), strict=True) if multibuys else nothing(2)),
         column(prices.sold_by, "each"),
         *(zip(*map(_stated, stated), strict=True) if stated else nothing(4)),
-        strict=True,
-    )
+    ]
 
 
 def _multibuy(offer: MultiBuy | None) -> tuple[int | None, int | None]:

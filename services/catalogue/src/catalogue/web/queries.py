@@ -71,7 +71,7 @@ class WebQueries:
                                    FILTER (WHERE pl.store_id <> pl.anchor_store_id), '{}') AS members
                    FROM placements pl JOIN store_groups g USING (chain, group_id)
                    GROUP BY pl.chain, pl.group_id, g.group_version)
-               SELECT g.*, (SELECT count(*) FROM prices p
+               SELECT g.*, (SELECT count(*) FROM current_prices p
                             WHERE (p.chain, p.store_id) = (g.chain, g.anchor) AND p.observed_at >= $1) AS held
                FROM groups g ORDER BY g.chain, g.group_id""",
             self.fresh_after,

@@ -1,0 +1,11 @@
+-- A page seen again with nothing changed moves its sweep and nothing else: no run is read,
+-- folded or reassessed for it. What its sweep keeps to know that:
+--   shelves: what the page showed (servicekit.sweeps.shelves_of) when the sweep was stored from
+--     its store's one page of a batch, the store its own anchor: the sweep then holds the newest
+--     run of every product of the page, each showing what the page showed. Set to NULL as soon
+--     as the sweep lets go of one of them (a new run, an end written otherwise, a deleted run);
+--   lone: each of those runs was its product's only one (never changed), so that with no chain
+--     median or other chain to judge it by it lists nothing. Only fold adds runs, and a run added
+--     after one the sweep holds lets go of it; a month restored from the archive may add runs
+--     before them, so `lone` is never stored while a month of the chain lies in the archive.
+ALTER TABLE sweeps ADD COLUMN shelves bigint, ADD COLUMN lone boolean NOT NULL DEFAULT false;
