@@ -56,6 +56,27 @@ async def _shown(chain: str, repo: PostgresGroupingRepository, conn: asyncpg.Con
     return shown
 
 
+def _seen(page: PricesScrapedPayload, hours_ago: float, *, change: bool = False) -> PricesScrapedPayload:
+    """Return a page seen hours ago (with its first price changed)."""
+    at = NOW - timedelta(hours=hours_ago)
+    shown = [o.model_copy(update={"observed_at": at}) for o in page.observations]
+    if change:
+        shown[0] = shown[0].model_copy(update={"price_cents": shown[0].price_cents + 11})
+    return page.model_copy(update={"observations": tuple(shown)})
+
+
+def _halves(
+    page: PricesScrapedPayload, hours_ago: float, *, change: bool = False, later: float = 0
+) -> list[PricesScrapedPayload]:
+    """Return a page seen hours ago as two pages of its first products and the rest (the second
+    seen `later` hours after the first, its first price changed if asked)."""
+    seen = _seen(page, hours_ago)
+    half = len(seen.observations) // 2
+    first = seen.model_copy(update={"observations": seen.observations[:half]})
+    rest = seen.model_copy(update={"observations": seen.observations[half:]})
+    return [first, _seen(rest, hours_ago - later, change=change)]
+
+
 async def _folded(chain: str, seed: int, columns: bool, conn: asyncpg.Connection) -> dict[str, Any]:
     """Fold the rounds as rows or as columns; return what grouping shows after each, and rows carried."""
     repo = PostgresGroupingRepository(conn)
@@ -64,21 +85,23 @@ async def _folded(chain: str, seed: int, columns: bool, conn: asyncpg.Connection
 
     def with_member(batch: list[PricesScrapedPayload], hours_ago: float) -> list[PricesScrapedPayload]:
         """Return the batch seen hours ago, s1's page seen by its member m1 too."""
-        at = NOW - timedelta(hours=hours_ago)
-        pages = [
-            p.model_copy(
-                update={
-                    "observations": tuple(o.model_copy(update={"observed_at": at}) for o in p.observations)
-                }
-            )
-            for p in batch
-        ]
+        pages = [_seen(p, hours_ago) for p in batch]
         return [*pages, *(p.model_copy(update={"store_id": "m1"}) for p in pages if p.store_id == "s1")]
 
     # m1 is priced alone first, then as s1's member with s1's page unchanged, more than the
     # anchor lag after s1's last sighting: only s1's newest rows of the same batch answer it.
     rounds[0] = with_member(rounds[0], 144)
     rounds[1] = with_member(rounds[1], 100)
+    # Then each store's page as two pages of one batch, as a scrape's category pages come: both
+    # new, both unchanged, one of them changed, seen at two moments, and two that share a product.
+    last = rounds[-1]
+    rounds += [
+        [half for p in last for half in _halves(p, 0.9)],
+        [half for p in last for half in _halves(p, 0.8)],
+        [half for p in last for half in _halves(p, 0.7, change=p.store_id == "s2")],
+        [half for p in last for half in _halves(p, 0.6, later=0.1)],
+        [*(_seen(p, 0.4) for p in last), *(_halves(p, 0.4)[1] for p in last)],
+    ]
     shown, updated, carried = [], [], []
     for number, batch in enumerate(rounds):
         pages = [p.model_copy(update={"chain": chain}) for p in batch]
@@ -106,5 +129,7 @@ async def test_pages_seen_again_fold_through_grouping_sweeps_as_prices_one_by_on
         assert columns == rows, f"after round {after}"
     assert not any(by_rows["carried"]), "prices one by one are never held"
     assert any(by_columns["carried"]), "not vacuous: sweeps carried rows' last sightings"
-    # The fourth round sees every page of the third again unchanged: no price row is written.
+    # The fourth round sees every page of the third again unchanged, and so does the second of
+    # the rounds of two pages a store: no price row is written.
     assert by_columns["updated"][3] == 0 < by_rows["updated"][3]
+    assert by_columns["updated"][-4] == 0 < by_rows["updated"][-4]

@@ -501,10 +501,10 @@ class PostgresGroupingRepository:
             [page.page for page in pages.values()],
             [page.seen_at for page in pages.values()],
         )
-        compared = Counter(
-            {(batches[i].chain, page.store_id): len(page.skus) for i, page in pages.items()
-             if (batches[i].chain, page.store_id) in anchors}
-        )  # fmt: skip
+        compared: Counter[tuple[str, str]] = Counter()
+        for i, page in pages.items():
+            if (batches[i].chain, page.store_id) in anchors:
+                compared[batches[i].chain, page.store_id] += len(page.skus)
         if compared:
             await self.conn.execute(
                 """UPDATE stores s SET compared_since_check = s.compared_since_check + c.n
@@ -929,15 +929,24 @@ class PostgresGroupingRepository:
 def _whole_pages(
     batches: Sequence[PricesScrapedPayload], anchor_of: Mapping[tuple[str, str], str]
 ) -> dict[int, SeenPage]:
-    """Return, by batch index, the pages seen whole of stores that are no member and occur once."""
-    once = Counter((batch.chain, batch.store_id) for batch in batches)
-    return {
-        i: page
-        for i, page in enumerate(seen_pages(batches))
-        if page is not None
-        and once[batches[i].chain, page.store_id] == 1
-        and (batches[i].chain, page.store_id) not in anchor_of
-    }
+    """Return, by batch index, the pages seen whole of stores that are no member, each page on its own.
+
+    A store's pages of a batch (a scrape's category pages, keyed by store) count when each is
+    seen whole, no two are the same page and no product is on two: their rows are then apart.
+    """
+    by_store: dict[tuple[str, str], list[tuple[int, SeenPage | None]]] = {}
+    for i, page in enumerate(seen_pages(batches)):
+        by_store.setdefault((batches[i].chain, batches[i].store_id), []).append((i, page))
+    whole: dict[int, SeenPage] = {}
+    for store, pages in by_store.items():
+        seen = [page for _, page in pages if page is not None]
+        if store in anchor_of or len(seen) < len(pages):
+            continue
+        if len({page.page for page in seen}) == len(seen) and len(
+            set().union(*(page.skus for page in seen))
+        ) == sum(len(page.skus) for page in seen):
+            whole.update((i, page) for (i, _), page in zip(pages, seen, strict=True))
+    return whole
 
 
 def _page_rows(page: PricesScrapedPayload, sweep: int) -> list[StagedRow]:
