@@ -143,7 +143,9 @@ class InMemoryBargainsRepository:
                 for page, prices in copied
                 for sku, (price, was, label) in zip(page.skus, _shown_by(prices), strict=True)
             }
-            assert not firsts.keys() & started.keys(), "a first page is its store's only one"
+            # A store's first pages are all its pages in the batch, and share no product.
+            assert sum(len(page.skus) for page, _ in copied) == len(firsts), "a product on two first pages"
+            assert not firsts.keys() & started.keys(), "a first page's product folded by runs too"
             started = {**started, **firsts}
             pages = [*pages, *(page for page, _ in copied)]
             shown = {

@@ -1,11 +1,11 @@
 """An in-memory catalogue repository with the SQL's semantics."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from catalogue.domain.history import Segment, fold
-from catalogue.repository import CopiedPage, Key, PageState, PriceRow, ProductRow
+from catalogue.repository import CopiedPage, HeldPage, Key, PageState, PriceRow, ProductRow
 from contracts.events.v1 import Bargain, StoreGroupChangedPayload, Substitute
 from servicekit.sweeps import SeenPage
 
@@ -57,15 +57,19 @@ class InMemoryCatalogueRepository:
             if held is None or held.observed_at < p.observed_at:
                 self.products[p.chain, p.sku] = p
 
-    async def save_prices(
-        self, prices: Sequence[PriceRow], *, held: Mapping[tuple[str, str], SeenPage] | None = None
-    ) -> list[Key]:
+    async def save_prices(self, prices: Sequence[PriceRow], *, held: Sequence[HeldPage] = ()) -> list[Key]:
         """Merge current prices, a newer one extending or ending the current run; return the others' keys.
 
-        The rows of `held` pages' stores written are held by their sweep, which moves to the page.
+        The rows of `held` pages written are held by their page's sweep, which moves to the page.
         """
         assert len({p.key for p in prices}) == len(prices), "one row per key, as ON CONFLICT requires"
-        held = held or {}
+        sweep_of: dict[Key, int] = {}
+        for chain, page, alone in held:
+            keys = [(chain, page.store_id, sku) for sku in page.skus]
+            assert sweep_of.keys().isdisjoint(keys), "no product on two held pages"
+            sweep_of.update(dict.fromkeys(keys, page.page))
+            if alone:  # the SQL holds every row of its store given by it
+                assert {p.key for p in prices if p[:2] == (chain, page.store_id)} <= set(keys), "alone"
         self._mark_changed((p.chain, p.store_id) for p in prices)
         late: list[Key] = []
         for p in prices:
@@ -86,13 +90,13 @@ class InMemoryCatalogueRepository:
             else:
                 late.append(p.key)
                 continue
-            page = held.get((p.chain, p.store_id))
-            self._hold(p.key, page.page if page is not None else None)
-        left = {key[:2] for key in late}
-        for (chain, store_id), page in held.items():
-            self.sweeping.of[chain, store_id, page.page] = (
+            self._hold(p.key, sweep_of.get(p.key))
+        unwritten = set(late)
+        for chain, page, _ in held:
+            whole = not any((chain, page.store_id, sku) in unwritten for sku in page.skus)
+            self.sweeping.of[chain, page.store_id, page.page] = (
                 page.seen_at,
-                None if (chain, store_id) in left else page.shelves,
+                page.shelves if whole else None,
             )
         return late
 
@@ -106,9 +110,9 @@ class InMemoryCatalogueRepository:
             states.append(PageState((chain, page.store_id) in stocked, seen_at, shelves))
         return states
 
-    async def move_sweeps(self, pages: Sequence[tuple[str, SeenPage]]) -> set[tuple[str, str]]:
+    async def move_sweeps(self, pages: Sequence[tuple[str, SeenPage]]) -> set[tuple[str, str, int]]:
         """Move the sweeps holding their pages whole, showing what the pages show, to the pages' moments."""
-        moved: set[tuple[str, str]] = set()
+        moved: set[tuple[str, str, int]] = set()
         for chain, page in pages:
             sweep = self.sweeping.of.get((chain, page.store_id, page.page))
             if sweep is None or sweep[1] != page.shelves or sweep[0] > page.seen_at:
@@ -122,15 +126,17 @@ class InMemoryCatalogueRepository:
                 self.prices[key] = self.prices[key]._replace(observed_at=page.seen_at)
                 *ended, current = self.history[key]
                 self.history[key] = (*ended, replace(current, ends_at=page.seen_at))
-            moved.add((chain, page.store_id))
+            moved.add((chain, page.store_id, page.page))
         self.sweeping.moved += len(moved)
-        self._mark_changed(moved)
+        self._mark_changed((chain, store_id) for chain, store_id, _ in moved)
         return moved
 
     async def copy_prices(self, pages: Sequence[CopiedPage]) -> None:
         """Copy in the current prices of stores that hold none yet: each row starts its run."""
+        stocked = {key[:2] for key in self.prices}
         for chain, page, rows, held in pages:
-            assert not any(key[:2] == (chain, page.store_id) for key in self.prices), "a store holding none"
+            assert (chain, page.store_id) not in stocked, "a store holding none before"
+            assert not any((chain, page.store_id, sku) in self.prices for sku in page.skus), "pages apart"
             self._mark_changed([(chain, page.store_id)])
             for row in rows:
                 price = PriceRow(*row[:15])  # type: ignore[arg-type]

@@ -6,14 +6,16 @@ judges (or whose price changed once) are read and reassessed. Over several weeks
 flags and a group's member present, a product with several runs, a discount that appears and
 ends, a cross-chain bargain that appears, goes and comes back with another chain's price and
 expires when that chain goes stale, an outlier against the chain's median, a late page, a store
-seen twice in a batch, a page with a product more (whose sweep takes the runs of another's). What
-bargains shows and announces is compared, batch after batch, with the same prices folded one by
-one (no sweep at all).
+seen twice in a batch, a page with a product more (whose sweep takes the runs of another's). Then
+the same with each store's shelf split over two or three pages sent in one batch, as a scrape
+publishes a store's category pages: each page goes its own way (moved, merged or copied in) unless
+the store's pages in the batch share a product. What bargains shows and announces is compared,
+batch after batch, with the same prices folded one by one (no sweep at all).
 """
 
 import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -156,7 +158,12 @@ class Done(NamedTuple):
     moved: int
 
 
-async def _folded(chain: str, columns: bool, conn: asyncpg.Connection) -> dict[str, Any]:
+Rounds = list[tuple[float, list[list[PricesScrapedPayload]]]]
+
+
+async def _folded(
+    chain: str, columns: bool, conn: asyncpg.Connection, *, rounds: Callable[[str], Rounds] = _rounds
+) -> dict[str, Any]:
     """Fold the rounds as rows or as columns; return what bargains shows and did after each batch."""
     repo = _Counting(conn)
     work = _Work(repo)
@@ -186,7 +193,7 @@ async def _folded(chain: str, columns: bool, conn: asyncpg.Connection) -> dict[s
             policy=POLICY,
         )
     shown, done = [], []
-    for days_ago, batches in _rounds(chain):
+    for days_ago, batches in rounds(chain):
         now = NOW - timedelta(days=days_ago) + timedelta(hours=1)
         for i, batch in enumerate(batches):
             before, repo.read, repo.moved = await conn.fetchval(WRITTEN), [], 0
@@ -281,3 +288,133 @@ async def test_while_a_month_lies_in_the_archive_no_run_a_sweep_holds_counts_as_
     lone, read = await rolled_back(stack, "bargains", functools.partial(_with_a_month_archived, chain))
     assert lone == [False, False]
     assert read == {store: set(_shelves()[store]) for store in ("s2", "s3")}
+
+
+SPLIT = {"s1": (("p0", "p1"), ("p2",), ("p3", "p4")), "s2": (("p0", "p1", "p2"), ("p3", "p4"))}
+"""Each store's pages: s1's shelf over three, the others' over two (s3 and s4 as s2)."""
+
+
+def _pages(
+    chain: str, store: str, shelf: Shelf, days_ago: float, *, late: Mapping[int, float] | None = None
+) -> list[PricesScrapedPayload]:
+    """A store's pages of a shelf, all seen at one moment but those `late` (by page, hours before)."""
+    late = late or {}
+    return [
+        _page(chain, store, {sku: shelf[sku] for sku in skus}, days_ago + late.get(p, 0) / 24)
+        for p, skus in enumerate(SPLIT.get(store, SPLIT["s2"]))
+    ]
+
+
+def _several(chain: str) -> Rounds:
+    """Days ago and the batches folded then, each of the chain's own stores sending its pages in one."""
+    other = f"{chain}-o"
+    shelves = _shelves()
+    shelves["s4"] = dict(shelves["s2"])
+    rounds: Rounds = []
+
+    def seen(
+        days_ago: float,
+        *,
+        other_too: bool = True,
+        together: bool = False,
+        stores: Sequence[str] = STORES,
+        late: Mapping[str, Mapping[int, float]] | None = None,
+        instead: Mapping[str, list[PricesScrapedPayload]] | None = None,
+    ) -> None:
+        own = [
+            page
+            for store in stores
+            for page in (instead or {}).get(store)
+            or _pages(chain, store, dict(shelves[store]), days_ago, late=(late or {}).get(store))
+        ]
+        rest = [_page(chain, MEMBER, dict(shelves[MEMBER]), days_ago)]
+        if other_too:
+            rest.append(_page(other, "o1", dict(shelves["o1"]), days_ago))
+        rounds.append((days_ago, [own + rest] if together else [own, rest]))
+
+    days_ago: float
+    for days_ago in (40, 39, 37):  # first pages copied in, then each page seen again unchanged
+        seen(days_ago)
+    # A store's pages at different moments: each its own way, one older than its sweep by runs.
+    seen(34, late={"s2": {1: 5}, "s3": {0: 4 * 24}})
+    seen(30, together=True)  # the member judged against its anchor's pages as the batch folds them
+    # Pages that share a product (s3's p2), and the same page twice (s2's): those stores by runs.
+    s2 = _pages(chain, "s2", dict(shelves["s2"]), 27)
+    shared = [
+        _page(chain, "s3", {sku: shelves["s3"][sku] for sku in ("p0", "p1", "p2")}, 27),
+        _page(chain, "s3", {sku: shelves["s3"][sku] for sku in ("p2", "p3", "p4")}, 27),
+    ]
+    seen(27, instead={"s2": [s2[0], *_pages(chain, "s2", dict(shelves["s2"]), 27.2)], "s3": shared})
+    seen(25)  # their sweeps let go: s2's and s3's pages by runs, keeping again what they show
+    shelves["s1"]["p1"] = shelves[MEMBER]["p1"] = (300, None)  # a discount: s1's first page changes
+    for days_ago in (24, 21, 18):
+        seen(days_ago)
+    shelves["s1"]["p1"] = shelves[MEMBER]["p1"] = (400, None)  # the discount ends
+    shelves["s2"]["p3"] = (280, 350)  # and s2's second page changes
+    seen(15)
+    seen(12, other_too=False)  # the other chain stale from here on: its cross-chain bargains expire
+    for days_ago in (10, 8):  # a new store's first prices over two pages, one seen 3 hours before
+        seen(days_ago, other_too=False, stores=(*STORES, "s4"), late={"s4": {1: 3}})
+    for days_ago in (5, 2, 1):
+        seen(days_ago, other_too=False, stores=(*STORES, "s4"))
+    return rounds
+
+
+async def test_a_stores_several_pages_in_a_batch_each_take_their_way_and_answer_as_prices_one_by_one(
+    stack: Stack,
+) -> None:
+    chain = f"split-{uuid.uuid4().hex[:8]}"
+    by_rows, by_columns = [
+        await rolled_back(stack, "bargains", functools.partial(_folded, chain, columns, rounds=_several))
+        for columns in (False, True)
+    ]
+    for after, (columns, rows) in enumerate(zip(by_columns["shown"], by_rows["shown"], strict=True)):
+        assert columns == rows, f"after batch {after}"
+    assert by_columns["published"] == by_rows["published"]
+    # Not vacuous: what the rounds go through is there.
+    kinds = {(row[0], row[6]) for shown in by_columns["shown"] for row in shown["bargains"]}
+    assert {("s1", "discount"), ("s2", "cross_chain"), ("s3", "cross_chain")} <= kinds
+    assert [row[4] for row in by_columns["shown"][-1]["flags"]] == ["outlier"], "s3's p0"
+    announced = {c["change"] for event in by_columns["published"] for c in event["payload"]["changes"]}
+    assert {"appeared", "expired"} <= announced
+    assert all(done.moved == 0 for done in by_rows["done"])
+    own = {done.days_ago: done for done in by_columns["done"] if done.batch == 0}
+    # (history rows written, sweeps moved) by the batch of the own stores' pages, each day.
+    assert {days_ago: (done.written, done.moved) for days_ago, done in own.items()} == {
+        40: (15, 0),  # three stores' first prices, 15 over 7 pages: copied in, a row per price
+        39: (0, 7),  # every page seen again unchanged: its sweep moves, no row written
+        37: (0, 7),
+        34: (0, 6),  # s3's first page older than its sweep: by runs, and nothing to write
+        30: (1, 5),  # s1 beside its member: its 3 pages by runs (their rows kept held, the member's
+        # own p4 written); s2's and s3's 4 pages and the other chain's move
+        27: (2, 3),  # s2 sends a page twice, s3 two sharing p2: both by runs (s3's p3, p4 taken by
+        # its second page's sweep); s1's pages move
+        25: (2, 3),  # their sweeps keep nothing: by runs again (s3's p3, p4 back to their page's)
+        24: (3, 6),  # s1's first page changed: p1's run ended and started, p0's end; 6 pages move
+        21: (0, 7),
+        18: (0, 7),
+        15: (6, 5),  # one page of s1 and one of s2 changed, the stores' other pages move
+        12: (0, 7),
+        10: (5, 7),  # a fourth store's first prices over two pages at two moments: copied in
+        8: (0, 9),
+        5: (0, 9),
+        2: (0, 9),
+        1: (0, 9),
+    }
+    # Pages copied in or moved read only what a median (p0) or another chain (p2, while fresh) judges.
+    assert own[40].read == {store: {"p0"} for store in STORES}
+    assert own[39].read == {store: {"p0", "p2"} for store in STORES}
+    assert own[1].read == {"s1": {"p0", "p1"}, "s2": {"p0", "p3", "p4"}, "s3": {"p0"}, "s4": {"p0"}}
+    assert own[27].read["s2"] == own[27].read["s3"] == set(_shelves()["s3"]), "the slow way: all read"
+    assert sorted(tuple(row) for row in by_columns["sweeps"]) == [
+        ("s1", True, False),  # the page of its p1, changed twice
+        ("s1", True, True),
+        ("s1", True, True),
+        ("s2", True, False),  # the page of its p3
+        ("s2", True, True),
+        ("s3", False, False),  # the page sharing p2: no sweep keeps what it showed
+        ("s3", True, True),
+        ("s3", True, True),
+        ("s4", True, True),
+        ("s4", True, True),
+    ]

@@ -22,7 +22,18 @@ from catalogue.repository import PostgresCatalogueRepository
 from contracts.events.v1 import StoreGroupChangedPayload
 from pricestream.stack import Stack
 from tests.integration.test_columns_on_postgres import _Work
-from tests.unit.test_catalogue_pages import MEMBERS, NOW, PAGE, STORES, Step, fold_rounds, sweep_rounds
+from tests.unit.test_catalogue_pages import (
+    MEMBERS,
+    NOW,
+    PAGE,
+    SHEET_STORES,
+    SHEETS,
+    STORES,
+    Step,
+    fold_rounds,
+    page_rounds,
+    sweep_rounds,
+)
 from testsupport import rolled_back
 
 pytestmark = pytest.mark.integration
@@ -47,8 +58,16 @@ def _on_chain(chain: str, rounds: list[Step]) -> list[Step]:
     ]
 
 
-async def _folded(chain: str, seed: int, columns: bool, conn: asyncpg.Connection) -> dict[str, Any]:
-    """Fold the rounds as rows or as columns; return what the catalogue shows after each."""
+async def _folded(
+    chain: str,
+    rounds: list[Step],
+    stores: list[str],
+    skus: list[str],
+    columns: bool,
+    conn: asyncpg.Connection,
+) -> dict[str, Any]:
+    """Fold the rounds as rows or as columns; return what the catalogue shows after each, and what
+    it answers of these stores and products at the end."""
     work = _Work(PostgresCatalogueRepository(conn))
     shown: list[dict[str, list[tuple[Any, ...]]]] = []
     written: list[int] = []
@@ -68,10 +87,8 @@ async def _folded(chain: str, seed: int, columns: bool, conn: asyncpg.Connection
         )
         written.append(await conn.fetchval(WRITTEN) - sum(written))
 
-    await fold_rounds(work, _on_chain(chain, sweep_rounds(seed)), columns=columns, each=each)
+    await fold_rounds(work, _on_chain(chain, rounds), columns=columns, each=each)
     queries = CatalogueQueries(conn, fresh_after=NOW - timedelta(days=30))
-    stores = [*STORES, *MEMBERS]
-    skus = [*PAGE, "extra"]
     answered = {
         "answers": sorted(
             (a.store_id, a.price) for a in await queries.answers(chain=chain, store_ids=stores, skus=skus)
@@ -94,9 +111,9 @@ async def _folded(chain: str, seed: int, columns: bool, conn: asyncpg.Connection
 @pytest.mark.parametrize("seed", range(3))
 async def test_pages_fold_through_the_catalogues_sweeps_as_prices_one_by_one(stack: Stack, seed: int) -> None:
     chain = f"csweep-{uuid.uuid4().hex[:8]}"
+    fold = functools.partial(_folded, chain, sweep_rounds(seed), [*STORES, *MEMBERS], [*PAGE, "extra"])
     by_rows, by_columns = [
-        await rolled_back(stack, "catalogue", functools.partial(_folded, chain, seed, columns))
-        for columns in (False, True)
+        await rolled_back(stack, "catalogue", functools.partial(fold, columns)) for columns in (False, True)
     ]
     for after, (columns, rows) in enumerate(zip(by_columns["shown"], by_rows["shown"], strict=True)):
         assert columns == rows, f"after round {after}"
@@ -107,3 +124,30 @@ async def test_pages_fold_through_the_catalogues_sweeps_as_prices_one_by_one(sta
     prices = len(PAGE) * (len(STORES) + len(MEMBERS))
     assert by_columns["written"][:3] == [prices, 0, 0], "first pages copied, then only their sweeps moved"
     assert by_rows["written"][1] == prices, "one by one, the same prices again rewrite each"
+
+
+@pytest.mark.parametrize("seed", range(2))
+async def test_several_pages_of_a_store_in_one_batch_each_take_their_way(stack: Stack, seed: int) -> None:
+    chain = f"cpages-{uuid.uuid4().hex[:8]}"
+    skus = [sku for name in SHEETS for sku in SHEETS[name]]
+    fold = functools.partial(_folded, chain, page_rounds(seed), list(SHEET_STORES), skus)
+    by_rows, by_columns = [
+        await rolled_back(stack, "catalogue", functools.partial(fold, columns)) for columns in (False, True)
+    ]
+    for after, (columns, rows) in enumerate(zip(by_columns["shown"], by_rows["shown"], strict=True)):
+        assert columns == rows, f"after round {after}"
+    assert by_columns["answered"] == by_rows["answered"]
+    assert by_columns["carried"] > 0, "not vacuous: sweeps carried prices' last sightings"
+    # Each page of a store takes its own way (tests/unit/test_catalogue_pages.py, page_rounds):
+    # nine pages of four stores, four products each.
+    first = 9 * 4
+    assert by_rows["written"][1] == first, "one by one, the same prices again rewrite each"
+    written = by_columns["written"]
+    assert written[0] == first, "new stores' pages copied in, two or three at once"
+    assert written[1] == 0, "every page of a store unchanged: only their sweeps moved"
+    assert written[2] == 2 * 4, "one page of s1 and one of s2 changed: their rows merged, not the rest"
+    assert written[3] == 0, "a store's pages at different moments: each sweep moved to its own"
+    assert written[5] == 4, "a store's new page merged beside its pages unchanged"
+    assert written[6] == 2 * 4, "s1's pages sharing a product merged as one by one, s2's pages moved"
+    assert written[7] == 2 * 4, "the pages s1 wrote one by one held again, its third page moved"
+    assert written[8] == 0, "and all three moved"

@@ -586,13 +586,7 @@ async def test_pages_seen_again_unchanged_move_their_sweep_and_answer_as_prices_
         if day == 3:
             shelves["s1"]["milk"] = 400  # and gone
         pages = [_shelf_page(store, day, shelf) for store, shelf in shelves.items()]
-        now = NOW - timedelta(days=day, hours=-1)
-        await _fold(by_columns, [_as_columns(page) for page in pages], now=now)
-        await _fold(by_rows, pages, now=now)
-        assert by_columns.repo.history == by_rows.repo.history, day
-        assert by_columns.repo.price_counts == by_rows.repo.price_counts, day
-        assert by_columns.repo.bargains == by_rows.repo.bargains, day
-        assert by_columns.repo.flags == by_rows.repo.flags, day
+        await _fold_alike(by_columns, by_rows, pages, day)
     assert _announced(by_columns) == _announced(by_rows)
     assert ("appeared", "discount:c:s1:milk") in _announced(by_columns)
     assert ("expired", "discount:c:s1:milk") in _announced(by_columns)
@@ -609,12 +603,66 @@ async def test_pages_seen_again_unchanged_move_their_sweep_and_answer_as_prices_
     assert known.unpriced == {"s4"}
 
 
-def test_a_stores_own_page_is_its_only_one_in_the_batch_and_the_store_its_own_anchor() -> None:
+async def _fold_alike(by_columns: Uow, by_rows: Uow, pages: list[PricesScrapedPayload], day: float) -> None:
+    """Fold a day's pages as columns into one repository and one by one into the other; compare them."""
+    now = NOW - timedelta(days=day, hours=-1)
+    await _fold(by_columns, [_as_columns(page) for page in pages], now=now)
+    await _fold(by_rows, pages, now=now)
+    assert by_columns.repo.history == by_rows.repo.history, day
+    assert by_columns.repo.price_counts == by_rows.repo.price_counts, day
+    assert by_columns.repo.bargains == by_rows.repo.bargains, day
+    assert by_columns.repo.flags == by_rows.repo.flags, day
+
+
+async def test_a_stores_pages_in_one_batch_each_take_their_way_as_prices_one_by_one() -> None:
+    by_columns, by_rows = _uow(), _uow()
+    shelves = {
+        "s1": {"milk": 400, "tea": 300, "bread": 200, "eggs": 500},
+        "s2": {"milk": 400, "tea": 310, "bread": 210, "eggs": 520},
+        "s3": {"milk": 120, "tea": 300, "bread": 200, "eggs": 510},  # its milk an outlier
+    }
+    split = (("milk", "tea"), ("bread",), ("eggs",))
+    days = [40, 39, 35, 30, 25, 20, 15, 12, 10, 8, 5, 3, 2, 1]
+    for day in days:
+        if day == 10:
+            shelves["s1"]["milk"] = 300  # a discount on s1's first page, its others unchanged
+        if day == 3:
+            shelves["s1"]["milk"] = 400  # and gone
+        pages = [
+            _shelf_page(store, day + (0.1 if skus == ("bread",) else 0), {sku: shelf[sku] for sku in skus})
+            for store, shelf in shelves.items()
+            for skus in split
+        ]
+        if day == 5:  # s3's tea on two pages: the store's pages by runs
+            pages.append(_shelf_page("s3", day, {"tea": 300, "eggs": 510}))
+        await _fold_alike(by_columns, by_rows, pages, day)
+    assert _announced(by_columns) == _announced(by_rows)
+    assert ("appeared", "discount:c:s1:milk") in _announced(by_columns)
+    assert set(by_columns.repo.flags) == {("c", "s3", "milk", "outlier")}
+    # First pages copied in; then every page swept but s1's first on the days its milk changed, and
+    # s3's on the day its pages shared tea and the day after (their sweeps kept nothing then).
+    assert by_columns.repo.sweeps_moved == 9 * (len(days) - 1) - 2 - 3 - 3
+    assert by_rows.repo.sweeps_moved == 0
+
+
+def test_a_stores_own_pages_share_no_product_in_the_batch_and_the_store_is_its_own_anchor() -> None:
     batches = [_as_columns(_shelf_page(store, 1, {"milk": 400})) for store in ("s1", "s2", "s2", "m1")]
     rows = _batch("c", "s3", 1, ("milk", 400, None))  # prices one by one: no page seen whole
     seen = seen_pages([*batches, rows])
-    anchors = {"s1": "s1", "s2": "s2", "m1": "s1", "s3": "s3"}
-    assert list(service_layer.own_pages([*batches, rows], seen, anchors)) == [0]
+    anchors = {"s1": "s1", "s2": "s2", "m1": "s1", "s3": "s3", "s4": "s4", "s5": "s5", "s6": "s6"}
+    assert list(service_layer.own_pages([*batches, rows], seen, anchors)) == [0], "s2's same page twice"
+    several = [
+        _as_columns(_shelf_page("s4", 1, {"milk": 400, "tea": 300})),
+        _as_columns(_shelf_page("s5", 1, {"milk": 400})),
+        _as_columns(_shelf_page("s4", 2, {"bread": 200})),  # another moment: each page its own way
+        _as_columns(_shelf_page("s5", 1, {"milk": 410, "tea": 300})),  # milk on two pages
+        _as_columns(_shelf_page("s4", 1, {"eggs": 500})),
+        _as_columns(_shelf_page("s6", 1, {"milk": 400})),
+        _shelf_page("s6", 1, {"tea": 300}),  # prices one by one
+    ]
+    own = service_layer.own_pages(several, seen_pages(several), anchors)
+    assert sorted(own) == [0, 2, 4]
+    assert [own[i].skus for i in (0, 2, 4)] == [("milk", "tea"), ("bread",), ("eggs",)]
 
 
 def test_a_page_is_unchanged_when_its_sweep_keeps_what_it_shows_from_an_earlier_moment() -> None:

@@ -95,6 +95,68 @@ def sweep_rounds(seed: int) -> list[Step]:
     return rounds
 
 
+SHEETS = {name: [f"{name}{i}" for i in range(4)] for name in "pqr"}
+"""A store's pages (categories) by name: each its own products."""
+SHEET_STORES = ("s1", "s2", ANCHOR, "m")
+
+
+def page_rounds(seed: int) -> list[Step]:
+    """Batches in which a store sends several pages at once (as a scrape does, one event per page):
+    first, unchanged, one changed, at different moments, late, new, overlapping, the same twice, an
+    anchor's with its member's. The rounds are numbered as the tests count what each writes."""
+    rng = random.Random(seed)
+    skus = [sku for name in SHEETS for sku in SHEETS[name]]
+    shelf = {store: {sku: _observation(rng, sku, NOW) for sku in skus} for store in ("s1", "s2", ANCHOR)}
+    shelf["m"] = dict(shelf[ANCHOR])  # the member shows what its anchor does, but for one price
+    shelf["m"]["q1"] = _observation(rng, "q1", NOW).model_copy(update={"price_cents": 777})
+
+    def page(store: str, name: str, hours_ago: float, skus: list[str] | None = None) -> PricesScrapedPayload:
+        return _page(store, {sku: shelf[store][sku] for sku in skus or SHEETS[name]}, hours_ago)
+
+    def change(store: str, sku: str) -> None:
+        old = shelf[store][sku]
+        shelf[store][sku] = old.model_copy(update={"price_cents": old.price_cents + 37})
+
+    def sent(hours_ago: float) -> list[PricesScrapedPayload]:
+        return [
+            page(s, n, hours_ago)
+            for s, names in (("s1", "pq"), ("s2", "pqr"), (ANCHOR, "pq"), ("m", "pq"))
+            for n in names
+        ]
+
+    rounds: list[Step] = [sent(144)]  # 0: new stores' first prices over two or three pages: copied
+    rounds.append(sent(120))  # 1: every page unchanged: each sweep moves
+    change("s1", "q1")
+    change("s2", "p0")
+    rounds.append(sent(96))  # 2: one page of a store changed, the others unchanged
+    # 3: two pages of a store at different moments (s2's q not seen)
+    rounds.append([page("s1", "p", 72), page("s1", "q", 70), page("s2", "p", 66), page("s2", "r", 72)])
+    # 4: a late page (an old label, older than its sweep) beside one unchanged
+    old = shelf["s1"]["p2"].model_copy(update={"price_cents": 111})
+    rounds.append(
+        [_page("s1", {**{k: shelf["s1"][k] for k in SHEETS["p"]}, "p2": old}, 80), page("s1", "q", 48)]
+    )
+    # 5: a store's new page (more products) beside its pages unchanged
+    rounds.append([page("s1", n, 40) for n in "pqr"])
+    # 6: two pages sharing a product: that store's are merged as one by one; another store's not
+    rounds.append(
+        [page("s1", "p", 36), page("s1", "q", 36, [*SHEETS["q"], "p0"]), *(page("s2", n, 36) for n in "pq")]
+    )
+    rounds.append([page("s1", n, 30) for n in "pqr"])  # 7: s1's pages held again
+    rounds.append([page("s1", n, 24) for n in "pqr"])  # 8: and moved
+    rounds.append([page("s2", "p", 20), page("s2", "p", 19), page("s2", "q", 20)])  # 9: a page twice
+    rounds.append(_group(1, "m"))  # the member's prices its anchor shows go
+    change(ANCHOR, "q2")
+    shelf["m"]["q2"] = shelf[ANCHOR]["q2"]
+    # The anchor's pages (one changed) with its member's: judged against what the anchor shows after.
+    rounds.append([page(s, n, 12) for s in (ANCHOR, "m") for n in "pq"])
+    rounds.append([page(s, n, 6) for s in (ANCHOR, "m") for n in "pq"])  # the anchor's sweeps move
+    rounds.append(_group(2, reason="dissolved"))
+    rounds.append(sent(2))
+    rounds.append(sent(1))
+    return rounds
+
+
 async def fold_rounds(uow: object, rounds: list[Step], *, columns: bool, each: object = None) -> None:
     """Fold the rounds (pages as columns or one by one) in a unit of work each; `each` after each."""
     shelves = KeptReads[Shelf]()
@@ -209,3 +271,55 @@ def test_a_pages_rows_built_from_its_columns_are_its_prices_rows() -> None:
     assert list(service_layer.price_records("c", seen, plain.prices, sweep=None)) == [
         (*service_layer.price_row("c", "s1", o), NOW, None) for o in plain.prices.sightings()
     ]
+
+
+async def test_several_pages_of_a_store_at_once_each_take_their_way_as_prices_one_by_one() -> None:
+    for seed in range(4):
+        folded: list[tuple[list[object], list[int]]] = []
+        for by_columns in (False, True):
+            uow = FakeUnitOfWork(InMemoryCatalogueRepository())
+            shown: list[object] = []
+            moved: list[int] = []
+
+            async def each(
+                uow: FakeUnitOfWork[InMemoryCatalogueRepository] = uow,
+                shown: list[object] = shown,
+                moved: list[int] = moved,
+            ) -> None:
+                shown.append((dict(uow.repo.prices), dict(uow.repo.history)))
+                moved.append(uow.repo.sweeping.moved - sum(moved))
+
+            async with uow:
+                await fold_rounds(uow, page_rounds(seed), columns=by_columns, each=each)
+            folded.append((shown, moved))
+        (as_rows, not_moved), (as_columns, moved) = folded
+        for after, (rows, columns) in enumerate(zip(as_rows, as_columns, strict=True)):
+            assert columns == rows, f"seed {seed}, after round {after}"
+        assert sum(not_moved) == 0
+        # Each page of a store takes its own way: all nine pages moved, then those unchanged, ...
+        assert moved[:10] == [0, 9, 7, 4, 1, 2, 2, 1, 3, 0], f"seed {seed}"
+
+
+def test_a_stores_pages_apart_are_each_held_and_overlapping_ones_none() -> None:
+    rng = random.Random(4)
+    shelf = {sku: _observation(rng, sku, NOW) for name in SHEETS for sku in SHEETS[name]}
+
+    def page(store: str, skus: list[str], hours_ago: float = 1) -> PricesScrapedPayload:
+        return _as_columns(_page(store, {sku: shelf[sku] for sku in skus}, hours_ago))
+
+    batches = [
+        page("s1", SHEETS["p"]),
+        page("s1", SHEETS["q"], 2),  # s1's pages apart, at different moments: each held
+        page("s2", SHEETS["p"]),
+        page("s2", [*SHEETS["q"], "p0"]),  # a product on two of s2's pages: neither
+        page("s3", SHEETS["p"]),
+        page("s3", SHEETS["p"], 2),  # s3's same page twice: neither
+        page("s4", SHEETS["p"]),
+        _page("s4", {sku: shelf[sku] for sku in SHEETS["q"]}, 1),  # one of s4's pages one by one: neither
+        page("s5", SHEETS["r"]),
+        page("m", SHEETS["p"]),
+        page("m", SHEETS["q"]),  # a member's: none
+    ]
+    pages = service_layer.whole_pages(batches, {("c", "m"): "a"})
+    assert list(pages) == [0, 1, 8]
+    assert [list(page.skus) for page in pages.values()] == [SHEETS["p"], SHEETS["q"], SHEETS["r"]]

@@ -113,8 +113,9 @@ class BargainsRepository(Protocol):
 
         `pages`: the batch's pages seen whole, whose runs a sweep may carry (servicekit.sweeps);
         `shown`: by (store, page), what those a sweep may keep for the page seen again unchanged
-        showed (`Sweep`): each a store's own page, the store's only one in the batch; `copied`: the
-        first pages of stores with no history yet, each product's first run held by its sweep.
+        showed (`Sweep`): each a store's own page, sharing no product with the store's other pages
+        in the batch; `copied`: the first pages of stores with no history yet (a store's several
+        pages share no product), each product's first run held by its page's sweep.
         """
         ...
 

@@ -201,7 +201,7 @@ async def _fold_chain(
     # at a time against its histories once they are read (`_extended_unchanged`).
     pages: list[tuple[PricesScrapedPayload, list[Sighting] | SeenPage]] = []
     # Pages seen again unchanged and first pages, reassessed whole: no key of theirs is in
-    # `categories` (each is its store's only page).
+    # `categories` (the store's other pages in the batch share none of their products).
     swept: list[_Swept] = []
     copied: list[tuple[SeenPage, PriceColumns]] = []
     for i, batch in enumerate(batches):
@@ -352,14 +352,28 @@ def _answering(
 def own_pages(
     batches: Sequence[PricesScrapedPayload], seen: Sequence[SeenPage | None], anchors: Mapping[str, str]
 ) -> dict[int, SeenPage]:
-    """Return, by position, the pages seen whole of stores that are their own anchor, each its store's
-    only batch: their products' runs then show what the page showed, and nothing else of the store's."""
-    once = Counter(batch.store_id for batch in batches)
-    return {
-        i: page
-        for i, page in enumerate(seen)
-        if page is not None and once[page.store_id] == 1 and anchors[page.store_id] == page.store_id
-    }
+    """Return, by position, the pages seen whole of stores that are their own anchor, whose pages in
+    the batch are each seen whole, pairwise different and share no product: each page's products'
+    runs then show what that page showed, and nothing else of the store's batches touches them."""
+    by_store: dict[str, list[int]] = {}
+    for i, batch in enumerate(batches):
+        by_store.setdefault(batch.store_id, []).append(i)
+    own: dict[int, SeenPage] = {}
+    for store_id, positions in by_store.items():
+        if anchors[store_id] != store_id:
+            continue
+        pages = [seen[i] for i in positions]
+        if len(pages) == 1:  # most stores send one page a batch: nothing to compare
+            if (only := pages[0]) is not None:
+                own[positions[0]] = only
+            continue
+        whole = [page for page in pages if page is not None]
+        if len(whole) != len(pages) or len({page.page for page in whole}) != len(whole):
+            continue  # a page not seen whole, or the same page twice: every page of the store by runs
+        if len(set[str]().union(*(page.skus for page in whole))) != sum(len(page.skus) for page in whole):
+            continue  # a product on two pages: which one its run shows depends on both
+        own.update(zip(positions, whole, strict=True))
+    return dict(sorted(own.items()))  # in the batch's order, as the pages are folded
 
 
 def unchanged_pages(own: Mapping[int, SeenPage], sweeps: Mapping[tuple[str, int], Sweep]) -> dict[int, Sweep]:
@@ -559,8 +573,8 @@ async def _reassess(
     products: dict[str, set[str]] = {}  # the skus reassessed, by store
     for store, pairs in groupby(keys, itemgetter(0)):
         products.setdefault(store, set()).update(map(itemgetter(1), pairs))
-    for s in swept:
-        products[s.page.store_id] = set(s.page.skus)
+    for s in swept:  # a store's other pages in the batch may be among the keys, or swept too
+        products.setdefault(s.page.store_id, set()).update(s.page.skus)
     listed = await repo.bargains_of(
         chain=chain, store_ids=sorted(products), skus=sorted(set[str]().union(*products.values()))
     )

@@ -1,7 +1,7 @@
 """The catalogue's write side: products, current prices, history, placements, substitutes, bargains."""
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -78,6 +78,15 @@ class PageState(NamedTuple):
     when it holds it whole no more."""
 
 
+class HeldPage(NamedTuple):
+    """A page seen at once whose rows a merge writes held by its sweep (its sweep older, or none)."""
+
+    chain: str
+    page: SeenPage
+    alone: bool
+    """Whether it is the only page of its store whose rows are given: then the store names it."""
+
+
 class CopiedPage(NamedTuple):
     """A page of a store holding no price yet, copied in as its rows (PRICE_COLUMNS, run_starts_at, sweep)."""
 
@@ -101,7 +110,8 @@ _SHELF_COLUMNS = ", ".join(PRICE_FIELDS[3:14])
 # run it ended (ended_*), which the same statement writes to history: the old values come from
 # the upsert itself, with no join the planner could get wrong. It returns the keys whose sighting
 # was not newer: the caller folds those into their history.
-# A row is written held by the sweep of its store's page given in $1-$3 (its page), else by none;
+# A row is written held by the sweep of its page, else by none: of its store's page in $1-$3 when
+# that is the only page of its store given (most), else of the page given with its key in $4-$7;
 # a sweep that a written row was held by and is no more loses its shelves (it holds the page no
 # longer whole). A held row was last seen when its sweep was, if later (_LAST_SEEN): a subquery
 # per held row, but not for a row held by the page that writes it, whose sweep the caller found
@@ -119,9 +129,12 @@ _MERGE_STAGED_PRICES = f"""
     WITH staged AS (DELETE FROM incoming_prices RETURNING *),
     merged AS (
         INSERT INTO prices ({PRICE_COLUMNS}, run_starts_at, sweep)
-        SELECT {", ".join(f"st.{c}" for c in PRICE_FIELDS)}, st.observed_at, h.page FROM staged st
+        SELECT {", ".join(f"st.{c}" for c in PRICE_FIELDS)}, st.observed_at, coalesce(h.page, k.page)
+        FROM staged st
         LEFT JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS h(chain, store_id, page)
             ON h.chain = st.chain AND h.store_id = st.store_id
+        LEFT JOIN unnest($4::text[], $5::text[], $6::text[], $7::bigint[]) AS k(chain, store_id, sku, page)
+            ON k.chain = st.chain AND k.store_id = st.store_id AND k.sku = st.sku
         ON CONFLICT (chain, store_id, sku) DO UPDATE SET
             {", ".join(f"{c} = EXCLUDED.{c}" for c in PRICE_FIELDS[3:])},
             sweep = EXCLUDED.sweep,
@@ -144,6 +157,7 @@ _MERGE_STAGED_PRICES = f"""
             price_cents = EXCLUDED.price_cents, was_price_cents = EXCLUDED.was_price_cents),
     released AS ({_LET_GO.format(rows="(SELECT chain, store_id, let_go AS sweep FROM merged) AS m")})
     SELECT chain, store_id, sku FROM staged EXCEPT SELECT chain, store_id, sku FROM merged"""
+
 PRODUCT_COLUMNS = (
     "chain, sku, name, brand, size, category, shared_category, barcode, url, search_text, observed_at"
 )
@@ -156,14 +170,12 @@ class CatalogueRepository(Protocol):
         """Insert products or replace them with a newer description; an older one changes nothing."""
         ...
 
-    async def save_prices(
-        self, prices: Sequence[PriceRow], *, held: Mapping[tuple[str, str], SeenPage] | None = None
-    ) -> list[Key]:
+    async def save_prices(self, prices: Sequence[PriceRow], *, held: Sequence[HeldPage] = ()) -> list[Key]:
         """Merge current prices (one row per key), a newer one extending or ending the current run.
 
-        `held`: by (chain, store), the page of all the store's rows given, seen at once, whose sweep
-        is older than it (or none): the rows written are held by its sweep, which moves to the
-        page's moment and notes what it shows when every row of it was written (servicekit.sweeps).
+        `held`: pages whose rows are given, no product on two of them: the rows written of each
+        page are held by its sweep, which moves to the page's moment and notes what it shows when
+        every row of it was written (servicekit.sweeps). Several pages of a store each stand apart.
         Return the keys whose sighting was not newer than their current price: left to fold.
         """
         ...
@@ -172,11 +184,11 @@ class CatalogueRepository(Protocol):
         """Return, for each page of a chain, whether its store holds any current price, and its sweep."""
         ...
 
-    async def move_sweeps(self, pages: Sequence[tuple[str, SeenPage]]) -> set[tuple[str, str]]:
+    async def move_sweeps(self, pages: Sequence[tuple[str, SeenPage]]) -> set[tuple[str, str, int]]:
         """Move the sweeps of pages seen again showing what their sweep notes, to the pages' moments.
 
         Only a sweep that still holds its whole page moves (its shelves noted): nothing is written
-        per price. Return the (chain, store) of the pages moved.
+        per price. Return the (chain, store, page) of the pages moved.
         """
         ...
 
@@ -259,30 +271,30 @@ class PostgresCatalogueRepository:
             *([getattr(p, c) for p in products] for c in columns),
         )
 
-    async def save_prices(
-        self, prices: Sequence[PriceRow], *, held: Mapping[tuple[str, str], SeenPage] | None = None
-    ) -> list[Key]:
+    async def save_prices(self, prices: Sequence[PriceRow], *, held: Sequence[HeldPage] = ()) -> list[Key]:
         """Merge current prices (one row per key), a newer one extending or ending the current run.
 
-        `held`: by (chain, store), the page of all the store's rows given, seen at once, whose sweep
-        is older than it (or none): the rows written are held by its sweep, which moves to the
-        page's moment and notes what it shows when every row of it was written (servicekit.sweeps).
+        `held`: pages whose rows are given, no product on two of them: the rows written of each
+        page are held by its sweep, which moves to the page's moment and notes what it shows when
+        every row of it was written (servicekit.sweeps). Several pages of a store each stand apart.
         Return the keys whose sighting was not newer than their current price: left to fold.
         """
         if not prices:
             return []
-        held = held or {}
         stores = sorted({(p.chain, p.store_id) for p in prices})
         await self._mark_changed(stores)
         # A store holding no price yet (a chain's first scrape, a new store, the projection rebuilt
         # from the topic) has nothing to merge with: its rows start their runs, copied straight in
         # for a third of the merge's cost.
         empty = await self._stores_without_prices(stores)
-        first = [
-            (*p, p.observed_at, page.page if (page := held.get((p.chain, p.store_id))) is not None else None)
-            for p in prices
-            if (p.chain, p.store_id) in empty
-        ]
+        # Which page's sweep holds each row written, by key (a store's pages hold products apart).
+        sweep_of = {
+            (chain, page.store_id, sku): page.page
+            for chain, page, _ in held
+            if (chain, page.store_id) in empty
+            for sku in page.skus
+        }
+        first = [(*p, p.observed_at, sweep_of.get(p[:3])) for p in prices if (p.chain, p.store_id) in empty]
         staged = [p for p in prices if (p.chain, p.store_id) not in empty]
         if first:
             await self.conn.copy_records_to_table(
@@ -293,16 +305,35 @@ class PostgresCatalogueRepository:
             # The rows are tuples in column order: COPY takes them as they are, and one statement
             # merges and empties the staging table (one row per key: a statement may touch a row once).
             await self.conn.copy_records_to_table("incoming_prices", records=staged, columns=PRICE_FIELDS)
+            merged = [
+                held_page for held_page in held if (held_page.chain, held_page.page.store_id) not in empty
+            ]
+            alone = [(chain, page) for chain, page, alone in merged if alone]
+            # A page beside others of its store names its rows by key (rare: most batches merge one
+            # page of a store, the others unchanged).
             late = await self.conn.fetch(
                 _MERGE_STAGED_PRICES,
-                [chain for chain, _ in held],
-                [store_id for _, store_id in held],
-                [page.page for page in held.values()],
+                [chain for chain, _ in alone],
+                [page.store_id for _, page in alone],
+                [page.page for _, page in alone],
+                *_keys_of([(chain, page) for chain, page, alone in merged if not alone]),
             )
-        left = {(r["chain"], r["store_id"]) for r in late}
-        await self._note_sweeps([(key[0], page, key not in left) for key, page in held.items()])
+        left = [(r["chain"], r["store_id"], r["sku"]) for r in late]
+        # A page is written whole unless one of its rows was left to fold (an older sighting).
+        unwritten = set(left)
+        stores_left = {key[:2] for key in unwritten}
+        await self._note_sweeps(
+            [
+                (
+                    chain,
+                    page,
+                    (chain, page.store_id) not in stores_left or not _any_of(unwritten, chain, page),
+                )
+                for chain, page, _ in held
+            ]
+        )
         await self._note_stores(stores)
-        return [(r["chain"], r["store_id"], r["sku"]) for r in late]
+        return left
 
     async def page_states(self, pages: Sequence[tuple[str, SeenPage]]) -> list[PageState]:
         """Return, for each page of a chain, whether its store holds any current price, and its sweep."""
@@ -319,11 +350,11 @@ class PostgresCatalogueRepository:
         )
         return [PageState(r[0], r[1], r[2]) for r in rows]
 
-    async def move_sweeps(self, pages: Sequence[tuple[str, SeenPage]]) -> set[tuple[str, str]]:
+    async def move_sweeps(self, pages: Sequence[tuple[str, SeenPage]]) -> set[tuple[str, str, int]]:
         """Move the sweeps of pages seen again showing what their sweep notes, to the pages' moments.
 
         Only a sweep that still holds its whole page moves (its shelves noted): nothing is written
-        per price. Return the (chain, store) of the pages moved.
+        per price. Return the (chain, store, page) of the pages moved.
         """
         if not pages:
             return set()
@@ -333,16 +364,16 @@ class PostgresCatalogueRepository:
                     AS k(chain, store_id, page, shelves, seen_at)
                WHERE s.chain = k.chain AND s.store_id = k.store_id AND s.page = k.page
                  AND s.shelves = k.shelves AND s.seen_at <= k.seen_at
-               RETURNING s.chain, s.store_id""",
+               RETURNING s.chain, s.store_id, s.page""",
             [chain for chain, _ in pages],
             [page.store_id for _, page in pages],
             [page.page for _, page in pages],
             [page.shelves for _, page in pages],
             [page.seen_at for _, page in pages],
         )
-        moved = {(r[0], r[1]) for r in rows}
+        moved = {(r[0], r[1], r[2]) for r in rows}
         # Their prices' last sightings moved: a process keeping them must read them again.
-        await self._mark_changed(moved)
+        await self._mark_changed({(chain, store_id) for chain, store_id, _ in moved})
         return moved
 
     async def copy_prices(self, pages: Sequence[CopiedPage]) -> None:
@@ -675,3 +706,19 @@ class PostgresCatalogueRepository:
                 for b, expired in bargains
             ],
         )
+
+
+def _keys_of(pages: Sequence[tuple[str, SeenPage]]) -> tuple[list[str], list[str], list[str], list[int]]:
+    """Return the pages' keys and the page of each, as columns (repeated in C, no step per price)."""
+    counts = [len(page.skus) for _, page in pages]
+    return (
+        [*itertools.chain.from_iterable(map(itertools.repeat, (chain for chain, _ in pages), counts))],
+        [*itertools.chain.from_iterable(map(itertools.repeat, (page.store_id for _, page in pages), counts))],
+        [*itertools.chain.from_iterable(page.skus for _, page in pages)],
+        [*itertools.chain.from_iterable(map(itertools.repeat, (page.page for _, page in pages), counts))],
+    )
+
+
+def _any_of(keys: set[Key], chain: str, page: SeenPage) -> bool:
+    """Return whether any of a page's keys is among `keys`."""
+    return not keys.isdisjoint(zip(itertools.repeat(chain), itertools.repeat(page.store_id), page.skus))

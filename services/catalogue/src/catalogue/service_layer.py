@@ -5,6 +5,7 @@ when a fact was observed, so a late or repeated event changes nothing already ne
 """
 
 import functools
+import itertools
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,15 @@ from typing import cast
 from catalogue.domain.answering import ANCHOR_LAG, Shelf, answers, shelf_columns, shelves
 from catalogue.domain.history import Segment, fold
 from catalogue.domain.search import search_text
-from catalogue.repository import CatalogueRepository, CopiedPage, Key, PageState, PriceRow, ProductRow
+from catalogue.repository import (
+    CatalogueRepository,
+    CopiedPage,
+    HeldPage,
+    Key,
+    PageState,
+    PriceRow,
+    ProductRow,
+)
 from contracts.events.v1 import (
     BargainsChangedPayload,
     PriceColumns,
@@ -100,18 +109,35 @@ def whole_pages(
     batches: Sequence[PricesScrapedPayload], anchor_of: Mapping[tuple[str, str], str]
 ) -> dict[int, SeenPage]:
     """Return, by position, the pages a sweep may hold: seen at once (servicekit.sweeps), of a store
-    that is its own anchor (a member's prices are judged against its anchor's) and listed once."""
-    listed = Counter((batch.chain, batch.store_id) for batch in batches)
-    # Only those pages are hashed (`seen_pages`): a member's page is not.
-    mine = [
+    that is its own anchor (a member's prices are judged against its anchor's), whose pages in the
+    batch are all such pages, each another page with products of its own (`apart`): each is then
+    folded on its own. A store whose pages overlap is merged whole, as prices one by one."""
+    listed: dict[tuple[str, str], list[int]] = {}
+    for i, batch in enumerate(batches):
+        listed.setdefault((batch.chain, batch.store_id), []).append(i)
+    # Only those stores' pages are hashed (`seen_pages`): a member's page is not.
+    mine = sorted(
         i
-        for i, batch in enumerate(batches)
-        if batch.prices is not None
-        and listed[batch.chain, batch.store_id] == 1
-        and (batch.chain, batch.store_id) not in anchor_of
-    ]
-    pages = zip(mine, seen_pages([batches[i] for i in mine]), strict=True)
-    return {i: page for i, page in pages if page is not None}
+        for store, positions in listed.items()
+        if store not in anchor_of and all(batches[i].prices is not None for i in positions)
+        for i in positions
+    )
+    seen = dict(zip(mine, seen_pages([batches[i] for i in mine]), strict=True))
+    pages: dict[int, SeenPage] = {}
+    for positions in listed.values():
+        found = [page for i in positions if (page := seen.get(i)) is not None]
+        if len(found) == len(positions) and (len(found) == 1 or apart(found)):
+            pages.update(zip(positions, found, strict=True))
+    return dict(sorted(pages.items()))
+
+
+def apart(pages: Sequence[SeenPage]) -> bool:
+    """Return whether a store's pages are different pages none of whose products is on another."""
+    skus = sum(len(page.skus) for page in pages)
+    return (
+        len({page.page for page in pages}) == len(pages)
+        and len(set(itertools.chain.from_iterable(page.skus for page in pages))) == skus
+    )
 
 
 def page_ways(pages: Mapping[int, SeenPage], states: Sequence[PageState]) -> PageWays:
@@ -227,17 +253,18 @@ async def _by_pages(
     repo: CatalogueRepository,
     batches: Sequence[PricesScrapedPayload],
     anchor_of: Mapping[tuple[str, str], str],
-) -> tuple[set[int], dict[tuple[str, str], SeenPage]]:
+) -> tuple[set[int], list[HeldPage]]:
     """Fold the pages that need no price one by one: those seen again unchanged (their sweep moves)
-    and stores' first pages (copied in from their columns); return their positions, and by store
-    the pages the merge writes held by their sweep (`page_ways`).
+    and stores' first pages (copied in from their columns); return their positions, and the pages
+    the merge writes held by their sweep (`page_ways`). Each page of a store takes its own way: one
+    may move while another is merged (`whole_pages` keeps them apart).
     """
     pages = whole_pages(batches, anchor_of)
     if not pages:
-        return set(), {}
+        return set(), []
     ways = page_ways(pages, await repo.page_states([(batches[i].chain, page) for i, page in pages.items()]))
     moved = await repo.move_sweeps([(batches[i].chain, pages[i]) for i in ways.moving])
-    done = {i for i in ways.moving if (batches[i].chain, pages[i].store_id) in moved}
+    done = {i for i in ways.moving if (batches[i].chain, pages[i].store_id, pages[i].page) in moved}
     await repo.copy_prices(
         [
             CopiedPage(
@@ -256,7 +283,12 @@ async def _by_pages(
     )
     done.update(ways.copying)
     # The rest are merged (a page whose sweep did not move too: its rows changed meanwhile).
-    held = {(batches[i].chain, pages[i].store_id): pages[i] for i in ways.older if i not in done}
+    merged = Counter((batches[i].chain, page.store_id) for i, page in pages.items() if i not in done)
+    held = [
+        HeldPage(batches[i].chain, pages[i], merged[batches[i].chain, pages[i].store_id] == 1)
+        for i in sorted(ways.older)
+        if i not in done
+    ]
     return done, held
 
 
