@@ -79,7 +79,7 @@ async def statement_times(dsn: str, services: tuple[str, ...]) -> dict[str, dict
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
-            """SELECT r.rolname AS service, s.total_exec_time AS ms, s.query
+            """SELECT r.rolname AS service, s.total_exec_time AS ms, s.calls, s.query
                FROM extensions.pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
                WHERE r.rolname = ANY($1::text[])""",
             list(services),
@@ -91,7 +91,9 @@ async def statement_times(dsn: str, services: tuple[str, ...]) -> dict[str, dict
     for row in rows:
         total[row["service"]] += row["ms"]
         if row["ms"] > top.get(row["service"], (0.0, ""))[0]:
-            top[row["service"]] = (row["ms"], " ".join(row["query"].split())[:_STATEMENT_SHOWN])
+            # How often it ran tells a costly statement from one run too often.
+            shown = " ".join(row["query"].split())[:_STATEMENT_SHOWN]
+            top[row["service"]] = (row["ms"], f"{shown} ({row['calls']:,} calls)")
     return {
         "database_s": {name: round(ms / 1000, 1) for name, ms in total.items()},
         "database_top": {
