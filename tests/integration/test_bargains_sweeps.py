@@ -208,12 +208,20 @@ async def _folded(
     return {
         "shown": shown,
         "done": done,
-        "published": [e.model_dump(exclude=unique) for e in work.published],
+        # A store's changes in an event come in the order bargains read them, which the
+        # database does not fix: compared in one order.
+        "published": [_in_order(e.model_dump(exclude=unique)) for e in work.published],
         "sweeps": await conn.fetch(
             "SELECT store_id, shelves IS NOT NULL AS kept, lone FROM sweeps WHERE chain = $1 ORDER BY 1",
             chain,
         ),
     }
+
+
+def _in_order(event: dict[str, Any]) -> dict[str, Any]:
+    """Return an event with its payload's changes sorted by bargain and kind."""
+    changes = sorted(event["payload"]["changes"], key=lambda c: (c["bargain"]["bargain_id"], c["change"]))
+    return {**event, "payload": {**event["payload"], "changes": changes}}
 
 
 async def test_pages_seen_again_unchanged_move_their_sweep_and_answer_as_prices_one_by_one(
