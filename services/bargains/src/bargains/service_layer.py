@@ -27,7 +27,7 @@ from contracts.events.v1 import (
 )
 from servicekit.kept_reads import KeptReads
 from servicekit.pages import judgeable, unanswered
-from servicekit.sweeps import SeenPage, seen_pages
+from servicekit.sweeps import SeenPage, apart, seen_pages
 from servicekit.unit_of_work import Work
 
 PRODUCER = "bargains"
@@ -368,10 +368,8 @@ def own_pages(
                 own[positions[0]] = only
             continue
         whole = [page for page in pages if page is not None]
-        if len(whole) != len(pages) or len({page.page for page in whole}) != len(whole):
-            continue  # a page not seen whole, or the same page twice: every page of the store by runs
-        if len(set[str]().union(*(page.skus for page in whole))) != sum(len(page.skus) for page in whole):
-            continue  # a product on two pages: which one its run shows depends on both
+        if len(whole) != len(pages) or not apart(whole):
+            continue  # a page not seen whole, the same page twice or a product on two: all by runs
         own.update(zip(positions, whole, strict=True))
     return dict(sorted(own.items()))  # in the batch's order, as the pages are folded
 

@@ -5,7 +5,6 @@ when a fact was observed, so a late or repeated event changes nothing already ne
 """
 
 import functools
-import itertools
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from contracts.events.v1 import (
 )
 from servicekit.kept_reads import KeptReads
 from servicekit.pages import judgeable, unanswered
-from servicekit.sweeps import SeenPage, seen_pages
+from servicekit.sweeps import SeenPage, apart, seen_pages
 from servicekit.unit_of_work import Work
 
 Page = tuple[str, str, list[Sighting]]
@@ -129,15 +128,6 @@ def whole_pages(
         if len(found) == len(positions) and (len(found) == 1 or apart(found)):
             pages.update(zip(positions, found, strict=True))
     return dict(sorted(pages.items()))
-
-
-def apart(pages: Sequence[SeenPage]) -> bool:
-    """Return whether a store's pages are different pages none of whose products is on another."""
-    skus = sum(len(page.skus) for page in pages)
-    return (
-        len({page.page for page in pages}) == len(pages)
-        and len(set(itertools.chain.from_iterable(page.skus for page in pages))) == skus
-    )
 
 
 def page_ways(pages: Mapping[int, SeenPage], states: Sequence[PageState]) -> PageWays:

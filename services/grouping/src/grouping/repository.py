@@ -17,7 +17,7 @@ from contracts.events.v1 import PriceColumns, PricesScrapedPayload
 from servicekit import columns
 from servicekit.db import Connection
 from servicekit.pages import judgeable, unanswered
-from servicekit.sweeps import SeenPage, seen_pages
+from servicekit.sweeps import SeenPage, apart, seen_pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -942,9 +942,7 @@ def _whole_pages(
         seen = [page for _, page in pages if page is not None]
         if store in anchor_of or len(seen) < len(pages):
             continue
-        if len({page.page for page in seen}) == len(seen) and len(
-            set().union(*(page.skus for page in seen))
-        ) == sum(len(page.skus) for page in seen):
+        if apart(seen):
             whole.update((i, page) for (i, _), page in zip(pages, seen, strict=True))
     return whole
 

@@ -79,6 +79,15 @@ def seen_pages(batches: Sequence[PricesScrapedPayload]) -> list[SeenPage | None]
     return pages
 
 
+def apart(pages: Sequence[SeenPage]) -> bool:
+    """Tell whether a store's pages of a batch are different pages none of whose products is on
+    another: each then holds its own rows, and each may take its sweep's way on its own."""
+    skus = set[str]().union(*(page.skus for page in pages))
+    return len({page.page for page in pages}) == len(pages) and len(skus) == sum(
+        map(len, (p.skus for p in pages))
+    )
+
+
 @dataclass(slots=True)
 class Sweeping:
     """What a batch's pages do to its writes."""
