@@ -16,6 +16,7 @@ from bargains.domain.history import NO_LABEL, Label, PriceMove, Segment, SoldBy,
 from bargains.domain.listing import FlaggedPrice, Key, ListedBargain, OtherChains
 from contracts.events.v1 import PriceColumns, StoreGroupChangedPayload
 from servicekit import columns
+from servicekit.copying import Kind, copy_rows
 from servicekit.db import Connection
 from servicekit.sweeps import SeenPage, plan
 
@@ -227,6 +228,10 @@ SEGMENT_COLUMNS = (
     "sold_by",
     "sweep",
 )
+SEGMENT_KINDS: tuple[Kind, ...] = (
+    "text", "text", "text", "int4", "int4", "timestamptz", "timestamptz", "int4", "int4", "int4", "text",
+    "int8",
+)  # fmt: skip
 # The planner takes the unnested ends for a few rows and probes the primary key for each; with
 # table statistics it sometimes hashes the whole history instead (for 25,000 ends of a 1.2 M-row
 # history, 8.0 us a row as planned against 6.7 probed): so it is told not to, for this statement.
@@ -479,7 +484,9 @@ class PostgresBargainsRepository:
             )
         if new or copied:
             records = chain_of(new, *(_first_runs(chain, page, prices) for page, prices in copied))
-            await self.conn.copy_records_to_table("history", records=records, columns=SEGMENT_COLUMNS)
+            await copy_rows(
+                self.conn, "history", columns=SEGMENT_COLUMNS, kinds=SEGMENT_KINDS, records=records
+            )
         if not ends:
             return
         await self.conn.execute(_PROBE_ONLY)

@@ -9,6 +9,7 @@ from typing import NamedTuple, Protocol
 from catalogue.domain.answering import Shelf
 from catalogue.domain.history import Segment
 from contracts.events.v1 import Bargain, StoreGroupChangedPayload, Substitute
+from servicekit.copying import Kind, copy_rows
 from servicekit.db import Connection
 from servicekit.sweeps import SeenPage
 
@@ -103,6 +104,12 @@ PRICE_COLUMNS = (
     "stated_text, observed_at"
 )
 PRICE_FIELDS = tuple(PRICE_COLUMNS.split(", "))
+PRICE_KINDS: tuple[Kind, ...] = (
+    "text", "text", "text", "int4", "int4", "bool", "int4", "int4", "int4", "text", "int4", "int4", "text",
+    "text", "timestamptz",
+)  # fmt: skip
+_COPIED_FIELDS = (*PRICE_FIELDS, "run_starts_at", "sweep")
+_COPIED_KINDS: tuple[Kind, ...] = (*PRICE_KINDS, "timestamptz", "int8")
 _SHELF_COLUMNS = ", ".join(PRICE_FIELDS[3:14])
 # Empties the staging table as it merges (one scan of it), so no other transaction ever sees a
 # row of it; an older sighting never replaces a newer current price. A newer one at the same price
@@ -297,14 +304,14 @@ class PostgresCatalogueRepository:
         first = [(*p, p.observed_at, sweep_of.get(p[:3])) for p in prices if (p.chain, p.store_id) in empty]
         staged = [p for p in prices if (p.chain, p.store_id) not in empty]
         if first:
-            await self.conn.copy_records_to_table(
-                "prices", records=first, columns=(*PRICE_FIELDS, "run_starts_at", "sweep")
-            )
+            await copy_rows(self.conn, "prices", columns=_COPIED_FIELDS, kinds=_COPIED_KINDS, records=first)
         late = []
         if staged:
             # The rows are tuples in column order: COPY takes them as they are, and one statement
             # merges and empties the staging table (one row per key: a statement may touch a row once).
-            await self.conn.copy_records_to_table("incoming_prices", records=staged, columns=PRICE_FIELDS)
+            await copy_rows(
+                self.conn, "incoming_prices", columns=PRICE_FIELDS, kinds=PRICE_KINDS, records=staged
+            )
             merged = [
                 held_page for held_page in held if (held_page.chain, held_page.page.store_id) not in empty
             ]
@@ -385,10 +392,12 @@ class PostgresCatalogueRepository:
             return
         stores = sorted({(copied.chain, copied.page.store_id) for copied in pages})
         await self._mark_changed(stores)
-        await self.conn.copy_records_to_table(
+        await copy_rows(
+            self.conn,
             "prices",
+            columns=_COPIED_FIELDS,
+            kinds=_COPIED_KINDS,
             records=itertools.chain.from_iterable(page.rows for page in pages),
-            columns=(*PRICE_FIELDS, "run_starts_at", "sweep"),
         )
         await self._note_sweeps([(copied.chain, copied.page, True) for copied in pages if copied.held])
         await self._note_stores(stores)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from contracts.events.v1 import PriceColumns, PricesScrapedPayload
 from servicekit import columns
+from servicekit.copying import Kind, copy_rows
 from servicekit.db import Connection
 from servicekit.pages import judgeable, unanswered
 from servicekit.sweeps import SeenPage, apart, seen_pages
@@ -216,6 +217,7 @@ class StagedRow(NamedTuple):
 _STAGED_COLUMNS = (
     "chain", "store_id", "sku", "price_cents", "was_price_cents", "available", "observed_at", "sweep"
 )  # fmt: skip
+_STAGED_KINDS: tuple[Kind, ...] = ("text", "text", "text", "int4", "int4", "bool", "timestamptz", "int8")
 
 # Empties the staging table as it merges (one scan of it), so no other transaction ever sees a
 # row of it. One statement may not touch a row twice: the staged rows are one per product already.
@@ -441,10 +443,14 @@ class PostgresGroupingRepository:
         rows = [row for row in rows if (row.chain, row.store_id) not in empty]
         written = 0
         if first:
-            await self.conn.copy_records_to_table("latest_prices", records=first, columns=_STAGED_COLUMNS)
+            await copy_rows(
+                self.conn, "latest_prices", columns=_STAGED_COLUMNS, kinds=_STAGED_KINDS, records=first
+            )
             written = len(first)
         if rows:
-            await self.conn.copy_records_to_table("incoming_prices", records=rows, columns=_STAGED_COLUMNS)
+            await copy_rows(
+                self.conn, "incoming_prices", columns=_STAGED_COLUMNS, kinds=_STAGED_KINDS, records=rows
+            )
             written += _rows_affected(await self.conn.execute(_MERGE_STAGED))
         await self._store_sweeps(batches, {i: pages[i] for i in holding})
         return written
