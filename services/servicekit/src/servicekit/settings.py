@@ -40,8 +40,11 @@ class ServiceSettings(BaseSettings):
 
     consumer_max_attempts: int = Field(default=3, ge=1, description="Tries before a message goes to DLQ")
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
+    # A batch's statements are a fixed number, and a zone's stores share their price counts' rows
+    # only within a batch: 200 took `pricestream bench` from cold from 183,000-199,000 to
+    # 225,000-230,000 prices/s against 50 (docs/benchmarks.md). Nothing waits to fill one.
     consumer_max_batch: int = Field(
-        default=50, ge=1, description="Most events a batch handler takes in one transaction"
+        default=200, ge=1, description="Most events a batch handler takes in one transaction"
     )
     # aiokafka's default. The local broker makes a joining consumer wait about half of it, and
     # nearly twice it after the group's previous member died or left: the local stack sets less.
