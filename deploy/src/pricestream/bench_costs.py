@@ -95,7 +95,7 @@ async def statement_times(dsn: str, services: tuple[str, ...]) -> dict[str, dict
             shown = " ".join(row["query"].split())[:_STATEMENT_SHOWN]
             top[row["service"]] = (row["ms"], f"{shown} ({row['calls']:,} calls)")
     return {
-        "database_s": {name: round(ms / 1000, 1) for name, ms in total.items()},
+        "database_s": {name: round(ms / 1000, 2) for name, ms in total.items()},
         "database_top": {
             name: f"{ms / total[name]:.0%} {query}" for name, (ms, query) in top.items() if total[name]
         },
