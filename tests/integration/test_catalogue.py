@@ -570,6 +570,25 @@ class _InTransaction:
         pass
 
 
+async def test_a_chain_never_seen_is_a_400_naming_it_and_the_chain_meant(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    chain, _ = await _placed(stack, client, "s1", "m1")
+    typo = chain[:-1] + ("y" if chain.endswith("x") else "x")
+    refused = [
+        await client.get("/v1/search", params={"q": "milk", "chain": typo}),
+        await client.get("/v1/bargains", params={"chain": typo}),
+        await client.get("/v1/export/prices", params={"chain": typo}),
+    ]
+    assert [r.status_code for r in refused] == [400, 400, 400]
+    assert [[p["name"] for p in r.json()["invalid-params"]] for r in refused] == [["chain"]] * 3
+    assert all(f"no chain '{typo}' is known (did you mean {chain}" in r.json()["detail"] for r in refused)
+    # The chain itself is answered.
+    found = await client.get("/v1/search", params={"q": "milk", "chain": chain})
+    assert [hit["product"]["sku"] for hit in found.json()["results"]] == ["milk"]
+    assert (await client.get("/v1/bargains", params={"chain": chain})).status_code == 200
+
+
 async def test_a_store_never_priced_or_a_product_never_seen_is_a_400_naming_it(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:

@@ -1,5 +1,6 @@
 """The catalogue's public API under /v1: search, products, baskets, bargains, categories, export."""
 
+import difflib
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -59,6 +60,23 @@ async def known_stores(queries: CatalogueQueries, name: str, stores: Sequence[tu
     raise bad_parameter(name, f"no store {store!r} of {chain!r} has been priced ({hint})")
 
 
+async def known_chain(queries: CatalogueQueries, chain: str | None) -> None:
+    """Refuse a chain the catalogue never saw a product or a price of: a 400 naming `chain`.
+
+    A mistyped chain would otherwise filter everything out and answer an empty list.
+    """
+    if chain is None or await queries.is_chain(chain):
+        return
+    chains = await queries.chains()
+    if close := difflib.get_close_matches(chain, chains, n=3):
+        hint = f"did you mean {' or '.join(close)}?"
+    elif chains:
+        hint = f"it knows {', '.join(chains[:5])}{', ...' if len(chains) > 5 else ''}"
+    else:
+        hint = "it knows none yet"
+    raise bad_parameter("chain", f"no chain {chain!r} is known ({hint})")
+
+
 async def known_products(queries: CatalogueQueries, items: Sequence[baskets.BasketItem]) -> None:
     """Refuse a basket line whose product the catalogue never saw: a 400 naming the line."""
     known = await queries.products([(item.chain, item.sku) for item in items])
@@ -89,6 +107,7 @@ def build_api(
     ) -> SearchResults:
         """Find products by name, forgiving spelling, best match first, with their cheapest price."""
         async with queries_at() as queries:
+            await known_chain(queries, chain)
             found = await queries.search(query=q, chain=chain, category=category, limit=limit)
             cheapest = await queries.cheapest([(p.chain, p.sku) for p, _ in found])
         results = [
@@ -186,6 +205,7 @@ def build_api(
         if store is not None and chain is None:
             raise bad_parameter("store", "needs chain: store ids are per chain")
         async with queries_at() as queries:
+            await known_chain(queries, chain)
             if store is not None and chain is not None:
                 await known_stores(queries, "store", [(chain, store)])
             anchor = (
@@ -230,6 +250,7 @@ def build_api(
         except cursors.BadCursorError as exc:
             raise bad_parameter("cursor", str(exc)) from None
         async with queries_at() as queries:
+            await known_chain(queries, chain)
             if store is not None and chain is not None:
                 await known_stores(queries, "store", [(chain, store)])
             chunk = await queries.export_page(

@@ -122,6 +122,22 @@ class CatalogueQueries:
         unknown = {(r["chain"], r["store_id"]) for r in rows}
         return [store for store in stores if store in unknown]
 
+    async def is_chain(self, chain: str) -> bool:
+        """Tell whether the catalogue saw a product or priced a store of this chain."""
+        known = await self.conn.fetchval(
+            """SELECT EXISTS (SELECT FROM products WHERE chain = $1)
+                      OR EXISTS (SELECT FROM stores WHERE chain = $1)""",
+            chain,
+        )
+        return bool(known)
+
+    async def chains(self) -> list[str]:
+        """Return every chain the catalogue saw a product or priced a store of, in order."""
+        rows = await self.conn.fetch(
+            "SELECT chain FROM products UNION SELECT chain FROM stores ORDER BY chain"
+        )
+        return [r["chain"] for r in rows]
+
     async def store_ids(self, *, chain: str, limit: int) -> list[str]:
         """Return the first store ids of a chain the catalogue knows, in order (a hint for a wrong one)."""
         rows = await self.conn.fetch(
