@@ -144,9 +144,17 @@ class _Cycle:
     async def check_due_members(self) -> None:
         """Judge each member whose new prices went quiet; prune the verified ones, group by group."""
         verified: dict[str, list[DueCheck]] = {}
+        checked: dict[str, list[str]] = {}
         for check in await self.repo.due_checks(quiet_before=self.quiet_before):
-            if await self.check_member(check) is Verdict.VERIFIED:
+            verdict = await self.check_member(check)
+            if verdict not in (Verdict.STALE_ANCHOR, Verdict.TOO_FEW_PRICES):
+                checked.setdefault(check.chain, []).append(check.store_id)
+            if verdict is Verdict.VERIFIED:
                 verified.setdefault(check.group_id, []).append(check)
+        # One statement a chain records every member judged (a statement a member was most of
+        # grouping's database time in the bench's steady state).
+        for chain, store_ids in checked.items():
+            await self.repo.mark_checked(chain=chain, store_ids=store_ids, at=self.now)
         for group_id, checks in verified.items():
             await self.prune(
                 await self.group(group_id),
@@ -155,7 +163,8 @@ class _Cycle:
             )
 
     async def check_member(self, check: DueCheck) -> Verdict:
-        """Compare a member with its anchor and act on the verdict (a verified member is pruned later)."""
+        """Compare a member with its anchor and act on the verdict (a verified member is pruned later,
+        and a judged one recorded as checked by the caller)."""
         group = await self.group(check.group_id)
         if anchor_is_stale(
             anchor_seen=check.anchor_last_observed_at,
@@ -180,7 +189,6 @@ class _Cycle:
             self.report.pruned_rows += rows + check.answered
             return verdict
         self.report.checked += 1
-        await self.repo.mark_checked(chain=check.chain, store_ids=[check.store_id], at=self.now)
         if verdict is Verdict.SPLIT:
             self.report.split += 1
             # What its anchor answered for it stays its own: it is compared and regrouped on it.
