@@ -10,6 +10,7 @@ shows is compared with the same prices folded one by one (no sweep at all).
 import functools
 import random
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -55,18 +56,26 @@ def _page(
     )
 
 
+class Shelves(dict[str, dict[str, PriceObservation]]):
+    """What each store shows, product by product: pages are read off it, prices changed on it."""
+
+    def page(self, store: str, skus: Sequence[str] = PAGE) -> dict[str, PriceObservation]:
+        """Return a store's prices of these products."""
+        return {sku: self[store][sku] for sku in skus}
+
+    def change(self, store: str, sku: str) -> None:
+        """Raise one of a store's prices by 37 cents."""
+        old = self[store][sku]
+        self[store][sku] = old.model_copy(update={"price_cents": old.price_cents + 37})
+
+
 def _rounds(seed: int) -> list[list[PricesScrapedPayload]]:
     """Batches of pages that hold, move, end and let go of sweeps."""
     rng = random.Random(seed)
-    shelf = {store: {sku: _observation(rng, sku, NOW) for sku in [*PAGE, "extra"]} for store in STORES}
-
-    def page(store: str, skus: list[str] = PAGE) -> dict[str, PriceObservation]:
-        return {sku: shelf[store][sku] for sku in skus}
-
-    def change(store: str, sku: str) -> None:
-        old = shelf[store][sku]
-        shelf[store][sku] = old.model_copy(update={"price_cents": old.price_cents + 37})
-
+    shelf = Shelves(
+        {store: {sku: _observation(rng, sku, NOW) for sku in [*PAGE, "extra"]} for store in STORES}
+    )
+    page, change = shelf.page, shelf.change
     rounds = [[_page(s, page(s), 144) for s in STORES], [_page(s, page(s), 120) for s in STORES]]
     change("s1", "p1")
     rounds += [[_page(s, page(s), 96) for s in STORES], [_page(s, page(s), 72) for s in STORES]]

@@ -21,7 +21,7 @@ from servicekit.kept_reads import KeptReads
 from servicekit.sweeps import SeenPage, page_of, seen_pages
 from tests.fakes.catalogue import InMemoryCatalogueRepository
 from tests.fakes.unit_of_work import FakeUnitOfWork
-from tests.integration.test_sweeps_on_postgres import _page
+from tests.integration.test_sweeps_on_postgres import Shelves, _page
 from tests.unit.test_price_columns import _as_columns, _observation
 
 pytestmark = pytest.mark.unit
@@ -49,18 +49,14 @@ Step = list[PricesScrapedPayload] | StoreGroupChangedPayload
 def sweep_rounds(seed: int) -> list[Step]:
     """Batches of pages (and group changes) that hold, move, end and let go of sweeps."""
     rng = random.Random(seed)
-    shelf = {store: {sku: _observation(rng, sku, NOW) for sku in [*PAGE, "extra"]} for store in STORES}
+    shelf = Shelves(
+        {store: {sku: _observation(rng, sku, NOW) for sku in [*PAGE, "extra"]} for store in STORES}
+    )
     # The members show what their anchor does, m and n but for one price each.
     shelf |= {member: dict(shelf[ANCHOR]) for member in MEMBERS}
     shelf["m"]["p4"] = _observation(rng, "p4", NOW).model_copy(update={"price_cents": 999})
     shelf["n"]["p2"] = _observation(rng, "p2", NOW).model_copy(update={"price_cents": 888})
-
-    def page(store: str, skus: list[str] = PAGE) -> dict[str, PriceObservation]:
-        return {sku: shelf[store][sku] for sku in skus}
-
-    def change(store: str, sku: str) -> None:
-        old = shelf[store][sku]
-        shelf[store][sku] = old.model_copy(update={"price_cents": old.price_cents + 37})
+    page, change = shelf.page, shelf.change
 
     everyone = (*STORES, *MEMBERS)
     rounds: list[Step] = [[_page(s, page(s), 144) for s in everyone]]  # first pages: copied in
@@ -106,16 +102,15 @@ def page_rounds(seed: int) -> list[Step]:
     anchor's with its member's. The rounds are numbered as the tests count what each writes."""
     rng = random.Random(seed)
     skus = [sku for name in SHEETS for sku in SHEETS[name]]
-    shelf = {store: {sku: _observation(rng, sku, NOW) for sku in skus} for store in ("s1", "s2", ANCHOR)}
+    shelf = Shelves(
+        {store: {sku: _observation(rng, sku, NOW) for sku in skus} for store in ("s1", "s2", ANCHOR)}
+    )
     shelf["m"] = dict(shelf[ANCHOR])  # the member shows what its anchor does, but for one price
     shelf["m"]["q1"] = _observation(rng, "q1", NOW).model_copy(update={"price_cents": 777})
+    change = shelf.change
 
     def page(store: str, name: str, hours_ago: float, skus: list[str] | None = None) -> PricesScrapedPayload:
-        return _page(store, {sku: shelf[store][sku] for sku in skus or SHEETS[name]}, hours_ago)
-
-    def change(store: str, sku: str) -> None:
-        old = shelf[store][sku]
-        shelf[store][sku] = old.model_copy(update={"price_cents": old.price_cents + 37})
+        return _page(store, shelf.page(store, skus or SHEETS[name]), hours_ago)
 
     def sent(hours_ago: float) -> list[PricesScrapedPayload]:
         return [
