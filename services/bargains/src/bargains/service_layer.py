@@ -411,8 +411,7 @@ def _extended_unchanged(
     A price seen again unchanged is most of a scrape: judged this way it costs no Python step.
     """
     prices = batch.prices
-    if prices is None:  # never: a page seen whole came as columns
-        return batch.sightings()
+    assert prices is not None  # a page seen whole came as columns (seen_pages)
     keys = list(zip(repeat(page.store_id), page.skus))
     found = [histories.get(key, ()) for key in keys]
     if not all(found):  # a product without a history: its first run is folded one by one

@@ -144,17 +144,9 @@ class _Cycle:
     async def check_due_members(self) -> None:
         """Judge each member whose new prices went quiet; prune the verified ones, group by group."""
         verified: dict[str, list[DueCheck]] = {}
-        checked: dict[str, list[str]] = {}
         for check in await self.repo.due_checks(quiet_before=self.quiet_before):
-            verdict = await self.check_member(check)
-            if verdict not in (Verdict.STALE_ANCHOR, Verdict.TOO_FEW_PRICES):
-                checked.setdefault(check.chain, []).append(check.store_id)
-            if verdict is Verdict.VERIFIED:
+            if await self.check_member(check) is Verdict.VERIFIED:
                 verified.setdefault(check.group_id, []).append(check)
-        # One statement a chain records every member judged (a statement a member was most of
-        # grouping's database time in the bench's steady state).
-        for chain, store_ids in checked.items():
-            await self.repo.mark_checked(chain=chain, store_ids=store_ids, at=self.now)
         for group_id, checks in verified.items():
             await self.prune(
                 await self.group(group_id),
@@ -164,7 +156,7 @@ class _Cycle:
 
     async def check_member(self, check: DueCheck) -> Verdict:
         """Compare a member with its anchor and act on the verdict (a verified member is pruned later,
-        and a judged one recorded as checked by the caller)."""
+        which records it checked with the others of its group)."""
         group = await self.group(check.group_id)
         if anchor_is_stale(
             anchor_seen=check.anchor_last_observed_at,
@@ -191,6 +183,7 @@ class _Cycle:
         self.report.checked += 1
         if verdict is Verdict.SPLIT:
             self.report.split += 1
+            await self.repo.mark_checked(chain=check.chain, store_ids=[check.store_id], at=self.now)
             # What its anchor answered for it stays its own: it is compared and regrouped on it.
             await self.repo.keep_answered(
                 chain=check.chain, store_id=check.store_id, anchor=check.anchor_store_id
