@@ -512,6 +512,31 @@ def test_a_bench_plan_out_of_range_is_refused_before_any_stack_starts(
 
 
 @pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("products.csv", "a,b\n1,2\n", "the CSV header names none of the known columns"),
+        ("products.json", '{"x": 1}', "no product could be read (1 rows"),
+        ("products.jsonl", '{"sku": "1"}\n{"name": "Milk"}\n', "no product could be read (2 rows"),
+    ],
+)
+def test_match_refuses_a_product_file_it_cannot_read_or_that_names_no_product(
+    name: str, content: str, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / name
+    bad.write_text(content)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"sku": "1", "name": "Milk 1L", "price": 1.5}\n')
+    monkeypatch.setattr(cli, "sentence_encoder", lambda: None)
+
+    for left, right in ((bad, good), (good, bad)):
+        result = _invoke("match", str(left), str(right), "--out", str(tmp_path / "m.csv"))
+
+        assert result.exit_code == USAGE
+        assert f"{bad}: {says}" in " ".join(result.stderr.split())
+        assert not (tmp_path / "m.csv").exists()
+
+
+@pytest.mark.parametrize(
     ("gold", "says"),
     [
         ("left_sku,right_sku,level\n", "no pairs after its header"),

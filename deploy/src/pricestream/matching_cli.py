@@ -22,6 +22,7 @@ from pricestream.stack import Stack
 from scraper.domain.importers import read_rows
 
 if TYPE_CHECKING:
+    from substitutions.domain.catalogue import Description
     from substitutions.domain.evaluation import LevelScore
     from substitutions.domain.matching import Policy
     from substitutions.embeddings import Encoder
@@ -65,7 +66,7 @@ def run_match(
     _require_substitutions()
     from substitutions.domain.evaluation import evaluate
     from substitutions.domain.matching import Policy
-    from substitutions.offline import match_lists, ranked_by_left, read_gold, read_products
+    from substitutions.offline import match_lists, ranked_by_left, read_gold
 
     # The labelled pairs are read first: a bad file is refused before minutes of matching.
     try:
@@ -73,10 +74,10 @@ def run_match(
         further = read_gold(acceptable) if acceptable is not None else None
     except ValueError as exc:
         raise StackUsageError(str(exc)) from None
-    left, skipped_left = read_products(left_path, read_rows)
-    right, skipped_right = read_products(right_path, read_rows)
+    left, skipped_left = _read_products(left_path)
+    right, skipped_right = _read_products(right_path)
     if {d.chain for d in left} & {d.chain for d in right}:
-        right, _ = read_products(right_path, read_rows, chain=f"{right[0].chain}-right")
+        right, _ = _read_products(right_path, chain=f"{right[0].chain}-right")
     console.print(
         f"{left_path.name}: {len(left)} products ({skipped_left} rows repeated or unreadable); "
         f"{right_path.name}: {len(right)} products ({skipped_right} rows repeated or unreadable)"
@@ -96,6 +97,21 @@ def run_match(
     ranked = ranked_by_left(candidates)
     scores = evaluate(pairs, ranked, k=k, acceptable=further) if pairs is not None else []
     return MatchReport(len(left), len(right), len(candidates), seconds, scores)
+
+
+def _read_products(path: Path, *, chain: str | None = None) -> "tuple[list[Description], int]":
+    """Read a product file, refusing one that cannot be read or names no product: nothing to match."""
+    from substitutions.offline import read_products
+
+    try:
+        products, skipped = read_products(path, read_rows, chain=chain)
+    except ValueError as exc:
+        raise StackUsageError(f"{path}: {exc}") from None
+    if not products:
+        raise StackUsageError(
+            f"{path}: no product could be read ({skipped} rows without a sku and a name, or unreadable)"
+        )
+    return products, skipped
 
 
 def sentence_encoder() -> "Encoder":
