@@ -155,6 +155,7 @@ def test_barcodes_are_valid_ean13() -> None:
     world = World.build(WorldConfig(seed=11))
     for chain in world.chains:
         for product in world.products(chain.slug):
+            assert product.barcode is not None
             assert len(product.barcode) == 13
             assert ean13(product.barcode[:12]) == product.barcode
 
@@ -401,6 +402,23 @@ def test_a_capped_au_world_picks_the_same_products_for_the_same_seed() -> None:
     product = world.products("coles")[0]
     zone_prices = {world.price("coles", s, product.sku, 0) for s in world.zones("coles")["co-z1"]}
     assert len(zone_prices) <= 2
+
+
+def test_a_capped_au_world_sells_half_its_products_at_another_chain_too_and_invents_no_barcode() -> None:
+    world = World.build(WorldConfig(catalog_path=AU_GROCERY, products_per_chain=100, stores_per_chain=6))
+
+    def named(chain: str) -> dict[str, str]:
+        """Return each product's words with its brand's, as a set, to its sku."""
+        return {
+            " ".join(sorted(f"{p.brand or ''} {p.name}".lower().replace("'", "").split())): p.sku
+            for p in world.products(chain)
+        }
+
+    coles, woolworths, iga = named("coles"), named("woolworths"), named("iga")
+    # A random 100 of Coles' 6,265 and Woolworths' 4,838 would hold one such product or none.
+    assert len(coles.keys() & (woolworths.keys() | iga.keys())) >= 30
+    assert len(woolworths.keys() & coles.keys()) >= 20
+    assert all(p.barcode is None for chain in world.chains for p in world.products(chain.slug))
 
 
 # --- the HTTP API ----------------------------------------------------------------------------------

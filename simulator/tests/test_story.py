@@ -4,12 +4,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
+from rich.table import Table
 
 from contracts import Event
 from contracts.events import StoreGroupChanged
 from contracts.events.v1 import StoreGroupChangedPayload
+from simulator import report
 from simulator.evaluation import adjusted_rand_index, ari_per_chain, follow_moves, merges_distinct
 from simulator.story import bargain_figures, group_changes
 
@@ -225,3 +228,70 @@ def test_merges_distinct_tells_a_group_mixing_zones() -> None:
     truth = {"a": "z1", "b": "z1", "c": "z2"}
     assert not merges_distinct(truth, [("a", "b"), ("c",)])
     assert merges_distinct(truth, [("a", "c"), ("b",)])
+
+
+def _serve(equivalences: list[dict[str, str]], lists: dict[str, list[dict[str, Any]]]) -> httpx.Client:
+    """Answer as a storefront of coles and woolworths and a substitutions service holding `lists` by sku."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/_truth/equivalences":
+            return httpx.Response(200, json={"equivalences": equivalences})
+        if path == "/v1/chains":
+            return httpx.Response(200, json={"chains": [{"chain": "coles"}, {"chain": "woolworths"}]})
+        if path == "/_truth/prices":
+            assert request.url.params["chain"] == "coles"
+            return httpx.Response(
+                200, json={"prices": [{"sku": sku} for sku in ("1", "2", "2", "3", "4", "5")]}
+            )
+        sku = path.split("/")[-2]
+        if sku not in lists:
+            return httpx.Response(404, json={"detail": "not computed"})
+        return httpx.Response(200, json={"name": f"product {sku}", "substitutes": lists[sku]})
+
+    return httpx.Client(transport=httpx.MockTransport(answer), base_url="http://local")
+
+
+def _row(level: str, chain: str, name: str) -> dict[str, Any]:
+    return {"level": level, "chain": chain, "sku": name, "name": name, "score": 0.9, "reason": "why"}
+
+
+def _cells(table: Table) -> list[list[str]]:
+    """Return a rich table's rows as their cells."""
+    columns = [list(column.cells) for column in table.columns]
+    return [[str(column[at]) for column in columns] for at in range(table.row_count)]
+
+
+def test_without_equivalences_the_examples_are_the_first_with_an_l3_and_with_a_same_item_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lists = {
+        "2": [_row("L4", "coles", "a looser one")],
+        "3": [_row("L3", "coles", "another brand here")],
+        "4": [_row("L1", "woolworths", "the same there"), _row("L3", "coles", "another brand")],
+        "5": [_row("L3", "woolworths", "never reached")],
+    }
+    monkeypatch.setattr(report, "local_http", lambda: _serve([], lists))
+
+    table = report.example_substitutions("http://local", "http://local", timeout_s=5)
+
+    assert "real product names" in str(table.title)
+    assert [column.header for column in table.columns][-1] == "reason"
+    # sku 1 is not computed and 2 has nothing at L1-L3; 3 has an L3, 4 its same item elsewhere.
+    assert _cells(table) == [
+        ["product 3", "L3", "another brand here", "coles", "0.90", "why"],
+        ["product 4", "L1", "the same there", "woolworths", "0.90", "why"],
+        ["", "L3", "another brand", "coles", "0.90", "why"],
+    ]
+
+
+def test_with_equivalences_the_true_pair_is_shown_and_marked(monkeypatch: pytest.MonkeyPatch) -> None:
+    truth = [
+        {"level": "L1", "chain_a": "coles", "sku_a": "4", "chain_b": "woolworths", "sku_b": "the true one"}
+    ]
+    lists = {"4": [_row("L1", "woolworths", "a first one"), _row("L1", "woolworths", "the true one")]}
+    monkeypatch.setattr(report, "local_http", lambda: _serve(truth, lists))
+
+    table = report.example_substitutions("http://local", "http://local", timeout_s=5)
+
+    assert _cells(table) == [["product 4", "L1", "the true one", "woolworths", "0.90", "why", "L1 pair"]]

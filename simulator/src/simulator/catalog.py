@@ -34,7 +34,8 @@ class Product:
     brand: str | None
     size: str
     category: str
-    barcode: str
+    barcode: str | None
+    """None where the source names none: a real scrape's products (an invented one would match nothing)."""
     base_cents: int
 
 
@@ -545,26 +546,62 @@ def read_au_grocery(folder: Path) -> dict[str, list[AuRow]]:
 def au_grocery_catalog(
     rows: Mapping[str, Sequence[AuRow]], seed: int, products_per_chain: int, categories: Sequence[str]
 ) -> Catalog:
-    """Build catalogs from real product rows: first row per sku, at most products_per_chain picked by seed."""
-    chains = []
+    """Build catalogs from real product rows: first row per sku, at most products_per_chain picked by seed.
+
+    Where a chain has more, half of its pick (at most) are products another chain sells too under
+    the same words (`_au_key`), the same ones at every chain, so that the world shows a product
+    across chains; a pick at random would hold almost none (a few hundred of thousands).
+    """
+    unique: dict[str, dict[str, AuRow]] = {}
     for chain in _AU_CHAINS:
-        if chain.slug not in rows:
-            continue
-        unique: dict[str, AuRow] = {}
-        for row in rows[chain.slug]:
-            unique.setdefault(_au_sku(chain, row.url), row)
-        skus = sorted(unique)
-        if len(skus) > products_per_chain:
-            skus = _seeded(seed, "au-pick", chain.slug).sample(skus, products_per_chain)
-        products = [_au_product(seed, chain, sku, unique[sku], categories) for sku in skus]
-        chains.append(
-            ChainCatalog(chain.slug, chain.name, chain.store_prefix, _shelf_order(products, categories))
-        )
-    if not chains:
+        for row in rows.get(chain.slug, ()):
+            unique.setdefault(chain.slug, {}).setdefault(_au_sku(chain, row.url), row)
+    if not unique:
         raise ValueError(
             "no chain files (coles.json, woolworths.json, iga.json, aldi.json) in the catalog folder"
         )
+    shared = _shared_keys(unique)
+    chains = []
+    for chain in _AU_CHAINS:
+        if chain.slug not in unique:
+            continue
+        by_sku = unique[chain.slug]
+        skus = sorted(by_sku)
+        if len(skus) > products_per_chain:
+            keyed = {_au_key(chain, sku, by_sku[sku]): sku for sku in reversed(skus)}
+            wanted = _seeded(seed, "au-shared").sample(shared, len(shared))
+            common = [keyed[key] for key in wanted if key in keyed][: products_per_chain // 2]
+            rest = sorted(set(skus) - set(common))
+            skus = sorted(
+                common + _seeded(seed, "au-pick", chain.slug).sample(rest, products_per_chain - len(common))
+            )
+        products = [_au_product(chain, sku, by_sku[sku], categories) for sku in skus]
+        chains.append(
+            ChainCatalog(chain.slug, chain.name, chain.store_prefix, _shelf_order(products, categories))
+        )
     return Catalog(chains=tuple(chains), equivalences=())
+
+
+def _shared_keys(unique: Mapping[str, Mapping[str, AuRow]]) -> list[str]:
+    """Return the keys of products more than one chain sells, sorted."""
+    chains_of: dict[str, set[str]] = {}
+    for chain in _AU_CHAINS:
+        for sku, row in unique.get(chain.slug, {}).items():
+            chains_of.setdefault(_au_key(chain, sku, row), set()).add(chain.slug)
+    return sorted(key for key, held in chains_of.items() if len(held) > 1)
+
+
+def _au_key(chain: _AuChain, sku: str, row: AuRow) -> str:
+    """Return a product's words with its brand's, as a set: Saxa's "Table Salt" = "Saxa Table Salt"."""
+    words = {_letters(word) for word in f"{_au_brand(chain, sku, row) or ''} {row.name}".split()}
+    return " ".join(sorted(words - {""}))
+
+
+def _au_brand(chain: _AuChain, sku: str, row: AuRow) -> str | None:
+    """Return the brand a product's url slug puts before its name, if any."""
+    slug = _url_slug(row.url)
+    words = slug.removesuffix(sku).strip("-") if chain.sku_is_trailing_number else slug
+    return _brand_from_slug(words, row.name.strip())
 
 
 def _url_slug(url: str) -> str:
@@ -582,8 +619,8 @@ def _au_sku(chain: _AuChain, url: str) -> str:
     return slug[:64]
 
 
-def _au_product(seed: int, chain: _AuChain, sku: str, row: AuRow, categories: Sequence[str]) -> Product:
-    """Describe one real product; its barcode is invented (the scrape has none), so it matches nothing."""
+def _au_product(chain: _AuChain, sku: str, row: AuRow, categories: Sequence[str]) -> Product:
+    """Describe one real product; the scrape names no barcode, so it has none."""
     slug = _url_slug(row.url)
     words = slug.removesuffix(sku).strip("-") if chain.sku_is_trailing_number else slug
     name = row.name.strip()
@@ -593,7 +630,7 @@ def _au_product(seed: int, chain: _AuChain, sku: str, row: AuRow, categories: Se
         brand=_brand_from_slug(words, name),
         size=_size_from_slug(words) or _size_from_quantity(name, row.quantity),
         category=_au_category(name, categories),
-        barcode=_random_ean(_seeded(seed, "au-barcode", chain.slug, sku), "93"),
+        barcode=None,
         base_cents=max(1, round(row.price * 100)),
     )
 

@@ -306,7 +306,9 @@ def _coles_bundle_tile(shelves: Sequence[Shelf]) -> dict[str, Any]:
     }
 
 
-def coles_product(listing_sku: str, name: str, brand: str | None, size: str, barcode: str) -> dict[str, Any]:
+def coles_product(
+    listing_sku: str, name: str, brand: str | None, size: str, barcode: str | None
+) -> dict[str, Any]:
     """Return a Coles product page's data, with its barcode."""
     return {
         "pageProps": {
@@ -493,7 +495,9 @@ def _woolworths_pack(shelves: Sequence[Shelf]) -> dict[str, Any]:
     }
 
 
-def woolworths_product(sku: str, name: str, brand: str | None, size: str, barcode: str) -> dict[str, Any]:
+def woolworths_product(
+    sku: str, name: str, brand: str | None, size: str, barcode: str | None
+) -> dict[str, Any]:
     """Return a Woolworths product detail answer, with its barcode."""
     return {
         "Product": {

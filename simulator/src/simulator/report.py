@@ -114,40 +114,85 @@ def zone_changes_table(changes: list[dict[str, Any]]) -> Table:
 
 
 def example_substitutions(storefront_url: str, substitutions_url: str, *, timeout_s: float = 60.0) -> Table:
-    """Show, for a product of each true equivalence level, the best substitute the service found per level."""
+    """Show, for a product of each true equivalence level, the best substitute the service found per level.
+
+    A world of real product names knows no equivalences: its first chain's products are shown
+    instead, the first found with a substitute at another chain at L1 or L2, and one at L3.
+    """
     equivalences = (
         local_http().get(f"{storefront_url}/_truth/equivalences", timeout=10).json()["equivalences"]
     )
+    if not equivalences:
+        return _untold_examples(storefront_url, substitutions_url, timeout_s=timeout_s)
     picks: dict[str, dict[str, str]] = {}
     for equivalence in equivalences:
         picks.setdefault(equivalence["level"], equivalence)
-    table = Table(title="example substitutions (truth: the storefront's equivalences)")
-    for column in ("product", "level", "substitute", "at", "score", "reason", "truth"):
-        table.add_column(column, overflow="fold")
+    table = _examples_table("example substitutions (truth: the storefront's equivalences)")
     for level, pick in sorted(picks.items()):
         url = f"{substitutions_url}/v1/products/{pick['chain_a']}/{pick['sku_a']}/substitutions"
         found = _once_computed(url, timeout_s)
         if found is None:
             table.add_row(f"{pick['chain_a']}/{pick['sku_a']}", "-", "not computed yet", "", "", "", level)
             continue
-        best: dict[str, dict[str, Any]] = {}
-        for row in found["substitutes"]:
-            if row["chain"] == pick["chain_b"] and row["sku"] == pick["sku_b"]:
-                best[str(row["level"])] = row  # the true pair is the one worth showing
-            else:
-                best.setdefault(str(row["level"]), row)
-        for shown, (at_level, row) in enumerate(sorted(best.items())):
-            is_truth = row["chain"] == pick["chain_b"] and row["sku"] == pick["sku_b"]
-            table.add_row(
-                str(found["name"]) if shown == 0 else "",
-                at_level,
-                str(row["name"]),
-                str(row["chain"]),
-                f"{row['score']:.2f}",
-                str(row["reason"]),
-                f"{level} pair" if is_truth else "",
-            )
+        _add_best(table, found, truth=(pick["chain_b"], pick["sku_b"], level))
     return table
+
+
+def _untold_examples(
+    storefront_url: str, substitutions_url: str, *, timeout_s: float, tries: int = 200
+) -> Table:
+    """Show products until one has its same item at another chain (L1, L2) and one an L3: no truth to tell."""
+    table = _examples_table(
+        "example substitutions (real product names: the storefront names no equivalences)", truth=False
+    )
+    chain = local_http().get(f"{storefront_url}/v1/chains", timeout=10).json()["chains"][0]["chain"]
+    prices = local_http().get(f"{storefront_url}/_truth/prices", params={"chain": chain}, timeout=30).json()
+    skus = list(dict.fromkeys(str(row["sku"]) for row in prices["prices"]))[:tries]
+    wanted = [{"L1", "L2"}, {"L3"}]
+    deadline = time.monotonic() + timeout_s
+    for sku in skus:
+        if not wanted or time.monotonic() > deadline:
+            break
+        url = f"{substitutions_url}/v1/products/{chain}/{sku}/substitutions"
+        found = _once_computed(url, 1.0)
+        if found is None:
+            continue
+        # L1 and L2 are at another chain by their nature: a chain lists an item once.
+        levels = {str(row["level"]) for row in found["substitutes"]}
+        covered = [levels_wanted for levels_wanted in wanted if levels & levels_wanted]
+        if covered:
+            wanted = [levels_wanted for levels_wanted in wanted if levels_wanted not in covered]
+            _add_best(table, found, truth=None)
+    return table
+
+
+def _examples_table(title: str, *, truth: bool = True) -> Table:
+    """Return the examples' empty table, with a column for the truth where one is told."""
+    table = Table(title=title)
+    for column in ("product", "level", "substitute", "at", "score", "reason", *(["truth"] if truth else [])):
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _add_best(table: Table, found: dict[str, Any], *, truth: tuple[str, str, str] | None) -> None:
+    """Add a product's best substitute per level; the true pair's where one is told."""
+    best: dict[str, dict[str, Any]] = {}
+    for row in found["substitutes"]:
+        if truth is not None and (row["chain"], row["sku"]) == truth[:2]:
+            best[str(row["level"])] = row  # the true pair is the one worth showing
+        else:
+            best.setdefault(str(row["level"]), row)
+    for shown, (at_level, row) in enumerate(sorted(best.items())):
+        is_truth = truth is not None and (row["chain"], row["sku"]) == truth[:2]
+        cells = [
+            str(found["name"]) if shown == 0 else "",
+            at_level,
+            str(row["name"]),
+            str(row["chain"]),
+            f"{row['score']:.2f}",
+            str(row["reason"]),
+        ]
+        table.add_row(*cells, *([] if truth is None else [f"{truth[2]} pair" if is_truth else ""]))
 
 
 def _once_computed(url: str, timeout_s: float) -> dict[str, Any] | None:
