@@ -289,6 +289,46 @@ async def test_a_failed_rebuild_says_why_and_keeps_the_catalogue() -> None:
     assert matcher.begin_rebuild() is not None  # a failed rebuild may be started again
 
 
+KINDS = ("Full Cream Milk", "Skim Milk", "Orange Juice", "Apple Juice", "Soy Milk")
+HOUSE_BRANDED = [
+    Description(chain, f"{chain}-{number}", f"{house} {kind} {size}", size=size)
+    for chain, house in (("freshmart", "Homebrand"), ("valueway", "Valuepick"))
+    for number, (kind, size) in enumerate((kind, size) for kind in KINDS for size in ("1L", "2L"))
+]
+
+
+async def test_a_service_started_empty_learns_house_brands_again_each_time_its_catalogue_doubles() -> None:
+    uow = FakeUnitOfWork(InMemorySubstitutionsRepository())
+    matcher = Matcher(
+        uow=uow, encoder_factory=HashingEncoder, policy=Policy(), relearn_from=10, clock=lambda: REBUILT_AT
+    )
+    await matcher.start()
+    for description in HOUSE_BRANDED[:9]:
+        await _observe(matcher, description)
+    assert (matcher.progress.status, matcher.learned_from) == ("idle", 0)
+
+    await _observe(matcher, HOUSE_BRANDED[9])  # ten held: learned from none
+    await asyncio.wait_for(matcher.settled(), timeout=5)
+    assert (matcher.progress.status, matcher.progress.products, matcher.learned_from) == ("done", 10, 10)
+    assert matcher.catalogue is not None
+    assert matcher.catalogue.own == set()  # one chain alone has nothing to compare with
+
+    for description in HOUSE_BRANDED[10:19]:
+        await _observe(matcher, description)
+    assert matcher.progress.products == 10  # not doubled yet
+    await _observe(matcher, HOUSE_BRANDED[19])
+    await asyncio.wait_for(matcher.settled(), timeout=5)
+
+    assert (matcher.progress.status, matcher.progress.products, matcher.learned_from) == ("done", 20, 20)
+    assert matcher.catalogue.own == {"homebrand", "valuepick"}
+    # The lists are those of a service that learned from all twenty at its start.
+    restarted = Matcher(uow=FakeUnitOfWork(uow.repo), encoder_factory=HashingEncoder, policy=Policy())
+    await restarted.start()
+    progress = restarted.begin_rebuild()
+    assert progress is not None
+    assert (await restarted.rebuild(progress, now=REBUILT_AT)).changed == 0
+
+
 # --- the handler ----------------------------------------------------------------------------------
 
 

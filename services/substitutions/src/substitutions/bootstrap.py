@@ -29,6 +29,8 @@ def bootstrap(settings: SubstitutionsSettings, *, clock: Clock = utc_now) -> Ser
             batch_size=settings.encode_batch_size, threads=settings.torch_threads
         ),
         policy=policy_from(settings),
+        relearn_from=settings.relearn_from,
+        clock=clock,
     )
     # Observations commit through the matcher's units of work, so its catalogue follows the commits.
     router = build_router(

@@ -5,6 +5,10 @@ database (names encoded only when their embedding is not cached), and then each 
 product updates it incrementally. A rebuild recomputes every list in a worker thread,
 reporting progress, while observations wait on the same lock. Every write goes through a
 unit of work; the catalogue never runs ahead of what the database committed.
+
+What the catalogue learns from its products (house brands, the words that tell items apart)
+is learned when it loads: a catalogue grown to twice the products it learned from is rebuilt
+in the background, so that a service started empty learns them too.
 """
 
 import asyncio
@@ -20,6 +24,7 @@ import structlog
 from contracts import Event
 from contracts.events import SubstitutionsChanged
 from contracts.events.v1 import Substitute, SubstitutionsChangedPayload
+from servicekit.clock import Clock, utc_now
 from servicekit.unit_of_work import UnitOfWorkFactory, Work
 from substitutions.domain.catalogue import Catalogue, Description, ProductKey, SubstituteRow
 from substitutions.domain.matching import Policy
@@ -59,9 +64,17 @@ class Matcher:
         uow: UnitOfWorkFactory[SubstitutionsRepository],
         encoder_factory: Callable[[], Encoder],
         policy: Policy,
+        relearn_from: int = 100,
+        clock: Clock = utc_now,
     ) -> None:
         self._uow = uow
         self.policy = policy
+        self.relearn_from = relearn_from
+        """The fewest products a catalogue learns again from once it has doubled (0: never)."""
+        self.learned_from = 0
+        """How many products the catalogue's house brands and distinguishing words were learned from."""
+        self._clock = clock
+        self._background: set[asyncio.Task[RebuildProgress]] = set()
         self._encoder_factory = encoder_factory
         self.encoder: Encoder | None = None
         self.catalogue: Catalogue | None = None
@@ -97,6 +110,29 @@ class Matcher:
         async with self._uow() as work:
             yield work
         self._uncommitted = False
+        self._relearn_if_grown()
+
+    def _relearn_if_grown(self) -> None:
+        """Start a rebuild, which learns from every product held, once the catalogue has doubled.
+
+        Doubling bounds the rebuilds' total work by twice one rebuild's. It runs after a commit,
+        so that it loads every product observed so far.
+        """
+        held = len(self)
+        if not self.relearn_from or held < max(self.relearn_from, 2 * self.learned_from):
+            return
+        progress = self.begin_rebuild()
+        if progress is None:
+            return
+        log.info("learning again from a grown catalogue", learned_from=self.learned_from, products=held)
+        self.learned_from = held  # until the rebuild loads: one rebuild per doubling
+        task = asyncio.create_task(self.rebuild(progress, now=self._clock()))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def settled(self) -> None:
+        """Wait for the rebuilds the catalogue's growth has started."""
+        await asyncio.gather(*self._background)
 
     async def observe(
         self,
@@ -196,6 +232,7 @@ class Matcher:
         encoder = self._encoder()
         descriptions = await repo.products()
         catalogue = Catalogue.learning(descriptions, dimensions=encoder.dimensions, policy=self.policy)
+        self.learned_from = len(descriptions)
         products = [catalogue.parse(description) for description in descriptions]
         kinds = sorted({product.kind for product in products})
         cached = await repo.cached_vectors(model=encoder.model_name, texts=kinds)

@@ -1,5 +1,6 @@
 """Settings of the substitutions service, read from `SUBSTITUTIONS_*` environment variables."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
@@ -17,6 +18,9 @@ class SubstitutionsSettings(ServiceSettings):
     http_port: int = 8083
     encode_batch_size: int = 256
     torch_threads: int | None = None
+    relearn_from: int = Field(default=100, ge=0)
+    """Rebuild, learning house brands and distinguishing words again, once the catalogue has
+    doubled since it last learned and holds at least this many products (0: never)."""
     l2_min_score: float = _DEFAULT.l2_min_score
     l3_min_similarity: float = _DEFAULT.l3_min_similarity
     l4_min_similarity: float = _DEFAULT.l4_min_similarity
