@@ -329,6 +329,39 @@ async def test_a_service_started_empty_learns_house_brands_again_each_time_its_c
     assert (await restarted.rebuild(progress, now=REBUILT_AT)).changed == 0
 
 
+class _SlowLoads(InMemorySubstitutionsRepository):
+    """Loads its products only once let: a rebuild in progress, held there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loading = asyncio.Event()
+        self.let = asyncio.Event()
+
+    async def products(self) -> list[Description]:
+        if self.loading.is_set():
+            await self.let.wait()
+        return await super().products()
+
+
+async def test_a_stopping_service_cancels_a_rebuild_growth_started_and_it_commits_nothing() -> None:
+    repo = _SlowLoads()
+    uow = FakeUnitOfWork(repo)
+    matcher = Matcher(uow=uow, encoder_factory=HashingEncoder, policy=Policy(), relearn_from=2)
+    await matcher.start()
+    await _observe(matcher, _milk("freshmart"))
+    repo.loading.set()
+
+    await _observe(matcher, _milk("valueway"))  # two held: a rebuild starts and waits on the load
+    assert matcher.progress.status == "running"
+    stored, published = dict(repo.stored_lists), len(uow.published)
+    await asyncio.wait_for(matcher.stop(), timeout=5)
+
+    assert (matcher.progress.status, matcher.progress.error) == ("failed", "cancelled: the service stopped")
+    assert repo.stored_lists == stored
+    assert len(uow.published) == published
+    assert matcher.begin_rebuild() is not None  # another may start
+
+
 # --- the handler ----------------------------------------------------------------------------------
 
 

@@ -134,6 +134,14 @@ class Matcher:
         """Wait for the rebuilds the catalogue's growth has started."""
         await asyncio.gather(*self._background)
 
+    async def stop(self) -> None:
+        """Cancel the rebuilds growth started: one cancelled commits nothing, its lists stay as stored."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self.progress.status == "running":  # cancelled before it began
+            self.progress.status, self.progress.error = "failed", "cancelled: the service stopped"
+
     async def observe(
         self,
         work: Work[SubstitutionsRepository],
@@ -180,6 +188,9 @@ class Matcher:
             async with self.lock:
                 progress.changed = await self._rebuild(progress, now=now)
             progress.status, progress.phase = "done", "done"
+        except asyncio.CancelledError:
+            progress.status, progress.error = "failed", "cancelled: the service stopped"
+            raise
         except Exception as exc:
             progress.status, progress.error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("rebuild failed")

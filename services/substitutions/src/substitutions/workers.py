@@ -6,7 +6,7 @@ from substitutions.service_layer import Matcher
 
 
 class MatcherLoader:
-    """Load the model and the catalogue once the database is up, then stay out of the way."""
+    """Load the model and the catalogue once the database is up; at the stop, end the matcher's rebuilds."""
 
     name = "matcher-loader"
 
@@ -23,3 +23,4 @@ class MatcherLoader:
             except OSError:
                 await asyncio.sleep(self.retry_s)
         await stopping.wait()
+        await self.matcher.stop()
