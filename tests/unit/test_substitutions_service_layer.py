@@ -329,6 +329,49 @@ async def test_a_service_started_empty_learns_house_brands_again_each_time_its_c
     assert (await restarted.rebuild(progress, now=REBUILT_AT)).changed == 0
 
 
+def _learning_at_two() -> Matcher:
+    """Return a matcher over an empty store that learns again from two products on."""
+    uow = FakeUnitOfWork(InMemorySubstitutionsRepository())
+    return Matcher(uow=uow, encoder_factory=HashingEncoder, policy=Policy(), relearn_from=2)
+
+
+async def test_a_quiet_matcher_learns_from_the_products_that_came_since_it_last_learned() -> None:
+    matcher = _learning_at_two()
+    await matcher.start()
+    for description in HOUSE_BRANDED[:2]:
+        await _observe(matcher, description)
+    await asyncio.wait_for(matcher.settled(), timeout=5)
+    await _observe(matcher, HOUSE_BRANDED[2])
+    assert (matcher.progress.status, matcher.learned_from) == ("done", 2)  # three is no doubling
+
+    async with matcher.unit_of_work():
+        assert not matcher.relearn_if_quiet(quiet_s=0)  # a unit of work may hold a product unstored
+    assert not matcher.relearn_if_quiet(quiet_s=60)  # not quiet for long enough
+    assert matcher.relearn_if_quiet(quiet_s=0)
+    await asyncio.wait_for(matcher.settled(), timeout=5)
+
+    assert (matcher.progress.status, matcher.progress.products, matcher.learned_from) == ("done", 3, 3)
+    assert not matcher.relearn_if_quiet(quiet_s=0)  # nothing came since
+
+
+async def test_the_loader_has_the_matcher_learn_again_once_quiet() -> None:
+    matcher = _learning_at_two()
+    stopping = asyncio.Event()
+    loader = asyncio.create_task(MatcherLoader(matcher, quiet_s=0.05).run(stopping))
+    await asyncio.wait_for(matcher.ready.wait(), timeout=5)
+    for description in HOUSE_BRANDED[:2]:
+        await _observe(matcher, description)
+    await asyncio.wait_for(matcher.settled(), timeout=5)
+    await _observe(matcher, HOUSE_BRANDED[2])
+
+    await asyncio.sleep(1.0)  # quiet: the loader looks every 0.05 s
+    await asyncio.wait_for(matcher.settled(), timeout=5)
+    stopping.set()
+    await asyncio.wait_for(loader, timeout=5)
+
+    assert (matcher.progress.status, matcher.progress.products, matcher.learned_from) == ("done", 3, 3)
+
+
 class _SlowLoads(InMemorySubstitutionsRepository):
     """Loads its products only once let: a rebuild in progress, held there."""
 

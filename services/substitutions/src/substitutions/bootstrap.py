@@ -47,5 +47,8 @@ def bootstrap(settings: SubstitutionsSettings, *, clock: Clock = utc_now) -> Ser
         db=db,
         metrics=metrics,
         api_routers=(build_api(db=db, matcher=matcher, clock=clock),),
-        workers=(MatcherLoader(matcher), OutboxRelay(db=db, broker=broker, metrics=metrics)),
+        workers=(
+            MatcherLoader(matcher, quiet_s=settings.relearn_quiet_s),
+            OutboxRelay(db=db, broker=broker, metrics=metrics),
+        ),
     )

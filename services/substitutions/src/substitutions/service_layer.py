@@ -8,7 +8,8 @@ unit of work; the catalogue never runs ahead of what the database committed.
 
 What the catalogue learns from its products (house brands, the words that tell items apart)
 is learned when it loads: a catalogue grown to twice the products it learned from is rebuilt
-in the background, so that a service started empty learns them too.
+in the background, so that a service started empty learns them too, and so is one that grew
+at all once no product has come for a while.
 """
 
 import asyncio
@@ -75,6 +76,9 @@ class Matcher:
         """How many products the catalogue's house brands and distinguishing words were learned from."""
         self._clock = clock
         self._background: set[asyncio.Task[RebuildProgress]] = set()
+        self._open = 0
+        """Units of work of observations open: a rebuild started while none is loads all they stored."""
+        self._quiet_since = time.monotonic()
         self._encoder_factory = encoder_factory
         self.encoder: Encoder | None = None
         self.catalogue: Catalogue | None = None
@@ -107,28 +111,44 @@ class Matcher:
         Handlers take this as their unit-of-work factory; `observe` in any other unit of work
         leaves the catalogue to be reloaded before the next observation.
         """
-        async with self._uow() as work:
-            yield work
-        self._uncommitted = False
-        self._relearn_if_grown()
+        self._open += 1
+        try:
+            async with self._uow() as work:
+                yield work
+            self._uncommitted = False
+        finally:
+            self._open -= 1
+            self._quiet_since = time.monotonic()
+        if len(self) >= 2 * self.learned_from:
+            self._relearn()
 
-    def _relearn_if_grown(self) -> None:
-        """Start a rebuild, which learns from every product held, once the catalogue has doubled.
+    def relearn_if_quiet(self, *, quiet_s: float) -> bool:
+        """Learn from the products that came since the last learning, once none has come for `quiet_s`.
 
-        Doubling bounds the rebuilds' total work by twice one rebuild's. It runs after a commit,
-        so that it loads every product observed so far.
+        A bulk load ends between two doublings: this learns from its tail. No unit of work is
+        open, so the rebuild loads every product observed so far.
+        """
+        quiet = self._open == 0 and time.monotonic() - self._quiet_since >= quiet_s
+        return quiet and len(self) > self.learned_from and self._relearn()
+
+    def _relearn(self) -> bool:
+        """Start a rebuild, which learns from every product held; False if too few or one runs.
+
+        Growth starts one each time the catalogue doubles, which bounds their total work by twice
+        one rebuild's, and always after a commit, so that it loads every product observed so far.
         """
         held = len(self)
-        if not self.relearn_from or held < max(self.relearn_from, 2 * self.learned_from):
-            return
+        if not self.relearn_from or held < self.relearn_from:
+            return False
         progress = self.begin_rebuild()
         if progress is None:
-            return
+            return False
         log.info("learning again from a grown catalogue", learned_from=self.learned_from, products=held)
         self.learned_from = held  # until the rebuild loads: one rebuild per doubling
         task = asyncio.create_task(self.rebuild(progress, now=self._clock()))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return True
 
     async def settled(self) -> None:
         """Wait for the rebuilds the catalogue's growth has started."""

@@ -21,6 +21,8 @@ class SubstitutionsSettings(ServiceSettings):
     relearn_from: int = Field(default=100, ge=0)
     """Rebuild, learning house brands and distinguishing words again, once the catalogue has
     doubled since it last learned and holds at least this many products (0: never)."""
+    relearn_quiet_s: float = Field(default=5.0, gt=0)
+    """Learn from the products that came since the last learning once none has come for this long."""
     l2_min_score: float = _DEFAULT.l2_min_score
     l3_min_similarity: float = _DEFAULT.l3_min_similarity
     l4_min_similarity: float = _DEFAULT.l4_min_similarity
