@@ -550,7 +550,7 @@ def au_grocery_catalog(
 
     Where a chain has more, half of its pick (at most) are products another chain sells too under
     the same words (`_au_key`), the same ones at every chain, so that the world shows a product
-    across chains; a pick at random would hold almost none (a few hundred of thousands).
+    across chains; a pick at random would hold almost none of the few hundred chains share.
     """
     unique: dict[str, dict[str, AuRow]] = {}
     for chain in _AU_CHAINS:
@@ -599,9 +599,13 @@ def _au_key(chain: _AuChain, sku: str, row: AuRow) -> str:
 
 def _au_brand(chain: _AuChain, sku: str, row: AuRow) -> str | None:
     """Return the brand a product's url slug puts before its name, if any."""
+    return _brand_from_slug(_slug_words(chain, sku, row), row.name.strip())
+
+
+def _slug_words(chain: _AuChain, sku: str, row: AuRow) -> str:
+    """Return a product url's slug without the sku that may end it."""
     slug = _url_slug(row.url)
-    words = slug.removesuffix(sku).strip("-") if chain.sku_is_trailing_number else slug
-    return _brand_from_slug(words, row.name.strip())
+    return slug.removesuffix(sku).strip("-") if chain.sku_is_trailing_number else slug
 
 
 def _url_slug(url: str) -> str:
@@ -621,8 +625,7 @@ def _au_sku(chain: _AuChain, url: str) -> str:
 
 def _au_product(chain: _AuChain, sku: str, row: AuRow, categories: Sequence[str]) -> Product:
     """Describe one real product; the scrape names no barcode, so it has none."""
-    slug = _url_slug(row.url)
-    words = slug.removesuffix(sku).strip("-") if chain.sku_is_trailing_number else slug
+    words = _slug_words(chain, sku, row)
     name = row.name.strip()
     return Product(
         sku=sku,
