@@ -372,6 +372,42 @@ async def test_the_loader_has_the_matcher_learn_again_once_quiet() -> None:
     assert (matcher.progress.status, matcher.progress.products, matcher.learned_from) == ("done", 3, 3)
 
 
+class _CountedLoads(InMemorySubstitutionsRepository):
+    """Counts the loads of every product, as a rebuild makes one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+
+    async def products(self) -> list[Description]:
+        self.loads += 1
+        return await super().products()
+
+
+async def test_a_rebuild_loads_once_the_open_observations_have_ended_and_new_ones_wait_for_it() -> None:
+    repo = _CountedLoads()
+    matcher, uow, _ = await _started(repo)
+    loads = repo.loads
+    first = _observe(matcher, _milk("freshmart"))
+    async with matcher.unit_of_work() as work:  # an observation whose product is stored, not committed
+        await matcher.observe(work, description=_milk("valueway"), observed_at=T0, now=NOW)
+        progress = matcher.begin_rebuild()
+        assert progress is not None
+        rebuilding = asyncio.create_task(matcher.rebuild(progress, now=REBUILT_AT))
+        waiting = asyncio.create_task(first)  # a new observation
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert repo.loads == loads  # the rebuild waits for this unit of work
+        assert not waiting.done()  # and the new observation for the rebuild
+
+    done = await asyncio.wait_for(rebuilding, timeout=5)
+    await asyncio.wait_for(waiting, timeout=5)
+
+    assert (done.status, done.products, repo.loads) == ("done", 1, loads + 1)
+    assert len(matcher) == 2
+    assert _keys(uow.repo.stored_lists[FRESHMART_MILK]) == {VALUEWAY_MILK}
+
+
 class _SlowLoads(InMemorySubstitutionsRepository):
     """Loads its products only once let: a rebuild in progress, held there."""
 

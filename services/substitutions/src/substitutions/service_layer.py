@@ -3,8 +3,9 @@
 The model is loaded once when the service starts, the catalogue is loaded from the
 database (names encoded only when their embedding is not cached), and then each observed
 product updates it incrementally. A rebuild recomputes every list in a worker thread,
-reporting progress, while observations wait on the same lock. Every write goes through a
-unit of work; the catalogue never runs ahead of what the database committed.
+reporting progress, once the observations' open units of work have ended (new ones wait).
+Every write goes through a unit of work; the catalogue never runs ahead of what the database
+committed.
 
 What the catalogue learns from its products (house brands, the words that tell items apart)
 is learned when it loads: a catalogue grown to twice the products it learned from is rebuilt
@@ -77,7 +78,12 @@ class Matcher:
         self._clock = clock
         self._background: set[asyncio.Task[RebuildProgress]] = set()
         self._open = 0
-        """Units of work of observations open: a rebuild started while none is loads all they stored."""
+        """Units of work of observations open: one may hold a product its database has not committed."""
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._gate = asyncio.Event()
+        """Cleared while a rebuild waits for the open units of work to end, and while it runs."""
+        self._gate.set()
         self._quiet_since = time.monotonic()
         self._encoder_factory = encoder_factory
         self.encoder: Encoder | None = None
@@ -111,13 +117,17 @@ class Matcher:
         Handlers take this as their unit-of-work factory; `observe` in any other unit of work
         leaves the catalogue to be reloaded before the next observation.
         """
+        await self._gate.wait()
         self._open += 1
+        self._idle.clear()
         try:
             async with self._uow() as work:
                 yield work
             self._uncommitted = False
         finally:
             self._open -= 1
+            if not self._open:
+                self._idle.set()
             self._quiet_since = time.monotonic()
         if len(self) >= 2 * self.learned_from:
             self._relearn()
@@ -125,8 +135,7 @@ class Matcher:
     def relearn_if_quiet(self, *, quiet_s: float) -> bool:
         """Learn from the products that came since the last learning, once none has come for `quiet_s`.
 
-        A bulk load ends between two doublings: this learns from its tail. No unit of work is
-        open, so the rebuild loads every product observed so far.
+        A bulk load ends between two doublings: this learns from its tail.
         """
         quiet = self._open == 0 and time.monotonic() - self._quiet_since >= quiet_s
         return quiet and len(self) > self.learned_from and self._relearn()
@@ -135,7 +144,7 @@ class Matcher:
         """Start a rebuild, which learns from every product held; False if too few or one runs.
 
         Growth starts one each time the catalogue doubles, which bounds their total work by twice
-        one rebuild's, and always after a commit, so that it loads every product observed so far.
+        one rebuild's.
         """
         held = len(self)
         if not self.relearn_from or held < self.relearn_from:
@@ -204,7 +213,11 @@ class Matcher:
         await self.ready.wait()
         progress.phase = "loading"
         started = time.perf_counter()
+        # New observations wait at the gate, and those open end first: a product one of them
+        # stored but has not committed yet would be missing from what the rebuild loads.
+        self._gate.clear()
         try:
+            await self._idle.wait()
             async with self.lock:
                 progress.changed = await self._rebuild(progress, now=now)
             progress.status, progress.phase = "done", "done"
@@ -214,6 +227,8 @@ class Matcher:
         except Exception as exc:
             progress.status, progress.error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("rebuild failed")
+        finally:
+            self._gate.set()
         progress.seconds = round(time.perf_counter() - started, 3)
         log.info("rebuild finished", **progress.as_dict())
         return progress
