@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.label_sheets import products, shown
+from benchmarks.label_sheets import candidates, products, shown
 
 PAIRS = Path(__file__).resolve().parents[1] / "tests" / "data" / "substitutions"
 Answers = Mapping[str, str]
@@ -98,8 +98,8 @@ def main() -> None:
     gold = gold_l3()
     judges: dict[str, Answers] = {"gold": gold, **opinions()}
     if args.matches:
-        coles, woolworths = products("coles"), products("woolworths")
-        sheets = {sku: set(shown(coles[sku], woolworths)) for sku in gold}
+        coles, right = products("coles"), candidates(products("woolworths"))
+        sheets = {sku: set(shown(coles[sku], right)) for sku in gold}
         ranked = alternatives(args.matches)
         judges["matcher"] = first(ranked)
         judges["matcher, among the sheet's"] = first(ranked, sheets)

@@ -47,44 +47,55 @@ def _line(sku: str, row: dict[str, str]) -> str:
     return f"{sku:>8} | {row.get('brand') or '-'} | {row['name']} | {size} | ${row.get('price')}"
 
 
-def shown(row: dict[str, str], woolworths: Products, *, candidates: int = CANDIDATES) -> list[str]:
+Candidates = list[tuple[str, set[str]]]
+"""Each Woolworths product's sku and words, brand included: what the blocks rank."""
+
+
+def candidates(woolworths: Products) -> Candidates:
+    """Return the words of every Woolworths product, read once for all the blocks."""
+    return [(sku, _words(row, with_brand=True)) for sku, row in woolworths.items()]
+
+
+def shown(row: dict[str, str], right: Candidates, *, shown_at_most: int = CANDIDATES) -> list[str]:
     """Return the Woolworths skus a block shows for a Coles product: most words in common first."""
-    right = [(sku, _words(other, with_brand=True)) for sku, other in woolworths.items()]
     words = _words(row, with_brand=True)
     plain = _words(row, with_brand=False)
     by_all = sorted(right, key=lambda item: -len(words & item[1]) / len(words | item[1]))
     by_name = sorted(right, key=lambda item: -len(plain & item[1]) / len(plain | item[1]))
-    return list(dict.fromkeys(s for s, _ in by_all[: candidates // 2] + by_name[: candidates // 2]))
+    half = shown_at_most // 2
+    return list(dict.fromkeys(s for s, _ in by_all[:half] + by_name[:half]))
 
 
-def block(sku: str, coles: Products, woolworths: Products) -> str:
+def block(sku: str, coles: Products, woolworths: Products, right: Candidates) -> str:
     """Write one Coles product's block: the product, then the Woolworths products shown for it."""
     lines = ["COLES " + _line(sku, coles[sku])]
-    lines += ["   W  " + _line(s, woolworths[s]) for s in shown(coles[sku], woolworths)]
+    lines += ["   W  " + _line(s, woolworths[s]) for s in shown(coles[sku], right)]
     return "\n".join(lines)
 
 
 def main(out_dir: Path, *, sheets: int = 4, per_sheet: int = 150) -> None:
     """Write the sheets: per Coles product, the Woolworths products with the most words in common."""
     coles, woolworths = products("coles"), products("woolworths")
+    right = candidates(woolworths)
     rng = random.Random(2023)
     picked = rng.sample(sorted(coles), sheets * per_sheet)
     out_dir.mkdir(parents=True, exist_ok=True)
     for number in range(sheets):
         chosen = picked[number * per_sheet : (number + 1) * per_sheet]
-        text = "\n\n".join(block(sku, coles, woolworths) for sku in chosen) + "\n"
+        text = "\n\n".join(block(sku, coles, woolworths, right) for sku in chosen) + "\n"
         (out_dir / f"sheet_{number + 1}.txt").write_text(text)
 
 
 def l3_blocks(out_dir: Path, gold: Path) -> None:
     """Write the blocks of the gold's L3 products in two halves, without saying which answer is labelled."""
     coles, woolworths = products("coles"), products("woolworths")
+    right = candidates(woolworths)
     with gold.open(newline="") as handle:
         skus = [row["coles_sku"] for row in csv.DictReader(handle) if row["level"] == "L3"]
     out_dir.mkdir(parents=True, exist_ok=True)
     half = len(skus) // 2
     for number, part in enumerate((skus[:half], skus[half:]), start=1):
-        text = "\n\n".join(block(sku, coles, woolworths) for sku in part) + "\n"
+        text = "\n\n".join(block(sku, coles, woolworths, right) for sku in part) + "\n"
         (out_dir / f"l3_part_{number}.txt").write_text(text)
 
 

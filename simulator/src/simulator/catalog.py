@@ -560,7 +560,12 @@ def au_grocery_catalog(
         raise ValueError(
             "no chain files (coles.json, woolworths.json, iga.json, aldi.json) in the catalog folder"
         )
-    shared = _shared_keys(unique)
+    keys = {
+        chain.slug: {sku: _au_key(chain, sku, row) for sku, row in unique[chain.slug].items()}
+        for chain in _AU_CHAINS
+        if chain.slug in unique
+    }
+    shared = _shared_keys(keys)
     chains = []
     for chain in _AU_CHAINS:
         if chain.slug not in unique:
@@ -568,7 +573,7 @@ def au_grocery_catalog(
         by_sku = unique[chain.slug]
         skus = sorted(by_sku)
         if len(skus) > products_per_chain:
-            keyed = {_au_key(chain, sku, by_sku[sku]): sku for sku in reversed(skus)}
+            keyed = {keys[chain.slug][sku]: sku for sku in reversed(skus)}  # the first sku of a key
             wanted = _seeded(seed, "au-shared").sample(shared, len(shared))
             common = [keyed[key] for key in wanted if key in keyed][: products_per_chain // 2]
             rest = sorted(set(skus) - set(common))
@@ -582,12 +587,12 @@ def au_grocery_catalog(
     return Catalog(chains=tuple(chains), equivalences=())
 
 
-def _shared_keys(unique: Mapping[str, Mapping[str, AuRow]]) -> list[str]:
-    """Return the keys of products more than one chain sells, sorted."""
+def _shared_keys(keys: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Return the keys (each chain's by sku) of products more than one chain sells, sorted."""
     chains_of: dict[str, set[str]] = {}
-    for chain in _AU_CHAINS:
-        for sku, row in unique.get(chain.slug, {}).items():
-            chains_of.setdefault(_au_key(chain, sku, row), set()).add(chain.slug)
+    for chain, by_sku in keys.items():
+        for key in by_sku.values():
+            chains_of.setdefault(key, set()).add(chain)
     return sorted(key for key, held in chains_of.items() if len(held) > 1)
 
 
